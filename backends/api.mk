@@ -1,0 +1,1 @@
+# keruta-api backend module (libcurl + json-c)

@@ -1,0 +1,240 @@
+/* agent.c - one run of a task command (execute, init, run, cleanup). */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "runner.h"
+#include "secret.h"
+#include "supervise.h"
+
+#ifndef KR_STAGEDIR
+#define KR_STAGEDIR "/usr/lib/keruta-agent/stages"
+#endif
+
+void kr_agent_plugin_dirs(kr_loader *l, const kr_settings *s, const kr_pipeline *p)
+{
+	for (size_t i = 0; i < kr_settings_list_count(s, KR_S_PLUGIN_DIR); i++)
+		kr_loader_add_dir(l, kr_settings_list_item(s, KR_S_PLUGIN_DIR, i));
+	kr_loader_add_path_list(l, getenv("KERUTA_PLUGIN_PATH"));
+	for (size_t i = 0; p && i < p->n_plugin_path; i++)
+		kr_loader_add_dir(l, p->plugin_path[i]);
+	kr_loader_add_dir(l, KR_STAGEDIR);
+}
+
+static const char *status_name(const kr_agent *a, const char *which, const char *def)
+{
+	const char *v = kr_settings_map_get(a->settings, KR_S_STATUS_NAMES, which);
+	return v ? v : def;
+}
+
+/* Read the API token from the environment or a file, and mask it. */
+static int load_token(kr_agent *a, kr_error *err)
+{
+	const char *file = kr_settings_get(a->settings, KR_S_API_TOKEN_FILE);
+	if (file) {
+		FILE *f = fopen(file, "r");
+		if (!f) {
+			kr_error_set(err, KR_EXIT_USAGE, "API token file %s: %s", file, strerror(errno));
+			return -1;
+		}
+		char buf[8192];
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			buf[--n] = '\0';
+		if (n == 0) {
+			kr_error_set(err, KR_EXIT_USAGE, "API token file %s is empty", file);
+			return -1;
+		}
+		kr_settings_set(a->settings, KR_S_API_TOKEN, buf);
+		memset(buf, 0, sizeof(buf));
+	}
+	kr_secret_add(kr_settings_get(a->settings, KR_S_API_TOKEN));
+	for (size_t i = 0; i < kr_settings_list_count(a->settings, KR_S_SECRETS); i++)
+		kr_secret_add(getenv(kr_settings_list_item(a->settings, KR_S_SECRETS, i)));
+	return 0;
+}
+
+static void fill_task_from_settings(kr_agent *a)
+{
+	kr_task *t = a->task;
+	const kr_settings *s = a->settings;
+	if (kr_settings_get(s, KR_S_TASK_ID))
+		kr_task_set(t, KR_TASK_ID, kr_settings_get(s, KR_S_TASK_ID));
+	if (kr_settings_get(s, KR_S_REPOSITORY_ID))
+		kr_task_set(t, KR_TASK_REPOSITORY_ID, kr_settings_get(s, KR_S_REPOSITORY_ID));
+	for (size_t i = 0; i < kr_settings_list_count(s, KR_S_DOCUMENT_ID); i++)
+		kr_task_list_add(t, KR_TASK_DOCUMENT_IDS, kr_settings_list_item(s, KR_S_DOCUMENT_ID, i));
+	kr_task_set(t, KR_TASK_WORK_DIR, kr_settings_get(s, KR_S_WORK_DIR));
+	if (kr_settings_get(s, KR_S_API_URL))
+		kr_task_set(t, KR_TASK_API_URL, kr_settings_get(s, KR_S_API_URL));
+	if (kr_settings_get(s, KR_S_SOURCE_POD))
+		kr_task_set(t, "cleanup.source_pod", kr_settings_get(s, KR_S_SOURCE_POD));
+}
+
+/* The outcome, for `kubectl describe` and the launcher, even when the API
+ * was unreachable at the end.  Kubernetes keeps at most 4096 bytes. */
+static void write_termination_log(kr_agent *a, const char *status, int code)
+{
+	const char *path = kr_settings_get(a->settings, KR_S_TERMINATION_LOG);
+	if (!path || !*path)
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		kr_log(errno == ENOENT || errno == EACCES ? KR_LOG_DEBUG : KR_LOG_WARN, NULL,
+		       "cannot write the termination message to %s: %s", path, strerror(errno));
+		return;
+	}
+	kr_buf b = {0};
+	const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);
+	const char *reason = kr_task_get(a->task, KR_TASK_REASON);
+	const char *exit_code = kr_task_get(a->task, KR_TASK_EXIT_CODE);
+	kr_buf_adds(&b, "{\"status\":\"");
+	kr_buf_add_json_str(&b, status, strlen(status));
+	kr_buf_addf(&b, "\",\"agentExitCode\":%d", code);
+	if (exit_code)
+		kr_buf_addf(&b, ",\"exitCode\":%d", atoi(exit_code));
+	if (stage) {
+		kr_buf_adds(&b, ",\"stage\":\"");
+		kr_buf_add_json_str(&b, stage, strlen(stage));
+		kr_buf_addc(&b, '"');
+	}
+	if (reason) {
+		size_t len = strlen(reason);
+		if (len > 3000)
+			len = 3000;
+		kr_buf_adds(&b, ",\"reason\":\"");
+		kr_buf_add_json_str(&b, reason, len);
+		kr_buf_addc(&b, '"');
+	}
+	kr_buf_adds(&b, "}\n");
+	if (write(fd, b.data, b.len) < 0)
+		kr_log(KR_LOG_WARN, NULL, "cannot write the termination message to %s: %s", path,
+		       strerror(errno));
+	close(fd);
+	kr_buf_free(&b);
+}
+
+static void emergency(void *ctx, int why)
+{
+	kr_agent *a = ctx;
+	(void)why;
+	if (!kr_task_get(a->task, KR_TASK_REASON))
+		kr_task_set(a->task, KR_TASK_REASON, "a stage did not stop within the grace period");
+	write_termination_log(a, status_name(a, "failed", "FAILED"), KR_EXIT_TASK_FAILED);
+}
+
+static int create_backend(kr_agent *a, kr_error *err)
+{
+	const char *backend = kr_settings_get(a->settings, KR_S_BACKEND);
+	int local = strcmp(backend, "local") == 0 ||
+	            (strcmp(backend, "auto") == 0 && kr_settings_get(a->settings, KR_S_TASK_FILE));
+	a->backend = local ? kr_backend_local_create(a->settings, err)
+	                   : kr_backend_api_create(a->settings, err);
+	return a->backend ? 0 : -1;
+}
+
+int kr_agent_run(kr_agent *a, kr_error *err)
+{
+	const kr_phase *phase = kr_pipeline_phase(a->pipeline, a->command);
+	kr_runner runner = {0};
+	int code = KR_EXIT_INTERNAL, inited = 0;
+
+	if (!phase || phase->n == 0) {
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "%s: phase '%s' lists no stages; add them under 'phases: %s:'",
+		             a->pipeline->path, a->command, a->command);
+		return KR_EXIT_USAGE;
+	}
+	if (kr_runner_load(&runner, a->pipeline, phase, &a->loader, err))
+		goto out;
+	if (kr_supervise_start(kr_settings_u64(a->settings, KR_S_GRACE_PERIOD))) {
+		kr_error_set(err, KR_EXIT_INTERNAL, "cannot start the supervisor threads");
+		goto out;
+	}
+	if (load_token(a, err))
+		goto out;
+	a->task = kr_task_new();
+	kr_task_set_agent(a->task, a);
+	kr_supervise_set_emergency(emergency, a);
+	fill_task_from_settings(a);
+	if (create_backend(a, err))
+		goto out;
+	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0)
+		goto out;
+
+	if (kr_runner_init(&runner, a, err))
+		goto out;
+	inited = 1;
+
+	const char *id = kr_task_get(a->task, KR_TASK_ID);
+	kr_log(KR_LOG_INFO, NULL, "%s: task %s, %zu stage%s, backend %s", a->command,
+	       id ? id : "(none)", runner.n, runner.n == 1 ? "" : "s", a->backend->ops->name);
+	int reports = id && strcmp(a->command, "cleanup") != 0;
+	if (reports) {
+		kr_error serr = {0};
+		if (a->backend->ops->report_status(a->backend, a->task,
+		                                   status_name(a, "in_progress", "IN_PROGRESS"),
+		                                   NULL, &serr) < 0)
+			kr_log(KR_LOG_WARN, NULL, "could not report IN_PROGRESS: %s", serr.msg);
+	}
+
+	code = kr_runner_run(&runner, a);
+
+	/* The end: every log line first, then the final status. */
+	const char *final = NULL;
+	if (code != KR_EXIT_OK)
+		final = status_name(a, "failed", "FAILED");
+	else if (strcmp(a->command, "execute") == 0 || strcmp(a->command, "run") == 0)
+		final = status_name(a, "completed", "COMPLETED");
+	kr_error ferr = {0};
+	uint64_t flush_ms = kr_supervise_signal() ? kr_supervise_grace_ms() / 2 + 1 : 30000;
+	if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0)
+		kr_log(KR_LOG_WARN, NULL, "some log lines were not delivered: %s (kept in the spool)",
+		       ferr.msg);
+	if (final && id) {
+		kr_buf msg = {0};
+		const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);
+		const char *reason = kr_task_get(a->task, KR_TASK_REASON);
+		if (code != KR_EXIT_OK)
+			kr_buf_addf(&msg, "stage %s failed: %s", stage ? stage : "?",
+			            reason ? reason : "no reason given");
+		kr_error serr = {0};
+		if (a->backend->ops->report_status(a->backend, a->task, final, msg.data, &serr) < 0) {
+			kr_log(KR_LOG_ERROR, NULL, "could not report %s: %s", final, serr.msg);
+			if (code == KR_EXIT_OK)
+				code = KR_EXIT_API;
+		} else {
+			a->status_sent = 1;
+		}
+		kr_buf_free(&msg);
+	}
+	write_termination_log(a, final ? final : (code == KR_EXIT_OK ? "SUCCEEDED" : "FAILED"),
+	                      code);
+	if (code == KR_EXIT_OK)
+		kr_log(KR_LOG_INFO, NULL, "%s: done", a->command);
+	else
+		kr_log(KR_LOG_ERROR, NULL, "%s: task failed in stage %s: %s", a->command,
+		       kr_task_get(a->task, KR_TASK_FAILED_STAGE),
+		       kr_task_get(a->task, KR_TASK_REASON));
+
+out:
+	if (err->code && code == KR_EXIT_INTERNAL)
+		code = err->code;
+	if (inited || runner.runs)
+		kr_runner_fini(&runner);
+	kr_supervise_set_emergency(NULL, NULL);
+	if (a->backend) {
+		a->backend->ops->destroy(a->backend);
+		a->backend = NULL;
+	}
+	kr_supervise_stop();
+	return code;
+}

@@ -1,0 +1,169 @@
+/* runner.c - see runner.h. */
+#include "runner.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "supervise.h"
+
+int kr_runner_load(kr_runner *r, const kr_pipeline *p, const kr_phase *phase, kr_loader *l,
+                   kr_error *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->pipeline = p;
+	r->phase = phase;
+	r->runs = kr_calloc(phase->n ? phase->n : 1, sizeof(*r->runs));
+	for (size_t i = 0; i < phase->n; i++) {
+		const kr_stage_def *d = phase->stages[i];
+		kr_stage_run *run = &r->runs[i];
+		kr_error lerr = {0};
+		run->def = d;
+		run->plugin = kr_loader_load(l, d->plugin, &lerr);
+		if (!run->plugin) {
+			kr_error_set(err, lerr.code, "%s:%d:%d: stage '%s': %s", p->path,
+			             d->plugin_node->line, d->plugin_node->col, d->name, lerr.msg);
+			return -1;
+		}
+		if (kr_config_check(p->path, d->name, run->plugin->desc->options, d->with,
+		                    d->plugin_node, err))
+			return -1;
+		run->cfg.stage = d->name;
+		run->cfg.options = run->plugin->desc->options;
+		run->cfg.with = d->with;
+		r->n++;
+	}
+	return 0;
+}
+
+int kr_runner_init(kr_runner *r, kr_agent *a, kr_error *err)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		kr_stage_run *run = &r->runs[i];
+		const kr_plugin *pl = run->plugin->desc;
+		if (!pl->init) {
+			run->inited = 1;
+			continue;
+		}
+		a->reason[0] = '\0';
+		a->reason_set = 0;
+		kr_task_set_stage(a->task, run->def->name, 0);
+		int rc = pl->init(&kr_services_table, &run->cfg, &run->state);
+		if (rc < 0) {
+			kr_error_set(err, KR_EXIT_USAGE, "stage '%s' (plugin %s): init failed: %s",
+			             run->def->name, run->plugin->path,
+			             a->reason_set ? a->reason : "the plugin gave no reason");
+			return -1;
+		}
+		run->inited = 1;
+	}
+	return 0;
+}
+
+static const char *when_name(kr_when w)
+{
+	return w == KR_WHEN_ALWAYS ? "always" : w == KR_WHEN_ON_FAILURE ? "on_failure" : "on_success";
+}
+
+static void format_ms(uint64_t ms, char *out, size_t n)
+{
+	if (ms < 1000)
+		snprintf(out, n, "%llums", (unsigned long long)ms);
+	else if (ms < 60000)
+		snprintf(out, n, "%.2fs", (double)ms / 1000.0);
+	else
+		snprintf(out, n, "%llum%02llus", (unsigned long long)(ms / 60000),
+		         (unsigned long long)(ms / 1000 % 60));
+}
+
+int kr_runner_run(kr_runner *r, kr_agent *a)
+{
+	int failed = 0;
+	kr_task *t = a->task;
+	for (size_t i = 0; i < r->n; i++) {
+		kr_stage_run *run = &r->runs[i];
+		const kr_stage_def *d = run->def;
+		int signalled = kr_supervise_signal() != 0;
+		int should = d->when == KR_WHEN_ALWAYS ||
+		             (d->when == KR_WHEN_ON_SUCCESS && !failed && !signalled) ||
+		             (d->when == KR_WHEN_ON_FAILURE && (failed || signalled));
+		if (!should) {
+			kr_log(KR_LOG_INFO, d->name, "skipped (when: %s, %s)", when_name(d->when),
+			       failed || signalled ? "an earlier stage failed" : "no stage failed");
+			continue;
+		}
+		uint64_t start = kr_now_ms();
+		uint64_t deadline = d->timeout_ms ? start + d->timeout_ms : 0;
+		if (signalled) {
+			/* after SIGTERM, a stage gets what is left of the grace period */
+			uint64_t end = kr_supervise_signal_time() + kr_supervise_grace_ms();
+			if (!deadline || end < deadline)
+				deadline = end;
+		}
+		a->reason[0] = '\0';
+		a->reason_set = 0;
+		kr_task_set_stage(t, d->name, deadline);
+		kr_supervise_stage_begin(deadline);
+		kr_log(KR_LOG_INFO, d->name, "started (plugin %s)", run->plugin->name);
+		int rc = run->plugin->desc->run(&kr_services_table, run->state, t);
+		int cancel = kr_supervise_cancelled();
+		kr_supervise_stage_end();
+		uint64_t took = kr_now_ms() - start;
+		char dur[32];
+		format_ms(took, dur, sizeof(dur));
+
+		if (rc >= 0 && !(cancel && rc == KR_CANCELLED)) {
+			if (rc == KR_SKIPPED)
+				kr_log(KR_LOG_INFO, d->name, "passed in %s (nothing to do)", dur);
+			else
+				kr_log(KR_LOG_INFO, d->name, "passed in %s", dur);
+		} else {
+			char reason[sizeof(a->reason) + 128];
+			char limit[32];
+			if (cancel == KR_CANCEL_SIGNAL) {
+				int sig = kr_supervise_signal();
+				snprintf(reason, sizeof(reason), "terminated by %s%s%s",
+				         sig == SIGINT ? "SIGINT" : "SIGTERM", a->reason_set ? ": " : "",
+				         a->reason_set ? a->reason : "");
+			} else if (cancel == KR_CANCEL_TIMEOUT) {
+				format_ms(d->timeout_ms, limit, sizeof(limit));
+				snprintf(reason, sizeof(reason), "timed out after %s%s%s", limit,
+				         a->reason_set ? ": " : "", a->reason_set ? a->reason : "");
+			} else if (a->reason_set) {
+				snprintf(reason, sizeof(reason), "%s", a->reason);
+			} else {
+				snprintf(reason, sizeof(reason), "the plugin returned an error (%d) without a reason", rc);
+			}
+			kr_log(KR_LOG_ERROR, d->name, "failed in %s: %s", dur, reason);
+			if (!failed) {
+				kr_task_set(t, KR_TASK_FAILED_STAGE, d->name);
+				kr_task_set(t, KR_TASK_REASON, reason);
+			}
+			failed = 1;
+		}
+		kr_task_release_retired(t);
+	}
+	kr_task_set_stage(t, NULL, 0);
+	if (!failed && kr_supervise_signal()) {
+		/* signalled between stages: the task did not finish */
+		kr_task_set(t, KR_TASK_FAILED_STAGE, "agent");
+		kr_task_set(t, KR_TASK_REASON,
+		            kr_supervise_signal() == SIGINT ? "terminated by SIGINT" : "terminated by SIGTERM");
+		failed = 1;
+	}
+	return failed ? KR_EXIT_TASK_FAILED : KR_EXIT_OK;
+}
+
+void kr_runner_fini(kr_runner *r)
+{
+	for (size_t i = r->n; i-- > 0;) {
+		kr_stage_run *run = &r->runs[i];
+		if (run->inited && run->plugin->desc->fini)
+			run->plugin->desc->fini(&kr_services_table, run->state);
+		run->inited = 0;
+	}
+	free(r->runs);
+	memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,106 @@
+/* secret.c - see secret.h. */
+#include "secret.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static char **secrets; /* owned; each a kr_strdup */
+static size_t *lens;
+static size_t count;
+static size_t max_len;
+
+void kr_secret_add(const char *value)
+{
+	if (!value)
+		return;
+	size_t len = strlen(value);
+	/* a token file usually ends with a newline that is not part of it */
+	while (len && (value[len - 1] == '\n' || value[len - 1] == '\r'))
+		len--;
+	if (len < KR_SECRET_MIN_LEN)
+		return;
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < count; i++) {
+		if (lens[i] == len && memcmp(secrets[i], value, len) == 0) {
+			pthread_mutex_unlock(&lock);
+			return;
+		}
+	}
+	secrets = kr_realloc(secrets, (count + 1) * sizeof(*secrets));
+	lens = kr_realloc(lens, (count + 1) * sizeof(*lens));
+	secrets[count] = kr_strndup(value, len);
+	lens[count] = len;
+	count++;
+	if (len > max_len)
+		max_len = len;
+	pthread_mutex_unlock(&lock);
+}
+
+size_t kr_secret_max_len(void)
+{
+	pthread_mutex_lock(&lock);
+	size_t m = max_len;
+	pthread_mutex_unlock(&lock);
+	return m;
+}
+
+void kr_secret_mask(const char *text, size_t len, kr_buf *out)
+{
+	pthread_mutex_lock(&lock);
+	if (count == 0) {
+		pthread_mutex_unlock(&lock);
+		kr_buf_add(out, text, len);
+		return;
+	}
+	size_t start = 0, i = 0;
+	while (i < len) {
+		size_t hit = 0;
+		for (size_t s = 0; s < count; s++) {
+			if (lens[s] <= len - i && text[i] == secrets[s][0] &&
+			    memcmp(text + i, secrets[s], lens[s]) == 0 && lens[s] > hit)
+				hit = lens[s];
+		}
+		if (hit) {
+			kr_buf_add(out, text + start, i - start);
+			kr_buf_adds(out, KR_SECRET_MASK);
+			i += hit;
+			start = i;
+		} else {
+			i++;
+		}
+	}
+	kr_buf_add(out, text + start, len - start);
+	pthread_mutex_unlock(&lock);
+}
+
+size_t kr_secret_safe_prefix(const char *text, size_t len)
+{
+	pthread_mutex_lock(&lock);
+	size_t keep = 0; /* bytes at the end that could begin a secret */
+	for (size_t s = 0; s < count; s++) {
+		size_t maxk = lens[s] - 1 < len ? lens[s] - 1 : len;
+		for (size_t k = maxk; k > keep; k--) {
+			if (memcmp(text + len - k, secrets[s], k) == 0) {
+				keep = k;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	return len - keep;
+}
+
+void kr_secret_reset(void)
+{
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < count; i++)
+		free(secrets[i]);
+	free(secrets);
+	free(lens);
+	secrets = NULL;
+	lens = NULL;
+	count = max_len = 0;
+	pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,33 @@
+/*
+ * secret.h - values that must never be printed (the API token, git
+ * credentials, values listed in the pipeline file).  Process-wide, because
+ * a secret is a secret for every line the process writes; the list only
+ * grows.
+ */
+#ifndef KR_SECRET_H
+#define KR_SECRET_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+#define KR_SECRET_MASK "***"
+/* Values shorter than this are not registered: masking "a" would wreck
+ * every line while protecting nothing. */
+#define KR_SECRET_MIN_LEN 4
+
+void kr_secret_add(const char *value);
+/* Longest registered secret, in bytes (0 if none). */
+size_t kr_secret_max_len(void);
+/* Append text to out with every secret replaced by the mask. */
+void kr_secret_mask(const char *text, size_t len, kr_buf *out);
+/*
+ * Stream masking: the largest prefix of text[0..len) that can be written
+ * now, i.e. that ends before any suffix which might be the start of a
+ * secret continued in the next read.  The caller masks and writes that
+ * prefix, keeps the rest, and prepends it to the next read.
+ */
+size_t kr_secret_safe_prefix(const char *text, size_t len);
+void kr_secret_reset(void); /* tests only */
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * services.c - the kr_services table: how plugins reach the core.  Each
+ * service finds the agent through the task it is given.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+#include "proc.h"
+#include "secret.h"
+#include "supervise.h"
+
+static void svc_log(kr_task *t, kr_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	kr_logv(level, t ? kr_task_stage(t) : NULL, fmt, ap);
+	va_end(ap);
+}
+
+static int svc_fail(kr_task *t, const char *fmt, ...)
+{
+	kr_agent *a = t ? kr_task_agent(t) : NULL;
+	if (!a)
+		return KR_FAILED;
+	char raw[sizeof(a->reason)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	va_end(ap);
+	kr_buf masked = {0};
+	kr_secret_mask(raw, strlen(raw), &masked);
+	snprintf(a->reason, sizeof(a->reason), "%s", masked.data ? masked.data : "");
+	kr_buf_free(&masked);
+	a->reason_set = 1;
+	return KR_FAILED;
+}
+
+static uint64_t svc_time_left(const kr_task *t)
+{
+	uint64_t d = kr_task_deadline(t);
+	if (!d)
+		return UINT64_MAX;
+	uint64_t now = kr_now_ms();
+	return now >= d ? 0 : d - now;
+}
+
+static int svc_cancelled(const kr_task *t)
+{
+	(void)t;
+	return kr_supervise_cancelled() != KR_CANCEL_NONE;
+}
+
+static int svc_add_secret(kr_task *t, const char *value)
+{
+	(void)t;
+	kr_secret_add(value);
+	return KR_OK;
+}
+
+static int svc_run_process(kr_task *t, const kr_process *p, kr_process_result *r)
+{
+	kr_agent *a = kr_task_agent(t);
+	if (!p || !r || !p->argv || !p->argv[0])
+		return svc_fail(t, "run_process: no command given");
+	return kr_proc_run(a, t, p, r);
+}
+
+/* Turn a backend error into the stage's failure reason. */
+static int backend_result(kr_task *t, int rc, kr_error *err)
+{
+	if (rc < 0)
+		svc_fail(t, "%s", err->msg[0] ? err->msg : "the backend failed");
+	return rc;
+}
+
+static kr_backend *backend_of(kr_task *t)
+{
+	kr_agent *a = kr_task_agent(t);
+	return a ? a->backend : NULL;
+}
+
+#define NEED_BACKEND(t)                                                                    \
+	kr_backend *b = backend_of(t);                                                         \
+	if (!b)                                                                                \
+		return svc_fail(t, "no backend: this command talks to neither keruta-api "        \
+		                   "nor a task file");                                             \
+	kr_error err = {0}
+
+static int svc_fetch_repository(kr_task *t)
+{
+	NEED_BACKEND(t);
+	return backend_result(t, b->ops->fetch_repository(b, t, &err), &err);
+}
+
+static int svc_fetch_script(kr_task *t, const char *which, const char *dest)
+{
+	NEED_BACKEND(t);
+	return backend_result(t, b->ops->fetch_script(b, t, which, dest, &err), &err);
+}
+
+static int svc_fetch_document(kr_task *t, const char *id, const char *dest, uint64_t max,
+                              char **name_out)
+{
+	NEED_BACKEND(t);
+	if (name_out)
+		*name_out = NULL;
+	if (max == 0)
+		max = kr_settings_u64(kr_task_agent(t)->settings, KR_S_MAX_DOWNLOAD);
+	return backend_result(t, b->ops->fetch_document(b, t, id, dest, max, name_out, &err),
+	                      &err);
+}
+
+static int svc_upload_artifact(kr_task *t, const char *path, const char *name)
+{
+	NEED_BACKEND(t);
+	return backend_result(t, b->ops->upload_artifact(b, t, path, name, &err), &err);
+}
+
+static int svc_report_status(kr_task *t, const char *status, const char *message)
+{
+	NEED_BACKEND(t);
+	return backend_result(t, b->ops->report_status(b, t, status, message, &err), &err);
+}
+
+static void svc_ship_log(kr_task *t, const char *stream, const char *line, size_t len)
+{
+	kr_backend *b = backend_of(t);
+	if (!b)
+		return;
+	kr_buf masked = {0};
+	kr_secret_mask(line, len, &masked);
+	b->ops->ship_log(b, stream ? stream : "agent", masked.data ? masked.data : "", masked.len);
+	kr_buf_free(&masked);
+}
+
+static void svc_free(void *p)
+{
+	free(p);
+}
+
+const kr_services kr_services_table = {
+        .size = sizeof(kr_services),
+        .abi_major = KR_ABI_MAJOR,
+        .abi_minor = KR_ABI_MINOR,
+        .log = svc_log,
+        .fail = svc_fail,
+        .opt_string = kr_config_string,
+        .opt_int = kr_config_int,
+        .opt_bool = kr_config_bool,
+        .opt_duration_ms = kr_config_duration_ms,
+        .opt_size = kr_config_size,
+        .opt_list_count = kr_config_list_count,
+        .opt_list_item = kr_config_list_item,
+        .opt_map_count = kr_config_map_count,
+        .opt_map_key = kr_config_map_key,
+        .opt_map_value = kr_config_map_value,
+        .task_get = kr_task_get,
+        .task_set = kr_task_set,
+        .task_list_count = kr_task_list_count,
+        .task_list_item = kr_task_list_item,
+        .task_list_add = kr_task_list_add,
+        .time_left_ms = svc_time_left,
+        .cancelled = svc_cancelled,
+        .add_secret = svc_add_secret,
+        .run_process = svc_run_process,
+        .fetch_repository = svc_fetch_repository,
+        .fetch_script = svc_fetch_script,
+        .fetch_document = svc_fetch_document,
+        .upload_artifact = svc_upload_artifact,
+        .report_status = svc_report_status,
+        .ship_log = svc_ship_log,
+        .free = svc_free,
+};

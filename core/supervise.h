@@ -1,0 +1,57 @@
+/*
+ * supervise.h - what the agent does as a parent: signals, stage deadlines,
+ * killing process groups, and reaping every descendant.
+ *
+ * The agent may be PID 1 in a container, and it is a subreaper, so orphaned
+ * grandchildren of a task come to it.  One thread waits for SIGTERM, SIGINT
+ * and SIGCHLD (blocked in every other thread), reaps every child and keeps
+ * the status of the ones the process runner registered.  A watchdog thread
+ * enforces the running stage's deadline: SIGTERM to the registered process
+ * groups at the deadline, SIGKILL after the grace period.
+ */
+#ifndef KR_SUPERVISE_H
+#define KR_SUPERVISE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+enum kr_cancel {
+	KR_CANCEL_NONE = 0,
+	KR_CANCEL_TIMEOUT = 1, /* the stage's (or a process's) deadline passed */
+	KR_CANCEL_SIGNAL = 2   /* the agent got SIGTERM or SIGINT              */
+};
+
+/* Start the threads.  Call from main before any other thread exists so
+ * the signal mask is inherited everywhere.  0 on success. */
+int kr_supervise_start(uint64_t grace_ms);
+void kr_supervise_stop(void);
+int kr_supervise_running(void);
+
+/* The running stage; deadline is a kr_now_ms() value, 0 for none. */
+void kr_supervise_stage_begin(uint64_t deadline_ms);
+void kr_supervise_stage_end(void);
+
+/* Why the current stage must stop (enum kr_cancel), and the signal. */
+int kr_supervise_cancelled(void);
+int kr_supervise_signal(void);
+/* When the agent was signalled (kr_now_ms), 0 if it was not. */
+uint64_t kr_supervise_signal_time(void);
+uint64_t kr_supervise_grace_ms(void);
+
+/*
+ * Child processes.  kr_supervise_fork() forks with the reaper held off,
+ * registers the child (its own process group leader) and returns its pid
+ * (0 in the child, -1 on error).  kr_supervise_wait() blocks until it ends
+ * and returns its wait status; with a deadline it sends SIGTERM to the
+ * group when the deadline passes and SIGKILL a grace period later.
+ */
+pid_t kr_supervise_fork(void);
+int kr_supervise_wait(pid_t pid, uint64_t deadline_ms, int *timed_out);
+/* Signal mask children should start with (everything unblocked). */
+void kr_supervise_child_reset(void);
+
+/* Called (once) when a stage ignores its deadline by more than the grace
+ * period plus a margin: last words before the agent exits. */
+void kr_supervise_set_emergency(void (*fn)(void *ctx, int reason), void *ctx);
+
+#endif

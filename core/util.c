@@ -1,0 +1,407 @@
+/* util.c - see util.h. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+void kr_error_vset(kr_error *err, int code, const char *fmt, va_list ap)
+{
+	if (!err || err->code)
+		return; /* keep the first, root-cause error */
+	err->code = code ? code : KR_EXIT_INTERNAL;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+}
+
+void kr_error_set(kr_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	kr_error_vset(err, code, fmt, ap);
+	va_end(ap);
+}
+
+void kr_error_clear(kr_error *err)
+{
+	err->code = 0;
+	err->msg[0] = '\0';
+}
+
+static void oom(size_t n)
+{
+	fprintf(stderr, "keruta-agent: out of memory allocating %zu bytes\n", n);
+	abort();
+}
+
+void *kr_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom(n);
+	return p;
+}
+
+void *kr_calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom(n * size);
+	return p;
+}
+
+void *kr_realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		oom(n);
+	return q;
+}
+
+char *kr_strdup(const char *s)
+{
+	return s ? kr_strndup(s, strlen(s)) : NULL;
+}
+
+char *kr_strndup(const char *s, size_t n)
+{
+	char *p = kr_malloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *kr_asprintf(const char *fmt, ...)
+{
+	kr_buf b = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	b.data = kr_malloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return b.data;
+}
+
+static void buf_grow(kr_buf *b, size_t extra)
+{
+	if (b->len + extra + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + extra + 1)
+		cap *= 2;
+	b->data = kr_realloc(b->data, cap);
+	b->cap = cap;
+}
+
+void kr_buf_add(kr_buf *b, const void *data, size_t len)
+{
+	buf_grow(b, len);
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+}
+
+void kr_buf_adds(kr_buf *b, const char *s)
+{
+	kr_buf_add(b, s, strlen(s));
+}
+
+void kr_buf_addc(kr_buf *b, char c)
+{
+	kr_buf_add(b, &c, 1);
+}
+
+void kr_buf_addf(kr_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	buf_grow(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t avail)
+{
+	unsigned c = s[0];
+	size_t n;
+	unsigned min;
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xE0) == 0xC0) {
+		n = 2;
+		min = 0x80;
+	} else if ((c & 0xF0) == 0xE0) {
+		n = 3;
+		min = 0x800;
+	} else if ((c & 0xF8) == 0xF0) {
+		n = 4;
+		min = 0x10000;
+	} else
+		return 0;
+	if (n > avail)
+		return 0;
+	unsigned cp = c & (0x3F >> (n - 1));
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+void kr_buf_add_json_str(kr_buf *b, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	buf_grow(b, len + 2);
+	while (i < len) {
+		unsigned char c = p[i];
+		if (c == '"' || c == '\\') {
+			kr_buf_addc(b, '\\');
+			kr_buf_addc(b, (char)c);
+			i++;
+		} else if (c < 0x20 || c == 0x7F) {
+			switch (c) {
+			case '\n': kr_buf_adds(b, "\\n"); break;
+			case '\r': kr_buf_adds(b, "\\r"); break;
+			case '\t': kr_buf_adds(b, "\\t"); break;
+			default: kr_buf_addf(b, "\\u%04x", c); break;
+			}
+			i++;
+		} else if (c < 0x80) {
+			kr_buf_addc(b, (char)c);
+			i++;
+		} else {
+			size_t n = utf8_seq(p + i, len - i);
+			if (n == 0) {
+				kr_buf_adds(b, "\\ufffd");
+				i++;
+			} else {
+				kr_buf_add(b, p + i, n);
+				i += n;
+			}
+		}
+	}
+}
+
+void kr_buf_reset(kr_buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void kr_buf_free(kr_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+/* Parse "<number><unit>" with an unsigned integer or decimal number. */
+static int split_number(const char *s, double *num, const char **unit)
+{
+	char *end;
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || v < 0)
+		return -1;
+	while (*end == ' ')
+		end++;
+	*num = v;
+	*unit = end;
+	return 0;
+}
+
+int kr_parse_duration_ms(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
+	             {"h", 3600000}, {"d", 86400000}};
+	double v;
+	const char *unit;
+	if (split_number(s, &v, &unit))
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(unit, units[i].unit) == 0) {
+			double ms = v * units[i].ms;
+			if (ms > 1e15)
+				return -1;
+			*out = (uint64_t)(ms + 0.5);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int kr_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = {{"", 1},
+	             {"B", 1},
+	             {"k", 1e3},
+	             {"kB", 1e3},
+	             {"KB", 1e3},
+	             {"MB", 1e6},
+	             {"GB", 1e9},
+	             {"TB", 1e12},
+	             {"K", 1024.0},
+	             {"M", 1048576.0},
+	             {"G", 1073741824.0},
+	             {"T", 1099511627776.0},
+	             {"Ki", 1024.0},
+	             {"Mi", 1048576.0},
+	             {"Gi", 1073741824.0},
+	             {"Ti", 1099511627776.0},
+	             {"KiB", 1024.0},
+	             {"MiB", 1048576.0},
+	             {"GiB", 1073741824.0},
+	             {"TiB", 1099511627776.0}};
+	double v;
+	const char *unit;
+	if (split_number(s, &v, &unit))
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(unit, units[i].unit) == 0) {
+			double bytes = v * units[i].mult;
+			if (bytes > 9.2e18)
+				return -1;
+			*out = (uint64_t)(bytes + 0.5);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int kr_parse_int64(const char *s, int64_t *out)
+{
+	char *end;
+	if (!s || !*s || isspace((unsigned char)*s))
+		return -1;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (*end || errno)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int kr_parse_bool(const char *s, int *out)
+{
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};
+	static const char *const no[] = {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+size_t kr_edit_distance(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return max + 1;
+	if ((la > lb ? la - lb : lb - la) > max)
+		return max + 1;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cur = row[j];
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t v = prev + cost;
+			if (row[j] + 1 < v)
+				v = row[j] + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			row[j] = v;
+			prev = cur;
+		}
+	}
+	return row[lb];
+}
+
+const char *kr_nearest(const char *word, const char *const *candidates, size_t n)
+{
+	size_t limit = strlen(word) <= 4 ? 1 : strlen(word) <= 8 ? 2 : 3;
+	const char *best = NULL;
+	size_t best_d = limit + 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = kr_edit_distance(word, candidates[i], limit);
+		if (d < best_d) {
+			best_d = d;
+			best = candidates[i];
+		}
+	}
+	return best;
+}
+
+uint64_t kr_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int kr_mkdirs(const char *path, unsigned mode)
+{
+	char *p = kr_strdup(path);
+	int rc = 0;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) != 0 && errno != EEXIST) {
+			rc = -1;
+			break;
+		}
+		*s = '/';
+	}
+	if (rc == 0 && mkdir(p, mode) != 0 && errno != EEXIST)
+		rc = -1;
+	if (rc == 0) {
+		struct stat st;
+		if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			errno = ENOTDIR;
+			rc = -1;
+		}
+	}
+	int saved = errno;
+	free(p);
+	errno = saved;
+	return rc;
+}

@@ -1,0 +1,294 @@
+/*
+ * keruta/plugin.h - the stage plugin interface of keruta-agent.
+ *
+ * A stage plugin is a shared object that exports exactly one data symbol,
+ * `keruta_plugin`, of type `const kr_plugin`.  KR_PLUGIN_DEFINE() below
+ * declares it with the right name, visibility and ABI version.
+ *
+ * Build one out of tree with:
+ *
+ *     cc -shared -fPIC $(pkg-config --cflags keruta-agent-plugin) \
+ *        myplugin.c -o myplugin.so
+ *
+ * Versioning.  The ABI is versioned as MAJOR.MINOR.  The agent refuses a
+ * plugin whose major differs from its own, and a plugin built against a
+ * newer minor than the agent knows.  Structs in this header only ever grow
+ * at the end within a major; each carries its size so both sides can tell
+ * which members exist.
+ *
+ * Ownership.  The agent copies every string a plugin hands it.  A plugin
+ * never frees memory it did not allocate, with one exception documented at
+ * kr_services.free.  Strings the agent returns stay valid until the stage's
+ * run() returns, unless a member says otherwise.
+ *
+ * Threads.  init, run and fini are called from the agent's main thread.
+ * Services may be called from any thread the plugin starts, as long as the
+ * thread is joined before run() or fini() returns.
+ *
+ * This header is self-contained: it includes nothing but the C library.
+ */
+#ifndef KERUTA_PLUGIN_H
+#define KERUTA_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KR_ABI_MAJOR 1
+#define KR_ABI_MINOR 0
+
+/* Name of the one symbol a plugin exports. */
+#define KR_PLUGIN_SYMBOL "keruta_plugin"
+
+/* Return codes of plugin callbacks and of services. */
+typedef enum kr_status {
+	KR_OK = 0,
+	KR_SKIPPED = 1,    /* run(): nothing to do; the stage counts as passed */
+	KR_NOT_FOUND = 2,  /* services: what was asked for does not exist     */
+	KR_FAILED = -1,    /* failed; the reason was given with fail()        */
+	KR_CANCELLED = -2  /* stopped by a timeout or a signal to the agent   */
+} kr_status;
+
+typedef enum kr_log_level {
+	KR_LOG_DEBUG = 0,
+	KR_LOG_INFO = 1,
+	KR_LOG_WARN = 2,
+	KR_LOG_ERROR = 3
+} kr_log_level;
+
+/* Types of the options a plugin accepts under `with:` in the pipeline file. */
+typedef enum kr_option_type {
+	KR_OPT_STRING = 1,
+	KR_OPT_INT,      /* signed 64-bit integer                               */
+	KR_OPT_BOOL,     /* true/false                                          */
+	KR_OPT_DURATION, /* "30s", "10m", "2h", "500ms" or bare seconds; in ms  */
+	KR_OPT_SIZE,     /* "100MB", "64KiB", "1G" or bare bytes; in bytes      */
+	KR_OPT_LIST,     /* sequence of strings                                 */
+	KR_OPT_MAP       /* mapping of string keys to string values             */
+} kr_option_type;
+
+/*
+ * One row of a plugin's option table; the table ends with a row whose name
+ * is NULL.  The agent checks every stage's `with:` block against the table
+ * before any plugin's init runs: unknown keys, wrong types and missing
+ * required options are configuration errors reported with file, line and
+ * column.
+ */
+typedef struct kr_option {
+	const char *name;
+	kr_option_type type;
+	const char *default_value; /* in YAML text form; NULL: no default   */
+	int required;              /* non-zero: the stage must set it        */
+	const char *help;          /* one line, shown by `keruta-agent plugins -v` */
+} kr_option;
+
+/* The task context: opaque, owned by the agent for the whole run. */
+typedef struct kr_task kr_task;
+
+/* A stage's validated `with:` block: opaque, owned by the agent. */
+typedef struct kr_config kr_config;
+
+/*
+ * Typed fields of the task context, read with task_get() and written with
+ * task_set().  Keys that contain a dot ("clone.depth", "myplugin.x") form a
+ * free key/value store stages use to leave values for later stages; any
+ * other key not listed here is refused, so a typo fails loudly.
+ */
+#define KR_TASK_ID             "id"
+#define KR_TASK_TITLE          "title"
+#define KR_TASK_DESCRIPTION    "description"
+#define KR_TASK_PRIORITY       "priority"
+#define KR_TASK_STATUS         "status"
+#define KR_TASK_CREATED_AT     "created_at"
+#define KR_TASK_UPDATED_AT     "updated_at"
+#define KR_TASK_REPOSITORY_ID  "repository_id"
+#define KR_TASK_REPOSITORY_URL "repository_url"
+#define KR_TASK_REPOSITORY_REF "repository_ref"
+#define KR_TASK_PARENT_ID      "parent_task_id"
+#define KR_TASK_WORK_DIR       "work_dir"
+#define KR_TASK_API_URL        "api_url"
+#define KR_TASK_COMMIT         "commit"
+#define KR_TASK_EXIT_CODE      "exit_code"
+#define KR_TASK_FAILED_STAGE   "failed_stage"
+#define KR_TASK_REASON         "reason"
+#define KR_TASK_SCRIPT_INSTALL "script_install"
+#define KR_TASK_SCRIPT_EXECUTE "script_execute"
+#define KR_TASK_SCRIPT_CLEANUP "script_cleanup"
+
+/* Lists of the task context, read with task_list_count()/task_list_item(). */
+#define KR_TASK_DOCUMENT_IDS "document_ids" /* ids of the task's documents  */
+#define KR_TASK_ENV          "env"          /* extra "NAME=VALUE" entries   */
+#define KR_TASK_ARTIFACTS    "artifacts"    /* names uploaded by collect    */
+
+/* What a child process's output does; see kr_process. */
+#define KR_PROC_CAPTURE 0x1u /* pass stdout/stderr through to the agent's own
+                                and ship each line to the backend, masked  */
+#define KR_PROC_QUIET   0x2u /* discard the child's output                 */
+
+/* A child process to run; see kr_services.run_process. */
+typedef struct kr_process {
+	uint32_t size;           /* sizeof(kr_process) as the plugin built it  */
+	const char *const *argv; /* argv[0] is searched in PATH; NULL-ended    */
+	const char *cwd;         /* NULL: the work dir                         */
+	const char *const *env;  /* extra "NAME=VALUE" over the agent's env;
+	                            NULL-ended or NULL                         */
+	uint64_t timeout_ms;     /* 0: only the stage's own deadline applies   */
+	uint32_t flags;          /* KR_PROC_*                                  */
+	const char *label;       /* names the child in log lines, e.g. "install" */
+} kr_process;
+
+/* How a child process ended. */
+typedef struct kr_process_result {
+	uint32_t size;     /* sizeof(kr_process_result) as the plugin built it */
+	int exit_code;     /* exit status if it exited, else -1                */
+	int signal;        /* terminating signal, else 0                        */
+	int timed_out;     /* killed because its timeout or the stage's passed  */
+	int cancelled;     /* killed because the agent was asked to stop        */
+	int oom_killed;    /* the kernel's OOM killer ended it                  */
+} kr_process_result;
+
+/*
+ * Services the agent lends to plugins.  A plugin reaches the agent only
+ * through this table; it never links against the executable.
+ *
+ * `size` is sizeof(kr_services) as the agent was built; before calling a
+ * member added in a later minor, check KR_SERVICES_HAS(svc, member).
+ */
+typedef struct kr_services {
+	uint32_t size;
+	uint32_t abi_major;
+	uint32_t abi_minor;
+
+	/* Log a line under the stage's name.  Secrets are masked. */
+	void (*log)(kr_task *task, kr_log_level level, const char *fmt, ...)
+	        __attribute__((format(printf, 3, 4)));
+
+	/* Record why the stage failed; the last call wins.  Returns KR_FAILED
+	 * so that `return svc->fail(t, "...")` reads naturally. */
+	int (*fail)(kr_task *task, const char *fmt, ...)
+	        __attribute__((format(printf, 2, 3)));
+
+	/* Options of the stage's `with:` block, defaults applied.  Strings live
+	 * as long as the agent; numbers are returned through *out. */
+	const char *(*opt_string)(const kr_config *cfg, const char *name);
+	int (*opt_int)(const kr_config *cfg, const char *name, int64_t *out);
+	int (*opt_bool)(const kr_config *cfg, const char *name, int *out);
+	int (*opt_duration_ms)(const kr_config *cfg, const char *name, uint64_t *out);
+	int (*opt_size)(const kr_config *cfg, const char *name, uint64_t *out);
+	size_t (*opt_list_count)(const kr_config *cfg, const char *name);
+	const char *(*opt_list_item)(const kr_config *cfg, const char *name, size_t i);
+	size_t (*opt_map_count)(const kr_config *cfg, const char *name);
+	const char *(*opt_map_key)(const kr_config *cfg, const char *name, size_t i);
+	const char *(*opt_map_value)(const kr_config *cfg, const char *name, size_t i);
+
+	/* The task context.  task_get returns NULL for an unset field. */
+	const char *(*task_get)(const kr_task *task, const char *key);
+	int (*task_set)(kr_task *task, const char *key, const char *value);
+	size_t (*task_list_count)(const kr_task *task, const char *list);
+	const char *(*task_list_item)(const kr_task *task, const char *list, size_t i);
+	int (*task_list_add)(kr_task *task, const char *list, const char *value);
+
+	/* Deadline of the running stage: milliseconds left (UINT64_MAX when it
+	 * has none), and whether the stage should stop now (timeout or signal).
+	 * Long loops in a plugin check cancelled() and return KR_CANCELLED. */
+	uint64_t (*time_left_ms)(const kr_task *task);
+	int (*cancelled)(const kr_task *task);
+
+	/* Never print `value`: it is replaced by "***" in every log line and
+	 * every line of child output the agent prints or ships. */
+	int (*add_secret)(kr_task *task, const char *value);
+
+	/* Run a child process to its end in its own process group.  Output,
+	 * timeout, cancellation and reaping are handled by the agent. */
+	int (*run_process)(kr_task *task, const kr_process *proc,
+	                   kr_process_result *result);
+
+	/*
+	 * The backend: keruta-api, or local files when the agent runs without
+	 * a server.  A stage never needs to know which one is in use.
+	 */
+
+	/* Fill repository_url and repository_ref from the repository record. */
+	int (*fetch_repository)(kr_task *task);
+	/* Write a script ("install" for the repository's install script) to
+	 * dest_path.  KR_NOT_FOUND when there is none. */
+	int (*fetch_script)(kr_task *task, const char *which, const char *dest_path);
+	/* Write a document's content to dest_path, at most max_bytes (0: the
+	 * agent's default cap).  *name_out receives the document's name as the
+	 * backend gives it, unchecked; free it with svc->free. */
+	int (*fetch_document)(kr_task *task, const char *document_id,
+	                      const char *dest_path, uint64_t max_bytes,
+	                      char **name_out);
+	/* Upload (API) or copy (local) the file at path as artifact `name`. */
+	int (*upload_artifact)(kr_task *task, const char *path, const char *name);
+	/* Report the task's status, with a message for FAILED. */
+	int (*report_status)(kr_task *task, const char *status, const char *message);
+	/* Ship one line of output (no newline) under a stream name. */
+	void (*ship_log)(kr_task *task, const char *stream, const char *line, size_t len);
+
+	/* Free memory a service documented as the caller's. */
+	void (*free)(void *ptr);
+} kr_services;
+
+#define KR_SERVICES_HAS(svc, member)                                           \
+	((svc)->size >= offsetof(kr_services, member) + sizeof((svc)->member))
+
+/*
+ * The descriptor.  abi_major, abi_minor and size come first and never move,
+ * so the agent can read them from a plugin of any version.
+ */
+typedef struct kr_plugin {
+	uint32_t abi_major;
+	uint32_t abi_minor;
+	uint32_t size;             /* sizeof(kr_plugin) as the plugin was built */
+	const char *name;          /* the name pipeline files use               */
+	const char *version;       /* the plugin's own version                  */
+	const char *description;   /* one line                                  */
+	const kr_option *options;  /* NULL: the stage accepts no `with:` keys   */
+
+	/*
+	 * Called once per pipeline stage that uses the plugin, after all
+	 * options of all stages were validated.  *state is the plugin's own;
+	 * it is handed to run and fini.  On failure call fail() and return
+	 * KR_FAILED: the agent stops before any stage runs.  May be NULL.
+	 */
+	int (*init)(const kr_services *svc, const kr_config *cfg, void **state);
+
+	/* Do the stage's work on the task.  Required. */
+	int (*run)(const kr_services *svc, void *state, kr_task *task);
+
+	/* Release what init made; join any thread the plugin started.  Called
+	 * for every stage whose init succeeded, also after failures.  May be
+	 * NULL.  The agent never unloads a plugin before it exits. */
+	void (*fini)(const kr_services *svc, void *state);
+} kr_plugin;
+
+#if defined(__GNUC__)
+#define KR_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define KR_PLUGIN_EXPORT
+#endif
+
+/*
+ * Declare the plugin's descriptor:
+ *
+ *     KR_PLUGIN_DEFINE(
+ *         .name = "hello", .version = "1.0",
+ *         .description = "writes a greeting",
+ *         .options = hello_options, .run = hello_run);
+ */
+#define KR_PLUGIN_DEFINE(...)                                                  \
+	KR_PLUGIN_EXPORT const kr_plugin keruta_plugin = {                         \
+	        .abi_major = KR_ABI_MAJOR,                                         \
+	        .abi_minor = KR_ABI_MINOR,                                         \
+	        .size = sizeof(kr_plugin),                                         \
+	        __VA_ARGS__}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KERUTA_PLUGIN_H */

@@ -1,0 +1,1 @@
+# Stage plugins: one file each, installed to $(stagedir).

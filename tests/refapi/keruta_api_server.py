@@ -1,0 +1,986 @@
+#!/usr/bin/env python3
+"""Reference keruta-api server for the keruta-agent test suite (a test peer, not a product).
+
+Standard library only (PyYAML is imported only to read --openapi).  Python >= 3.11.
+
+CLI
+  keruta_api_server.py [--port 0] [--port-file FILE] [--tls-cert C --tls-key K]
+      [--token TOKEN] [--idle-exit SECONDS] [--state-dir DIR] [--openapi FILE]
+      [--prefix /api/v1 --prefix /api] [--status-values A,B,...] [--parent-pid PID] [--verbose]
+  Listens on 127.0.0.1.  Once listening, the port is written to FILE (via FILE.tmp + rename).
+  Exits by itself after --idle-exit seconds with no request in flight (default 300; 0 = never),
+  on SIGTERM/SIGINT/SIGHUP, and when its parent dies (its ppid changes; with --parent-pid PID it
+  watches PID instead, 0 disables).  So start it directly from the test process, not through a
+  subshell that exits at once.  The state dir (uploads) is a temp dir removed at exit unless given.
+
+API endpoints (every path also works under each --prefix; defaults /api/v1 and /api)
+  GET  /api/v1/tasks[?status=S]            seeded tasks, optionally filtered on "status"
+  GET  /api/v1/tasks/status/{status}       same (the OpenAPI's own form)
+  GET  /api/v1/tasks/{taskId}              the seeded task object
+  GET  /api/v1/tasks/{taskId}/script       the seeded scripts object, as seeded
+  PUT  /api/v1/tasks/{taskId}/status       see BODY SHAPES; answers the updated task
+  POST /api/v1/tasks/{taskId}/logs         see BODY SHAPES; answers the task
+  POST /api/tasks/{taskId}/documents       multipart/form-data, file part(s) named "file" with a
+                                           filename; streamed to disk; answers
+                                           {"taskId":..,"documents":[{"id","title","size","sha256"}]}
+  GET  /api/v1/repositories/{repoId}       the seeded repository object
+  GET  /api/v1/repositories/{repoId}/script  install script, text/plain (installScripts[repoId],
+                                           else the repository's "installScript"), 404 if none
+  GET  /api/v1/documents/{docId}           Document JSON (id, title, content, tags, times)
+  GET  /api/v1/documents/{docId}/content   raw bytes; Content-Disposition: attachment;
+                                           filename="<name>" when the document has a name
+  With --token every API request needs "Authorization: Bearer TOKEN", else 401.
+
+BODY SHAPES (derived from keruta-api.openapi.yaml)
+  The OpenAPI gives PUT /tasks/{id}/status and POST /tasks/{id}/logs the same request schema:
+  {"type":"object","additionalProperties":{"type":"string"}} -- a flat object of strings only.
+  So, and checked even without --openapi (Content-Type must be application/json):
+    status: {"status":"IN_PROGRESS","message":"..."}  plus optional string fields (errorCode...).
+            "status" is required and non-empty (restricted to --status-values if given).
+    logs:   {"message":"line1\nline2","stream":"stdout","level":"INFO"}: one batch = one request,
+            its lines joined with "\n" in "message" (required); a single trailing "\n" is ignored.
+            "stream"/"level"/"time" and any other string fields are copied onto every line.
+            A {"lines":[...]} array body is NOT schema-valid and is rejected (400).
+  Error bodies (the OpenAPI has no error schema): {"error":{"code":"NOT_FOUND","message":"..."}}
+  with code = the HTTP status name; validation errors add "field" (dotted path).
+
+CONTROL API (/_control/..., JSON; no token, never recorded, never faulted)
+  GET  /_control/health            {"ok":true,"port":N,"validation":bool,"stateDir":".."}
+  POST /_control/seed              {"tasks":[{"id":..}], "repositories":[{"id":..}],
+                                    "scripts":{"<taskId>":{..}}, "installScripts":{"<repoId>":"text"},
+                                    "documents":{"<docId>":{"name":"x.md","content_b64":"..",
+                                    ("content":"text"), ("content_type":".."), ("disposition":"raw
+                                    Content-Disposition value")}}}  -- merged by id
+  GET  /_control/requests[?since=N] [{"seq","method","path","query","headers"{lowercase},"time"(epoch),
+                                    "body" | "body_b64" | "parts":[{name,filename,content_type,size,
+                                    sha256|value}], "invalid"?: reason, "fault"?: action,
+                                    "response_status": code | "dropped"}]
+  GET  /_control/state             {"statuses":{taskId:[body,..]}, "logs":{taskId:[{line,stream,..}]},
+                                    "uploads":{taskId:[{name,size,sha256,path}]}, "tasks":{..},
+                                    "faults_pending":N}
+  POST /_control/fault             {"match":{"method":"PUT","path_regex":"/status$"},   (both optional;
+                                    regex searched in the path without query)
+                                    "action":"status"  "code":503 ("retry_after":2|"HTTP-date")
+                                                       ("body":obj|str) ("content_type":"..")
+                                           | "garbage" (200, invalid JSON)
+                                           | "oversize" "bytes":N (200, valid JSON string of N bytes)
+                                           | "stall" "seconds":S (sleep, then answer normally)
+                                           | "drop" (read the request, close without a response),
+                                    "times":1 (-1 = forever), "skip":0 (let N matches through first)}
+                                   The first pending fault whose match fits a request applies.
+  POST /_control/down              {"seconds":S}: for S seconds every API request's connection is
+                                   closed right after its headers, with no response (an outage).
+  POST /_control/reset             clears seeds, state, faults, recordings and uploaded files.
+"""
+import argparse
+import base64
+import email.message
+import hashlib
+import http
+import json
+import mimetypes
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote
+
+CHUNK = 256 * 1024          # streaming unit for bodies and uploads
+MAX_JSON_BODY = 32 << 20    # bodies other than uploads are held in memory; cap them
+MAX_FIELD = 64 << 10        # non-file multipart fields kept in memory up to this size
+
+
+def error_body(code, message, **extra):
+    err = {"code": http.HTTPStatus(code).name if isinstance(code, int) else code, "message": message}
+    err.update(extra)
+    return {"error": err}
+
+
+def now_iso():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class BadRequest(Exception):
+    """Request rejected by the server: (HTTP code, message, field)."""
+    def __init__(self, code, message, field=None):
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+# --------------------------------------------------------------------------- request bodies
+
+class BodyReader:
+    """Reads a request body framed by Content-Length or chunked transfer coding.
+    libcurl sends chunked bodies for uploads of unknown size, so both must work."""
+
+    def __init__(self, rfile, headers):
+        self.rfile = rfile
+        self.chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
+        self.done = False
+        self.remaining = 0
+        if not self.chunked:
+            try:
+                self.remaining = int(headers.get("Content-Length") or 0)
+            except ValueError:
+                raise BadRequest(400, "bad Content-Length") from None
+            if self.remaining < 0:
+                raise BadRequest(400, "bad Content-Length")
+
+    def read(self, n=CHUNK):
+        if not self.chunked:
+            if self.remaining <= 0:
+                return b""
+        else:
+            if self.done:
+                return b""
+            if self.remaining == 0:
+                line = self.rfile.readline(1024)
+                if not line:
+                    raise ConnectionError("client closed the connection inside a chunked body")
+                try:
+                    size = int(line.split(b";")[0].strip(), 16)
+                except ValueError:
+                    raise BadRequest(400, "bad chunk size line") from None
+                if size == 0:
+                    while self.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    self.done = True
+                    return b""
+                self.remaining = size
+        data = self.rfile.read(min(n, self.remaining))
+        if not data:
+            raise ConnectionError("client closed the connection inside the body")
+        self.remaining -= len(data)
+        if self.chunked and self.remaining == 0:
+            self.rfile.readline(8)  # CRLF closing the chunk
+        return data
+
+    def read_all(self, limit=MAX_JSON_BODY):
+        parts, total = [], 0
+        while chunk := self.read():
+            total += len(chunk)
+            if total > limit:
+                self.drain()
+                raise BadRequest(413, f"body larger than {limit} bytes")
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def drain(self):
+        while self.read():
+            pass
+
+
+def parse_header_params(name, value):
+    """(main value, params) of a MIME header, using the email package for quoting/RFC 2231."""
+    m = email.message.Message()
+    m[name] = value
+    return m
+
+
+def read_multipart(reader, boundary, store_dir):
+    """Stream-parse multipart/form-data without holding it in memory.  Parts with a filename go
+    to files under store_dir (size and sha256 computed on the way); other fields are kept in
+    memory (capped).  Returns [{"name","filename","content_type","size","sha256"|"value","path"}]."""
+    delim = b"\r\n--" + boundary
+    buf = bytearray(b"\r\n")  # so the first boundary matches delim like the others
+    eof = False
+
+    def fill():
+        nonlocal eof
+        chunk = reader.read()
+        if not chunk:
+            eof = True
+        buf.extend(chunk)
+
+    while (i := buf.find(delim)) < 0:  # preamble
+        if eof:
+            raise BadRequest(400, "multipart body has no opening boundary")
+        if len(buf) > len(delim):
+            del buf[:len(buf) - len(delim)]
+        fill()
+    del buf[:i + len(delim)]
+    parts = []
+    while True:
+        while len(buf) < 2 and not eof:
+            fill()
+        if buf[:2] == b"--":
+            break  # closing delimiter
+        while (j := buf.find(b"\r\n")) < 0:
+            if eof or len(buf) > 1024:
+                raise BadRequest(400, "multipart boundary line not terminated")
+            fill()
+        if buf[:j].strip(b" \t"):
+            raise BadRequest(400, "garbage after a multipart boundary")
+        del buf[:j + 2]
+        while True:  # part headers
+            if buf.startswith(b"\r\n"):
+                raw, hdr_end = b"", 2
+                break
+            if (j := buf.find(b"\r\n\r\n")) >= 0:
+                raw, hdr_end = bytes(buf[:j]), j + 4
+                break
+            if eof or len(buf) > 16384:
+                raise BadRequest(400, "multipart part headers not terminated")
+            fill()
+        del buf[:hdr_end]
+        headers = {}
+        for line in raw.decode("utf-8", "replace").split("\r\n"):
+            k, sep, v = line.partition(":")
+            if sep:
+                headers[k.strip().lower()] = v.strip()
+        cd = parse_header_params("content-disposition", headers.get("content-disposition", ""))
+        part = {"name": cd.get_param("name", header="content-disposition"),
+                "filename": cd.get_filename(),
+                "content_type": headers.get("content-type", "text/plain")}
+        sha, size, out, mem = hashlib.sha256(), 0, None, bytearray()
+        if part["filename"] is not None:
+            fd, part["path"] = tempfile.mkstemp(dir=store_dir, prefix="part-")
+            out = os.fdopen(fd, "wb")
+        try:
+            while True:  # part body: everything up to the next delimiter
+                i = buf.find(delim)
+                end = i if i >= 0 else max(0, len(buf) - len(delim) + 1)
+                if end:
+                    data = bytes(buf[:end])
+                    size += len(data)
+                    if out:
+                        sha.update(data)
+                        out.write(data)
+                    elif len(mem) < MAX_FIELD:
+                        mem.extend(data[:MAX_FIELD - len(mem)])
+                    del buf[:end]
+                if i >= 0:
+                    del buf[:len(delim)]
+                    break
+                if eof:
+                    raise BadRequest(400, "multipart body truncated (no closing boundary)")
+                fill()
+        finally:
+            if out:
+                out.close()
+        part["size"] = size
+        if out:
+            part["sha256"] = sha.hexdigest()
+        else:
+            part["value"] = mem.decode("utf-8", "replace")
+        parts.append(part)
+    reader.drain()  # epilogue
+    return parts
+
+
+# --------------------------------------------------------------------------- OpenAPI validation
+
+class OpenAPI:
+    """Small JSON-schema subset validator over the OpenAPI request bodies: type, required,
+    properties, additionalProperties, enum, items, $ref, minimum/maximum, allOf/anyOf/oneOf."""
+
+    def __init__(self, path):
+        import yaml  # python3-yaml; only needed here
+        with open(path, "rb") as f:
+            self.doc = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        self.ops = []
+        for p, item in (self.doc.get("paths") or {}).items():
+            segs = p.strip("/").split("/")
+            rx = "^/" + "/".join("[^/]+" if "{" in s else re.escape(s) for s in segs) + "$"
+            templated = sum("{" in s for s in segs)
+            for method, op in item.items():
+                if isinstance(op, dict):
+                    self.ops.append((templated, method.upper(), re.compile(rx), op))
+        self.ops.sort(key=lambda o: o[0])  # literal paths win over templated ones
+
+    def resolve(self, node):
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node and seen < 20:
+            cur = self.doc
+            for key in node["$ref"].lstrip("#/").split("/"):
+                cur = cur[key]
+            node, seen = cur, seen + 1
+        return node
+
+    def body_schema(self, method, path):
+        for _, m, rx, op in self.ops:
+            if m == method and rx.match(path):
+                content = (self.resolve(op.get("requestBody")) or {}).get("content") or {}
+                for ctype, media in content.items():
+                    if "json" in ctype:
+                        return media.get("schema")
+                return None
+        return None
+
+    def check(self, schema, value, where="$", depth=0):
+        """Return None if value fits schema, else "<path>: <reason>"."""
+        schema = self.resolve(schema)
+        if not isinstance(schema, dict) or depth > 60:
+            return None
+        if value is None and schema.get("nullable"):
+            return None
+        t = schema.get("type")
+        if t and not type_ok(t, value):
+            return f"{where}: expected {t}, got {json_type(value)}"
+        if "enum" in schema and value not in schema["enum"]:
+            return f"{where}: {json.dumps(value)} is not one of {schema['enum']}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if "minimum" in schema and value < schema["minimum"]:
+                return f"{where}: {value} is below the minimum {schema['minimum']}"
+            if "maximum" in schema and value > schema["maximum"]:
+                return f"{where}: {value} is above the maximum {schema['maximum']}"
+        for sub in schema.get("allOf", []):
+            if err := self.check(sub, value, where, depth + 1):
+                return err
+        for key in ("anyOf", "oneOf"):  # oneOf checked leniently, as anyOf
+            if key in schema:
+                errs = [self.check(s, value, where, depth + 1) for s in schema[key]]
+                if all(errs):
+                    return errs[0]
+        if isinstance(value, dict):
+            for r in schema.get("required", []):
+                if r not in value:
+                    return f"{where}.{r}: required field missing"
+            props, extra = schema.get("properties") or {}, schema.get("additionalProperties", True)
+            for k, v in value.items():
+                err = None
+                if k in props:
+                    err = self.check(props[k], v, f"{where}.{k}", depth + 1)
+                elif extra is False:
+                    err = f"{where}.{k}: unknown field"
+                elif isinstance(extra, dict):
+                    err = self.check(extra, v, f"{where}.{k}", depth + 1)
+                if err:
+                    return err
+        if isinstance(value, list) and "items" in schema:
+            for i, v in enumerate(value):
+                if err := self.check(schema["items"], v, f"{where}[{i}]", depth + 1):
+                    return err
+        return None
+
+
+def json_type(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "integer"
+    return {float: "number", str: "string", list: "array", dict: "object"}.get(type(v), "unknown")
+
+
+def type_ok(t, v):
+    actual = json_type(v)
+    return actual == t or (t == "number" and actual == "integer")
+
+
+# --------------------------------------------------------------------------- state
+
+class State:
+    """Everything tests seed and observe.  One lock; handlers hold it only briefly."""
+
+    def __init__(self, state_dir):
+        self.lock = threading.Lock()
+        self.upload_root = os.path.join(state_dir, "uploads")
+        os.makedirs(self.upload_root, exist_ok=True)
+        self.clear()
+
+    def clear(self):
+        self.tasks, self.repositories, self.scripts = {}, {}, {}
+        self.install_scripts, self.documents = {}, {}
+        self.statuses, self.logs, self.uploads = {}, {}, {}
+        self.requests, self.faults = [], []
+        self.down_until = 0.0
+        self.seq = 0
+
+    def reset(self):
+        with self.lock:
+            self.clear()
+            shutil.rmtree(self.upload_root, ignore_errors=True)
+            os.makedirs(self.upload_root, exist_ok=True)
+
+    def seed(self, body):
+        docs = {}
+        for doc_id, d in (body.get("documents") or {}).items():
+            if not isinstance(d, dict):
+                raise BadRequest(400, f"documents.{doc_id}: expected an object")
+            try:
+                data = base64.b64decode(d["content_b64"], validate=True) if "content_b64" in d \
+                    else str(d.get("content", "")).encode()
+            except (ValueError, TypeError) as e:
+                raise BadRequest(400, f"documents.{doc_id}.content_b64: {e}") from None
+            docs[str(doc_id)] = dict(d, data=data)
+        with self.lock:
+            for key, table in (("tasks", self.tasks), ("repositories", self.repositories)):
+                for obj in body.get(key) or []:
+                    if not isinstance(obj, dict) or "id" not in obj:
+                        raise BadRequest(400, f"{key}: every entry needs an \"id\"")
+                    table[str(obj["id"])] = obj
+            self.scripts.update({str(k): v for k, v in (body.get("scripts") or {}).items()})
+            self.install_scripts.update({str(k): str(v) for k, v in (body.get("installScripts") or {}).items()})
+            self.documents.update(docs)
+
+    def record(self, rec):
+        with self.lock:
+            rec["seq"] = len(self.requests)
+            self.requests.append(rec)
+
+    def note(self, rec, **kw):
+        with self.lock:
+            rec.update(kw)
+
+    def take_fault(self, method, path):
+        with self.lock:
+            for f in self.faults:
+                m = f["match"]
+                if m.get("method") and m["method"].upper() != method:
+                    continue
+                if f["rx"] and not f["rx"].search(path):
+                    continue
+                if f["skip"] > 0:  # this match is let through untouched
+                    f["skip"] -= 1
+                    return None
+                if f["times"] > 0:
+                    f["times"] -= 1
+                    if f["times"] == 0:
+                        self.faults.remove(f)
+                return f
+        return None
+
+    def is_down(self):
+        return time.monotonic() < self.down_until
+
+
+# --------------------------------------------------------------------------- HTTP handler
+
+ROUTES = [(m, re.compile("^" + rx + "$"), name) for m, rx, name in [
+    ("GET", r"/tasks", "list_tasks"),
+    ("GET", r"/tasks/status/([^/]+)", "list_tasks"),
+    ("GET", r"/tasks/([^/]+)", "get_task"),
+    ("GET", r"/tasks/([^/]+)/script", "get_task_script"),
+    ("PUT", r"/tasks/([^/]+)/status", "put_status"),
+    ("POST", r"/tasks/([^/]+)/logs", "post_logs"),
+    ("POST", r"/tasks/([^/]+)/documents", "upload"),
+    ("GET", r"/repositories/([^/]+)", "get_repository"),
+    ("GET", r"/repositories/([^/]+)/script", "get_install_script"),
+    ("GET", r"/documents/([^/]+)", "get_document"),
+    ("GET", r"/documents/([^/]+)/content", "get_document_content"),
+]]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"     # keep-alive; every response carries Content-Length
+    server_version = "keruta-refapi/1"
+    timeout = 120                     # per socket operation: a silent client cannot pin a thread
+    rec = None
+
+    def setup(self):
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.server.ssl_ctx:
+            # Handshake here, in the connection's thread, not in the accept loop.
+            self.request.settimeout(self.timeout)
+            self.request = self.server.ssl_ctx.wrap_socket(self.request, server_side=True)
+        super().setup()
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self.server.ssl_ctx:
+                self.request.close()  # the server only closes the (detached) plain socket
+
+    def log_message(self, fmt, *args):
+        if self.server.verbose:
+            sys.stderr.write("refapi: %s %s\n" % (self.address_string(), fmt % args))
+
+    def handle_expect_100(self):
+        if not self.path.startswith("/_control/") and self.server.state.is_down():
+            self.close_connection = True  # outage: no "100 Continue" either
+            return False
+        return super().handle_expect_100()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = lambda self: self.dispatch()
+
+    # ---- responses
+
+    def send_bytes(self, code, data, ctype="application/json", headers=None):
+        if self.rec is not None:
+            self.server.state.note(self.rec, response_status=code)
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_json(self, code, obj, headers=None):
+        self.send_bytes(code, json.dumps(obj, ensure_ascii=False).encode(), headers=headers)
+
+    def send_error_json(self, code, message, headers=None, **extra):
+        self.send_json(code, error_body(code, message, **extra), headers)
+
+    # ---- main flow
+
+    def dispatch(self):
+        srv = self.server
+        srv.activity(+1)
+        try:
+            path, _, query = self.path.partition("?")
+            if path.startswith("/_control/"):
+                self.control(path, query)
+            else:
+                self.api(path, query)
+        except BadRequest as e:
+            self.close_connection = True  # the body may be half read
+            self.send_error_json(e.code, e.message)
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            self.close_connection = True
+        finally:
+            srv.activity(-1)
+
+    def api(self, path, query):
+        st = self.server.state
+        headers = {}
+        for k, v in self.headers.items():
+            k = k.lower()
+            headers[k] = f"{headers[k]}, {v}" if k in headers else v
+        self.rec = {"method": self.command, "path": path, "query": query,
+                    "headers": headers, "time": time.time()}
+        st.record(self.rec)
+        if st.is_down():
+            st.note(self.rec, response_status="dropped")
+            self.close_connection = True
+            return
+        fault = st.take_fault(self.command, path)
+        if fault:
+            st.note(self.rec, fault=fault["action"])
+            if fault["action"] == "stall":
+                time.sleep(float(fault.get("seconds", 5)))
+                fault = None  # then answer normally
+        reader = BodyReader(self.rfile, self.headers)
+        route, params = self.route(path)
+        if route == "upload" and not fault and self.authorised():
+            return self.upload(params[0], reader)
+        body = reader.read_all()
+        if body:
+            try:
+                st.note(self.rec, body=body.decode("utf-8"))
+            except UnicodeDecodeError:
+                st.note(self.rec, body_b64=base64.b64encode(body).decode())
+        if fault:
+            return self.apply_fault(fault)
+        if not self.authorised():
+            return self.send_error_json(401, "missing or wrong bearer token",
+                                        {"WWW-Authenticate": 'Bearer realm="keruta-api"'})
+        if route is None:
+            return self.send_error_json(404, f"no route for {self.command} {path}")
+        if route == "METHOD":
+            return self.send_error_json(405, f"{self.command} is not allowed on {path}")
+        getattr(self, route)(*params, body=body, query=query)
+
+    def route(self, path):
+        suffix = None
+        for prefix in self.server.prefixes:  # longest first
+            if path.startswith(prefix + "/"):
+                suffix = path[len(prefix):]
+                break
+        if suffix is None:
+            return None, ()
+        other_method = False
+        for method, rx, name in ROUTES:
+            if m := rx.match(suffix):
+                if method == self.command:
+                    self.canonical = "/api/v1" + suffix  # how the OpenAPI spells it
+                    return name, tuple(unquote(g) for g in m.groups())
+                other_method = True
+        return ("METHOD" if other_method else None), ()
+
+    def authorised(self):
+        token = self.server.token
+        if token is None:
+            return True
+        scheme, _, value = self.headers.get("Authorization", "").strip().partition(" ")
+        return scheme.lower() == "bearer" and value.strip() == token
+
+    def apply_fault(self, f):
+        action = f["action"]
+        if action == "drop":
+            self.server.state.note(self.rec, response_status="dropped")
+            self.close_connection = True
+        elif action == "garbage":
+            self.send_bytes(200, b'{"id": "garbage", <<< this is not JSON')
+        elif action == "oversize":
+            n = max(2, int(f.get("bytes", 64 << 20)))
+            self.server.state.note(self.rec, response_status=200)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write(b'"')  # one valid JSON string, just too big
+            left, pad = n - 2, b"x" * CHUNK
+            while left > 0:
+                self.wfile.write(pad[:min(left, CHUNK)])
+                left -= CHUNK
+            self.wfile.write(b'"')
+        else:  # "status"
+            code = int(f.get("code", 503))
+            hdrs = {}
+            if f.get("retry_after") is not None:
+                ra = f["retry_after"]
+                hdrs["Retry-After"] = str(int(ra)) if isinstance(ra, (int, float)) else str(ra)
+            body = f.get("body")
+            if body is None:
+                self.send_error_json(code, "injected fault", hdrs)
+            elif isinstance(body, str):
+                self.send_bytes(code, body.encode(), f.get("content_type", "application/json"), hdrs)
+            else:
+                self.send_json(code, body, hdrs)
+
+    # ---- request body checks (recorded as "invalid" so tests can assert none happened)
+
+    def reject(self, code, reason, field=None):
+        self.server.state.note(self.rec, invalid=reason)
+        extra = {"field": field} if field else {}
+        self.send_error_json(code, reason, **extra)
+
+    def json_body(self, body):
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.split(";")[0].strip().lower() != "application/json":
+            self.reject(415, f"Content-Type must be application/json, got {ctype or 'none'!r}")
+            return None
+        try:
+            data = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            self.reject(400, f"body is not valid JSON: {e}")
+            return None
+        api = self.server.openapi
+        schema = api and api.body_schema(self.command, self.canonical)
+        if schema is not None and (err := api.check(schema, data)):
+            self.reject(400, err, err.split(":")[0].removeprefix("$").lstrip("."))
+            return None
+        if not isinstance(data, dict):
+            self.reject(400, f"$: expected object, got {json_type(data)}")
+            return None
+        return data
+
+    def string_field(self, data, name):
+        if not isinstance(data.get(name), str) or (name == "status" and not data[name]):
+            self.reject(400, f"$.{name}: required string field missing or empty", name)
+            return False
+        return True
+
+    # ---- API handlers
+
+    def task_or_404(self, task_id):
+        with self.server.state.lock:
+            task = self.server.state.tasks.get(task_id)
+            task = json.loads(json.dumps(task)) if task is not None else None
+        if task is None:
+            self.send_error_json(404, f"task {task_id} not found")
+        return task
+
+    def list_tasks(self, status=None, body=b"", query=""):
+        if status is None:
+            status = (parse_qs(query).get("status") or [None])[-1]
+        with self.server.state.lock:
+            tasks = [t for t in self.server.state.tasks.values()
+                     if status is None or t.get("status") == status]
+            self.send_json(200, tasks)
+
+    def get_task(self, task_id, body=b"", query=""):
+        if (task := self.task_or_404(task_id)) is not None:
+            self.send_json(200, task)
+
+    def get_task_script(self, task_id, body=b"", query=""):
+        script = self.server.state.scripts.get(task_id)
+        if script is None:
+            return self.send_error_json(404, f"no script for task {task_id}")
+        self.send_json(200, script)
+
+    def put_status(self, task_id, body=b"", query=""):
+        st = self.server.state
+        if (data := self.json_body(body)) is None or not self.string_field(data, "status"):
+            return
+        allowed = self.server.status_values
+        if allowed and data["status"] not in allowed:
+            return self.reject(400, f"$.status: {data['status']!r} is not one of {allowed}", "status")
+        with st.lock:
+            task = st.tasks.get(task_id)
+            if task is not None:
+                task["status"], task["updatedAt"] = data["status"], now_iso()
+                st.statuses.setdefault(task_id, []).append(data)
+                task = json.loads(json.dumps(task))
+        if task is None:
+            return self.send_error_json(404, f"task {task_id} not found")
+        self.send_json(200, task)
+
+    def post_logs(self, task_id, body=b"", query=""):
+        st = self.server.state
+        if (data := self.json_body(body)) is None or not self.string_field(data, "message"):
+            return
+        message = data["message"]
+        lines = message[:-1].split("\n") if message.endswith("\n") else message.split("\n")
+        common = {k: v for k, v in data.items() if k != "message"}
+        if (task := self.task_or_404(task_id)) is None:
+            return
+        with st.lock:
+            st.logs.setdefault(task_id, []).extend(dict(common, line=line) for line in lines)
+        self.send_json(200, task)
+
+    def upload(self, task_id, reader):
+        st = self.server.state
+        with st.lock:
+            known = task_id in st.tasks
+        if not known:
+            reader.drain()
+            return self.send_error_json(404, f"task {task_id} not found")
+        ctm = parse_header_params("content-type", self.headers.get("Content-Type", ""))
+        boundary = ctm.get_param("boundary") if ctm.get_content_type() == "multipart/form-data" else None
+        if not boundary or not 0 < len(boundary) <= 200:
+            reader.drain()
+            return self.reject(415, "Content-Type must be multipart/form-data with a boundary")
+        work = tempfile.mkdtemp(dir=st.upload_root, prefix="incoming-")
+        try:
+            try:
+                parts = read_multipart(reader, boundary.encode("latin-1"), work)
+            except BadRequest as e:
+                self.close_connection = True  # the rest of the body was not read
+                return self.reject(e.code, e.message)
+            st.note(self.rec, parts=[{k: v for k, v in p.items() if k != "path"} for p in parts])
+            files = [p for p in parts if p["name"] == "file"]
+            if not files or any(p["filename"] is None for p in files):
+                return self.reject(400, "multipart field \"file\" with a filename is required", "file")
+            docs = []
+            with st.lock:
+                for p in files:
+                    st.seq += 1
+                    safe = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(p["filename"])) or "file"
+                    dest_dir = os.path.join(st.upload_root, re.sub(r"[^A-Za-z0-9._-]", "_", task_id))
+                    os.makedirs(dest_dir, exist_ok=True)
+                    dest = os.path.join(dest_dir, f"{st.seq:04d}-{safe}")
+                    os.replace(p["path"], dest)
+                    st.uploads.setdefault(task_id, []).append(
+                        {"name": p["filename"], "size": p["size"], "sha256": p["sha256"], "path": dest})
+                    docs.append({"id": f"upload-{st.seq}", "title": p["filename"],
+                                 "size": p["size"], "sha256": p["sha256"]})
+            self.send_json(200, {"taskId": task_id, "documents": docs})
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def get_repository(self, repo_id, body=b"", query=""):
+        repo = self.server.state.repositories.get(repo_id)
+        if repo is None:
+            return self.send_error_json(404, f"repository {repo_id} not found")
+        self.send_json(200, repo)
+
+    def get_install_script(self, repo_id, body=b"", query=""):
+        st = self.server.state
+        text = st.install_scripts.get(repo_id)
+        if text is None:
+            text = (st.repositories.get(repo_id) or {}).get("installScript") or None
+        if text is None:
+            return self.send_error_json(404, f"no install script for repository {repo_id}")
+        self.send_bytes(200, text.encode(), "text/plain; charset=utf-8")
+
+    def get_document(self, doc_id, body=b"", query=""):
+        d = self.server.state.documents.get(doc_id)
+        if d is None:
+            return self.send_error_json(404, f"document {doc_id} not found")
+        self.send_json(200, {"id": doc_id, "title": d.get("name", doc_id),
+                             "content": d["data"].decode("utf-8", "replace"), "tags": d.get("tags", []),
+                             "createdAt": d.get("createdAt", now_iso()), "updatedAt": d.get("updatedAt", now_iso())})
+
+    def get_document_content(self, doc_id, body=b"", query=""):
+        d = self.server.state.documents.get(doc_id)
+        if d is None:
+            return self.send_error_json(404, f"document {doc_id} not found")
+        hdrs, name = {}, d.get("name")
+        if d.get("disposition") is not None:  # raw value, to test hostile names
+            hdrs["Content-Disposition"] = d["disposition"]
+        elif name:
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            hdrs["Content-Disposition"] = f'attachment; filename="{quoted}"'
+        ctype = d.get("content_type") or (name and mimetypes.guess_type(name)[0]) or "application/octet-stream"
+        self.send_bytes(200, d["data"], ctype, hdrs)
+
+    # ---- control API
+
+    def control(self, path, query):
+        st = self.server.state
+        body = BodyReader(self.rfile, self.headers).read_all(1 << 30)
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError as e:
+            raise BadRequest(400, f"control body is not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise BadRequest(400, "control body must be a JSON object")
+        key = (self.command, path.rstrip("/"))
+        if key == ("GET", "/_control/health"):
+            self.send_json(200, {"ok": True, "port": self.server.server_address[1],
+                                 "validation": self.server.openapi is not None,
+                                 "stateDir": self.server.state_dir})
+        elif key == ("POST", "/_control/seed"):
+            st.seed(data)
+            self.send_json(200, {"ok": True})
+        elif key == ("GET", "/_control/requests"):
+            since = int((parse_qs(query).get("since") or ["0"])[-1])
+            with st.lock:
+                out = json.dumps(st.requests[since:], ensure_ascii=False).encode()
+            self.send_bytes(200, out)
+        elif key == ("GET", "/_control/state"):
+            with st.lock:
+                out = json.dumps({"statuses": st.statuses, "logs": st.logs, "uploads": st.uploads,
+                                  "tasks": st.tasks, "faults_pending": len(st.faults)},
+                                 ensure_ascii=False).encode()
+            self.send_bytes(200, out)
+        elif key == ("POST", "/_control/fault"):
+            self.send_json(200, {"ok": True, "pending": self.add_fault(data)})
+        elif key == ("POST", "/_control/down"):
+            with st.lock:
+                st.down_until = time.monotonic() + float(data.get("seconds", 5))
+            self.send_json(200, {"ok": True})
+        elif key == ("POST", "/_control/reset"):
+            st.reset()
+            self.send_json(200, {"ok": True})
+        else:
+            self.send_error_json(404, f"no control endpoint {self.command} {path}")
+
+    def add_fault(self, data):
+        action = data.get("action")
+        if action not in ("status", "garbage", "oversize", "stall", "drop"):
+            raise BadRequest(400, f"fault action {action!r} is not status/garbage/oversize/stall/drop")
+        match = data.get("match") or {}
+        try:
+            rx = re.compile(match["path_regex"]) if match.get("path_regex") else None
+            times, skip = int(data.get("times", 1)), int(data.get("skip", 0))
+        except (re.error, ValueError, TypeError) as e:
+            raise BadRequest(400, f"bad fault: {e}") from None
+        if times == 0 or times < -1:
+            raise BadRequest(400, "times must be >= 1, or -1 for forever")
+        fault = dict(data, match=match, rx=rx, times=times, skip=skip)
+        with self.server.state.lock:
+            self.server.state.faults.append(fault)
+            return len(self.server.state.faults)
+
+
+# --------------------------------------------------------------------------- server and lifetime
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True      # never wait for a stalled connection at exit
+    request_queue_size = 128   # concurrency tests open many connections at once
+
+    def __init__(self, addr, args, state_dir, openapi):
+        super().__init__(addr, Handler)
+        self.state_dir, self.state, self.openapi = state_dir, State(state_dir), openapi
+        self.token, self.verbose = args.token, args.verbose
+        self.prefixes = sorted({p.rstrip("/") for p in args.prefix or ["/api/v1", "/api"]}, key=len, reverse=True)
+        self.status_values = [s for s in (args.status_values or "").split(",") if s]
+        self.ssl_ctx = None
+        if args.tls_cert:
+            self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        self._act_lock = threading.Lock()
+        self.in_flight, self.last_activity = 0, time.monotonic()
+
+    def activity(self, delta):
+        with self._act_lock:
+            self.in_flight += delta
+            self.last_activity = time.monotonic()
+
+    def idle_for(self):
+        with self._act_lock:
+            return 0.0 if self.in_flight else time.monotonic() - self.last_activity
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError, OSError)):
+            traceback.print_exc()
+
+
+def parent_alive(parent_pid, original_ppid):
+    if parent_pid == 0:
+        return True
+    if parent_pid is None:
+        return os.getppid() == original_ppid
+    try:
+        os.kill(parent_pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def watchdog(server, args, original_ppid, stop):
+    while not stop.wait(0.25):
+        if not parent_alive(args.parent_pid, original_ppid):
+            sys.stderr.write("refapi: parent process is gone, exiting\n")
+            break
+        if args.idle_exit > 0 and server.idle_for() > args.idle_exit:
+            sys.stderr.write(f"refapi: idle for {args.idle_exit}s, exiting\n")
+            break
+    server.shutdown()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Reference keruta-api server for tests")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--token")
+    ap.add_argument("--idle-exit", type=float, default=300)
+    ap.add_argument("--state-dir")
+    ap.add_argument("--openapi", help="validate request bodies against this OpenAPI file")
+    ap.add_argument("--prefix", action="append", help="API path prefix (repeatable; default /api/v1 and /api)")
+    ap.add_argument("--status-values", help="comma-separated accepted status values (default: any)")
+    ap.add_argument("--parent-pid", type=int, help="exit when this pid dies (0: never; default: our parent)")
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    original_ppid = os.getppid()
+
+    openapi = None
+    if args.openapi:
+        try:
+            openapi = OpenAPI(args.openapi)
+        except Exception as e:  # documented: unreadable -> no validation, but say so
+            sys.stderr.write(f"refapi: cannot load {args.openapi} ({e}); request validation is off\n")
+    own_dir = args.state_dir is None
+    state_dir = tempfile.mkdtemp(prefix="keruta-refapi-") if own_dir else args.state_dir
+    os.makedirs(state_dir, exist_ok=True)
+
+    server = Server(("127.0.0.1", args.port), args, state_dir, openapi)
+    port = server.server_address[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+    if args.verbose:
+        sys.stderr.write(f"refapi: listening on {'https' if server.ssl_ctx else 'http'}://127.0.0.1:{port}\n")
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()  # not from this thread
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    threading.Thread(target=watchdog, args=(server, args, original_ppid, stop), daemon=True).start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        stop.set()
+        server.server_close()
+        if own_dir:
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
