@@ -1,2 +1,31 @@
 # Tests: Criterion unit tests, fixture plugins, and end-to-end tests that
-# run the real binary against real peers on loopback.
+# run the real binary against real peers on loopback.  Each part of the
+# product keeps its tests in its own fragment (tests/*.mk).
+
+check_LTLIBRARIES += tests/lib/libkrtest.la
+tests_lib_libkrtest_la_SOURCES = tests/lib/krtest.c tests/lib/krtest.h
+
+# Flags for Criterion test programs.
+KT_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) -I$(srcdir)/tests/lib
+KT_LIBS = tests/lib/libkrtest.la $(CRITERION_LIBS)
+
+# Fixture plugins are built as real shared objects (-rpath forces that).
+KT_FIXTURE_LINK = -module -avoid-version -shared -rpath $(abs_builddir)/tests/fixtures
+
+AM_TESTS_ENVIRONMENT = \
+	KR_SRCDIR='$(abs_top_srcdir)'; export KR_SRCDIR; \
+	KR_BUILDDIR='$(abs_top_builddir)'; export KR_BUILDDIR; \
+	KR_OPENAPI='$(abs_top_srcdir)/../shared/reference/keruta-api.openapi.yaml'; export KR_OPENAPI; \
+	KERUTA_PLUGIN_PATH='$(abs_top_builddir)/stages/.libs'; export KERUTA_PLUGIN_PATH; \
+	KERUTA_API_MODULE='$(abs_top_builddir)/.libs/backend-api.so'; export KERUTA_API_MODULE; \
+	MAKE='$(MAKE)'; export MAKE; \
+	CRITERION_NO_EARLY_EXIT=1; export CRITERION_NO_EARLY_EXIT;
+
+EXTRA_DIST += tests/refapi
+
+include $(srcdir)/tests/core.mk
+include $(srcdir)/tests/api.mk
+include $(srcdir)/tests/git.mk
+include $(srcdir)/tests/init.mk
+include $(srcdir)/tests/run.mk
+include $(srcdir)/tests/collect.mk

@@ -30,6 +30,7 @@ API endpoints (every path also works under each --prefix; defaults /api/v1 and /
   GET  /api/v1/documents/{docId}/content   raw bytes; Content-Disposition: attachment;
                                            filename="<name>" when the document has a name
   With --token every API request needs "Authorization: Bearer TOKEN", else 401.
+  Order per request: record -> outage (down) -> injected fault -> token -> route -> body checks.
 
 BODY SHAPES (derived from keruta-api.openapi.yaml)
   The OpenAPI gives PUT /tasks/{id}/status and POST /tasks/{id}/logs the same request schema:
@@ -528,6 +529,7 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self):
         srv = self.server
         srv.activity(+1)
+        self.rec, self.canonical = None, None  # one handler object serves a whole keep-alive connection
         try:
             path, _, query = self.path.partition("?")
             if path.startswith("/_control/"):
@@ -539,6 +541,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_error_json(e.code, e.message)
         except (ConnectionError, TimeoutError, ssl.SSLError):
             self.close_connection = True
+        except Exception:  # a bug here: answer 500 rather than drop, so the client does not retry
+            traceback.print_exc()
+            self.close_connection = True
+            try:
+                self.send_error_json(500, "reference server bug: " + repr(sys.exc_info()[1]))
+            except OSError:
+                pass
         finally:
             srv.activity(-1)
 
@@ -563,8 +572,10 @@ class Handler(BaseHTTPRequestHandler):
                 fault = None  # then answer normally
         reader = BodyReader(self.rfile, self.headers)
         route, params = self.route(path)
-        if route == "upload" and not fault and self.authorised():
-            return self.upload(params[0], reader)
+        if route == "upload":
+            if not fault and self.authorised():
+                return self.upload(params[0], reader)
+            reader.drain()  # never hold a big upload in memory just to refuse it
         body = reader.read_all()
         if body:
             try:
@@ -687,9 +698,9 @@ class Handler(BaseHTTPRequestHandler):
         if status is None:
             status = (parse_qs(query).get("status") or [None])[-1]
         with self.server.state.lock:
-            tasks = [t for t in self.server.state.tasks.values()
-                     if status is None or t.get("status") == status]
-            self.send_json(200, tasks)
+            out = json.dumps([t for t in self.server.state.tasks.values()
+                              if status is None or t.get("status") == status], ensure_ascii=False)
+        self.send_bytes(200, out.encode())
 
     def get_task(self, task_id, body=b"", query=""):
         if (task := self.task_or_404(task_id)) is not None:
@@ -748,7 +759,7 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 parts = read_multipart(reader, boundary.encode("latin-1"), work)
             except BadRequest as e:
-                self.close_connection = True  # the rest of the body was not read
+                reader.drain()  # so the client reads our 400 instead of a reset
                 return self.reject(e.code, e.message)
             st.note(self.rec, parts=[{k: v for k, v in p.items() if k != "path"} for p in parts])
             files = [p for p in parts if p["name"] == "file"]
@@ -897,7 +908,7 @@ class Server(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError, OSError)):
+        if not isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
             traceback.print_exc()
 
 

@@ -1,0 +1,1 @@
+# stage plugins: git
