@@ -26,6 +26,9 @@ typedef struct kr_agent {
 
 /* The table every plugin gets. */
 extern const kr_services kr_services_table;
+/* The reason an init callback gave with fail(NULL, ...); cleared on read.
+ * Non-zero if there was one. */
+int kr_services_take_init_reason(char *out, size_t n);
 
 /* Search path for plugins, in the documented order. */
 void kr_agent_plugin_dirs(kr_loader *l, const kr_settings *s, const kr_pipeline *p);

@@ -50,11 +50,14 @@ int kr_runner_init(kr_runner *r, kr_agent *a, kr_error *err)
 		a->reason[0] = '\0';
 		a->reason_set = 0;
 		kr_task_set_stage(a->task, run->def->name, 0);
+		char init_reason[sizeof(a->reason)];
+		kr_services_take_init_reason(init_reason, sizeof(init_reason));
 		int rc = pl->init(&kr_services_table, &run->cfg, &run->state);
+		int had = kr_services_take_init_reason(init_reason, sizeof(init_reason));
 		if (rc < 0) {
 			kr_error_set(err, KR_EXIT_USAGE, "stage '%s' (plugin %s): init failed: %s",
 			             run->def->name, run->plugin->path,
-			             a->reason_set ? a->reason : "the plugin gave no reason");
+			             had ? init_reason : "the plugin gave no reason");
 			return -1;
 		}
 		run->inited = 1;

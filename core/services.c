@@ -2,6 +2,7 @@
  * services.c - the kr_services table: how plugins reach the core.  Each
  * service finds the agent through the task it is given.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,22 +23,41 @@ static void svc_log(kr_task *t, kr_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Reason given by an init callback, which has no task to attach it to;
+ * read by the runner right after that init returns. */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static char init_reason[2048];
+
 static int svc_fail(kr_task *t, const char *fmt, ...)
 {
 	kr_agent *a = t ? kr_task_agent(t) : NULL;
-	if (!a)
-		return KR_FAILED;
-	char raw[sizeof(a->reason)];
+	char raw[sizeof(init_reason)];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	kr_buf masked = {0};
 	kr_secret_mask(raw, strlen(raw), &masked);
-	snprintf(a->reason, sizeof(a->reason), "%s", masked.data ? masked.data : "");
+	if (a) {
+		snprintf(a->reason, sizeof(a->reason), "%s", masked.data ? masked.data : "");
+		a->reason_set = 1;
+	} else {
+		pthread_mutex_lock(&init_lock);
+		snprintf(init_reason, sizeof(init_reason), "%s", masked.data ? masked.data : "");
+		pthread_mutex_unlock(&init_lock);
+	}
 	kr_buf_free(&masked);
-	a->reason_set = 1;
 	return KR_FAILED;
+}
+
+int kr_services_take_init_reason(char *out, size_t n)
+{
+	pthread_mutex_lock(&init_lock);
+	int had = init_reason[0] != '\0';
+	snprintf(out, n, "%s", init_reason);
+	init_reason[0] = '\0';
+	pthread_mutex_unlock(&init_lock);
+	return had;
 }
 
 static uint64_t svc_time_left(const kr_task *t)

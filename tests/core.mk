@@ -1,1 +1,55 @@
-# tests for: core
+# Tests of the core: pipeline reader, loader, runner, settings, SDK.
+
+# Fixture plugins: one good one, and one source built six broken ways.
+check_LTLIBRARIES += tests/fixtures/fx_ok.la tests/fixtures/fx_major.la \
+	tests/fixtures/fx_minor.la tests/fixtures/fx_nodesc.la \
+	tests/fixtures/fx_initfail.la tests/fixtures/fx_norun.la \
+	tests/fixtures/fx_small.la tests/fixtures/hello.la
+KT_FX_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
+tests_fixtures_fx_ok_la_SOURCES = tests/fixtures/fx_ok.c
+tests_fixtures_fx_ok_la_CFLAGS = $(KT_FX_CFLAGS)
+tests_fixtures_fx_ok_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_major_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_major_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=1 -DFX_NAME='"fx_major"'
+tests_fixtures_fx_major_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_minor_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_minor_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=2 -DFX_NAME='"fx_minor"'
+tests_fixtures_fx_minor_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_nodesc_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_nodesc_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=3 -DFX_NAME='"fx_nodesc"'
+tests_fixtures_fx_nodesc_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_initfail_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_initfail_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=4 -DFX_NAME='"fx_initfail"'
+tests_fixtures_fx_initfail_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_norun_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_norun_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=5 -DFX_NAME='"fx_norun"'
+tests_fixtures_fx_norun_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_small_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_small_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=6 -DFX_NAME='"fx_small"'
+tests_fixtures_fx_small_la_LDFLAGS = $(KT_FIXTURE_LINK)
+# the SDK example, also built in tree so the in-tree tests can use it
+tests_fixtures_hello_la_SOURCES = plugins/example/hello.c
+tests_fixtures_hello_la_CFLAGS = $(KT_FX_CFLAGS)
+tests_fixtures_hello_la_LDFLAGS = $(KT_FIXTURE_LINK)
+
+# Unit tests link the core's objects directly.
+KT_CORE_LIBS = libkrcore.la $(KT_LIBS)
+check_PROGRAMS += tests/core_pipeline tests/core_loader tests/core_runner \
+	tests/core_settings tests/core_sdk
+TESTS += tests/core_pipeline tests/core_loader tests/core_runner \
+	tests/core_settings tests/core_sdk
+tests_core_pipeline_SOURCES = tests/core_pipeline.c
+tests_core_pipeline_CFLAGS = $(KT_CFLAGS) $(YAML_CFLAGS)
+tests_core_pipeline_LDADD = $(KT_CORE_LIBS)
+tests_core_loader_SOURCES = tests/core_loader.c
+tests_core_loader_CFLAGS = $(KT_CFLAGS)
+tests_core_loader_LDADD = $(KT_CORE_LIBS)
+tests_core_runner_SOURCES = tests/core_runner.c
+tests_core_runner_CFLAGS = $(KT_CFLAGS)
+tests_core_runner_LDADD = $(KT_LIBS)
+tests_core_settings_SOURCES = tests/core_settings.c
+tests_core_settings_CFLAGS = $(KT_CFLAGS)
+tests_core_settings_LDADD = $(KT_CORE_LIBS)
+tests_core_sdk_SOURCES = tests/core_sdk.c
+tests_core_sdk_CFLAGS = $(KT_CFLAGS)
+tests_core_sdk_LDADD = $(KT_LIBS)

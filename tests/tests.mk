@@ -6,7 +6,7 @@ check_LTLIBRARIES += tests/lib/libkrtest.la
 tests_lib_libkrtest_la_SOURCES = tests/lib/krtest.c tests/lib/krtest.h
 
 # Flags for Criterion test programs.
-KT_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) -I$(srcdir)/tests/lib
+KT_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) -D_GNU_SOURCE -I$(srcdir)/tests/lib
 KT_LIBS = tests/lib/libkrtest.la $(CRITERION_LIBS)
 
 # Fixture plugins are built as real shared objects (-rpath forces that).

@@ -1,77 +1,58 @@
 #!/usr/bin/env python3
-"""Reference keruta-api server for the keruta-agent test suite (a test peer, not a product).
+"""Reference keruta-api server for the keruta-agent tests: a test peer, not a product.
+Standard library only; PyYAML is imported only to read --openapi.  Python >= 3.11.
 
-Standard library only (PyYAML is imported only to read --openapi).  Python >= 3.11.
+CLI: keruta_api_server.py [--port 0] [--port-file FILE] [--tls-cert C --tls-key K] [--token T]
+       [--idle-exit SECONDS(300; 0=never)] [--state-dir DIR] [--openapi FILE]
+       [--prefix P ...(default /api/v1 and /api)] [--status-values A,B] [--parent-pid PID] [--verbose]
+  Listens on 127.0.0.1; writes the port to FILE (FILE.tmp + rename) once listening.  Exits after
+  --idle-exit seconds with no request in flight, on SIGTERM/INT/HUP, and when its parent dies
+  (ppid changes; --parent-pid PID watches PID instead, 0 disables): start it from the test process
+  itself, not from a subshell that exits at once.  Without --state-dir, uploads go to a temp dir
+  removed at exit.  With --token, API requests need "Authorization: Bearer T" (else 401).
+  Per request: record -> outage (down) -> injected fault -> token -> route -> body checks.
 
-CLI
-  keruta_api_server.py [--port 0] [--port-file FILE] [--tls-cert C --tls-key K]
-      [--token TOKEN] [--idle-exit SECONDS] [--state-dir DIR] [--openapi FILE]
-      [--prefix /api/v1 --prefix /api] [--status-values A,B,...] [--parent-pid PID] [--verbose]
-  Listens on 127.0.0.1.  Once listening, the port is written to FILE (via FILE.tmp + rename).
-  Exits by itself after --idle-exit seconds with no request in flight (default 300; 0 = never),
-  on SIGTERM/SIGINT/SIGHUP, and when its parent dies (its ppid changes; with --parent-pid PID it
-  watches PID instead, 0 disables).  So start it directly from the test process, not through a
-  subshell that exits at once.  The state dir (uploads) is a temp dir removed at exit unless given.
+API (each path under every --prefix, so /api/v1/... and /api/... both work)
+  GET  /tasks[?status=S], /tasks/status/{S}   seeded tasks (filtered on "status")
+  GET  /tasks/{id}  /tasks/{id}/script        seeded task / seeded scripts object, as seeded
+  PUT  /tasks/{id}/status   POST /tasks/{id}/logs     see BODY SHAPES; both answer the task
+  POST /tasks/{id}/documents   multipart/form-data; file part(s) named "file" with a filename, streamed
+                               to disk -> {"taskId":..,"documents":[{"id","title","size","sha256"}]}
+  GET  /repositories/{id}   /repositories/{id}/script (text/plain: installScripts[id], else the
+                               repository's "installScript"; 404 if none)
+  GET  /documents/{id} (Document JSON)   /documents/{id}/content (bytes; Content-Disposition:
+                               attachment; filename="<name>" when the document has a name)
 
-API endpoints (every path also works under each --prefix; defaults /api/v1 and /api)
-  GET  /api/v1/tasks[?status=S]            seeded tasks, optionally filtered on "status"
-  GET  /api/v1/tasks/status/{status}       same (the OpenAPI's own form)
-  GET  /api/v1/tasks/{taskId}              the seeded task object
-  GET  /api/v1/tasks/{taskId}/script       the seeded scripts object, as seeded
-  PUT  /api/v1/tasks/{taskId}/status       see BODY SHAPES; answers the updated task
-  POST /api/v1/tasks/{taskId}/logs         see BODY SHAPES; answers the task
-  POST /api/tasks/{taskId}/documents       multipart/form-data, file part(s) named "file" with a
-                                           filename; streamed to disk; answers
-                                           {"taskId":..,"documents":[{"id","title","size","sha256"}]}
-  GET  /api/v1/repositories/{repoId}       the seeded repository object
-  GET  /api/v1/repositories/{repoId}/script  install script, text/plain (installScripts[repoId],
-                                           else the repository's "installScript"), 404 if none
-  GET  /api/v1/documents/{docId}           Document JSON (id, title, content, tags, times)
-  GET  /api/v1/documents/{docId}/content   raw bytes; Content-Disposition: attachment;
-                                           filename="<name>" when the document has a name
-  With --token every API request needs "Authorization: Bearer TOKEN", else 401.
-  Order per request: record -> outage (down) -> injected fault -> token -> route -> body checks.
+BODY SHAPES, from keruta-api.openapi.yaml: PUT .../status and POST .../logs share the request schema
+  {"type":"object","additionalProperties":{"type":"string"}}: a flat object of strings.  Checked even
+  without --openapi, and Content-Type must be application/json (else 415):
+  status  {"status":"IN_PROGRESS","message":"..."} (+ optional string fields, e.g. errorCode);
+          "status" required, non-empty, one of --status-values if given.
+  logs    {"message":"line1\nline2","stream":"stdout","level":"INFO"}: one request = one batch, its
+          lines joined by "\n" in "message" (required; one trailing "\n" ignored); the other fields are
+          copied onto every line.  A {"lines":[...]} array is not schema-valid: 400.
+  Errors (the OpenAPI has no error schema): {"error":{"code":"NOT_FOUND","message":"..."}}, code =
+  HTTP status name; body-check failures add "field" and are recorded with "invalid": reason.
 
-BODY SHAPES (derived from keruta-api.openapi.yaml)
-  The OpenAPI gives PUT /tasks/{id}/status and POST /tasks/{id}/logs the same request schema:
-  {"type":"object","additionalProperties":{"type":"string"}} -- a flat object of strings only.
-  So, and checked even without --openapi (Content-Type must be application/json):
-    status: {"status":"IN_PROGRESS","message":"..."}  plus optional string fields (errorCode...).
-            "status" is required and non-empty (restricted to --status-values if given).
-    logs:   {"message":"line1\nline2","stream":"stdout","level":"INFO"}: one batch = one request,
-            its lines joined with "\n" in "message" (required); a single trailing "\n" is ignored.
-            "stream"/"level"/"time" and any other string fields are copied onto every line.
-            A {"lines":[...]} array body is NOT schema-valid and is rejected (400).
-  Error bodies (the OpenAPI has no error schema): {"error":{"code":"NOT_FOUND","message":"..."}}
-  with code = the HTTP status name; validation errors add "field" (dotted path).
-
-CONTROL API (/_control/..., JSON; no token, never recorded, never faulted)
-  GET  /_control/health            {"ok":true,"port":N,"validation":bool,"stateDir":".."}
-  POST /_control/seed              {"tasks":[{"id":..}], "repositories":[{"id":..}],
-                                    "scripts":{"<taskId>":{..}}, "installScripts":{"<repoId>":"text"},
-                                    "documents":{"<docId>":{"name":"x.md","content_b64":"..",
-                                    ("content":"text"), ("content_type":".."), ("disposition":"raw
-                                    Content-Disposition value")}}}  -- merged by id
-  GET  /_control/requests[?since=N] [{"seq","method","path","query","headers"{lowercase},"time"(epoch),
-                                    "body" | "body_b64" | "parts":[{name,filename,content_type,size,
-                                    sha256|value}], "invalid"?: reason, "fault"?: action,
-                                    "response_status": code | "dropped"}]
-  GET  /_control/state             {"statuses":{taskId:[body,..]}, "logs":{taskId:[{line,stream,..}]},
-                                    "uploads":{taskId:[{name,size,sha256,path}]}, "tasks":{..},
-                                    "faults_pending":N}
-  POST /_control/fault             {"match":{"method":"PUT","path_regex":"/status$"},   (both optional;
-                                    regex searched in the path without query)
-                                    "action":"status"  "code":503 ("retry_after":2|"HTTP-date")
-                                                       ("body":obj|str) ("content_type":"..")
-                                           | "garbage" (200, invalid JSON)
-                                           | "oversize" "bytes":N (200, valid JSON string of N bytes)
-                                           | "stall" "seconds":S (sleep, then answer normally)
-                                           | "drop" (read the request, close without a response),
-                                    "times":1 (-1 = forever), "skip":0 (let N matches through first)}
-                                   The first pending fault whose match fits a request applies.
-  POST /_control/down              {"seconds":S}: for S seconds every API request's connection is
-                                   closed right after its headers, with no response (an outage).
-  POST /_control/reset             clears seeds, state, faults, recordings and uploaded files.
+CONTROL (/_control/..., JSON, no token, never recorded or faulted)
+  GET  health    {"ok":true,"port":N,"validation":bool,"stateDir":".."}
+  POST seed      {"tasks":[{"id":..}],"repositories":[{"id":..}],"scripts":{taskId:{..}},
+                  "installScripts":{repoId:"text"},"documents":{docId:{"name":"x.md","content_b64":"..",
+                  or "content":"text", opt. "content_type", "disposition" (raw header, for hostile names)}}}
+                 merged by id
+  GET  requests[?since=N]  [{"seq","method","path","query"(raw),"headers"{lowercase},"time"(epoch s),
+                  "body"|"body_b64"|"parts":[{name,filename,content_type,size,sha256|value}],
+                  "invalid"?,"fault"?,"response_status": code|"dropped"}]
+  GET  state     {"statuses":{taskId:[body..]},"logs":{taskId:[{"line",..}]},
+                  "uploads":{taskId:[{name,size,sha256,path}]},"tasks":{..},"faults_pending":N}
+  POST fault     {"match":{"method":"PUT","path_regex":"/status$"} (optional; regex searched in the path),
+                  "action": "status" ("code":503, "retry_after":2|"date", "body":obj|str, "content_type")
+                          | "garbage" (200, invalid JSON) | "oversize" ("bytes":N: 200, a JSON string)
+                          | "stall" ("seconds":S, then answer normally) | "drop" (close, no response),
+                  "times":1 (-1 = forever), "skip":0 (let the first N matches through)}
+                 the first pending fault matching a request applies.
+  POST down      {"seconds":S}: API connections are closed right after their headers (an outage).
+  POST reset     clears seeds, state, faults, recordings and uploaded files.
 """
 import argparse
 import base64
@@ -97,6 +78,9 @@ from urllib.parse import parse_qs, unquote
 CHUNK = 256 * 1024          # streaming unit for bodies and uploads
 MAX_JSON_BODY = 32 << 20    # bodies other than uploads are held in memory; cap them
 MAX_FIELD = 64 << 10        # non-file multipart fields kept in memory up to this size
+# The OpenAPI request schema of both PUT /tasks/{id}/status and POST /tasks/{id}/logs, used
+# as is when no --openapi file is given, so the body contract holds either way.
+FLAT_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
 def error_body(code, message, **extra):
@@ -110,10 +94,10 @@ def now_iso():
 
 
 class BadRequest(Exception):
-    """Request rejected by the server: (HTTP code, message, field)."""
-    def __init__(self, code, message, field=None):
+    """Request rejected before a handler could answer it."""
+    def __init__(self, code, message):
         super().__init__(message)
-        self.code, self.message, self.field = code, message, field
+        self.code, self.message = code, message
 
 
 # --------------------------------------------------------------------------- request bodies
@@ -123,17 +107,13 @@ class BodyReader:
     libcurl sends chunked bodies for uploads of unknown size, so both must work."""
 
     def __init__(self, rfile, headers):
-        self.rfile = rfile
+        self.rfile, self.done, self.remaining = rfile, False, 0
         self.chunked = "chunked" in headers.get("Transfer-Encoding", "").lower()
-        self.done = False
-        self.remaining = 0
+        cl = headers.get("Content-Length") or "0"
         if not self.chunked:
-            try:
-                self.remaining = int(headers.get("Content-Length") or 0)
-            except ValueError:
-                raise BadRequest(400, "bad Content-Length") from None
-            if self.remaining < 0:
+            if not cl.isdigit():
                 raise BadRequest(400, "bad Content-Length")
+            self.remaining = int(cl)
 
     def read(self, n=CHUNK):
         if not self.chunked:
@@ -179,8 +159,8 @@ class BodyReader:
             pass
 
 
-def parse_header_params(name, value):
-    """(main value, params) of a MIME header, using the email package for quoting/RFC 2231."""
+def mime_header(name, value):
+    """A header parsed by the email package, which handles quoting and RFC 2231 parameters."""
     m = email.message.Message()
     m[name] = value
     return m
@@ -237,7 +217,7 @@ def read_multipart(reader, boundary, store_dir):
             k, sep, v = line.partition(":")
             if sep:
                 headers[k.strip().lower()] = v.strip()
-        cd = parse_header_params("content-disposition", headers.get("content-disposition", ""))
+        cd = mime_header("content-disposition", headers.get("content-disposition", ""))
         part = {"name": cd.get_param("name", header="content-disposition"),
                 "filename": cd.get_filename(),
                 "content_type": headers.get("content-type", "text/plain")}
@@ -283,11 +263,13 @@ class OpenAPI:
     """Small JSON-schema subset validator over the OpenAPI request bodies: type, required,
     properties, additionalProperties, enum, items, $ref, minimum/maximum, allOf/anyOf/oneOf."""
 
-    def __init__(self, path):
+    def __init__(self, path=None):
+        self.doc, self.ops = {}, []
+        if path is None:  # no description: check() still works for the built-in schemas
+            return
         import yaml  # python3-yaml; only needed here
         with open(path, "rb") as f:
             self.doc = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        self.ops = []
         for p, item in (self.doc.get("paths") or {}).items():
             segs = p.strip("/").split("/")
             rx = "^/" + "/".join("[^/]+" if "{" in s else re.escape(s) for s in segs) + "$"
@@ -658,7 +640,7 @@ class Handler(BaseHTTPRequestHandler):
         extra = {"field": field} if field else {}
         self.send_error_json(code, reason, **extra)
 
-    def json_body(self, body):
+    def json_body(self, body, fallback=FLAT_STRINGS):
         ctype = self.headers.get("Content-Type", "")
         if ctype.split(";")[0].strip().lower() != "application/json":
             self.reject(415, f"Content-Type must be application/json, got {ctype or 'none'!r}")
@@ -668,8 +650,8 @@ class Handler(BaseHTTPRequestHandler):
         except (UnicodeDecodeError, ValueError) as e:
             self.reject(400, f"body is not valid JSON: {e}")
             return None
-        api = self.server.openapi
-        schema = api and api.body_schema(self.command, self.canonical)
+        api = self.server.openapi or OpenAPI()
+        schema = api.body_schema(self.command, self.canonical) or fallback
         if schema is not None and (err := api.check(schema, data)):
             self.reject(400, err, err.split(":")[0].removeprefix("$").lstrip("."))
             return None
@@ -686,13 +668,17 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- API handlers
 
-    def task_or_404(self, task_id):
+    def found(self, table, key, what):
+        """The seeded object (a deep copy), or None after answering 404."""
         with self.server.state.lock:
-            task = self.server.state.tasks.get(task_id)
-            task = json.loads(json.dumps(task)) if task is not None else None
-        if task is None:
-            self.send_error_json(404, f"task {task_id} not found")
-        return task
+            obj = getattr(self.server.state, table).get(key)
+            obj = json.loads(json.dumps(obj)) if obj is not None and table != "documents" else obj
+        if obj is None:
+            self.send_error_json(404, f"{what} {key} not found")
+        return obj
+
+    def task_or_404(self, task_id):
+        return self.found("tasks", task_id, "task")
 
     def list_tasks(self, status=None, body=b"", query=""):
         if status is None:
@@ -707,10 +693,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, task)
 
     def get_task_script(self, task_id, body=b"", query=""):
-        script = self.server.state.scripts.get(task_id)
-        if script is None:
-            return self.send_error_json(404, f"no script for task {task_id}")
-        self.send_json(200, script)
+        if (script := self.found("scripts", task_id, "script for task")) is not None:
+            self.send_json(200, script)
 
     def put_status(self, task_id, body=b"", query=""):
         st = self.server.state
@@ -749,7 +733,7 @@ class Handler(BaseHTTPRequestHandler):
         if not known:
             reader.drain()
             return self.send_error_json(404, f"task {task_id} not found")
-        ctm = parse_header_params("content-type", self.headers.get("Content-Type", ""))
+        ctm = mime_header("content-type", self.headers.get("Content-Type", ""))
         boundary = ctm.get_param("boundary") if ctm.get_content_type() == "multipart/form-data" else None
         if not boundary or not 0 < len(boundary) <= 200:
             reader.drain()
@@ -783,10 +767,8 @@ class Handler(BaseHTTPRequestHandler):
             shutil.rmtree(work, ignore_errors=True)
 
     def get_repository(self, repo_id, body=b"", query=""):
-        repo = self.server.state.repositories.get(repo_id)
-        if repo is None:
-            return self.send_error_json(404, f"repository {repo_id} not found")
-        self.send_json(200, repo)
+        if (repo := self.found("repositories", repo_id, "repository")) is not None:
+            self.send_json(200, repo)
 
     def get_install_script(self, repo_id, body=b"", query=""):
         st = self.server.state
@@ -798,17 +780,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_bytes(200, text.encode(), "text/plain; charset=utf-8")
 
     def get_document(self, doc_id, body=b"", query=""):
-        d = self.server.state.documents.get(doc_id)
-        if d is None:
-            return self.send_error_json(404, f"document {doc_id} not found")
+        if (d := self.found("documents", doc_id, "document")) is None:
+            return
         self.send_json(200, {"id": doc_id, "title": d.get("name", doc_id),
                              "content": d["data"].decode("utf-8", "replace"), "tags": d.get("tags", []),
                              "createdAt": d.get("createdAt", now_iso()), "updatedAt": d.get("updatedAt", now_iso())})
 
     def get_document_content(self, doc_id, body=b"", query=""):
-        d = self.server.state.documents.get(doc_id)
-        if d is None:
-            return self.send_error_json(404, f"document {doc_id} not found")
+        if (d := self.found("documents", doc_id, "document")) is None:
+            return
         hdrs, name = {}, d.get("name")
         if d.get("disposition") is not None:  # raw value, to test hostile names
             hdrs["Content-Disposition"] = d["disposition"]
@@ -838,7 +818,10 @@ class Handler(BaseHTTPRequestHandler):
             st.seed(data)
             self.send_json(200, {"ok": True})
         elif key == ("GET", "/_control/requests"):
-            since = int((parse_qs(query).get("since") or ["0"])[-1])
+            since = (parse_qs(query).get("since") or ["0"])[-1]
+            if not since.isdigit():
+                raise BadRequest(400, "since must be a request index")
+            since = int(since)
             with st.lock:
                 out = json.dumps(st.requests[since:], ensure_ascii=False).encode()
             self.send_bytes(200, out)
@@ -913,13 +896,10 @@ class Server(ThreadingHTTPServer):
 
 
 def parent_alive(parent_pid, original_ppid):
-    if parent_pid == 0:
-        return True
     if parent_pid is None:
         return os.getppid() == original_ppid
     try:
-        os.kill(parent_pid, 0)
-        return True
+        return parent_pid == 0 or os.kill(parent_pid, 0) is None
     except ProcessLookupError:
         return False
     except PermissionError:

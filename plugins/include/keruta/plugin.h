@@ -167,7 +167,8 @@ typedef struct kr_services {
 	        __attribute__((format(printf, 3, 4)));
 
 	/* Record why the stage failed; the last call wins.  Returns KR_FAILED
-	 * so that `return svc->fail(t, "...")` reads naturally. */
+	 * so that `return svc->fail(t, "...")` reads naturally.  In init,
+	 * where there is no task yet, pass NULL as the task. */
 	int (*fail)(kr_task *task, const char *fmt, ...)
 	        __attribute__((format(printf, 2, 3)));
 

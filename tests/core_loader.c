@@ -1,0 +1,286 @@
+/*
+ * The plugin loader: each failure is one clear message (and, through the
+ * binary, one line and exit status 2), never a crash; the search order is
+ * --plugin-dir, KERUTA_PLUGIN_PATH, the pipeline's plugin_path, installed.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "krtest.h"
+#include "loader.h"
+
+static char *fixtures(void)
+{
+	return kt_path(kt_builddir(), "tests/fixtures/.libs");
+}
+
+static char *fixture(const char *name)
+{
+	char *dir = fixtures();
+	char file[128];
+	snprintf(file, sizeof(file), "%s.so", name);
+	char *p = kt_path(dir, file);
+	free(dir);
+	return p;
+}
+
+static void copy(const char *from, const char *to)
+{
+	size_t len;
+	char *data = kt_read_file(from, &len);
+	cr_assert_not_null(data, "cannot read %s", from);
+	kt_write_bytes(to, data, len);
+	free(data);
+}
+
+/* Load `name` from the fixtures directory; return the error message. */
+static char *load_error(const char *name)
+{
+	kr_loader l;
+	kr_error err = {0};
+	kr_loader_init(&l);
+	char *dir = fixtures();
+	kr_loader_add_dir(&l, dir);
+	const kr_loaded *p = kr_loader_load(&l, name, &err);
+	cr_assert_null(p, "plugin %s loaded but must be refused", name);
+	cr_expect_eq(err.code, 2);
+	kr_loader_free(&l);
+	free(dir);
+	return strdup(err.msg);
+}
+
+Test(loader, good_plugin_loads_and_is_cached)
+{
+	kr_loader l;
+	kr_error err = {0};
+	kr_loader_init(&l);
+	char *dir = fixtures();
+	kr_loader_add_dir(&l, dir);
+	const kr_loaded *a = kr_loader_load(&l, "fx_ok", &err);
+	cr_assert_not_null(a, "%s", err.msg);
+	cr_expect_str_eq(a->desc->name, "fx_ok");
+	cr_expect_eq(a->desc->abi_major, KR_ABI_MAJOR);
+	cr_expect_eq(kr_loader_load(&l, "fx_ok", &err), a);
+	kr_loader_free(&l);
+	free(dir);
+}
+
+Test(loader, not_found_lists_every_directory_searched)
+{
+	kr_loader l;
+	kr_error err = {0};
+	kr_loader_init(&l);
+	kr_loader_add_dir(&l, "/nonexistent/one");
+	kr_loader_add_path_list(&l, "/nonexistent/two::/nonexistent/three");
+	cr_assert_null(kr_loader_load(&l, "nosuch", &err));
+	cr_expect(strstr(err.msg, "plugin 'nosuch' not found") != NULL, "%s", err.msg);
+	cr_expect(strstr(err.msg, "/nonexistent/one, /nonexistent/two, /nonexistent/three") != NULL,
+	          "%s", err.msg);
+	kr_loader_free(&l);
+}
+
+Test(loader, other_major_is_refused_naming_both_versions)
+{
+	char *msg = load_error("fx_major");
+	cr_expect(strstr(msg, "built for plugin ABI 2.0, but this agent speaks ABI 1.0") != NULL,
+	          "%s", msg);
+	free(msg);
+}
+
+Test(loader, newer_minor_is_refused)
+{
+	char *msg = load_error("fx_minor");
+	cr_expect(strstr(msg, "built for plugin ABI 1.1, newer than this agent's ABI 1.0") != NULL,
+	          "%s", msg);
+	free(msg);
+}
+
+Test(loader, missing_descriptor_is_not_a_plugin)
+{
+	char *msg = load_error("fx_nodesc");
+	cr_expect(strstr(msg, "not a keruta-agent plugin: it exports no 'keruta_plugin'") != NULL,
+	          "%s", msg);
+	free(msg);
+}
+
+Test(loader, missing_run_callback)
+{
+	char *msg = load_error("fx_norun");
+	cr_expect(strstr(msg, "descriptor has no run callback") != NULL, "%s", msg);
+	free(msg);
+}
+
+Test(loader, truncated_descriptor)
+{
+	char *msg = load_error("fx_small");
+	cr_expect(strstr(msg, "descriptor is 8 bytes") != NULL, "%s", msg);
+	free(msg);
+}
+
+Test(loader, text_file_is_not_a_shared_object)
+{
+	char *dir = kt_tmpdir();
+	char *path = kt_path(dir, "bogus.so");
+	kt_write_file(path, "#!/bin/sh\necho not an ELF file\n");
+	kr_loader l;
+	kr_error err = {0};
+	kr_loader_init(&l);
+	kr_loader_add_dir(&l, dir);
+	cr_assert_null(kr_loader_load(&l, "bogus", &err));
+	cr_expect(strstr(err.msg, "cannot load plugin") != NULL, "%s", err.msg);
+	kr_loader_free(&l);
+	kt_rmrf(dir);
+	free(path);
+	free(dir);
+}
+
+Test(loader, file_name_must_match_descriptor)
+{
+	char *dir = kt_tmpdir();
+	char *src = fixture("fx_ok");
+	char *dst = kt_path(dir, "other.so");
+	copy(src, dst);
+	kr_loader l;
+	kr_error err = {0};
+	kr_loader_init(&l);
+	kr_loader_add_dir(&l, dir);
+	cr_assert_null(kr_loader_load(&l, "other", &err));
+	cr_expect(strstr(err.msg, "named 'other' but its descriptor says 'fx_ok'") != NULL, "%s",
+	          err.msg);
+	kr_loader_free(&l);
+	kt_rmrf(dir);
+	free(src);
+	free(dst);
+	free(dir);
+}
+
+Test(loader, hostile_names_are_refused_before_any_file_access)
+{
+	kr_loader l;
+	kr_error err = {0};
+	kr_loader_init(&l);
+	kr_loader_add_dir(&l, "/tmp");
+	cr_assert_null(kr_loader_load(&l, "..", &err));
+	cr_expect(strstr(err.msg, "plugin name '..' is not valid") != NULL, "%s", err.msg);
+	kr_error_clear(&err);
+	cr_assert_null(kr_loader_load(&l, "a b", &err));
+	cr_expect(strstr(err.msg, "is not valid") != NULL, "%s", err.msg);
+	kr_loader_free(&l);
+}
+
+Test(loader, search_order_flag_env_pipeline)
+{
+	char *root = kt_tmpdir();
+	char *dirs[4];
+	const char *names[4] = {"flag", "env", "pipe", "unused"};
+	for (int i = 0; i < 4; i++) {
+		dirs[i] = kt_path(root, names[i]);
+		cr_assert_eq(kr_mkdirs(dirs[i], 0755), 0);
+	}
+	char *src = fixture("fx_ok");
+	char *in_env = kt_path(dirs[1], "fx_ok.so");
+	char *in_pipe = kt_path(dirs[2], "fx_ok.so");
+	char *in_flag = kt_path(dirs[0], "fx_ok.so");
+	copy(src, in_env);
+	copy(src, in_pipe);
+
+	char *text = NULL;
+	cr_assert(asprintf(&text, "version: 1\nplugin_path: [%s]\nphases: {}\n", dirs[2]) > 0);
+	kr_error err = {0};
+	kr_pipeline *p = kr_pipeline_parse("p.yaml", text, strlen(text), &err);
+	cr_assert_not_null(p, "%s", err.msg);
+	kr_settings *s = kr_settings_new();
+	kr_settings_set(s, KR_S_PLUGIN_DIR, dirs[0]);
+	char *env = NULL;
+	cr_assert(asprintf(&env, "%s:%s", dirs[3], dirs[1]) > 0);
+	setenv("KERUTA_PLUGIN_PATH", env, 1);
+
+	kr_loader l;
+	kr_loader_init(&l);
+	kr_agent_plugin_dirs(&l, s, p);
+	cr_assert_geq(l.n_dirs, 5);
+	cr_expect_str_eq(l.dirs[0], dirs[0]);
+	cr_expect_str_eq(l.dirs[1], dirs[3]);
+	cr_expect_str_eq(l.dirs[2], dirs[1]);
+	cr_expect_str_eq(l.dirs[3], dirs[2]);
+	const kr_loaded *pl = kr_loader_load(&l, "fx_ok", &err);
+	cr_assert_not_null(pl, "%s", err.msg);
+	cr_expect_str_eq(pl->path, in_env, "the environment's directory comes before plugin_path");
+	kr_loader_free(&l);
+
+	copy(src, in_flag);
+	kr_loader_init(&l);
+	kr_agent_plugin_dirs(&l, s, p);
+	pl = kr_loader_load(&l, "fx_ok", &err);
+	cr_assert_not_null(pl, "%s", err.msg);
+	cr_expect_str_eq(pl->path, in_flag, "--plugin-dir comes first");
+	kr_loader_free(&l);
+
+	kr_settings_free(s);
+	kr_pipeline_free(p);
+	kt_rmrf(root);
+	free(root);
+	for (int i = 0; i < 4; i++)
+		free(dirs[i]);
+	free(src);
+	free(in_env);
+	free(in_pipe);
+	free(in_flag);
+	free(text);
+	free(env);
+}
+
+/* Through the binary: one line on stderr, exit status 2, no crash. */
+static void validate_fails_with(const char *plugin, const char *fragment)
+{
+	char *dir = kt_tmpdir();
+	char *pipeline = kt_path(dir, "p.yaml");
+	char *text = NULL;
+	cr_assert(asprintf(&text, "version: 1\nphases:\n  execute: [s]\nstages:\n  s: {plugin: %s}\n",
+	                   plugin) > 0);
+	kt_write_file(pipeline, text);
+	char *fx = fixtures();
+	const char *argv[] = {kt_agent(), "validate", pipeline, "--plugin-dir", fx,
+	                      "--log-format", "text", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 30), 0);
+	cr_expect_eq(r.status, 2, "exit status %d for %s; stderr: %s", r.status, plugin, r.err);
+	cr_expect_eq(kt_count(r.err, "\n"), 1, "want exactly one line, got: %s", r.err);
+	cr_expect(kt_contains(r.err, fragment), "want '%s' in: %s", fragment, r.err);
+	cr_expect(kt_contains(r.err, "p.yaml:5:"), "the line points into the pipeline: %s", r.err);
+	kt_result_free(&r);
+	kt_rmrf(dir);
+	free(dir);
+	free(pipeline);
+	free(text);
+	free(fx);
+}
+
+Test(loader_cli, each_failure_is_one_line_and_exit_2)
+{
+	validate_fails_with("nosuch", "plugin 'nosuch' not found");
+	validate_fails_with("fx_major", "but this agent speaks ABI 1.0");
+	validate_fails_with("fx_minor", "newer than this agent's ABI 1.0");
+	validate_fails_with("fx_nodesc", "not a keruta-agent plugin");
+	validate_fails_with("fx_norun", "no run callback");
+}
+
+Test(loader_cli, plugins_lists_good_and_bad)
+{
+	char *fx = fixtures();
+	const char *argv[] = {kt_agent(), "plugins", "-v", "--plugin-dir", fx, NULL};
+	const char *env[] = {"KERUTA_PIPELINE=/nonexistent.yaml", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 30), 0);
+	cr_expect_eq(r.status, 2, "invalid plugins in the path make the listing fail: %s", r.out);
+	cr_expect(kt_contains(r.out, "fx_ok            1.0"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "with trace"), "options are listed with -v: %s", r.out);
+	cr_expect(kt_contains(r.out, "fx_major.so      INVALID"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "hello            1.0"), "%s", r.out);
+	kt_result_free(&r);
+	free(fx);
+}

@@ -1,0 +1,202 @@
+/*
+ * The pipeline reader: malformed files are reported with the exact line
+ * and column, and well-formed ones are read as written.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+typedef struct bad_case {
+	const char *text;
+	const char *where;   /* "line:col" expected after the file name */
+	const char *message; /* a fragment of the message */
+} bad_case;
+
+#define OK_HEAD "version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x}\n"
+
+static const bad_case bad_cases[] = {
+        /* 1 */ {"", "1:1", "the file is empty"},
+        /* 2 */ {"# only a comment\n", "1:1", "the file is empty"},
+        /* 3 */ {"- a\n- b\n", "1:1", "must be a mapping"},
+        /* 4 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a:\n\tplugin: x\n", "6:1",
+                 "tab character in indentation"},
+        /* 5 */ {"version: 1\nversoin: 2\n", "2:1", "did you mean 'version'"},
+        /* 6 */ {"phases: {}\n", "1:1", "missing 'version: 1'"},
+        /* 7 */ {"version: 2\nphases: {}\n", "1:10", "unsupported pipeline version '2'"},
+        /* 8 */ {"version: one\nphases: {}\n", "1:10", "unsupported pipeline version 'one'"},
+        /* 9 */ {"version: 1\n", "1:1", "missing 'phases:'"},
+        /* 10 */ {"version: 1\nphases:\n  exec: [a]\nstages:\n  a: {}\n", "3:3",
+                  "unknown phase 'exec'"},
+        /* 11 */ {"version: 1\nphases:\n  execute: [a, b]\nstages:\n  a: {plugin: x}\n", "3:16",
+                  "lists stage 'b', which is not defined"},
+        /* 12 */ {"version: 1\nphases:\n  execute: a\nstages:\n  a: {plugin: x}\n", "3:12",
+                  "phase 'execute' must be a list"},
+        /* 13 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x, tmeout: 5s}\n",
+                  "5:18", "unknown key 'tmeout' in stage 'a' (did you mean 'timeout'?)"},
+        /* 14 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x, when: sometimes}\n",
+                  "5:24", "'when' must be on_success, on_failure or always"},
+        /* 15 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x, timeout: soon}\n",
+                  "5:27", "'timeout' must be a duration"},
+        /* 16 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x, timeout: 0s}\n",
+                  "5:27", "'timeout' must be a duration"},
+        /* 17 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: [x]}\n", "5:15",
+                  "'plugin' must be a string, not a list"},
+        /* 18 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x, with: [1]}\n",
+                  "5:24", "'with' must be a mapping"},
+        /* 19 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x}\n  a: {plugin: y}\n",
+                  "6:3", "duplicate key 'a' (first at line 5)"},
+        /* 20 */ {"version: 1\nversion: 1\n", "2:1", "duplicate key 'version'"},
+        /* 21 */ {OK_HEAD "---\nversion: 1\n", "6:1", "a second YAML document"},
+        /* 22 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: &x {plugin: x}\n", "5:6",
+                  "anchors"},
+        /* 23 */ {"version: 1\nphases:\n  execute: [*a]\n", "3:13", "aliases"},
+        /* 24 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  \"a b\": {plugin: x}\n", "5:3",
+                  "stage name 'a b' may hold only"},
+        /* 25 */ {"version: 1\nphases:\n  execute: [a]\nstages: [a]\n", "4:9",
+                  "'stages' must be a mapping"},
+        /* 26 */ {"version: 1\nplugin_path: {a: b}\nphases: {}\n", "2:14",
+                  "'plugin_path' must be a list"},
+        /* 27 */ {"version: 1\nsettings:\n  work_dri: /w\nphases: {}\n", "3:3",
+                  "unknown key 'work_dri' in 'settings' (did you mean 'work_dir'?)"},
+        /* 28 */ {"version: 1\nsettings:\n  log_level: loud\nphases: {}\n", "3:14",
+                  "must be debug, info, warn or error"},
+        /* 29 */ {"version: 1\nsettings:\n  grace_period: forever\nphases: {}\n", "3:17",
+                  "must be a duration"},
+        /* 30 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x\n", "6:1",
+                  "did not find expected ',' or '}'"},
+        /* 31 */ {"version: 1\nphases:\n  execute: [a\n", "4:1", "did not find expected"},
+        /* 32 */ {"version: 1\nphases:\n  [a]: [b]\n", "3:3", "a mapping key must be a plain string"},
+        /* 33 */ {"version: 1\nphases:\n  execute: [[a]]\n", "3:13", "a phase entry must be a string"},
+        /* 34 */ {"version: 1\nsettings:\n  secrets: TOKEN\nphases: {}\n", "3:12",
+                  "setting 'secrets' must be a list"},
+        /* 35 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x, description: {}}\n",
+                  "5:31", "'description' must be a string"},
+};
+
+#define N_BAD (sizeof(bad_cases) / sizeof(bad_cases[0]))
+
+/* Criterion may run each test in a re-executed process where pointers in
+ * parameters mean nothing, so the parameter is an index into the table. */
+ParameterizedTestParameters(pipeline, malformed)
+{
+	static int indices[N_BAD];
+	for (size_t i = 0; i < N_BAD; i++)
+		indices[i] = (int)i;
+	return cr_make_param_array(int, indices, N_BAD);
+}
+
+ParameterizedTest(int *index, pipeline, malformed)
+{
+	const bad_case *c = &bad_cases[*index];
+	kr_error err = {0};
+	kr_pipeline *p = kr_pipeline_parse("p.yaml", c->text, strlen(c->text), &err);
+	cr_assert_null(p, "accepted a malformed pipeline:\n%s", c->text);
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), "p.yaml:%s: ", c->where);
+	cr_expect_eq(strncmp(err.msg, prefix, strlen(prefix)), 0,
+	             "expected position %s, got: %s\n--- file:\n%s", c->where, err.msg, c->text);
+	cr_expect(strstr(err.msg, c->message) != NULL, "expected '%s' in: %s", c->message, err.msg);
+	cr_expect_eq(err.code, 2, "a pipeline error is a usage error (exit 2)");
+}
+
+Test(pipeline, reads_phases_stages_when_and_timeouts)
+{
+	const char *text = "version: 1\n"
+	                   "plugin_path: [/opt/a, /opt/b]\n"
+	                   "settings: {work_dir: /w, log_level: debug}\n"
+	                   "phases:\n"
+	                   "  execute: [fetch, build, fetch-again, report]\n"
+	                   "  cleanup: [report]\n"
+	                   "stages:\n"
+	                   "  fetch: {plugin: fx, with: {url: one}}\n"
+	                   "  fetch-again: {plugin: fx, with: {url: two}, timeout: 90s}\n"
+	                   "  build: {plugin: fx, timeout: 2h, when: on_success}\n"
+	                   "  report: {plugin: other, when: always}\n";
+	kr_error err = {0};
+	kr_pipeline *p = kr_pipeline_parse("ok.yaml", text, strlen(text), &err);
+	cr_assert_not_null(p, "%s", err.msg);
+	cr_expect_eq(p->n_plugin_path, 2);
+	cr_expect_str_eq(p->plugin_path[1], "/opt/b");
+	const kr_phase *ex = kr_pipeline_phase(p, "execute");
+	cr_assert_eq(ex->n, 4);
+	cr_expect_str_eq(ex->stages[0]->name, "fetch");
+	cr_expect_str_eq(ex->stages[2]->name, "fetch-again");
+	/* one plugin under two names, with its own settings each */
+	cr_expect_str_eq(ex->stages[0]->plugin, "fx");
+	cr_expect_str_eq(ex->stages[2]->plugin, "fx");
+	cr_expect_str_eq(kr_node_get(ex->stages[0]->with, "url")->value, "one");
+	cr_expect_str_eq(kr_node_get(ex->stages[2]->with, "url")->value, "two");
+	cr_expect_eq(ex->stages[1]->timeout_ms, 7200000u);
+	cr_expect_eq(ex->stages[2]->timeout_ms, 90000u);
+	cr_expect_eq(ex->stages[3]->when, KR_WHEN_ALWAYS);
+	cr_expect_eq(ex->stages[0]->when, KR_WHEN_ON_SUCCESS);
+	cr_expect_eq(kr_pipeline_phase(p, "cleanup")->n, 1);
+	cr_expect_eq(kr_pipeline_phase(p, "init")->n, 0);
+	kr_pipeline_free(p);
+}
+
+Test(pipeline, bare_stage_uses_plugin_of_its_name)
+{
+	const char *text = "version: 1\nphases: {run: [execute]}\nstages:\n  execute:\n";
+	kr_error err = {0};
+	kr_pipeline *p = kr_pipeline_parse("b.yaml", text, strlen(text), &err);
+	cr_assert_not_null(p, "%s", err.msg);
+	cr_expect_str_eq(kr_pipeline_phase(p, "run")->stages[0]->plugin, "execute");
+	kr_pipeline_free(p);
+}
+
+Test(pipeline, tab_inside_a_literal_block_is_content)
+{
+	const char *text = "version: 1\nphases: {}\nstages:\n  a:\n    with:\n      script: |\n"
+	                   "        all:\n        \tmake\n";
+	kr_error err = {0};
+	kr_pipeline *p = kr_pipeline_parse("t.yaml", text, strlen(text), &err);
+	cr_assert_not_null(p, "%s", err.msg);
+	kr_pipeline_free(p);
+}
+
+Test(pipeline, shipped_default_pipeline_is_valid)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/conf/pipeline.yaml", getenv("KR_SRCDIR") ? getenv("KR_SRCDIR") : ".");
+	kr_error err = {0};
+	kr_pipeline *p = kr_pipeline_load(path, &err);
+	cr_assert_not_null(p, "%s", err.msg);
+	cr_expect_gt(kr_pipeline_phase(p, "execute")->n, 0);
+	kr_pipeline_free(p);
+}
+
+Test(pipeline, missing_file_says_which)
+{
+	kr_error err = {0};
+	cr_assert_null(kr_pipeline_load("/nonexistent/pipeline.yaml", &err));
+	cr_expect(strstr(err.msg, "/nonexistent/pipeline.yaml: cannot open") != NULL, "%s", err.msg);
+}
+
+Test(pipeline, durations_and_sizes)
+{
+	uint64_t v;
+	cr_expect_eq(kr_parse_duration_ms("30s", &v), 0);
+	cr_expect_eq(v, 30000u);
+	cr_expect_eq(kr_parse_duration_ms("10m", &v), 0);
+	cr_expect_eq(v, 600000u);
+	cr_expect_eq(kr_parse_duration_ms("500ms", &v), 0);
+	cr_expect_eq(v, 500u);
+	cr_expect_eq(kr_parse_duration_ms("1.5h", &v), 0);
+	cr_expect_eq(v, 5400000u);
+	cr_expect_eq(kr_parse_duration_ms("12", &v), 0);
+	cr_expect_eq(v, 12000u);
+	cr_expect_neq(kr_parse_duration_ms("-1s", &v), 0);
+	cr_expect_neq(kr_parse_duration_ms("5 parsecs", &v), 0);
+	cr_expect_neq(kr_parse_duration_ms("", &v), 0);
+	cr_expect_eq(kr_parse_size("100MB", &v), 0);
+	cr_expect_eq(v, 100000000u);
+	cr_expect_eq(kr_parse_size("64KiB", &v), 0);
+	cr_expect_eq(v, 65536u);
+	cr_expect_eq(kr_parse_size("1G", &v), 0);
+	cr_expect_eq(v, 1073741824u);
+	cr_expect_neq(kr_parse_size("lots", &v), 0);
+}

@@ -1,0 +1,264 @@
+/*
+ * The runner, through the real binary and the local backend: stages run
+ * in order, `when:` decides what runs after a failure, timeouts stop a
+ * stage, and the first failure is the task's, with its stage and reason.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "krtest.h"
+
+typedef struct run {
+	char *dir, *work, *trace, *pipeline, *task;
+	kt_result r;
+	char *events;
+} run;
+
+/* Run `keruta-agent execute` on a pipeline whose stages are all fx_ok;
+ * `stages` is the YAML under `stages:` with @T@ standing for the trace. */
+static void run_pipeline(run *x, const char *phase, const char *stages, const char *const *extra)
+{
+	x->dir = kt_tmpdir();
+	x->work = kt_path(x->dir, "work");
+	x->trace = kt_path(x->dir, "trace");
+	x->pipeline = kt_path(x->dir, "pipeline.yaml");
+	x->task = kt_path(x->dir, "task.yaml");
+	cr_assert_eq(mkdir(x->work, 0755), 0);
+
+	/* substitute the trace path */
+	size_t cap = strlen(stages) * 2 + 4096;
+	char *body = calloc(1, cap);
+	for (const char *p = stages; *p;) {
+		if (strncmp(p, "@T@", 3) == 0) {
+			strcat(body, x->trace);
+			p += 3;
+		} else {
+			strncat(body, p, 1);
+			p++;
+		}
+	}
+	char *text = NULL;
+	cr_assert(asprintf(&text, "version: 1\nphases:\n  execute: %s\nstages:\n%s", phase, body) > 0);
+	kt_write_file(x->pipeline, text);
+	kt_write_file(x->task, "id: t-1\ntitle: runner test\n");
+	char *fx = kt_path(kt_builddir(), "tests/fixtures/.libs");
+	const char *argv[32] = {kt_agent(), "execute", "--pipeline", x->pipeline, "--task-file",
+	                        x->task, "--work-dir", x->work, "--plugin-dir", fx,
+	                        "--termination-log", "", "--log-format", "text"};
+	int n = 14;
+	for (int i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	cr_assert_eq(kt_run(&x->r, argv, NULL, NULL, NULL, 60), 0);
+	char *ev = kt_path(x->work, ".keruta/events.jsonl");
+	x->events = kt_read_file(ev, NULL);
+	free(ev);
+	free(fx);
+	free(text);
+	free(body);
+}
+
+static void run_free(run *x)
+{
+	kt_result_free(&x->r);
+	kt_rmrf(x->dir);
+	free(x->dir);
+	free(x->work);
+	free(x->trace);
+	free(x->pipeline);
+	free(x->task);
+	free(x->events);
+}
+
+static char *trace_of(run *x)
+{
+	char *t = kt_read_file(x->trace, NULL);
+	return t ? t : strdup("");
+}
+
+#define FX(label, extra) "  " label ": {plugin: fx_ok, with: {trace: @T@, label: " label extra "}"
+
+Test(runner, stages_run_in_order_and_share_the_context)
+{
+	run x = {0};
+	run_pipeline(&x, "[a, b]",
+	             FX("a", "") "}\n" FX("b", ", action: check-prev") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "stderr: %s", x.r.err);
+	char *t = trace_of(&x);
+	/* every init before the first run; fini after all runs, in reverse */
+	const char *want = "a:pass init";
+	cr_expect(kt_contains(t, "a init action=pass"), "%s", t);
+	(void)want;
+	char *ia = strstr(t, "a init"), *ib = strstr(t, "b init"), *ra = strstr(t, "a:pass run"),
+	     *rb = strstr(t, "b:check-prev run"), *fa = strstr(t, "a:pass fini"),
+	     *fb = strstr(t, "b:check-prev fini");
+	cr_assert(ia && ib && ra && rb && fa && fb, "%s", t);
+	cr_expect(ia < ib && ib < ra && ra < rb && rb < fb && fb < fa, "order: %s", t);
+	/* b saw what a left in the context */
+	cr_expect(kt_contains(t, "b:check-prev a:pass"), "%s", t);
+	cr_expect(kt_contains(x.events, "\"status\":\"IN_PROGRESS\""), "%s", x.events);
+	cr_expect(kt_contains(x.events, "\"status\":\"COMPLETED\""), "%s", x.events);
+	cr_expect(kt_contains(x.r.err, "[a] passed in"), "%s", x.r.err);
+	free(t);
+	run_free(&x);
+}
+
+Test(runner, failure_skips_on_success_and_runs_always_and_on_failure)
+{
+	run x = {0};
+	run_pipeline(&x, "[a, b, c, d, e]",
+	             FX("a", "") "}\n"
+	             FX("b", ", action: fail") "}\n"
+	             FX("c", "") "}\n"
+	             FX("d", "") ", when: on_failure}\n"
+	             FX("e", "") ", when: always}\n", NULL);
+	cr_expect_eq(x.r.status, 1, "a failed task exits 1; stderr: %s", x.r.err);
+	char *t = trace_of(&x);
+	cr_expect(kt_contains(t, "a:pass run"), "%s", t);
+	cr_expect(kt_contains(t, "b:fail run"), "%s", t);
+	cr_expect(!kt_contains(t, "c:pass run"), "on_success after a failure must not run: %s", t);
+	cr_expect(kt_contains(t, "d:pass run"), "on_failure runs after a failure: %s", t);
+	cr_expect(kt_contains(t, "e:pass run"), "always runs after a failure: %s", t);
+	/* fini for every stage whose init ran, also the skipped one */
+	cr_expect_eq(kt_count(t, " fini"), 5, "%s", t);
+	cr_expect(kt_contains(x.r.err, "[c] skipped (when: on_success, an earlier stage failed)"),
+	          "%s", x.r.err);
+	/* the first failure is the task's, and it reaches the backend */
+	cr_expect(kt_contains(x.events, "\"status\":\"FAILED\""), "%s", x.events);
+	cr_expect(kt_contains(x.events, "stage b failed: fx was told to fail"), "%s", x.events);
+	free(t);
+	run_free(&x);
+}
+
+Test(runner, on_failure_stage_does_not_run_when_all_pass)
+{
+	run x = {0};
+	run_pipeline(&x, "[a, d]", FX("a", "") "}\n" FX("d", "") ", when: on_failure}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	char *t = trace_of(&x);
+	cr_expect(!kt_contains(t, "d:pass run"), "%s", t);
+	free(t);
+	run_free(&x);
+}
+
+Test(runner, failure_without_reason_is_still_explained)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: silent-fail") "}\n", NULL);
+	cr_expect_eq(x.r.status, 1);
+	cr_expect(kt_contains(x.events, "returned an error (-1) without a reason"), "%s", x.events);
+	run_free(&x);
+}
+
+Test(runner, skipped_stage_counts_as_passed)
+{
+	run x = {0};
+	run_pipeline(&x, "[a, b]", FX("a", ", action: skip") "}\n" FX("b", "") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	char *t = trace_of(&x);
+	cr_expect(kt_contains(t, "b:pass run"), "%s", t);
+	cr_expect(kt_contains(x.r.err, "[a] passed in"), "%s", x.r.err);
+	free(t);
+	run_free(&x);
+}
+
+Test(runner, timeout_cancels_the_stage_and_fails_the_task)
+{
+	run x = {0};
+	run_pipeline(&x, "[a, b, c]",
+	             FX("a", ", action: spin") ", timeout: 300ms}\n"
+	             FX("b", "") "}\n"
+	             FX("c", "") ", when: always}\n", NULL);
+	cr_expect_eq(x.r.status, 1, "%s", x.r.err);
+	char *t = trace_of(&x);
+	cr_expect(kt_contains(t, "a:spin cancelled"), "the plugin saw cancelled(): %s", t);
+	cr_expect(!kt_contains(t, "b:pass run"), "%s", t);
+	cr_expect(kt_contains(t, "c:pass run"), "%s", t);
+	cr_expect(kt_contains(x.events, "stage a failed: timed out after 300ms"), "%s", x.events);
+	free(t);
+	run_free(&x);
+}
+
+Test(runner, stage_ignoring_its_timeout_is_abandoned)
+{
+	/* a plugin that never returns: the agent exits after the grace period
+	 * instead of hanging the pod, and still leaves the outcome behind */
+	run x = {0};
+	char *tl = NULL;
+	char *dir = kt_tmpdir();
+	tl = kt_path(dir, "termination-log");
+	const char *extra[] = {"--grace-period", "200ms", "--termination-log", tl, NULL};
+	run_pipeline(&x, "[a]", FX("a", ", action: stubborn") ", timeout: 200ms}\n", extra);
+	cr_expect_eq(x.r.status, 1, "%s", x.r.err);
+	cr_expect_eq(x.r.timed_out, 0);
+	cr_expect(kt_contains(x.r.err, "did not stop within the grace period"), "%s", x.r.err);
+	char *outcome = kt_read_file(tl, NULL);
+	cr_expect(kt_contains(outcome, "\"status\":\"FAILED\""), "%s", outcome ? outcome : "(none)");
+	free(outcome);
+	kt_rmrf(dir);
+	free(dir);
+	free(tl);
+	run_free(&x);
+}
+
+Test(runner, init_failure_stops_before_any_stage_runs)
+{
+	run x = {0};
+	run_pipeline(&x, "[a, bad]", FX("a", "") "}\n  bad: {plugin: fx_initfail}\n", NULL);
+	cr_expect_eq(x.r.status, 2, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "stage 'bad'"), "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "init failed: cannot reach the license server"), "%s", x.r.err);
+	char *t = trace_of(&x);
+	cr_expect(!kt_contains(t, "a:pass run"), "nothing runs when an init fails: %s", t);
+	cr_expect(kt_contains(t, "a:pass fini"), "what was inited is finished: %s", t);
+	free(t);
+	run_free(&x);
+}
+
+Test(runner, with_block_is_checked_against_the_option_table)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", "  a: {plugin: fx_ok, with: {trace: /x, cuont: 3}}\n", NULL);
+	cr_expect_eq(x.r.status, 2);
+	cr_expect(kt_contains(x.r.err, "pipeline.yaml:5:40: unknown key 'cuont' in 'with' of stage 'a' (did you mean 'count'?)"),
+	          "%s", x.r.err);
+	run_free(&x);
+
+	run y = {0};
+	run_pipeline(&y, "[a]", "  a: {plugin: fx_ok, with: {trace: /x, count: many}}\n", NULL);
+	cr_expect_eq(y.r.status, 2);
+	cr_expect(kt_contains(y.r.err, "option 'count' of stage 'a' must be an integer, not 'many'"),
+	          "%s", y.r.err);
+	run_free(&y);
+
+	run z = {0};
+	run_pipeline(&z, "[a]", "  a: {plugin: fx_ok, with: {label: x}}\n", NULL);
+	cr_expect_eq(z.r.status, 2);
+	cr_expect(kt_contains(z.r.err, "stage 'a' needs option 'trace'"), "%s", z.r.err);
+	run_free(&z);
+}
+
+Test(runner, typed_options_reach_the_plugin)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]",
+	             FX("a", ", count: 7, flag: yes, wait: 2m, limit: 2MiB, items: [p, q, r], "
+	                     "env: {A: b}") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	char *t = trace_of(&x);
+	cr_expect(kt_contains(t, "count=7 flag=1 wait=120000 limit=2097152 items=3 env=1"), "%s", t);
+	free(t);
+	run_free(&x);
+}
+
+Test(runner, empty_phase_is_a_configuration_error)
+{
+	run x = {0};
+	run_pipeline(&x, "[]", FX("a", "") "}\n", NULL);
+	cr_expect_eq(x.r.status, 2);
+	cr_expect(kt_contains(x.r.err, "phase 'execute' lists no stages"), "%s", x.r.err);
+	run_free(&x);
+}
