@@ -89,8 +89,10 @@ int kr_loader_check_descriptor(const kr_plugin *d, const char *path, kr_error *e
 static const kr_loaded *remember(kr_loader *l, const char *name, const char *path,
                                  const kr_plugin *d)
 {
+	/* entries are allocated one by one: callers keep pointers to them */
 	l->loaded = kr_realloc(l->loaded, (l->n_loaded + 1) * sizeof(*l->loaded));
-	kr_loaded *e = &l->loaded[l->n_loaded++];
+	kr_loaded *e = kr_calloc(1, sizeof(*e));
+	l->loaded[l->n_loaded++] = e;
 	e->name = kr_strdup(name);
 	e->path = kr_strdup(path);
 	e->desc = d;
@@ -135,8 +137,8 @@ static const kr_plugin *open_plugin(const char *path, kr_error *err)
 const kr_loaded *kr_loader_load_file(kr_loader *l, const char *path, kr_error *err)
 {
 	for (size_t i = 0; i < l->n_loaded; i++)
-		if (strcmp(l->loaded[i].path, path) == 0)
-			return &l->loaded[i];
+		if (strcmp(l->loaded[i]->path, path) == 0)
+			return l->loaded[i];
 	const kr_plugin *d = open_plugin(path, err);
 	return d ? remember(l, d->name, path, d) : NULL;
 }
@@ -155,8 +157,8 @@ static int valid_plugin_name(const char *s)
 const kr_loaded *kr_loader_load(kr_loader *l, const char *name, kr_error *err)
 {
 	for (size_t i = 0; i < l->n_loaded; i++)
-		if (strcmp(l->loaded[i].name, name) == 0)
-			return &l->loaded[i];
+		if (strcmp(l->loaded[i]->name, name) == 0)
+			return l->loaded[i];
 	if (strchr(name, '/')) {
 		const kr_plugin *d = open_plugin(name, err);
 		return d ? remember(l, name, name, d) : NULL;
@@ -203,8 +205,9 @@ void kr_loader_free(kr_loader *l)
 		free(l->dirs[i]);
 	free(l->dirs);
 	for (size_t i = 0; i < l->n_loaded; i++) {
-		free(l->loaded[i].name);
-		free(l->loaded[i].path);
+		free(l->loaded[i]->name);
+		free(l->loaded[i]->path);
+		free(l->loaded[i]);
 	}
 	free(l->loaded);
 	memset(l, 0, sizeof(*l));

@@ -26,7 +26,7 @@ typedef struct kr_loader {
 	size_t n_dirs;
 	char **dirs;            /* owned, in search order                 */
 	size_t n_loaded;
-	kr_loaded *loaded;      /* owned; handles stay open until exit     */
+	kr_loaded **loaded;     /* owned; handles stay open until exit     */
 } kr_loader;
 
 void kr_loader_init(kr_loader *l);

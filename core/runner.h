@@ -12,7 +12,7 @@
 #define KR_RUNNER_H
 
 #include "agent.h"
-#include "config.h"
+#include "options.h"
 
 typedef struct kr_stage_run {
 	const kr_stage_def *def;

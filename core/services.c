@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "agent.h"
-#include "config.h"
+#include "options.h"
 #include "log.h"
 #include "proc.h"
 #include "secret.h"

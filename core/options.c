@@ -1,5 +1,5 @@
-/* config.c - see config.h. */
-#include "config.h"
+/* options.c - see options.h. */
+#include "options.h"
 
 #include <stdio.h>
 #include <stdlib.h>
