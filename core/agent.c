@@ -131,6 +131,26 @@ static void emergency(void *ctx, int why)
 	write_termination_log(a, status_name(a, "failed", "FAILED"), KR_EXIT_TASK_FAILED);
 }
 
+/* The agent's own log lines (stage started, passed, failed...) go to the
+ * backend too, so the task's log in keruta shows what the agent did.  A
+ * line the backend logs while shipping is not shipped again. */
+static __thread int in_sink;
+
+static void log_to_backend(void *ctx, kr_log_level level, const char *stage, const char *msg)
+{
+	kr_agent *a = ctx;
+	if (in_sink || level < KR_LOG_INFO || !a->backend)
+		return;
+	in_sink = 1;
+	kr_buf line = {0};
+	if (stage)
+		kr_buf_addf(&line, "[%s] ", stage);
+	kr_buf_adds(&line, msg);
+	a->backend->ops->ship_log(a->backend, "agent", line.data, line.len);
+	kr_buf_free(&line);
+	in_sink = 0;
+}
+
 static int create_backend(kr_agent *a, kr_error *err)
 {
 	const char *backend = kr_settings_get(a->settings, KR_S_BACKEND);
@@ -145,7 +165,7 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 {
 	const kr_phase *phase = kr_pipeline_phase(a->pipeline, a->command);
 	kr_runner runner = {0};
-	int code = KR_EXIT_INTERNAL, inited = 0;
+	int code = KR_EXIT_INTERNAL, inited = 0, reported = 0;
 
 	if (!phase || phase->n == 0) {
 		kr_error_set(err, KR_EXIT_USAGE,
@@ -167,6 +187,7 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	fill_task_from_settings(a);
 	if (create_backend(a, err))
 		goto out;
+	kr_log_set_sink(log_to_backend, a);
 	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0)
 		goto out;
 
@@ -194,6 +215,14 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 		final = status_name(a, "failed", "FAILED");
 	else if (strcmp(a->command, "execute") == 0 || strcmp(a->command, "run") == 0)
 		final = status_name(a, "completed", "COMPLETED");
+	if (code == KR_EXIT_OK)
+		kr_log(KR_LOG_INFO, NULL, "%s: done", a->command);
+	else
+		kr_log(KR_LOG_ERROR, NULL, "%s: task failed in stage %s: %s", a->command,
+		       kr_task_get(a->task, KR_TASK_FAILED_STAGE),
+		       kr_task_get(a->task, KR_TASK_REASON));
+	/* nothing more is shipped: what follows is about delivery itself */
+	kr_log_set_sink(NULL, NULL);
 	kr_error ferr = {0};
 	uint64_t flush_ms = kr_supervise_signal() ? kr_supervise_grace_ms() / 2 + 1 : 30000;
 	if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0)
@@ -218,19 +247,31 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	}
 	write_termination_log(a, final ? final : (code == KR_EXIT_OK ? "SUCCEEDED" : "FAILED"),
 	                      code);
-	if (code == KR_EXIT_OK)
-		kr_log(KR_LOG_INFO, NULL, "%s: done", a->command);
-	else
-		kr_log(KR_LOG_ERROR, NULL, "%s: task failed in stage %s: %s", a->command,
-		       kr_task_get(a->task, KR_TASK_FAILED_STAGE),
-		       kr_task_get(a->task, KR_TASK_REASON));
+	reported = 1;
 
 out:
 	if (err->code && code == KR_EXIT_INTERNAL)
 		code = err->code;
+	if (!reported && a->task) {
+		/* failed before any stage ran (task, plugin init): still tell
+		 * whoever can hear it why, so the task does not hang in PENDING */
+		kr_log_set_sink(NULL, NULL);
+		kr_task_set(a->task, KR_TASK_FAILED_STAGE, "agent");
+		kr_task_set(a->task, KR_TASK_REASON, err->msg[0] ? err->msg : "the agent could not start");
+		const char *failed = status_name(a, "failed", "FAILED");
+		if (a->backend && kr_task_get(a->task, KR_TASK_ID) && err->code != KR_EXIT_API) {
+			kr_error serr = {0};
+			char *msg = kr_asprintf("stage agent failed: %s", kr_task_get(a->task, KR_TASK_REASON));
+			if (a->backend->ops->report_status(a->backend, a->task, failed, msg, &serr) < 0)
+				kr_log(KR_LOG_WARN, NULL, "could not report %s: %s", failed, serr.msg);
+			free(msg);
+		}
+		write_termination_log(a, failed, code);
+	}
 	if (inited || runner.runs)
 		kr_runner_fini(&runner);
 	kr_supervise_set_emergency(NULL, NULL);
+	kr_log_set_sink(NULL, NULL);
 	if (a->backend) {
 		a->backend->ops->destroy(a->backend);
 		a->backend = NULL;
