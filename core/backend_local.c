@@ -100,7 +100,11 @@ static int local_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 	}
 	if (kr_node_load_file(l->task_file, &l->task, err))
 		return KR_FAILED;
-	return kr_task_fill_from_node(t, l->task, l->task_file, err) ? KR_FAILED : KR_OK;
+	if (kr_task_fill_from_node(t, l->task, l->task_file, err)) {
+		err->code = KR_EXIT_USAGE; /* the user's own file, not the API's data */
+		return KR_FAILED;
+	}
+	return KR_OK;
 }
 
 static int local_fetch_repository(kr_backend *b, kr_task *t, kr_error *err)

@@ -262,3 +262,91 @@ Test(runner, empty_phase_is_a_configuration_error)
 	cr_expect(kt_contains(x.r.err, "phase 'execute' lists no stages"), "%s", x.r.err);
 	run_free(&x);
 }
+
+/* A malformed task file stops the run before any stage, names the field,
+ * and still leaves the outcome in the termination message. */
+static void bad_task(const char *task_text, const char *fragment)
+{
+	char *dir = kt_tmpdir();
+	char *task = kt_path(dir, "task.yaml");
+	char *pipeline = kt_path(dir, "p.yaml");
+	char *tl = kt_path(dir, "termination-log");
+	char *work = kt_path(dir, "work");
+	char *trace = kt_path(dir, "trace");
+	char *fx = kt_path(kt_builddir(), "tests/fixtures/.libs");
+	char *ptext = NULL;
+	cr_assert(asprintf(&ptext, "version: 1\nphases: {execute: [a]}\nstages:\n  a: {plugin: fx_ok, with: {trace: %s}}\n", trace) > 0);
+	kt_write_file(pipeline, ptext);
+	kt_write_file(task, task_text);
+	const char *argv[] = {kt_agent(), "execute", "--task-file", task, "--pipeline", pipeline,
+	                      "--work-dir", work, "--plugin-dir", fx, "--termination-log", tl,
+	                      "--log-format", "text", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 30), 0);
+	cr_expect_eq(r.status, 2, "a bad task file is a usage error: %s", r.err);
+	cr_expect(kt_contains(r.err, fragment), "want '%s' in: %s", fragment, r.err);
+	char *t = kt_read_file(trace, NULL);
+	cr_expect(!kt_contains(t, "run"), "no stage may run: %s", t ? t : "");
+	char *outcome = kt_read_file(tl, NULL);
+	cr_expect(kt_contains(outcome, "\"status\":\"FAILED\""), "%s", outcome ? outcome : "(none)");
+	free(outcome);
+	free(t);
+	kt_result_free(&r);
+	kt_rmrf(dir);
+	free(dir);
+	free(task);
+	free(pipeline);
+	free(tl);
+	free(work);
+	free(trace);
+	free(fx);
+	free(ptext);
+}
+
+Test(taskfile, malformed_task_files_name_the_field)
+{
+	bad_task("title: no id\n", "the task has no 'id' field");
+	bad_task("id: 1\ntitle: [a, b]\n", "field 'title' must be a string or number");
+	bad_task("id: 1\nenv: [A=b]\n", "field 'env' must be a mapping");
+	bad_task("id: 1\nenv: {\"A=B\": c}\n", "entry 'A=B' must be NAME: value");
+	bad_task("id: 1\ndocuments: {a: b}\n", "field 'documents' must be a list");
+	bad_task("id: 1\ndocuments: [{name: x}]\n", "entry 1 of 'documents' must be an id");
+	bad_task("- just\n- a list\n", "a task must be a mapping");
+	bad_task("id: 1\nid: 2\n", "duplicate key 'id'");
+	bad_task("{\"id\": \"1\", \"title\": \"a\"\n", "did not find expected");
+}
+
+Test(taskfile, json_task_file_with_api_field_names)
+{
+	char *dir = kt_tmpdir();
+	char *task = kt_path(dir, "task.json");
+	char *pipeline = kt_path(dir, "p.yaml");
+	char *work = kt_path(dir, "work");
+	char *trace = kt_path(dir, "trace");
+	char *fx = kt_path(kt_builddir(), "tests/fixtures/.libs");
+	char *ptext = NULL;
+	cr_assert(asprintf(&ptext, "version: 1\nphases: {execute: [h]}\nstages:\n  h: {plugin: hello}\n") > 0);
+	kt_write_file(pipeline, ptext);
+	kt_write_file(task, "{\"id\": \"42\", \"name\": \"From \\\"JSON\\\" \\u00e9\", \"priority\": 3,"
+	                    " \"parentTaskId\": \"41\", \"unknownField\": {\"x\": [1, 2]}}");
+	const char *argv[] = {kt_agent(), "execute", "--task-file", task, "--pipeline", pipeline,
+	                      "--work-dir", work, "--plugin-dir", fx, "--termination-log", "",
+	                      NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 30), 0);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	char *hello = kt_path(work, ".keruta/hello.txt");
+	char *text = kt_read_file(hello, NULL);
+	cr_expect_str_eq(text ? text : "", "Hello, From \"JSON\" \xc3\xa9!\n");
+	free(text);
+	free(hello);
+	kt_result_free(&r);
+	kt_rmrf(dir);
+	free(dir);
+	free(task);
+	free(pipeline);
+	free(work);
+	free(trace);
+	free(fx);
+	free(ptext);
+}
