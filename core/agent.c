@@ -213,7 +213,9 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	const char *final = NULL;
 	if (code != KR_EXIT_OK)
 		final = status_name(a, "failed", "FAILED");
-	else if (strcmp(a->command, "execute") == 0 || strcmp(a->command, "run") == 0)
+	else if (strcmp(a->command, "init") != 0)
+		/* init is only the start of the task; the cleanup Job reports
+		 * again once the artifacts are in (seed 002) */
 		final = status_name(a, "completed", "COMPLETED");
 	if (code == KR_EXIT_OK)
 		kr_log(KR_LOG_INFO, NULL, "%s: done", a->command);
