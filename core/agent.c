@@ -181,6 +181,10 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	}
 	if (load_token(a, err))
 		goto out;
+	/* plugins see settings only through their own options and the
+	 * environment: export the CA so every TLS client (git too) uses it */
+	if (kr_settings_get(a->settings, KR_S_CA_FILE))
+		setenv("KERUTA_CA_FILE", kr_settings_get(a->settings, KR_S_CA_FILE), 1);
 	a->task = kr_task_new();
 	kr_task_set_agent(a->task, a);
 	kr_supervise_set_emergency(emergency, a);
