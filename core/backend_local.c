@@ -32,16 +32,35 @@ typedef struct local {
 	pthread_mutex_t lock;
 	uint64_t n_lines, n_artifacts;
 	kr_buf statuses;     /* "IN_PROGRESS -> COMPLETED"    */
+	kr_buf line;         /* the event being written (lock) */
 } local;
 
+/* ISO 8601 UTC with milliseconds.  The seconds part is formatted once per
+ * second per thread: events are written for every log line. */
 static void timestamp(char *out, size_t n)
 {
+	static __thread time_t cached_sec = -1;
+	static __thread char cached[64];
 	struct timeval tv;
-	struct tm tm;
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000));
+	if (tv.tv_sec != cached_sec) {
+		struct tm tm;
+		gmtime_r(&tv.tv_sec, &tm);
+		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached_sec = tv.tv_sec;
+	}
+	size_t len = strlen(cached);
+	int ms = (int)(tv.tv_usec / 1000);
+	if (len + 6 > n)
+		len = n - 6;
+	memcpy(out, cached, len);
+	out[len] = '.';
+	out[len + 1] = (char)('0' + ms / 100);
+	out[len + 2] = (char)('0' + ms / 10 % 10);
+	out[len + 3] = (char)('0' + ms % 10);
+	out[len + 4] = 'Z';
+	out[len + 5] = '\0';
 }
 
 static int open_events(local *l, kr_error *err)
@@ -64,30 +83,39 @@ static int open_events(local *l, kr_error *err)
 	return 0;
 }
 
+static void add_field(kr_buf *b, const char *key, const char *value, size_t len)
+{
+	kr_buf_adds(b, ",\"");
+	kr_buf_adds(b, key);
+	kr_buf_adds(b, "\":\"");
+	kr_buf_add_json_str(b, value, len);
+	kr_buf_addc(b, '"');
+}
+
 static void event(local *l, const char *type, const char *k1, const char *v1, const char *k2,
                   const char *v2, size_t v2len)
 {
-	kr_buf b = {0};
 	char ts[64];
 	timestamp(ts, sizeof(ts));
-	kr_buf_addf(&b, "{\"time\":\"%s\",\"type\":\"%s\"", ts, type);
-	if (k1 && v1) {
-		kr_buf_addf(&b, ",\"%s\":\"", k1);
-		kr_buf_add_json_str(&b, v1, strlen(v1));
-		kr_buf_addc(&b, '"');
-	}
-	if (k2 && v2) {
-		kr_buf_addf(&b, ",\"%s\":\"", k2);
-		kr_buf_add_json_str(&b, v2, v2len);
-		kr_buf_addc(&b, '"');
-	}
-	kr_buf_adds(&b, "}\n");
 	pthread_mutex_lock(&l->lock);
+	kr_buf *b = &l->line; /* reused: there is one event per log line */
+	kr_buf_reset(b);
+	kr_buf_adds(b, "{\"time\":\"");
+	kr_buf_adds(b, ts);
+	kr_buf_adds(b, "\",\"type\":\"");
+	kr_buf_adds(b, type);
+	kr_buf_addc(b, '"');
+	if (k1 && v1)
+		add_field(b, k1, v1, strlen(v1));
+	if (k2 && v2)
+		add_field(b, k2, v2, v2len);
+	kr_buf_adds(b, "}\n");
 	kr_error err = {0};
 	if (open_events(l, &err) == 0)
-		fwrite(b.data, 1, b.len, l->events);
+		fwrite(b->data, 1, b->len, l->events);
+	if (b->cap > 1u << 20) /* do not keep a huge line's buffer */
+		kr_buf_free(b);
 	pthread_mutex_unlock(&l->lock);
-	kr_buf_free(&b);
 }
 
 static int local_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
@@ -346,6 +374,7 @@ static void local_destroy(kr_backend *b)
 	free(l->artifacts_dir);
 	free(l->events_path);
 	kr_buf_free(&l->statuses);
+	kr_buf_free(&l->line);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 	free(b);

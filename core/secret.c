@@ -56,6 +56,17 @@ void kr_secret_mask(const char *text, size_t len, kr_buf *out)
 	}
 	size_t start = 0, i = 0;
 	while (i < len) {
+		/* jump to the next byte that can start a secret: this runs over
+		 * every byte of a task's output */
+		const char *next = NULL;
+		for (size_t s = 0; s < count; s++) {
+			const char *c = memchr(text + i, secrets[s][0], (size_t)((next ? next : text + len) - (text + i)));
+			if (c)
+				next = c;
+		}
+		if (!next)
+			break;
+		i = (size_t)(next - text);
 		size_t hit = 0;
 		for (size_t s = 0; s < count; s++) {
 			if (lens[s] <= len - i && text[i] == secrets[s][0] &&

@@ -169,30 +169,41 @@ static size_t utf8_seq(const unsigned char *s, size_t avail)
 
 void kr_buf_add_json_str(kr_buf *b, const char *s, size_t len)
 {
+	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 	buf_grow(b, len + 2);
 	while (i < len) {
+		/* copy the longest run of bytes that need no escaping at once:
+		 * this is on the path of every shipped log line */
+		size_t run = i;
+		while (run < len && p[run] >= 0x20 && p[run] < 0x7F && p[run] != '"' && p[run] != '\\')
+			run++;
+		if (run > i) {
+			kr_buf_add(b, p + i, run - i);
+			i = run;
+			continue;
+		}
 		unsigned char c = p[i];
 		if (c == '"' || c == '\\') {
-			kr_buf_addc(b, '\\');
-			kr_buf_addc(b, (char)c);
+			char esc[2] = {'\\', (char)c};
+			kr_buf_add(b, esc, 2);
 			i++;
 		} else if (c < 0x20 || c == 0x7F) {
 			switch (c) {
-			case '\n': kr_buf_adds(b, "\\n"); break;
-			case '\r': kr_buf_adds(b, "\\r"); break;
-			case '\t': kr_buf_adds(b, "\\t"); break;
-			default: kr_buf_addf(b, "\\u%04x", c); break;
+			case '\n': kr_buf_add(b, "\\n", 2); break;
+			case '\r': kr_buf_add(b, "\\r", 2); break;
+			case '\t': kr_buf_add(b, "\\t", 2); break;
+			default: {
+				char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+				kr_buf_add(b, u, 6);
 			}
-			i++;
-		} else if (c < 0x80) {
-			kr_buf_addc(b, (char)c);
+			}
 			i++;
 		} else {
 			size_t n = utf8_seq(p + i, len - i);
 			if (n == 0) {
-				kr_buf_adds(b, "\\ufffd");
+				kr_buf_add(b, "\\ufffd", 6);
 				i++;
 			} else {
 				kr_buf_add(b, p + i, n);
