@@ -1,1 +1,12 @@
-# keruta-api backend module (libcurl + json-c)
+# keruta-api backend module (libcurl + json-c).  The executable dlopens it
+# only for commands that talk to the API; it calls back into the core
+# (linked with -export-dynamic), so it is not built with -no-undefined.
+pkglib_LTLIBRARIES += backend-api.la
+backend_api_la_SOURCES = \
+	backends/api.c \
+	backends/http.c backends/http.h \
+	backends/logship.c backends/logship.h
+backend_api_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JSONC_CFLAGS) -fvisibility=hidden
+backend_api_la_LDFLAGS = -module -avoid-version -shared \
+	-export-symbols-regex '^kr_backend_api_module$$'
+backend_api_la_LIBADD = $(CURL_LIBS) $(JSONC_LIBS) $(PTHREAD_LIBS)

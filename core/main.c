@@ -37,6 +37,9 @@ static int cmd_task(const command *c, int argc, char **argv);
 static int cmd_validate(const command *c, int argc, char **argv);
 static int cmd_plugins(const command *c, int argc, char **argv);
 static int cmd_version(const command *c, int argc, char **argv);
+/* ---- launcher section (launcher/ owns it) ---- */
+static int cmd_launcher(const command *c, int argc, char **argv);
+/* ---- end of the launcher section ---- */
 
 static const command commands[] = {
         {"execute", KR_CMD_EXECUTE, "run the whole task: clone, install, execute, collect, cleanup",
@@ -53,6 +56,13 @@ static const command commands[] = {
          "plugins [-v] [--plugin-dir DIR]...", cmd_plugins},
         {"version", 0, "print the versions of the agent and its libraries", "version",
          cmd_version},
+        /* ---- launcher section ---- */
+        {"render", KR_CMD_RENDER, "print the Kubernetes manifests (PVC, Job) that run a task",
+         "render [--task-id ID | --task-file FILE] [OPTIONS]", cmd_launcher},
+        {"dispatch", KR_CMD_DISPATCH,
+         "run tasks as Kubernetes Jobs, follow them and report their outcome",
+         "dispatch [--task-id ID | --task-file FILE] [OPTIONS]", cmd_launcher},
+        /* ---- end of the launcher section ---- */
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -304,6 +314,72 @@ static int cmd_version(const command *c, int argc, char **argv)
 	kr_buf_free(&b);
 	return 0;
 }
+
+/* ---- launcher section (launcher/ owns it) ----
+ * render and dispatch live in a module (libcurl, json-c) loaded only by
+ * them, like the keruta-api backend. */
+#ifndef KR_MODULEDIR
+#define KR_MODULEDIR "/usr/lib/keruta-agent"
+#endif
+typedef int (*kr_launcher_entry)(const char *command, kr_settings *s, kr_error *err);
+
+static int cmd_launcher(const command *c, int argc, char **argv)
+{
+	kr_error err = {0};
+	kr_settings *s = kr_settings_new();
+	kr_pipeline *p = NULL;
+	char **rest = NULL, *owned = NULL;
+	int n_rest = 0, code;
+	if (kr_settings_parse_args(s, c->mask, argc, argv, 2, &rest, &n_rest, &err) ||
+	    kr_settings_apply_env(s, &err)) {
+		code = fail(&err);
+		goto out;
+	}
+	setup_logging(s);
+	if (n_rest > 0) {
+		kr_error_set(&err, KR_EXIT_USAGE, "unexpected argument '%s' (see %s --help)", rest[0],
+		             c->name);
+		code = fail(&err);
+		goto out;
+	}
+	/* The pipeline file's settings count when it was named or exists. */
+	const char *path = kr_settings_get(s, KR_S_PIPELINE);
+	if (!path && access(kr_setting_defs[KR_S_PIPELINE].def, R_OK) == 0)
+		path = kr_setting_defs[KR_S_PIPELINE].def;
+	if (path) {
+		p = kr_pipeline_load(path, &err);
+		if (!p || kr_settings_apply_pipeline(s, path, p->settings, &err)) {
+			code = fail(&err);
+			goto out;
+		}
+	}
+	kr_settings_finish(s, &err);
+	setup_logging(s);
+	const char *mod = getenv("KERUTA_LAUNCHER_MODULE");
+	if (!mod || !*mod)
+		mod = owned = kr_asprintf("%s/launcher.so", KR_MODULEDIR);
+	void *h = dlopen(mod, RTLD_NOW | RTLD_LOCAL);
+	kr_launcher_entry entry = h ? (kr_launcher_entry)dlsym(h, "kr_launcher_main") : NULL;
+	if (!entry) {
+		const char *why = h ? "no entry point kr_launcher_main" : dlerror();
+		kr_error_set(&err, KR_EXIT_INTERNAL,
+		             "cannot load the launcher module %s: %s (is keruta-agent fully installed? "
+		             "KERUTA_LAUNCHER_MODULE names another file)",
+		             mod, why ? why : "?");
+		code = fail(&err);
+		goto out;
+	}
+	code = entry(c->name, s, &err);
+	if (err.code)
+		kr_log(KR_LOG_ERROR, NULL, "%s", err.msg);
+out:
+	free(owned);
+	free(rest);
+	kr_pipeline_free(p);
+	kr_settings_free(s);
+	return code;
+}
+/* ---- end of the launcher section ---- */
 
 int main(int argc, char **argv)
 {

@@ -11,11 +11,34 @@
 #ifndef KR_PROC_H
 #define KR_PROC_H
 
+#include <stdint.h>
+
 #include "keruta/plugin.h"
 #include "util.h"
 
 struct kr_agent;
 
+/*
+ * Run p to its end.  KR_OK when it ran (how it ended is in *r), KR_FAILED
+ * with the agent's reason set when it could not be started.  a may be
+ * NULL (no shipping, default limits).
+ *
+ * The environment is the agent's, then the task's "env" list, then p->env;
+ * a later NAME=VALUE replaces an earlier one, a bare NAME removes it.  The
+ * child gets /dev/null as stdin and no descriptor but 0, 1 and 2.  After
+ * it ends, descendants that escaped its process group are killed and
+ * reaped.  The shipped log is capped per process at the log_max_total
+ * setting: the head is shipped live, then only a ring of the last lines
+ * is kept and shipped at the end, after a line saying how much was cut.
+ */
 int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_result *r);
+
+/*
+ * The OOM killer's counter for the agent's cgroup ("oom_kill" in cgroup
+ * v2 memory.events, or v1 memory.oom_control), -1 when unavailable.  The
+ * environment variable KERUTA_CGROUP_MEMORY_EVENTS names another file of
+ * the same format (a cgroup mounted elsewhere; tests).
+ */
+int64_t kr_proc_oom_kills(void);
 
 #endif

@@ -1,9 +1,12 @@
 /* supervise.c - see supervise.h. */
 #include "supervise.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -386,4 +389,115 @@ void kr_supervise_set_emergency(void (*fn)(void *ctx, int reason), void *ctx)
 	S.emergency = fn;
 	S.emergency_ctx = ctx;
 	pthread_mutex_unlock(&S.lock);
+}
+
+static child *find_locked(pid_t pid)
+{
+	for (child *c = S.children; c; c = c->next)
+		if (c->pid == pid)
+			return c;
+	return NULL;
+}
+
+void kr_supervise_deadline(pid_t pid, uint64_t deadline_ms)
+{
+	pthread_mutex_lock(&S.lock);
+	child *c = find_locked(pid);
+	if (c) {
+		c->deadline = deadline_ms;
+		pthread_cond_broadcast(&S.cond);
+	}
+	pthread_mutex_unlock(&S.lock);
+}
+
+int kr_supervise_ended(pid_t pid)
+{
+	pthread_mutex_lock(&S.lock);
+	child *c = find_locked(pid);
+	int rc = -1;
+	if (c) {
+		if (!c->done && !S.running) { /* no reaper thread: look ourselves */
+			int st;
+			if (waitpid(pid, &st, WNOHANG) == pid) {
+				c->done = 1;
+				c->status = st;
+				kill(-pid, SIGKILL);
+			}
+		}
+		rc = c->done;
+	}
+	pthread_mutex_unlock(&S.lock);
+	return rc;
+}
+
+/* Is pid one the runner is still responsible for? */
+static int registered_locked(pid_t pid)
+{
+	pid_t pgid = getpgid(pid);
+	for (child *c = S.children; c; c = c->next)
+		if (!c->done && (c->pid == pid || c->pid == pgid))
+			return 1;
+	return 0;
+}
+
+/* The agent's children as the kernel lists them, per thread (a process
+ * forked by any of our threads, or reparented to us, shows up in one). */
+static size_t list_children(pid_t *out, size_t max)
+{
+	size_t n = 0;
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < max) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char path[300], buf[4096];
+		snprintf(path, sizeof(path), "/proc/self/task/%s/children", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		for (char *p = buf, *end; *p && n < max; p = end) {
+			long v = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (v > 0)
+				out[n++] = (pid_t)v;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+int kr_supervise_kill_strays(uint64_t wait_ms)
+{
+	uint64_t until = kr_now_ms() + wait_ms;
+	for (;;) {
+		pid_t pids[512];
+		size_t left = 0;
+		pthread_mutex_lock(&S.lock);
+		size_t n = list_children(pids, sizeof(pids) / sizeof(pids[0]));
+		for (size_t i = 0; i < n; i++) {
+			if (registered_locked(pids[i]))
+				continue;
+			kill(pids[i], SIGKILL);
+			if (!S.running) {
+				int st;
+				if (waitpid(pids[i], &st, WNOHANG) == pids[i])
+					continue;
+			}
+			left++;
+		}
+		pthread_mutex_unlock(&S.lock);
+		if (!left || kr_now_ms() >= until)
+			return (int)left;
+		/* their deaths orphan their own children, which come to us next */
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 }

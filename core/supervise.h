@@ -49,6 +49,20 @@ pid_t kr_supervise_fork(void);
 int kr_supervise_wait(pid_t pid, uint64_t deadline_ms, int *timed_out);
 /* Signal mask children should start with (everything unblocked). */
 void kr_supervise_child_reset(void);
+/* Give a registered child its own deadline (kr_now_ms value) without
+ * waiting for it, e.g. while its output is being read. */
+void kr_supervise_deadline(pid_t pid, uint64_t deadline_ms);
+/* Non-blocking: 1 once the registered child has ended (kr_supervise_wait
+ * then returns at once), 0 while it runs, -1 if it is not registered. */
+int kr_supervise_ended(pid_t pid);
+/*
+ * Descendants that outlived their process group leader and came to the
+ * agent as subreaper (daemons, setsid'ed grandchildren): SIGKILL every
+ * child of the agent that is neither registered nor in the process group
+ * of a registered child that still runs, and wait up to wait_ms until
+ * they are reaped.  Returns how many are still left (0: none).
+ */
+int kr_supervise_kill_strays(uint64_t wait_ms);
 
 /* Called (once) when a stage ignores its deadline by more than the grace
  * period plus a margin: last words before the agent exits. */

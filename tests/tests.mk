@@ -29,3 +29,5 @@ include $(srcdir)/tests/git.mk
 include $(srcdir)/tests/init.mk
 include $(srcdir)/tests/run.mk
 include $(srcdir)/tests/collect.mk
+include $(srcdir)/tests/deploy.mk
+include $(srcdir)/tests/launcher.mk

@@ -1,0 +1,506 @@
+/*
+ * api.c - the keruta-api backend: the kr_backend_ops table over HTTP.
+ *
+ * A module (backend-api.so) so that libcurl and json-c are loaded only by
+ * commands that talk to the API.  It calls the core's own functions
+ * (settings, log, task, node) directly: the executable exports them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <json.h>
+
+#include "backend.h"
+#include "http.h"
+#include "log.h"
+#include "logship.h"
+#include "settings.h"
+#include "task.h"
+
+/* JSON answers (task, repository, status echo) are small; a bigger one
+ * is a broken or hostile server. */
+#define JSON_MAX (4u << 20)
+
+typedef struct api {
+	const kr_settings *s;
+	kr_http *http;
+	kr_logship *ship;
+	uint64_t max_download;
+} api;
+
+static const struct {
+	const char *key, *def;
+} default_paths[] = {
+        {"task", "/api/v1/tasks/{taskId}"},
+        {"script", "/api/v1/tasks/{taskId}/script"},
+        {"repository", "/api/v1/repositories/{repositoryId}"},
+        {"status", "/api/v1/tasks/{taskId}/status"},
+        {"logs", "/api/v1/tasks/{taskId}/logs"},
+        {"install_script", "/api/v1/repositories/{repositoryId}/script"},
+        {"document", "/api/v1/documents/{documentId}/content"},
+        {"artifact", "/api/tasks/{taskId}/documents"},
+        {"pending", "/api/v1/tasks?status=PENDING"},
+};
+
+static const char *path_template(const kr_settings *s, const char *key)
+{
+	const char *v = kr_settings_map_get(s, KR_S_API_PATHS, key);
+	if (v && *v)
+		return v;
+	for (size_t i = 0; i < sizeof(default_paths) / sizeof(default_paths[0]); i++)
+		if (strcmp(default_paths[i].key, key) == 0)
+			return default_paths[i].def;
+	return "";
+}
+
+/*
+ * The path of endpoint `key` with {taskId}, {repositoryId} and
+ * {documentId} replaced by URL-encoded values.  NULL (err set) when the
+ * template names another placeholder or a value is missing.
+ */
+static char *expand(const kr_settings *s, const char *key, const char *task_id,
+                    const char *repo_id, const char *doc_id, kr_error *err)
+{
+	const char *tmpl = path_template(s, key);
+	kr_buf b = {0};
+	if (tmpl[0] != '/')
+		kr_buf_addc(&b, '/');
+	for (const char *p = tmpl; *p;) {
+		if (*p != '{') {
+			kr_buf_addc(&b, *p++);
+			continue;
+		}
+		const char *close = strchr(p, '}');
+		size_t n = close ? (size_t)(close - p - 1) : 0;
+		const char *value = NULL, *what = NULL;
+		if (close && n == 6 && strncmp(p + 1, "taskId", 6) == 0)
+			value = task_id, what = "task id";
+		else if (close && n == 12 && strncmp(p + 1, "repositoryId", 12) == 0)
+			value = repo_id, what = "repository id";
+		else if (close && n == 10 && strncmp(p + 1, "documentId", 10) == 0)
+			value = doc_id, what = "document id";
+		if (!what) {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "settings api_paths.%s '%s': unknown placeholder at '%.20s'; use "
+			             "{taskId}, {repositoryId} or {documentId}",
+			             key, tmpl, p);
+			kr_buf_free(&b);
+			return NULL;
+		}
+		if (!value || !*value) {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "keruta-api endpoint %s (%s) needs a %s and there is none; give it "
+			             "with --task-id / --repository-id or in the task",
+			             key, tmpl, what);
+			kr_buf_free(&b);
+			return NULL;
+		}
+		char *e = kr_http_escape(value);
+		kr_buf_adds(&b, e);
+		free(e);
+		p = close + 1;
+	}
+	return b.data;
+}
+
+static char *logs_path(void *ctx, const char *task_id)
+{
+	kr_error err = {0};
+	char *p = expand(ctx, "logs", task_id, NULL, NULL, &err);
+	if (!p)
+		kr_log(KR_LOG_ERROR, NULL, "%s", err.msg);
+	return p;
+}
+
+/* A JSON object answer, checked strictly (json-c) before it is read as a
+ * node tree, so YAML-only syntax from a broken server is not accepted. */
+static int parse_object(const char *what, const kr_buf *body, kr_node **out, kr_error *err)
+{
+	*out = NULL;
+	json_tokener *tok = json_tokener_new();
+	json_object *o = body->len && body->len < INT32_MAX
+	                         ? json_tokener_parse_ex(tok, body->data, (int)body->len)
+	                         : NULL;
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	size_t used = (size_t)json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	int ok = o && jerr == json_tokener_success && json_object_is_type(o, json_type_object);
+	while (ok && used < body->len && strchr(" \t\r\n", body->data[used]))
+		used++;
+	ok = ok && used == body->len;
+	json_object_put(o);
+	if (!ok) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED,
+		             "keruta-api sent %s that is not a JSON object (%zu bytes%s); the server "
+		             "or a proxy in front of it is broken",
+		             what, body->len,
+		             jerr != json_tokener_success ? ", invalid JSON" : "");
+		return -1;
+	}
+	kr_error perr = {0};
+	if (kr_node_load_string(what, body->data, body->len, out, &perr)) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED, "keruta-api sent %s that cannot be read: %s",
+		             what, perr.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int get_json(api *a, const char *path, const char *what, kr_node **out, kr_error *err)
+{
+	kr_http_req rq = {.method = "GET", .path = path, .max_bytes = JSON_MAX, .what = what};
+	kr_http_resp rs = {0};
+	int rc = kr_http_request(a->http, &rq, &rs, err);
+	if (rc == KR_OK && parse_object(what, &rs.body, out, err))
+		rc = KR_FAILED;
+	kr_http_resp_free(&rs);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error *err)
+{
+	static const struct {
+		const char *field, *key;
+	} f[] = {{"installScript", KR_TASK_SCRIPT_INSTALL},
+	         {"executeScript", KR_TASK_SCRIPT_EXECUTE},
+	         {"script", KR_TASK_SCRIPT_EXECUTE},
+	         {"cleanupScript", KR_TASK_SCRIPT_CLEANUP}};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		const kr_node *v = kr_node_get(n, f[i].field);
+		if (!v || kr_node_is_null(v))
+			continue;
+		if (v->type != KR_NODE_SCALAR || strlen(v->value) != v->value_len) {
+			kr_error_set(err, KR_EXIT_TASK_FAILED, "%s: field '%s' must be a string (line %d)",
+			             name, f[i].field, v->line);
+			return -1;
+		}
+		if (strcmp(f[i].field, "script") == 0 && kr_task_get(t, KR_TASK_SCRIPT_EXECUTE))
+			continue;
+		kr_task_set(t, f[i].key, v->value);
+	}
+	return 0;
+}
+
+static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
+{
+	api *a = b->impl;
+	const char *given = kr_task_get(t, KR_TASK_ID);
+	if (!given)
+		return KR_OK; /* init with only --repository-id: nothing to fetch */
+	char *id = kr_strdup(given);
+	char *what = kr_asprintf("task %s", id);
+	char *path = expand(a->s, "task", id, NULL, NULL, err);
+	kr_node *n = NULL;
+	int rc = path ? get_json(a, path, what, &n, err) : KR_FAILED;
+	free(path);
+	if (rc == KR_NOT_FOUND)
+		rc = KR_FAILED;
+	if (rc == KR_OK && kr_task_fill_from_node(t, n, what, err))
+		rc = KR_FAILED;
+	if (rc == KR_OK && strcmp(kr_task_get(t, KR_TASK_ID), id) != 0) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED,
+		             "keruta-api answered task '%s' when asked for task '%s'; check the "
+		             "api_paths.task setting",
+		             kr_task_get(t, KR_TASK_ID), id);
+		rc = KR_FAILED;
+	}
+	kr_node_free(n);
+	n = NULL;
+	if (rc == KR_OK) {
+		char *swhat = kr_asprintf("scripts of task %s", id);
+		path = expand(a->s, "script", id, NULL, NULL, err);
+		kr_error serr = {0};
+		int src = path ? get_json(a, path, swhat, &n, &serr) : KR_FAILED;
+		free(path);
+		if (src == KR_OK)
+			rc = fill_scripts(t, n, swhat, err) ? KR_FAILED : KR_OK;
+		else if (src != KR_NOT_FOUND) {
+			kr_error_set(err, serr.code, "%s", serr.msg);
+			rc = KR_FAILED;
+		}
+		kr_node_free(n);
+		free(swhat);
+	}
+	free(what);
+	free(id);
+	return rc;
+}
+
+static int api_fetch_repository(kr_backend *b, kr_task *t, kr_error *err)
+{
+	api *a = b->impl;
+	const char *rid = kr_task_get(t, KR_TASK_REPOSITORY_ID);
+	if (!rid) {
+		if (kr_task_get(t, KR_TASK_REPOSITORY_URL))
+			return KR_OK;
+		kr_error_set(err, KR_EXIT_TASK_FAILED,
+		             "the task names no repository (no repositoryId); give --repository-id");
+		return KR_NOT_FOUND;
+	}
+	char *what = kr_asprintf("repository %s", rid);
+	char *path = expand(a->s, "repository", NULL, rid, NULL, err);
+	kr_node *n = NULL;
+	int rc = path ? get_json(a, path, what, &n, err) : KR_FAILED;
+	if (rc == KR_OK && kr_task_fill_repository(t, n, what, err))
+		rc = KR_FAILED;
+	kr_node_free(n);
+	free(path);
+	free(what);
+	return rc;
+}
+
+static int write_text(const char *dest, const char *text, kr_error *err)
+{
+	FILE *f = fopen(dest, "wbe");
+	size_t len = strlen(text);
+	if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", dest, strerror(errno));
+		if (f)
+			fclose(f);
+		return KR_FAILED;
+	}
+	return KR_OK;
+}
+
+static int api_fetch_script(kr_backend *b, kr_task *t, const char *which, const char *dest,
+                            kr_error *err)
+{
+	api *a = b->impl;
+	char key[64];
+	snprintf(key, sizeof(key), "script_%s", which);
+	const char *from_task = kr_task_is_field(key) ? kr_task_get(t, key) : NULL;
+	if (strcmp(which, "install") != 0 || !kr_task_get(t, KR_TASK_REPOSITORY_ID)) {
+		if (!from_task || !*from_task)
+			return KR_NOT_FOUND;
+		return write_text(dest, from_task, err);
+	}
+	const char *rid = kr_task_get(t, KR_TASK_REPOSITORY_ID);
+	char *what = kr_asprintf("install script of repository %s", rid);
+	char *path = expand(a->s, "install_script", NULL, rid, NULL, err);
+	int rc = KR_FAILED;
+	if (path) {
+		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
+		                  .max_bytes = a->max_download, .what = what};
+		kr_http_resp rs = {0};
+		kr_error gerr = {0};
+		rc = kr_http_request(a->http, &rq, &rs, &gerr);
+		struct stat st;
+		if (rc == KR_OK && stat(dest, &st) == 0 && st.st_size == 0) {
+			unlink(dest);
+			rc = KR_NOT_FOUND;
+		}
+		if (rc == KR_NOT_FOUND && from_task && *from_task)
+			rc = write_text(dest, from_task, err);
+		else if (rc == KR_FAILED)
+			kr_error_set(err, gerr.code, "%s", gerr.msg);
+		kr_http_resp_free(&rs);
+	}
+	free(path);
+	free(what);
+	return rc;
+}
+
+static int api_fetch_document(kr_backend *b, kr_task *t, const char *id, const char *dest,
+                              uint64_t max_bytes, char **name_out, kr_error *err)
+{
+	api *a = b->impl;
+	if (name_out)
+		*name_out = NULL;
+	char *what = kr_asprintf("document %s", id);
+	char *path = expand(a->s, "document", kr_task_get(t, KR_TASK_ID), NULL, id, err);
+	int rc = KR_FAILED;
+	if (path) {
+		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
+		                  .max_bytes = max_bytes ? max_bytes : a->max_download,
+		                  .what = what};
+		kr_http_resp rs = {0};
+		rc = kr_http_request(a->http, &rq, &rs, err);
+		if (rc == KR_OK && name_out && rs.filename) {
+			*name_out = rs.filename;
+			rs.filename = NULL;
+		}
+		kr_http_resp_free(&rs);
+	}
+	free(path);
+	free(what);
+	return rc;
+}
+
+static int api_upload_artifact(kr_backend *b, kr_task *t, const char *file, const char *name,
+                               kr_error *err)
+{
+	api *a = b->impl;
+	char *what = kr_asprintf("artifact %s", name);
+	char *path = expand(a->s, "artifact", kr_task_get(t, KR_TASK_ID), NULL, NULL, err);
+	int rc = KR_FAILED;
+	if (path) {
+		kr_http_req rq = {.method = "POST", .path = path, .upload_path = file,
+		                  .upload_name = name, .upload_field = "file",
+		                  .max_bytes = JSON_MAX, .what = what};
+		kr_http_resp rs = {0};
+		rc = kr_http_request(a->http, &rq, &rs, err);
+		if (rc == KR_NOT_FOUND)
+			rc = KR_FAILED;
+		kr_http_resp_free(&rs);
+	}
+	free(path);
+	free(what);
+	return rc;
+}
+
+static int api_report_status(kr_backend *b, kr_task *t, const char *status, const char *message,
+                             kr_error *err)
+{
+	api *a = b->impl;
+	char *path = expand(a->s, "status", kr_task_get(t, KR_TASK_ID), NULL, NULL, err);
+	if (!path)
+		return KR_FAILED;
+	kr_buf body = {0};
+	kr_buf_adds(&body, "{\"status\":\"");
+	kr_buf_add_json_str(&body, status, strlen(status));
+	kr_buf_addc(&body, '"');
+	if (message && *message) {
+		kr_buf_adds(&body, ",\"message\":\"");
+		kr_buf_add_json_str(&body, message, strlen(message));
+		kr_buf_addc(&body, '"');
+	}
+	kr_buf_addc(&body, '}');
+	char *what = kr_asprintf("status %s", status);
+	kr_http_req rq = {.method = "PUT", .path = path, .json = body.data, .max_bytes = JSON_MAX,
+	                  .what = what};
+	kr_http_resp rs = {0};
+	int rc = kr_http_request(a->http, &rq, &rs, err);
+	if (rc == KR_NOT_FOUND)
+		rc = KR_FAILED;
+	kr_http_resp_free(&rs);
+	kr_buf_free(&body);
+	free(what);
+	free(path);
+	return rc;
+}
+
+static void api_ship_log(kr_backend *b, const char *stream, const char *line, size_t len)
+{
+	api *a = b->impl;
+	if (a->ship)
+		kr_logship_line(a->ship, stream, line, len);
+}
+
+static int api_flush(kr_backend *b, uint64_t timeout_ms, kr_error *err)
+{
+	api *a = b->impl;
+	return a->ship ? kr_logship_flush(a->ship, timeout_ms, err) : KR_OK;
+}
+
+static void api_destroy(kr_backend *b)
+{
+	api *a = b->impl;
+	kr_logship_free(a->ship);
+	kr_http_free(a->http);
+	free(a);
+	free(b);
+}
+
+static const kr_backend_ops api_ops = {
+        .name = "api",
+        .fetch_task = api_fetch_task,
+        .fetch_repository = api_fetch_repository,
+        .fetch_script = api_fetch_script,
+        .fetch_document = api_fetch_document,
+        .upload_artifact = api_upload_artifact,
+        .report_status = api_report_status,
+        .ship_log = api_ship_log,
+        .flush = api_flush,
+        .destroy = api_destroy,
+};
+
+static kr_backend *create(const kr_settings *s, kr_error *err)
+{
+	const char *url = kr_settings_get(s, KR_S_API_URL);
+	if (!url || !*url) {
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "no API URL: give --api-url or KERUTA_API_URL, or use --task-file for "
+		             "local mode");
+		return NULL;
+	}
+	static int global_done;
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			kr_error_set(err, KR_EXIT_INTERNAL, "cannot initialise libcurl");
+			return NULL;
+		}
+		global_done = 1;
+	}
+	uint64_t retries = kr_settings_u64(s, KR_S_API_RETRIES);
+	kr_http_opts o = {
+	        .base_url = url,
+	        .token = kr_settings_get(s, KR_S_API_TOKEN),
+	        .ca_file = kr_settings_get(s, KR_S_CA_FILE),
+	        .insecure = kr_settings_bool(s, KR_S_INSECURE),
+	        .connect_timeout_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT),
+	        .timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT),
+	        .retries = retries > 100 ? 100 : (unsigned)retries,
+	        .retry_max_ms = kr_settings_u64(s, KR_S_API_RETRY_MAX_TIME),
+	        .debug = kr_log_get_level() <= KR_LOG_DEBUG,
+	};
+	if (o.ca_file && !*o.ca_file)
+		o.ca_file = NULL;
+	api *a = kr_calloc(1, sizeof(*a));
+	a->s = s;
+	a->max_download = kr_settings_u64(s, KR_S_MAX_DOWNLOAD);
+	a->http = kr_http_new(&o, err);
+	if (!a->http) {
+		free(a);
+		return NULL;
+	}
+	if (o.insecure)
+		kr_log(KR_LOG_WARN, NULL,
+		       "TLS certificate verification is OFF (--insecure / KERUTA_INSECURE): anyone on "
+		       "the network path can read the API token; use --ca-file instead");
+
+	/* The shipper talks on its own connection: retries are its own (with
+	 * the spool), so one slow batch never holds up the next attempt. */
+	kr_logship_opts lo = {
+	        .http = o,
+	        .path_for = logs_path,
+	        .ctx = (void *)s,
+	        .task_id = kr_settings_get(s, KR_S_TASK_ID),
+	        .batch_lines = kr_settings_u64(s, KR_S_LOG_BATCH_LINES),
+	        .batch_bytes = kr_settings_u64(s, KR_S_LOG_BATCH_BYTES),
+	        .interval_ms = kr_settings_u64(s, KR_S_LOG_BATCH_INTERVAL),
+	        .max_line = kr_settings_u64(s, KR_S_LOG_MAX_LINE),
+	        .max_total = kr_settings_u64(s, KR_S_LOG_MAX_TOTAL),
+	};
+	lo.http.retries = 0;
+	lo.http.retry_max_ms = 0;
+	char *spool = kr_asprintf("%s/.keruta/log-spool", kr_settings_get(s, KR_S_WORK_DIR));
+	lo.spool_path = spool;
+	a->ship = kr_logship_new(&lo, err);
+	free(spool);
+	if (!a->ship) {
+		kr_http_free(a->http);
+		free(a);
+		return NULL;
+	}
+	kr_backend *b = kr_calloc(1, sizeof(*b));
+	b->ops = &api_ops;
+	b->impl = a;
+	return b;
+}
+
+static void versions(kr_buf *out)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	kr_buf_addf(out, "libcurl %s%s%s\njson-c %s\n", v->version, v->ssl_version ? " " : "",
+	            v->ssl_version ? v->ssl_version : "", json_c_version());
+}
+
+__attribute__((visibility("default"))) const kr_backend_module kr_backend_api_module = {
+        KR_BACKEND_VERSION, create, versions};

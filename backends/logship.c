@@ -1,0 +1,813 @@
+/*
+ * logship.c - the log shipper: memory queue, spool file, shipper thread.
+ *
+ * Invariant: every line in the memory queue is older than every line in
+ * the spool.  While the spool holds anything, new lines are appended to
+ * it (never to memory), and the shipper empties memory before reading the
+ * spool; when a memory batch fails and there is no spool yet, the whole
+ * memory queue moves to a new spool.  So the lines reach the API in the
+ * order they were produced, whichever path they took.
+ *
+ * Spool records are JSON lines {"task":..,"stream":..,"line":..}, so a
+ * spool left by an earlier agent in the same work dir (a parent task's
+ * PVC, an init container) is replayed to the task it belongs to.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json.h>
+
+#include "log.h"
+#include "logship.h"
+
+typedef struct item {
+	struct item *next;
+	size_t task_len, stream_len, len;
+	char data[]; /* task \0 stream \0 line \0 */
+} item;
+
+static const char *item_task(const item *it)
+{
+	return it->data;
+}
+static const char *item_stream(const item *it)
+{
+	return it->data + it->task_len + 1;
+}
+static const char *item_line(const item *it)
+{
+	return it->data + it->task_len + it->stream_len + 2;
+}
+
+typedef struct queue {
+	item *head, *tail;
+	size_t lines, bytes;
+} queue;
+
+struct kr_logship {
+	kr_http *http;
+	char *(*path_for)(void *ctx, const char *task_id);
+	void *ctx;
+	char *spool_path;
+	char *task_id;
+	uint64_t batch_lines, batch_bytes, interval_ms, max_line, max_total;
+	size_t mem_max_lines, mem_max_bytes, tail_max_bytes;
+
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* to the shipper */
+	pthread_cond_t done; /* to flush() */
+	pthread_t thread;
+	int started, stop, flushing;
+	volatile int abort_io;
+
+	queue mem;
+	uint64_t oldest_ms;    /* when the head of mem was queued */
+	int spooling;          /* the spool holds undelivered lines */
+	FILE *spool_w;         /* append handle (buffered) */
+	uint64_t write_off;    /* logical end of the spool */
+	uint64_t read_off;     /* delivered up to here */
+	int spool_failed;      /* warned that the spool is unusable */
+	uint64_t lost_lines;   /* could be neither queued nor spooled */
+
+	uint64_t total_bytes;  /* head budget used (max_total) */
+	queue tail;            /* the last lines past max_total */
+	uint64_t omitted_lines, omitted_bytes;
+
+	unsigned failures;     /* consecutive failed sends */
+	uint64_t retry_at;     /* no send before this (backoff) */
+	int64_t retry_after_ms;
+	unsigned seed;
+	uint64_t sent_lines, sent_batches, dropped_lines;
+};
+
+/* ---------------------------------------------------------------- queue */
+
+static item *item_new(const char *task, const char *stream, const char *line, size_t len)
+{
+	size_t tl = strlen(task), sl = strlen(stream);
+	item *it = kr_malloc(sizeof(*it) + tl + sl + len + 3);
+	it->next = NULL;
+	it->task_len = tl;
+	it->stream_len = sl;
+	it->len = len;
+	memcpy(it->data, task, tl + 1);
+	memcpy(it->data + tl + 1, stream, sl + 1);
+	memcpy(it->data + tl + sl + 2, line, len);
+	it->data[tl + sl + 2 + len] = '\0';
+	return it;
+}
+
+static void q_push(queue *q, item *it)
+{
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->lines++;
+	q->bytes += it->len;
+}
+
+static item *q_pop(queue *q)
+{
+	item *it = q->head;
+	if (!it)
+		return NULL;
+	q->head = it->next;
+	if (!q->head)
+		q->tail = NULL;
+	q->lines--;
+	q->bytes -= it->len;
+	it->next = NULL;
+	return it;
+}
+
+static void q_clear(queue *q)
+{
+	item *it;
+	while ((it = q_pop(q)) != NULL)
+		free(it);
+}
+
+/* ---------------------------------------------------------------- spool */
+
+static void record(kr_buf *b, const char *task, const char *stream, const char *line, size_t len)
+{
+	kr_buf_adds(b, "{\"task\":\"");
+	kr_buf_add_json_str(b, task, strlen(task));
+	kr_buf_adds(b, "\",\"stream\":\"");
+	kr_buf_add_json_str(b, stream, strlen(stream));
+	kr_buf_adds(b, "\",\"line\":\"");
+	kr_buf_add_json_str(b, line, len);
+	kr_buf_adds(b, "\"}\n");
+}
+
+/* With the lock held. */
+static int spool_open(kr_logship *ls)
+{
+	if (ls->spool_w)
+		return 0;
+	char *dir = kr_strdup(ls->spool_path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		kr_mkdirs(dir, 0755);
+	}
+	free(dir);
+	int fd = open(ls->spool_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	ls->spool_w = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (!ls->spool_w) {
+		if (fd >= 0)
+			close(fd);
+		if (!ls->spool_failed)
+			kr_log(KR_LOG_ERROR, NULL,
+			       "cannot open the log spool %s: %s; log lines the API cannot take now "
+			       "will be lost (make the work dir writable)",
+			       ls->spool_path, strerror(errno));
+		ls->spool_failed = 1;
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fileno(ls->spool_w), &st) == 0)
+		ls->write_off = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int spool_add(kr_logship *ls, const char *task, const char *stream, const char *line,
+                     size_t len)
+{
+	if (spool_open(ls) < 0) {
+		ls->lost_lines++;
+		return -1;
+	}
+	kr_buf b = {0};
+	record(&b, task, stream, line, len);
+	size_t n = fwrite(b.data, 1, b.len, ls->spool_w);
+	if (n != b.len) {
+		if (!ls->spool_failed)
+			kr_log(KR_LOG_ERROR, NULL, "cannot write the log spool %s: %s; log lines are lost",
+			       ls->spool_path, strerror(errno));
+		ls->spool_failed = 1;
+		ls->lost_lines++;
+	}
+	ls->write_off += n;
+	ls->spooling = 1;
+	kr_buf_free(&b);
+	return n == b.len ? 0 : -1;
+}
+
+/* Move the memory queue to the end of the spool (lock held). */
+static void spool_memory(kr_logship *ls)
+{
+	if (spool_open(ls) < 0)
+		return; /* keep them in memory: better late than lost */
+	item *it;
+	while ((it = q_pop(&ls->mem)) != NULL) {
+		spool_add(ls, item_task(it), item_stream(it), item_line(it), it->len);
+		free(it);
+	}
+}
+
+static void spool_remove(kr_logship *ls)
+{
+	if (ls->spool_w)
+		fclose(ls->spool_w);
+	ls->spool_w = NULL;
+	unlink(ls->spool_path);
+	ls->spooling = 0;
+	ls->read_off = ls->write_off = 0;
+}
+
+/* ---------------------------------------------------------------- batches */
+
+typedef struct batch {
+	char *task, *stream;
+	kr_buf message;
+	size_t lines;
+	uint64_t end_off; /* spool batches: where the next one starts */
+} batch;
+
+static void batch_free(batch *b)
+{
+	free(b->task);
+	free(b->stream);
+	kr_buf_free(&b->message);
+	memset(b, 0, sizeof(*b));
+}
+
+/* Does one more line of len bytes for (task, stream) fit? */
+static int batch_takes(const kr_logship *ls, const batch *b, const char *task,
+                       const char *stream, size_t len)
+{
+	if (b->lines == 0)
+		return 1;
+	if (strcmp(b->task, task) != 0 || strcmp(b->stream, stream) != 0)
+		return 0;
+	return b->lines < ls->batch_lines && b->message.len + len + 1 <= ls->batch_bytes;
+}
+
+static void batch_add(batch *b, const char *task, const char *stream, const char *line,
+                      size_t len)
+{
+	if (b->lines == 0) {
+		b->task = kr_strdup(task);
+		b->stream = kr_strdup(stream);
+	}
+	/* every line ends with "\n": the server drops one trailing newline, so
+	 * a batch ending in an empty line keeps it */
+	kr_buf_add_json_str(&b->message, line, len);
+	kr_buf_adds(&b->message, "\\n");
+	b->lines++;
+}
+
+/* The first lines of memory with one task and stream (lock held). */
+static void batch_from_memory(kr_logship *ls, batch *b)
+{
+	for (item *it = ls->mem.head; it; it = it->next) {
+		if (!batch_takes(ls, b, item_task(it), item_stream(it), it->len))
+			break;
+		batch_add(b, item_task(it), item_stream(it), item_line(it), it->len);
+	}
+}
+
+/* Lines of the spool from read_off, before end (no lock: that part of
+ * the file no longer changes).  Unreadable records are skipped. */
+static int batch_from_spool(kr_logship *ls, batch *b, uint64_t from, uint64_t end)
+{
+	FILE *f = fopen(ls->spool_path, "re");
+	if (!f || fseeko(f, (off_t)from, SEEK_SET) != 0) {
+		kr_log(KR_LOG_ERROR, NULL, "cannot read the log spool %s: %s", ls->spool_path,
+		       strerror(errno));
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t off = from;
+	json_tokener *tok = json_tokener_new();
+	while (off < end) {
+		ssize_t n = getline(&line, &cap, f);
+		if (n <= 0)
+			break;
+		if (off + (uint64_t)n > end || line[n - 1] != '\n')
+			break; /* not completely written yet */
+		json_tokener_reset(tok);
+		json_object *o = json_tokener_parse_ex(tok, line, (int)n - 1);
+		json_object *jt = NULL, *js = NULL, *jl = NULL;
+		if (o && json_object_is_type(o, json_type_object) &&
+		    json_object_object_get_ex(o, "task", &jt) &&
+		    json_object_object_get_ex(o, "stream", &js) &&
+		    json_object_object_get_ex(o, "line", &jl) &&
+		    json_object_is_type(jt, json_type_string) &&
+		    json_object_is_type(js, json_type_string) &&
+		    json_object_is_type(jl, json_type_string)) {
+			const char *t = json_object_get_string(jt), *s = json_object_get_string(js);
+			const char *l = json_object_get_string(jl);
+			size_t ll = (size_t)json_object_get_string_len(jl);
+			if (!batch_takes(ls, b, t, s, ll)) {
+				json_object_put(o);
+				break;
+			}
+			batch_add(b, t, s, l, ll);
+		} else {
+			kr_log(KR_LOG_WARN, NULL, "log spool %s: skipping a damaged record at byte %llu",
+			       ls->spool_path, (unsigned long long)off);
+		}
+		if (o)
+			json_object_put(o);
+		off += (uint64_t)n;
+	}
+	json_tokener_free(tok);
+	free(line);
+	fclose(f);
+	b->end_off = off;
+	return 0;
+}
+
+enum sent { SENT_OK, SENT_REFUSED, SENT_FAILED };
+
+static enum sent send_batch(kr_logship *ls, const batch *b)
+{
+	char *path = ls->path_for(ls->ctx, b->task);
+	if (!path)
+		return SENT_REFUSED;
+	kr_buf body = {0};
+	kr_buf_adds(&body, "{\"message\":\"");
+	kr_buf_add(&body, b->message.data, b->message.len);
+	kr_buf_adds(&body, "\",\"stream\":\"");
+	kr_buf_add_json_str(&body, b->stream, strlen(b->stream));
+	kr_buf_adds(&body, "\"}");
+	kr_http_req rq = {.method = "POST", .path = path, .json = body.data,
+	                  .max_bytes = 4u << 20, .what = "log lines"};
+	kr_http_resp rs = {0};
+	kr_error err = {0};
+	int rc = kr_http_request(ls->http, &rq, &rs, &err);
+	enum sent out = SENT_OK;
+	ls->retry_after_ms = rs.retry_after_ms;
+	if (rc != KR_OK) {
+		if (err.code == KR_EXIT_API) {
+			out = SENT_FAILED;
+			if (ls->failures == 0)
+				kr_log(KR_LOG_WARN, NULL,
+				       "log shipping paused: %s; lines are kept in %s until keruta-api "
+				       "answers again",
+				       err.msg, ls->spool_path);
+		} else {
+			out = SENT_REFUSED;
+			kr_log(KR_LOG_ERROR, NULL, "keruta-api refused %zu log line%s, dropped: %s",
+			       b->lines, b->lines == 1 ? "" : "s", err.msg);
+		}
+	}
+	kr_http_resp_free(&rs);
+	kr_buf_free(&body);
+	free(path);
+	return out;
+}
+
+/* ---------------------------------------------------------------- thread */
+
+static void after_send(kr_logship *ls, enum sent s, size_t lines)
+{
+	if (s == SENT_FAILED) {
+		ls->failures++;
+		uint64_t base = 500;
+		for (unsigned i = 1; i < ls->failures && base < 15000; i++)
+			base *= 2;
+		if (base > 15000)
+			base = 15000;
+		uint64_t delay = base / 2 + (uint64_t)rand_r(&ls->seed) % (base / 2 + 1);
+		if (ls->retry_after_ms > 0 && (uint64_t)ls->retry_after_ms > delay)
+			delay = (uint64_t)ls->retry_after_ms > 300000 ? 300000 : (uint64_t)ls->retry_after_ms;
+		ls->retry_at = kr_now_ms() + delay;
+		return;
+	}
+	if (ls->failures)
+		kr_log(KR_LOG_INFO, NULL, "log shipping resumed after %u failed attempt%s",
+		       ls->failures, ls->failures == 1 ? "" : "s");
+	ls->failures = 0;
+	ls->retry_at = 0;
+	if (s == SENT_OK) {
+		ls->sent_lines += lines;
+		ls->sent_batches++;
+	} else {
+		ls->dropped_lines += lines;
+	}
+}
+
+static int memory_ready(const kr_logship *ls, uint64_t now)
+{
+	return ls->mem.lines && (ls->flushing || ls->spooling || ls->stop ||
+	                         ls->mem.lines >= ls->batch_lines ||
+	                         ls->mem.bytes >= ls->batch_bytes ||
+	                         now >= ls->oldest_ms + ls->interval_ms);
+}
+
+static void timed_wait(kr_logship *ls, uint64_t until_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = kr_now_ms();
+	uint64_t d = until_ms > now ? until_ms - now : 0;
+	ts.tv_sec += (time_t)(d / 1000);
+	ts.tv_nsec += (long)(d % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&ls->wake, &ls->lock, &ts);
+}
+
+static void *shipper(void *arg)
+{
+	kr_logship *ls = arg;
+	pthread_mutex_lock(&ls->lock);
+	while (!ls->stop) {
+		uint64_t now = kr_now_ms();
+		if (ls->retry_at > now) {
+			uint64_t until = ls->retry_at;
+			if (ls->flushing && until > now + 500)
+				until = now + 500;
+			timed_wait(ls, until);
+			if (kr_now_ms() >= until)
+				ls->retry_at = 0;
+			continue;
+		}
+		if (ls->mem.lines) {
+			if (!memory_ready(ls, now)) {
+				timed_wait(ls, ls->oldest_ms + ls->interval_ms);
+				continue;
+			}
+			batch b = {0};
+			batch_from_memory(ls, &b);
+			pthread_mutex_unlock(&ls->lock);
+			enum sent s = send_batch(ls, &b);
+			pthread_mutex_lock(&ls->lock);
+			if (s == SENT_FAILED) {
+				if (!ls->spooling)
+					spool_memory(ls);
+			} else {
+				for (size_t i = 0; i < b.lines; i++)
+					free(q_pop(&ls->mem));
+				ls->oldest_ms = kr_now_ms();
+			}
+			after_send(ls, s, b.lines);
+			batch_free(&b);
+			continue;
+		}
+		if (ls->spooling) {
+			if (ls->spool_w)
+				fflush(ls->spool_w);
+			if (ls->read_off >= ls->write_off) {
+				spool_remove(ls);
+				pthread_cond_broadcast(&ls->done);
+				continue;
+			}
+			uint64_t from = ls->read_off, end = ls->write_off;
+			pthread_mutex_unlock(&ls->lock);
+			batch b = {0};
+			enum sent s = SENT_FAILED;
+			if (batch_from_spool(ls, &b, from, end) == 0)
+				s = b.lines ? send_batch(ls, &b) : SENT_OK;
+			pthread_mutex_lock(&ls->lock);
+			if (s != SENT_FAILED)
+				ls->read_off = b.end_off > from ? b.end_off : end;
+			after_send(ls, s, b.lines);
+			batch_free(&b);
+			continue;
+		}
+		pthread_cond_broadcast(&ls->done);
+		pthread_cond_wait(&ls->wake, &ls->lock);
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return NULL;
+}
+
+/* Lock held. */
+static void start(kr_logship *ls)
+{
+	if (ls->started)
+		return;
+	if (pthread_create(&ls->thread, NULL, shipper, ls) != 0) {
+		kr_log(KR_LOG_ERROR, NULL, "cannot start the log shipper thread; log lines go to %s",
+		       ls->spool_path);
+		return;
+	}
+	ls->started = 1;
+}
+
+/* ---------------------------------------------------------------- producer */
+
+/* One line (no newline, at most max_line bytes) into memory or the spool. */
+static void enqueue(kr_logship *ls, const char *stream, const char *line, size_t len)
+{
+	if (ls->max_total && ls->total_bytes + len > ls->max_total) {
+		/* past the budget: keep only a tail, reported at flush */
+		q_push(&ls->tail, item_new(ls->task_id, stream, line, len));
+		while (ls->tail.bytes > ls->tail_max_bytes && ls->tail.lines > 1) {
+			item *old = q_pop(&ls->tail);
+			ls->omitted_lines++;
+			ls->omitted_bytes += old->len;
+			free(old);
+		}
+		return;
+	}
+	ls->total_bytes += len;
+	if (ls->spooling || ls->mem.lines >= ls->mem_max_lines || ls->mem.bytes >= ls->mem_max_bytes) {
+		int was = ls->spooling;
+		spool_add(ls, ls->task_id, stream, line, len);
+		if (!was && ls->spooling)
+			pthread_cond_signal(&ls->wake);
+		return;
+	}
+	if (ls->mem.lines == 0) {
+		ls->oldest_ms = kr_now_ms();
+		pthread_cond_signal(&ls->wake);
+	}
+	q_push(&ls->mem, item_new(ls->task_id, stream, line, len));
+	if (ls->mem.lines == ls->batch_lines || (ls->mem.bytes >= ls->batch_bytes &&
+	                                          ls->mem.bytes - len < ls->batch_bytes))
+		pthread_cond_signal(&ls->wake);
+}
+
+/* A line cut into parts of at most max_line bytes, not inside a UTF-8
+ * sequence, each part but the last marked at its end and each but the
+ * first at its start. */
+static void split_long(kr_logship *ls, const char *stream, const char *line, size_t len)
+{
+	size_t head = sizeof(KR_LOGSHIP_CONT_HEAD) - 1, tail = sizeof(KR_LOGSHIP_CONT_TAIL) - 1;
+	size_t room = ls->max_line > head + tail + 8 ? ls->max_line - head - tail : 8;
+	size_t off = 0;
+	kr_buf part = {0};
+	while (off < len) {
+		size_t n = len - off;
+		int last = n + (off ? head : 0) <= ls->max_line;
+		if (!last) {
+			n = room;
+			size_t back = 0;
+			while (back < 3 && n - back > 1 &&
+			       ((unsigned char)line[off + n - back] & 0xC0) == 0x80)
+				back++;
+			if (((unsigned char)line[off + n - back] & 0xC0) != 0x80)
+				n -= back;
+		}
+		kr_buf_reset(&part);
+		if (off)
+			kr_buf_adds(&part, KR_LOGSHIP_CONT_HEAD);
+		kr_buf_add(&part, line + off, n);
+		if (!last)
+			kr_buf_adds(&part, KR_LOGSHIP_CONT_TAIL);
+		enqueue(ls, stream, part.data, part.len);
+		off += n;
+	}
+	kr_buf_free(&part);
+}
+
+void kr_logship_line(kr_logship *ls, const char *stream, const char *line, size_t len)
+{
+	if (!ls->task_id)
+		return;
+	pthread_mutex_lock(&ls->lock);
+	if (ls->started && pthread_equal(pthread_self(), ls->thread)) {
+		/* the shipper's own warnings (through the core's log sink) would
+		 * feed the queue they are about, forever when the API refuses */
+		pthread_mutex_unlock(&ls->lock);
+		return;
+	}
+	start(ls);
+	for (;;) {
+		const char *nl = memchr(line, '\n', len);
+		size_t n = nl ? (size_t)(nl - line) : len;
+		if (ls->max_line && n > ls->max_line)
+			split_long(ls, stream, line, n);
+		else
+			enqueue(ls, stream, line, n);
+		if (!nl)
+			break;
+		line += n + 1;
+		len -= n + 1;
+	}
+	pthread_mutex_unlock(&ls->lock);
+}
+
+/* The tail kept past max_total, after a line saying what was left out. */
+static void release_tail(kr_logship *ls)
+{
+	if (!ls->tail.lines)
+		return;
+	uint64_t saved = ls->max_total;
+	ls->max_total = 0;
+	if (ls->omitted_lines) {
+		char msg[256];
+		int n = snprintf(msg, sizeof(msg),
+		                 "[keruta-agent: %llu log lines (%llu bytes) omitted here: the log is "
+		                 "larger than log_max_total]",
+		                 (unsigned long long)ls->omitted_lines,
+		                 (unsigned long long)ls->omitted_bytes);
+		enqueue(ls, "agent", msg, (size_t)n);
+		ls->omitted_lines = ls->omitted_bytes = 0;
+	}
+	item *it;
+	while ((it = q_pop(&ls->tail)) != NULL) {
+		enqueue(ls, item_stream(it), item_line(it), it->len);
+		free(it);
+	}
+	ls->max_total = saved;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+kr_logship *kr_logship_new(const kr_logship_opts *o, kr_error *err)
+{
+	kr_logship *ls = kr_calloc(1, sizeof(*ls));
+	kr_http_opts ho = o->http;
+	ho.abort_flag = &ls->abort_io;
+	ho.debug = 0; /* its own debug lines would feed the log it ships */
+	ls->http = kr_http_new(&ho, err);
+	if (!ls->http) {
+		free(ls);
+		return NULL;
+	}
+	ls->path_for = o->path_for;
+	ls->ctx = o->ctx;
+	ls->spool_path = kr_strdup(o->spool_path);
+	ls->task_id = o->task_id ? kr_strdup(o->task_id) : NULL;
+	ls->batch_lines = o->batch_lines ? o->batch_lines : 500;
+	ls->batch_bytes = o->batch_bytes > 1024 ? o->batch_bytes : 1024;
+	ls->interval_ms = o->interval_ms ? o->interval_ms : 1000;
+	ls->max_line = o->max_line;
+	if (ls->max_line && ls->max_line < 64)
+		ls->max_line = 64;
+	if (ls->max_line && ls->max_line > ls->batch_bytes)
+		ls->batch_bytes = ls->max_line + 1;
+	ls->max_total = o->max_total;
+	ls->mem_max_lines = (size_t)ls->batch_lines * 4;
+	ls->mem_max_bytes = (size_t)ls->batch_bytes * 4;
+	ls->tail_max_bytes = ls->max_total / 16 > 65536 ? (size_t)(ls->max_total / 16) : 65536;
+	ls->retry_after_ms = -1;
+	ls->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	pthread_mutex_init(&ls->lock, NULL);
+	pthread_cond_init(&ls->wake, NULL);
+	pthread_cond_init(&ls->done, NULL);
+
+	/* A spool left by an earlier run goes out first. */
+	struct stat st;
+	if (stat(ls->spool_path, &st) == 0 && st.st_size > 0) {
+		pthread_mutex_lock(&ls->lock);
+		if (spool_open(ls) == 0) {
+			int fd = open(ls->spool_path, O_RDONLY | O_CLOEXEC);
+			char last = '\n';
+			if (fd >= 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') {
+				fputc('\n', ls->spool_w); /* a record torn by a crash stays apart */
+				ls->write_off++;
+			}
+			if (fd >= 0)
+				close(fd);
+			ls->spooling = 1;
+			kr_log(KR_LOG_INFO, NULL, "replaying %llu bytes of log lines left in %s",
+			       (unsigned long long)ls->write_off, ls->spool_path);
+			start(ls);
+		}
+		pthread_mutex_unlock(&ls->lock);
+	}
+	return ls;
+}
+
+static int pending(const kr_logship *ls)
+{
+	return ls->mem.lines || ls->spooling || ls->tail.lines;
+}
+
+int kr_logship_flush(kr_logship *ls, uint64_t timeout_ms, kr_error *err)
+{
+	uint64_t deadline = kr_now_ms() + timeout_ms;
+	pthread_mutex_lock(&ls->lock);
+	release_tail(ls);
+	if (pending(ls))
+		start(ls);
+	ls->flushing++;
+	pthread_cond_signal(&ls->wake);
+	while (pending(ls) && ls->started && kr_now_ms() < deadline) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t d = deadline - kr_now_ms();
+		if (d > 200)
+			d = 200;
+		ts.tv_nsec += (long)d * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&ls->done, &ls->lock, &ts);
+	}
+	ls->flushing--;
+	int rc = KR_OK;
+	if (pending(ls)) {
+		if (ls->spool_w)
+			fflush(ls->spool_w);
+		uint64_t left = ls->spooling ? ls->write_off - ls->read_off : 0;
+		kr_error_set(err, KR_EXIT_API,
+		             "%zu log line%s in memory and %llu bytes in the spool %s not delivered "
+		             "within %llu ms; they stay in %s for the next run",
+		             ls->mem.lines, ls->mem.lines == 1 ? "" : "s", (unsigned long long)left,
+		             ls->spooling ? "were" : "was", (unsigned long long)timeout_ms,
+		             ls->spool_path);
+		rc = KR_FAILED;
+	} else if (ls->lost_lines) {
+		kr_error_set(err, KR_EXIT_INTERNAL,
+		             "%llu log lines were lost: the spool %s could not be written",
+		             (unsigned long long)ls->lost_lines, ls->spool_path);
+		rc = KR_FAILED;
+	}
+	pthread_mutex_unlock(&ls->lock);
+	return rc;
+}
+
+/* Rewrite the spool as: memory lines, then the undelivered part of the
+ * old spool, so the next run replays exactly what is left, in order. */
+static void persist(kr_logship *ls)
+{
+	release_tail(ls);
+	if (ls->spool_w)
+		fflush(ls->spool_w);
+	if (!ls->mem.lines && ls->read_off == 0)
+		return; /* the spool (if any) is already exactly what is left */
+	if (!ls->mem.lines && ls->read_off >= ls->write_off) {
+		spool_remove(ls);
+		return;
+	}
+	char *tmp = kr_asprintf("%s.tmp", ls->spool_path);
+	FILE *out = fopen(tmp, "we");
+	if (!out) {
+		kr_log(KR_LOG_ERROR, NULL, "cannot write %s: %s; %zu log lines are lost", tmp,
+		       strerror(errno), ls->mem.lines);
+		free(tmp);
+		return;
+	}
+	kr_buf b = {0};
+	for (item *it = ls->mem.head; it; it = it->next) {
+		kr_buf_reset(&b);
+		record(&b, item_task(it), item_stream(it), item_line(it), it->len);
+		fwrite(b.data, 1, b.len, out);
+	}
+	kr_buf_free(&b);
+	if (ls->spooling) {
+		FILE *in = fopen(ls->spool_path, "re");
+		if (in && fseeko(in, (off_t)ls->read_off, SEEK_SET) == 0) {
+			char buf[65536];
+			size_t n;
+			while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+				fwrite(buf, 1, n, out);
+		}
+		if (in)
+			fclose(in);
+	}
+	if (fclose(out) != 0 || rename(tmp, ls->spool_path) != 0) {
+		kr_log(KR_LOG_ERROR, NULL, "cannot write %s: %s; some log lines are lost", tmp,
+		       strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+}
+
+void kr_logship_free(kr_logship *ls)
+{
+	if (!ls)
+		return;
+	pthread_mutex_lock(&ls->lock);
+	int healthy = ls->failures == 0;
+	int left = pending(ls);
+	pthread_mutex_unlock(&ls->lock);
+	if (left && healthy) {
+		kr_error e = {0};
+		kr_logship_flush(ls, 2000, &e);
+	}
+	pthread_mutex_lock(&ls->lock);
+	ls->stop = 1;
+	ls->abort_io = 1;
+	pthread_cond_broadcast(&ls->wake);
+	int started = ls->started;
+	pthread_mutex_unlock(&ls->lock);
+	if (started)
+		pthread_join(ls->thread, NULL);
+	persist(ls);
+	if (ls->spool_w)
+		fclose(ls->spool_w);
+	kr_log(KR_LOG_DEBUG, NULL, "log shipper: %llu lines in %llu requests, %llu refused",
+	       (unsigned long long)ls->sent_lines, (unsigned long long)ls->sent_batches,
+	       (unsigned long long)ls->dropped_lines);
+	q_clear(&ls->mem);
+	q_clear(&ls->tail);
+	kr_http_free(ls->http);
+	pthread_cond_destroy(&ls->wake);
+	pthread_cond_destroy(&ls->done);
+	pthread_mutex_destroy(&ls->lock);
+	free(ls->spool_path);
+	free(ls->task_id);
+	free(ls);
+}

@@ -1,0 +1,66 @@
+#!/bin/sh
+# bench/dispatch/run.sh [BUILDDIR] [TASKS] [CONCURRENCY]
+# Follows TASKS tasks (default 1000) through `keruta-agent dispatch --once`
+# against the Kubernetes API test server (tests/kubeapi; a short scripted
+# success history per Job, cleanup Jobs included) and the reference
+# keruta-api (tests/refapi), then prints Kubernetes API requests per task
+# and the launcher's CPU time and peak memory (GNU time).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$src}" && pwd)
+tasks=${2:-1000}
+conc=${3:-50}
+tmp=$(mktemp -d)
+trap 'kill $kpid $apid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
+
+python3 "$src/tests/kubeapi/kube_api_server.py" --port-file "$tmp/kport" --token t \
+	--step 0.01 --parent-pid $$ >"$tmp/kube.log" 2>&1 &
+kpid=$!
+python3 "$src/tests/refapi/keruta_api_server.py" --port-file "$tmp/aport" --parent-pid $$ \
+	>"$tmp/api.log" 2>&1 &
+apid=$!
+for i in $(seq 100); do [ -s "$tmp/kport" ] && [ -s "$tmp/aport" ] && break; sleep 0.1; done
+kport=$(cat "$tmp/kport"); aport=$(cat "$tmp/aport")
+cat >"$tmp/kubeconfig" <<CFG
+apiVersion: v1
+current-context: b
+clusters: [{name: k, cluster: {server: "http://127.0.0.1:$kport"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: b, context: {cluster: k, user: u, namespace: bench}}]
+CFG
+python3 - "$aport" "$tasks" <<'PY'
+import json, sys, urllib.request
+port, n = sys.argv[1], int(sys.argv[2])
+tasks = [{"id": f"bench-{i:05d}", "title": f"task {i}", "status": "PENDING", "priority": i % 5,
+          "repositoryId": "repo-1"} for i in range(n)]
+req = urllib.request.Request(f"http://127.0.0.1:{port}/_control/seed", json.dumps({"tasks": tasks}).encode(),
+                             {"Content-Type": "application/json"})
+urllib.request.urlopen(req).read()
+PY
+start=$(date +%s.%N)
+KERUTA_LAUNCHER_MODULE="$build/.libs/launcher.so" /usr/bin/time -f "%U %S %M %e" -o "$tmp/time" \
+	"$build/keruta-agent" dispatch --once --kubeconfig "$tmp/kubeconfig" \
+	--api-url "http://127.0.0.1:$aport" --concurrency "$conc" --pending-interval 1s \
+	--log-level "${LOG_LEVEL:-warn}" --log-format text
+python3 - "$kport" "$aport" "$tasks" "$tmp/time" <<'PY'
+import collections, json, sys, urllib.request
+kport, aport, n, tfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+reqs = json.load(urllib.request.urlopen(f"http://127.0.0.1:{kport}/_control/requests"))
+state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{aport}/_control/state"))
+done = sum(1 for v in state["statuses"].values() if v and v[-1]["status"] == "COMPLETED")
+kinds = collections.Counter()
+for r in reqs:
+    what = r["path"].rsplit("/", 1)[-1] if r["method"] in ("PATCH", "DELETE") or r["path"].count("/") > 5 else r["path"].rsplit("/", 1)[-1]
+    res = [p for p in ("persistentvolumeclaims", "jobs", "pods") if f"/{p}" in r["path"]][0]
+    kind = "watch" if "watch=1" in r["query"] else r["method"]
+    kinds[f"{kind} {res}"] += 1
+user, sys_, rss, wall = open(tfile).read().split()
+print(f"tasks: {n}, COMPLETED: {done}")
+print(f"Kubernetes API requests: {len(reqs)} ({len(reqs) / n:.2f} per task)")
+for k, v in sorted(kinds.items()):
+    print(f"  {k:36s} {v:6d}  ({v / n:.3f} per task)")
+print(f"launcher CPU: user {user}s + system {sys_}s = {float(user) + float(sys_):.2f}s "
+      f"({(float(user) + float(sys_)) * 1000 / n:.2f} ms per task); wall {wall}s")
+print(f"launcher peak RSS: {int(rss) / 1024:.1f} MiB")
+PY

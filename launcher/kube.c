@@ -1,0 +1,655 @@
+/* kube.c - see kube.h. */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "kube.h"
+#include "log.h"
+#include "node.h"
+#include "secret.h"
+
+#define SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define ANSWER_MAX (64u << 20)  /* a list of many Jobs; more is a broken server */
+#define EVENT_MAX (16u << 20)   /* one watch event                              */
+#define WATCH_SECONDS 300
+#define TOKEN_REREAD_MS 60000   /* bound service-account tokens rotate         */
+
+struct kr_kube {
+	char *server;     /* https://host:port, no trailing slash */
+	char *ns;
+	char *token;
+	char *token_file; /* re-read now and then                 */
+	uint64_t token_read_ms;
+	char *ca_file;
+	kr_buf ca_data, cert_data, key_data;
+	char *cert_file, *key_file;
+	int insecure;
+	uint64_t connect_ms, timeout_ms;
+	unsigned retries;
+	CURL *easy;
+	CURLM *multi;
+	unsigned long requests;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static int b64_decode(const char *in, kr_buf *out)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned acc = 0;
+	int bits = 0;
+	for (const char *p = in; *p; p++) {
+		if (*p == '=' || *p == '\n' || *p == '\r' || *p == ' ')
+			continue;
+		const char *c = strchr(tbl, *p);
+		if (!c)
+			return -1;
+		acc = (acc << 6) | (unsigned)(c - tbl);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			kr_buf_addc(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+	return out->len ? 0 : -1;
+}
+
+static char *read_small_file(const char *path, kr_error *err, const char *what)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		kr_error_set(err, KR_EXIT_USAGE, "cannot read %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	kr_buf b = {0};
+	char chunk[4096];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (1u << 20))
+		kr_buf_add(&b, chunk, n);
+	fclose(f);
+	while (b.len && strchr("\r\n \t", b.data[b.len - 1]))
+		b.data[--b.len] = '\0';
+	if (!b.len) {
+		kr_error_set(err, KR_EXIT_USAGE, "%s %s is empty", what, path);
+		kr_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+static const char *scalar(const kr_node *map, const char *key)
+{
+	const kr_node *n = kr_node_get(map, key);
+	return n && n->type == KR_NODE_SCALAR && !kr_node_is_null(n) ? n->value : NULL;
+}
+
+/* The entry `name` of a kubeconfig list (clusters, users, contexts). */
+static const kr_node *named(const kr_node *root, const char *list, const char *name,
+                            const char *inner)
+{
+	const kr_node *l = kr_node_get(root, list);
+	if (!l || l->type != KR_NODE_SEQ || !name)
+		return NULL;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *n = scalar(l->items[i], "name");
+		if (n && strcmp(n, name) == 0) {
+			const kr_node *v = kr_node_get(l->items[i], inner);
+			return v && v->type == KR_NODE_MAP ? v : NULL;
+		}
+	}
+	return NULL;
+}
+
+/* A path in a kubeconfig is relative to the file's directory. */
+static char *rel_path(const char *config, const char *p)
+{
+	if (p[0] == '/')
+		return kr_strdup(p);
+	const char *slash = strrchr(config, '/');
+	if (!slash)
+		return kr_strdup(p);
+	return kr_asprintf("%.*s/%s", (int)(slash - config), config, p);
+}
+
+static int load_data(const kr_node *m, const char *key, kr_buf *out, const char *file,
+                     kr_error *err)
+{
+	const char *v = scalar(m, key);
+	if (v && b64_decode(v, out)) {
+		kr_error_set(err, KR_EXIT_USAGE, "%s: '%s' is not base64; fix the kubeconfig", file, key);
+		return -1;
+	}
+	return 0;
+}
+
+static int load_kubeconfig(kr_kube *k, const char *file, const char *want_ctx, kr_error *err)
+{
+	kr_node *root = NULL;
+	kr_error perr = {0};
+	if (kr_node_load_file(file, &root, &perr)) {
+		kr_error_set(err, KR_EXIT_USAGE, "cannot read the kubeconfig: %s", perr.msg);
+		return -1;
+	}
+	int rc = -1;
+	const char *cname = want_ctx ? want_ctx : scalar(root, "current-context");
+	const kr_node *ctx = named(root, "contexts", cname, "context");
+	if (!ctx) {
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "kubeconfig %s: context '%s' not found; give --context or set "
+		             "current-context",
+		             file, cname ? cname : "(none)");
+		goto out;
+	}
+	const kr_node *cl = named(root, "clusters", scalar(ctx, "cluster"), "cluster");
+	const kr_node *user = named(root, "users", scalar(ctx, "user"), "user");
+	const char *server = cl ? scalar(cl, "server") : NULL;
+	if (!server || strncmp(server, "http", 4) != 0) {
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "kubeconfig %s: context '%s' has no cluster with an http(s) server",
+		             file, cname);
+		goto out;
+	}
+	k->server = kr_strdup(server);
+	size_t sl = strlen(k->server);
+	while (sl && k->server[sl - 1] == '/')
+		k->server[--sl] = '\0';
+	if (scalar(ctx, "namespace"))
+		k->ns = kr_strdup(scalar(ctx, "namespace"));
+	const char *ins = scalar(cl, "insecure-skip-tls-verify");
+	k->insecure = ins && strcmp(ins, "true") == 0;
+	if (scalar(cl, "certificate-authority"))
+		k->ca_file = rel_path(file, scalar(cl, "certificate-authority"));
+	if (load_data(cl, "certificate-authority-data", &k->ca_data, file, err))
+		goto out;
+	if (user) {
+		if (kr_node_get(user, "exec") || kr_node_get(user, "auth-provider")) {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "kubeconfig %s: user of context '%s' uses an exec or auth-provider "
+			             "plugin, which keruta-agent does not run; use a service-account "
+			             "token (see README: dispatch on a real cluster)",
+			             file, cname);
+			goto out;
+		}
+		if (scalar(user, "token"))
+			k->token = kr_strdup(scalar(user, "token"));
+		else if (scalar(user, "tokenFile"))
+			k->token_file = rel_path(file, scalar(user, "tokenFile"));
+		if (scalar(user, "client-certificate"))
+			k->cert_file = rel_path(file, scalar(user, "client-certificate"));
+		if (scalar(user, "client-key"))
+			k->key_file = rel_path(file, scalar(user, "client-key"));
+		if (load_data(user, "client-certificate-data", &k->cert_data, file, err) ||
+		    load_data(user, "client-key-data", &k->key_data, file, err))
+			goto out;
+	}
+	rc = 0;
+out:
+	kr_node_free(root);
+	return rc;
+}
+
+static int load_in_cluster(kr_kube *k, kr_error *err)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	k->server = strchr(host, ':') ? kr_asprintf("https://[%s]:%s", host, port ? port : "443")
+	                              : kr_asprintf("https://%s:%s", host, port ? port : "443");
+	k->token_file = kr_strdup(SA_DIR "/token");
+	k->ca_file = kr_strdup(SA_DIR "/ca.crt");
+	kr_error nerr = {0};
+	char *ns = read_small_file(SA_DIR "/namespace", &nerr, "namespace file");
+	if (ns)
+		k->ns = ns;
+	(void)err;
+	return 0;
+}
+
+static int refresh_token(kr_kube *k, kr_error *err)
+{
+	if (!k->token_file || (k->token && kr_now_ms() - k->token_read_ms < TOKEN_REREAD_MS))
+		return 0;
+	char *t = read_small_file(k->token_file, err, "Kubernetes token file");
+	if (!t)
+		return k->token ? 0 : -1; /* keep the old one for a moment */
+	free(k->token);
+	k->token = t;
+	k->token_read_ms = kr_now_ms();
+	kr_secret_add(t);
+	return 0;
+}
+
+kr_kube *kr_kube_new(const kr_settings *s, kr_error *err)
+{
+	static int global_done;
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			kr_error_set(err, KR_EXIT_INTERNAL, "cannot initialise libcurl");
+			return NULL;
+		}
+		global_done = 1;
+	}
+	kr_kube *k = kr_calloc(1, sizeof(*k));
+	const char *cfg = kr_settings_get(s, KR_S_KUBECONFIG);
+	char *owned = NULL;
+	if (cfg && strchr(cfg, ':')) /* KUBECONFIG=a:b: the first that exists */
+		for (char *p = owned = kr_strdup(cfg), *tok; (tok = strsep(&p, ":"));)
+			if (*tok && access(tok, R_OK) == 0) {
+				cfg = tok;
+				break;
+			}
+	int rc;
+	if (cfg && *cfg) {
+		rc = load_kubeconfig(k, cfg, kr_settings_get(s, KR_S_K8S_CONTEXT), err);
+	} else if (getenv("KUBERNETES_SERVICE_HOST") && *getenv("KUBERNETES_SERVICE_HOST")) {
+		rc = load_in_cluster(k, err);
+	} else {
+		const char *home = getenv("HOME");
+		char *def = kr_asprintf("%s/.kube/config", home ? home : "");
+		if (access(def, R_OK) == 0) {
+			rc = load_kubeconfig(k, def, kr_settings_get(s, KR_S_K8S_CONTEXT), err);
+		} else {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "no Kubernetes credentials: not in a cluster (KUBERNETES_SERVICE_HOST "
+			             "unset) and no kubeconfig; give --kubeconfig FILE");
+			rc = -1;
+		}
+		free(def);
+	}
+	free(owned);
+	if (rc == 0 && refresh_token(k, err))
+		rc = -1;
+	if (rc) {
+		kr_kube_free(k);
+		return NULL;
+	}
+	kr_secret_add(k->token);
+	const char *ns = kr_settings_get(s, KR_S_K8S_NAMESPACE);
+	if (ns && *ns) {
+		free(k->ns);
+		k->ns = kr_strdup(ns);
+	}
+	if (!k->ns)
+		k->ns = kr_strdup("default");
+	k->connect_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT);
+	k->timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT);
+	k->retries = 4;
+	k->easy = curl_easy_init();
+	k->multi = curl_multi_init();
+	if (!k->easy || !k->multi) {
+		kr_error_set(err, KR_EXIT_INTERNAL, "cannot create a libcurl handle");
+		kr_kube_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void kr_kube_free(kr_kube *k)
+{
+	if (!k)
+		return;
+	if (k->easy)
+		curl_easy_cleanup(k->easy);
+	if (k->multi)
+		curl_multi_cleanup(k->multi);
+	free(k->server);
+	free(k->ns);
+	free(k->token);
+	free(k->token_file);
+	free(k->ca_file);
+	free(k->cert_file);
+	free(k->key_file);
+	kr_buf_free(&k->ca_data);
+	kr_buf_free(&k->cert_data);
+	kr_buf_free(&k->key_data);
+	free(k);
+}
+
+const char *kr_kube_namespace(const kr_kube *k)
+{
+	return k->ns;
+}
+
+const char *kr_kube_server(const kr_kube *k)
+{
+	return k->server;
+}
+
+unsigned long kr_kube_requests(const kr_kube *k)
+{
+	return k->requests;
+}
+
+/* TLS and auth on one easy handle; the header list is the caller's. */
+static struct curl_slist *setup(kr_kube *k, CURL *c, const char *url, kr_error *err)
+{
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)k->connect_ms);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "keruta-agent/" PACKAGE_VERSION);
+	if (k->insecure) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	if (k->ca_data.len) {
+		struct curl_blob b = {k->ca_data.data, k->ca_data.len, CURL_BLOB_NOCOPY};
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+	} else if (k->ca_file) {
+		curl_easy_setopt(c, CURLOPT_CAINFO, k->ca_file);
+	}
+	if (k->cert_data.len) {
+		struct curl_blob b = {k->cert_data.data, k->cert_data.len, CURL_BLOB_NOCOPY};
+		curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &b);
+		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+	} else if (k->cert_file) {
+		curl_easy_setopt(c, CURLOPT_SSLCERT, k->cert_file);
+	}
+	if (k->key_data.len) {
+		struct curl_blob b = {k->key_data.data, k->key_data.len, CURL_BLOB_NOCOPY};
+		curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &b);
+		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+	} else if (k->key_file) {
+		curl_easy_setopt(c, CURLOPT_SSLKEY, k->key_file);
+	}
+	struct curl_slist *h = NULL;
+	if (refresh_token(k, err))
+		return NULL;
+	if (k->token) {
+		char *a = kr_asprintf("Authorization: Bearer %s", k->token);
+		h = curl_slist_append(h, a);
+		memset(a, 0, strlen(a));
+		free(a);
+	}
+	h = curl_slist_append(h, "Accept: application/json");
+	k->requests++;
+	return h;
+}
+
+typedef struct sink {
+	kr_buf *b;
+	size_t max;
+	int over;
+} sink;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	sink *s = ud;
+	if (s->b->len + sz * n > s->max) {
+		s->over = 1;
+		return 0;
+	}
+	kr_buf_add(s->b, p, sz * n);
+	return sz * n;
+}
+
+const char *kr_kube_status_message(json_object *answer)
+{
+	json_object *m;
+	if (answer && json_object_object_get_ex(answer, "message", &m))
+		return json_object_get_string(m);
+	return "";
+}
+
+static json_object *parse(const kr_buf *b)
+{
+	if (!b->len || b->len > INT32_MAX)
+		return NULL;
+	json_tokener *tok = json_tokener_new();
+	json_object *o = json_tokener_parse_ex(tok, b->data, (int)b->len);
+	if (json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
+	return o;
+}
+
+long kr_kube_call(kr_kube *k, const char *method, const char *path, json_object *body,
+                  const char *content_type, json_object **out, kr_error *err)
+{
+	char *url = kr_asprintf("%s%s", k->server, path);
+	const char *json = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL;
+	long status = -1;
+	uint64_t backoff = 200;
+	if (out)
+		*out = NULL;
+	for (unsigned attempt = 0; attempt <= k->retries; attempt++) {
+		CURL *c = k->easy;
+		curl_easy_reset(c);
+		struct curl_slist *h = setup(k, c, url, err);
+		if (!h && err->code)
+			break;
+		if (json) {
+			char *ct = kr_asprintf("Content-Type: %s", content_type ? content_type : "application/json");
+			h = curl_slist_append(h, ct);
+			free(ct);
+			curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+		}
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)k->timeout_ms);
+		kr_buf b = {0};
+		sink s = {&b, ANSWER_MAX, 0};
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+		CURLcode rc = curl_easy_perform(c);
+		curl_slist_free_all(h);
+		long code = 0;
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		if (rc == CURLE_OK && code != 429 && code < 500) {
+			status = code;
+			if (out)
+				*out = parse(&b);
+			kr_buf_free(&b);
+			break;
+		}
+		if (s.over) {
+			kr_error_set(err, KR_EXIT_API,
+			             "Kubernetes API %s %s: answer larger than %u MiB; is %s really the API "
+			             "server?",
+			             method, path, ANSWER_MAX >> 20, k->server);
+			kr_buf_free(&b);
+			break;
+		}
+		json_object *ans = parse(&b);
+		if (rc != CURLE_OK)
+			kr_error_set(err, KR_EXIT_API,
+			             "Kubernetes API %s %s at %s: %s; check the server address, the network "
+			             "and the CA",
+			             method, path, k->server, curl_easy_strerror(rc));
+		else
+			kr_error_set(err, KR_EXIT_API, "Kubernetes API %s %s: HTTP %ld %s", method, path,
+			             code, kr_kube_status_message(ans));
+		json_object_put(ans);
+		kr_buf_free(&b);
+		if (attempt < k->retries) {
+			kr_log(KR_LOG_DEBUG, NULL, "%s (retrying)", err->msg);
+			kr_error_clear(err);
+			struct timespec ts = {(time_t)(backoff / 1000), (long)(backoff % 1000) * 1000000L};
+			nanosleep(&ts, NULL);
+			backoff = backoff * 2 > 3000 ? 3000 : backoff * 2;
+		}
+	}
+	free(url);
+	return status;
+}
+
+/* ------------------------------------------------------------ watches */
+
+void kr_watch_init(kr_watch *w, kr_kube *k, const char *path, kr_watch_event cb, void *ctx)
+{
+	memset(w, 0, sizeof(*w));
+	w->k = k;
+	w->path = kr_strdup(path);
+	w->cb = cb;
+	w->ctx = ctx;
+}
+
+static void deliver(kr_watch *w, const char *line, size_t len)
+{
+	if (w->status != 200 || len == 0)
+		return;
+	kr_buf b = {(char *)line, len, len};
+	json_object *ev = parse(&b);
+	json_object *type, *obj, *md, *rv;
+	if (!ev || !json_object_object_get_ex(ev, "type", &type) ||
+	    !json_object_object_get_ex(ev, "object", &obj)) {
+		kr_log(KR_LOG_WARN, NULL, "watch %s: an event that is not {type, object}; ignored",
+		       w->path);
+		json_object_put(ev);
+		return;
+	}
+	const char *t = json_object_get_string(type);
+	w->events++;
+	if (strcmp(t, "ERROR") == 0) {
+		json_object *code;
+		long c = json_object_object_get_ex(obj, "code", &code) ? json_object_get_int(code) : 0;
+		if (c == 410)
+			w->gone = 1;
+		kr_log(c == 410 ? KR_LOG_DEBUG : KR_LOG_WARN, NULL, "watch %s: error %ld %s", w->path,
+		       c, kr_kube_status_message(obj));
+		json_object_put(ev);
+		return;
+	}
+	if (json_object_object_get_ex(obj, "metadata", &md) &&
+	    json_object_object_get_ex(md, "resourceVersion", &rv))
+		snprintf(w->rv, sizeof(w->rv), "%s", json_object_get_string(rv));
+	if (strcmp(t, "BOOKMARK") != 0)
+		w->cb(w->ctx, t, obj);
+	json_object_put(ev);
+}
+
+static size_t on_stream(char *p, size_t sz, size_t n, void *ud)
+{
+	kr_watch *w = ud;
+	size_t len = sz * n;
+	if (!w->status)
+		curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->status);
+	if (w->status != 200) { /* a Status object: keep a little for the message */
+		if (w->line.len < 65536)
+			kr_buf_add(&w->line, p, len);
+		return len;
+	}
+	kr_buf_add(&w->line, p, len);
+	size_t start = 0;
+	for (size_t i = w->line.len - len; i < w->line.len; i++) {
+		if (w->line.data[i] != '\n')
+			continue;
+		deliver(w, w->line.data + start, i - start);
+		start = i + 1;
+	}
+	if (start) {
+		memmove(w->line.data, w->line.data + start, w->line.len - start);
+		w->line.len -= start;
+		w->line.data[w->line.len] = '\0';
+	}
+	if (w->line.len > EVENT_MAX) {
+		kr_log(KR_LOG_WARN, NULL, "watch %s: an event larger than %u MiB; reconnecting",
+		       w->path, EVENT_MAX >> 20);
+		return 0;
+	}
+	return len;
+}
+
+int kr_watch_start(kr_watch *w, kr_error *err)
+{
+	kr_watch_stop(w);
+	kr_buf url = {0};
+	kr_buf_addf(&url, "%s%s%swatch=1&allowWatchBookmarks=true&timeoutSeconds=%d", w->k->server,
+	            w->path, strchr(w->path, '?') ? "&" : "?", WATCH_SECONDS);
+	if (w->rv[0]) {
+		char *e = curl_easy_escape(NULL, w->rv, 0);
+		kr_buf_addf(&url, "&resourceVersion=%s", e);
+		curl_free(e);
+	}
+	CURL *c = curl_easy_init();
+	if (!c) {
+		kr_error_set(err, KR_EXIT_INTERNAL, "cannot create a libcurl handle");
+		kr_buf_free(&url);
+		return -1;
+	}
+	w->easy = c;
+	w->hdr = setup(w->k, c, url.data, err);
+	kr_buf_free(&url);
+	if (!w->hdr && err->code) {
+		curl_easy_cleanup(c);
+		w->easy = NULL;
+		return -1;
+	}
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, w->hdr);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, w);
+	curl_easy_setopt(c, CURLOPT_PRIVATE, w);
+	/* a dead connection must not hang the launcher past the watch's own end */
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(WATCH_SECONDS + 30) * 1000L);
+	kr_buf_reset(&w->line);
+	w->status = 0;
+	w->gone = 0;
+	w->active = 1;
+	curl_multi_add_handle(w->k->multi, c);
+	return 0;
+}
+
+void kr_watch_stop(kr_watch *w)
+{
+	if (w->easy) {
+		curl_multi_remove_handle(w->k->multi, w->easy);
+		curl_easy_cleanup(w->easy);
+		w->easy = NULL;
+	}
+	curl_slist_free_all(w->hdr);
+	w->hdr = NULL;
+	w->active = 0;
+}
+
+void kr_watch_fini(kr_watch *w)
+{
+	kr_watch_stop(w);
+	kr_buf_free(&w->line);
+	free(w->path);
+	memset(w, 0, sizeof(*w));
+}
+
+void kr_kube_pump(kr_kube *k, int timeout_ms)
+{
+	int running = 0;
+	curl_multi_perform(k->multi, &running);
+	if (running)
+		curl_multi_poll(k->multi, NULL, 0, timeout_ms, NULL);
+	else if (timeout_ms > 0) {
+		struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	curl_multi_perform(k->multi, &running);
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(k->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		kr_watch *w = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&w);
+		CURLcode rc = m->data.result;
+		if (!w)
+			continue;
+		if (!w->status)
+			curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->status);
+		if (w->status == 410)
+			w->gone = 1;
+		else if (w->status != 200)
+			kr_log(KR_LOG_WARN, NULL, "watch %s: HTTP %ld %.200s; reconnecting", w->path,
+			       w->status, w->line.data ? w->line.data : "");
+		else if (rc != CURLE_OK)
+			kr_log(KR_LOG_DEBUG, NULL, "watch %s ended: %s; reconnecting", w->path,
+			       curl_easy_strerror(rc));
+		kr_watch_stop(w);
+	}
+}

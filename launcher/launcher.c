@@ -1,0 +1,267 @@
+/*
+ * launcher.c - the launcher module's entry point, the render command, and
+ * the keruta-api calls of the launcher.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher.h"
+#include "log.h"
+#include "secret.h"
+
+#define JSON_MAX (64u << 20) /* the PENDING list of a busy deployment */
+
+static const struct {
+	const char *key, *def;
+} paths[] = {
+        {"task", "/api/v1/tasks/{taskId}"},
+        {"status", "/api/v1/tasks/{taskId}/status"},
+        {"pending", "/api/v1/tasks?status=PENDING"},
+};
+
+static char *api_path(const kr_settings *s, const char *key, const char *id)
+{
+	const char *t = kr_settings_map_get(s, KR_S_API_PATHS, key);
+	for (size_t i = 0; (!t || !*t) && i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (strcmp(paths[i].key, key) == 0)
+			t = paths[i].def;
+	kr_buf b = {0};
+	if (t[0] != '/')
+		kr_buf_addc(&b, '/');
+	const char *ph = strstr(t, "{taskId}");
+	if (ph && id) {
+		char *e = kr_http_escape(id);
+		kr_buf_addf(&b, "%.*s%s%s", (int)(ph - t), t, e, ph + 8);
+		free(e);
+	} else {
+		kr_buf_adds(&b, t);
+	}
+	return b.data;
+}
+
+const char *kr_launcher_status_name(const kr_settings *s, const char *which)
+{
+	const char *v = kr_settings_map_get(s, KR_S_STATUS_NAMES, which);
+	if (v && *v)
+		return v;
+	if (strcmp(which, "completed") == 0)
+		return "COMPLETED";
+	if (strcmp(which, "failed") == 0)
+		return "FAILED";
+	return "IN_PROGRESS";
+}
+
+kr_http *kr_launcher_api(const kr_settings *s, kr_error *err)
+{
+	const char *url = kr_settings_get(s, KR_S_API_URL);
+	if (!url || !*url)
+		return NULL;
+	const char *tf = kr_settings_get(s, KR_S_API_TOKEN_FILE);
+	char *token = NULL;
+	if (tf && *tf) {
+		FILE *f = fopen(tf, "r");
+		char buf[8192];
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (f)
+			fclose(f);
+		buf[n] = '\0';
+		while (n && strchr("\r\n ", buf[n - 1]))
+			buf[--n] = '\0';
+		if (!n) {
+			kr_error_set(err, KR_EXIT_USAGE, "API token file %s is missing or empty", tf);
+			return NULL;
+		}
+		token = kr_strdup(buf);
+	} else if (kr_settings_get(s, KR_S_API_TOKEN)) {
+		token = kr_strdup(kr_settings_get(s, KR_S_API_TOKEN));
+	}
+	kr_secret_add(token);
+	uint64_t retries = kr_settings_u64(s, KR_S_API_RETRIES);
+	kr_http_opts o = {
+	        .base_url = url,
+	        .token = token,
+	        .ca_file = kr_settings_get(s, KR_S_CA_FILE),
+	        .insecure = kr_settings_bool(s, KR_S_INSECURE),
+	        .connect_timeout_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT),
+	        .timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT),
+	        .retries = retries > 100 ? 100 : (unsigned)retries,
+	        .retry_max_ms = kr_settings_u64(s, KR_S_API_RETRY_MAX_TIME),
+	};
+	if (o.ca_file && !*o.ca_file)
+		o.ca_file = NULL;
+	kr_http *h = kr_http_new(&o, err);
+	free(token);
+	return h;
+}
+
+static int get_node(kr_http *api, const char *path, const char *what, kr_node **out,
+                    kr_error *err)
+{
+	kr_http_req rq = {.method = "GET", .path = path, .max_bytes = JSON_MAX, .what = what};
+	kr_http_resp rs = {0};
+	int rc = kr_http_request(api, &rq, &rs, err);
+	if (rc == KR_OK) {
+		kr_error perr = {0};
+		if (kr_node_load_string(what, rs.body.data ? rs.body.data : "", rs.body.len, out,
+		                        &perr)) {
+			kr_error_set(err, KR_EXIT_API, "keruta-api sent %s that cannot be read: %s", what,
+			             perr.msg);
+			rc = KR_FAILED;
+		}
+	}
+	kr_http_resp_free(&rs);
+	return rc == KR_OK ? 0 : -1;
+}
+
+int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltask *t,
+                     kr_error *err)
+{
+	const char *file = kr_settings_get(s, KR_S_TASK_FILE);
+	kr_node *n = NULL;
+	char *what;
+	if (file && *file) {
+		if (kr_node_load_file(file, &n, err))
+			return -1;
+		what = kr_strdup(file);
+	} else {
+		if (!id || !*id) {
+			kr_error_set(err, KR_EXIT_USAGE, "no task: give --task-id ID or --task-file FILE");
+			return -1;
+		}
+		if (!api) {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "task %s: no API URL to fetch it from; give --api-url or --task-file",
+			             id);
+			return -1;
+		}
+		what = kr_asprintf("task %s", id);
+		char *path = api_path(s, "task", id);
+		int rc = get_node(api, path, what, &n, err);
+		free(path);
+		if (rc) {
+			free(what);
+			return -1;
+		}
+	}
+	int rc = kr_ltask_load(t, n, what, err);
+	if (rc == 0 && id && *id && strcmp(kr_ltask_id(t), id) != 0 && !(file && *file)) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED, "keruta-api answered task '%s' for task '%s'",
+		             kr_ltask_id(t), id);
+		rc = -1;
+	}
+	kr_node_free(n);
+	free(what);
+	return rc;
+}
+
+int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_node **list, kr_error *err)
+{
+	char *path = api_path(s, "pending", NULL);
+	int rc = get_node(api, path, "the PENDING tasks", list, err);
+	free(path);
+	return rc;
+}
+
+char *kr_launcher_status(const kr_settings *s, kr_http *api, const char *id, kr_error *err)
+{
+	char *path = api_path(s, "task", id);
+	kr_node *n = NULL;
+	char *out = NULL;
+	if (get_node(api, path, "the task", &n, err) == 0 && n->type == KR_NODE_MAP) {
+		const kr_node *st = kr_node_get(n, "status");
+		if (st && st->type == KR_NODE_SCALAR)
+			out = kr_strdup(st->value);
+	}
+	kr_node_free(n);
+	free(path);
+	return out;
+}
+
+int kr_launcher_report(const kr_settings *s, kr_http *api, const char *id, const char *status,
+                       const char *message, kr_error *err)
+{
+	char *path = api_path(s, "status", id);
+	json_object *body = json_object_new_object();
+	json_object_object_add(body, "status", kr_json_str(status));
+	if (message && *message)
+		json_object_object_add(body, "message", kr_json_str(message));
+	kr_http_req rq = {.method = "PUT",
+	                  .path = path,
+	                  .json = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+	                  .max_bytes = JSON_MAX,
+	                  .what = "the task status"};
+	kr_http_resp rs = {0};
+	int rc = kr_http_request(api, &rq, &rs, err);
+	kr_http_resp_free(&rs);
+	json_object_put(body);
+	free(path);
+	return rc == KR_OK ? 0 : -1;
+}
+
+static int render(kr_settings *s, kr_error *err)
+{
+	if (kr_render_check(s, err))
+		return err->code;
+	kr_http *api = NULL;
+	const char *id = kr_settings_get(s, KR_S_TASK_ID);
+	const char *file = kr_settings_get(s, KR_S_TASK_FILE);
+	if (!(file && *file)) {
+		api = kr_launcher_api(s, err);
+		if (err->code)
+			return err->code;
+	}
+	kr_ltask t;
+	int code = KR_EXIT_OK;
+	if (kr_launcher_task(s, api, id, &t, err)) {
+		code = err->code ? err->code : KR_EXIT_INTERNAL;
+		goto out;
+	}
+	const char *what = kr_settings_get(s, KR_S_K8S_OBJECTS);
+	const char *node = kr_settings_get(s, KR_S_K8S_NODE_NAME);
+	if (kr_ltask_parent(&t) && !(node && *node) &&
+	    strcmp(kr_settings_get(s, KR_S_K8S_WORK_VOLUME), "pvc") == 0 &&
+	    strcmp(kr_settings_get(s, KR_S_K8S_PVC_ACCESS_MODE), "ReadWriteMany") != 0)
+		kr_log(KR_LOG_WARN, NULL,
+		       "task %s shares the ReadWriteOnce PVC of task %s: give --node-name NODE (where "
+		       "the parent's pod ran) or the pod may not start elsewhere",
+		       kr_ltask_id(&t), kr_ltask_parent(&t));
+	kr_buf out = {0};
+	int docs = 0;
+	if (strcmp(what, "cleanup") != 0) {
+		json_object *pvc = kr_render_pvc(s, &t);
+		if (pvc) {
+			kr_yaml_emit(pvc, docs++, &out);
+			json_object_put(pvc);
+		}
+		json_object *job = kr_render_job(s, &t, node, err);
+		kr_yaml_emit(job, docs++, &out);
+		json_object_put(job);
+	}
+	if (strcmp(what, "job") != 0) {
+		json_object *cj = kr_render_cleanup_job(s, &t, kr_settings_get(s, KR_S_SOURCE_POD),
+		                                        node, err);
+		kr_yaml_emit(cj, docs++, &out);
+		json_object_put(cj);
+	}
+	if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout)) {
+		kr_error_set(err, KR_EXIT_INTERNAL, "cannot write the manifests to standard output");
+		code = KR_EXIT_INTERNAL;
+	}
+	kr_buf_free(&out);
+	kr_ltask_free(&t);
+out:
+	kr_http_free(api);
+	return code;
+}
+
+__attribute__((visibility("default"))) int kr_launcher_main(const char *command, kr_settings *s,
+                                                            kr_error *err)
+{
+	if (strcmp(command, "render") == 0)
+		return render(s, err);
+	if (strcmp(command, "dispatch") == 0)
+		return kr_dispatch(s, err);
+	kr_error_set(err, KR_EXIT_INTERNAL, "launcher: unknown command %s", command);
+	return KR_EXIT_INTERNAL;
+}

@@ -1,0 +1,35 @@
+/*
+ * launcher.h - what render and dispatch share: the module's entry point,
+ * and the keruta-api calls the launcher makes (a task, the PENDING list,
+ * a status), over the HTTP layer of the api backend (backends/http.c,
+ * compiled into this module too).
+ */
+#ifndef KR_LAUNCHER_H
+#define KR_LAUNCHER_H
+
+#include "http.h"
+#include "render.h"
+#include "settings.h"
+
+/* The entry the executable looks up (render, dispatch). */
+int kr_launcher_main(const char *command, kr_settings *s, kr_error *err);
+
+/* A keruta-api client from the settings, or NULL when no URL is set. */
+kr_http *kr_launcher_api(const kr_settings *s, kr_error *err);
+
+/* The task from --task-file, or from the API by id. */
+int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltask *t,
+                     kr_error *err);
+/* Every PENDING task, as records; *n set.  -1 with err. */
+int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_node **list, kr_error *err);
+/* The task's status as keruta-api has it (caller frees), or NULL. */
+char *kr_launcher_status(const kr_settings *s, kr_http *api, const char *id, kr_error *err);
+/* PUT the status. */
+int kr_launcher_report(const kr_settings *s, kr_http *api, const char *id, const char *status,
+                       const char *message, kr_error *err);
+/* The API's name for in_progress, completed, failed. */
+const char *kr_launcher_status_name(const kr_settings *s, const char *which);
+
+int kr_dispatch(kr_settings *s, kr_error *err);
+
+#endif

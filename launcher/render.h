@@ -1,0 +1,64 @@
+/*
+ * render.h - the Kubernetes objects that run a task (PVC, Job, cleanup
+ * Job) as json-c objects, the names they get, and a YAML writer that
+ * quotes every string, so `keruta-agent render | kubectl apply -f -`
+ * works whatever the task's id and text hold.
+ */
+#ifndef KR_LAUNCHER_RENDER_H
+#define KR_LAUNCHER_RENDER_H
+
+#include <json.h>
+
+#include "node.h"
+#include "settings.h"
+#include "task.h"
+#include "util.h"
+
+/* Longest env value put in a manifest; longer ones are cut, marked. */
+#define KR_RENDER_MAX_ENV (64u << 10)
+
+/* A task as the launcher sees it: the context fields, plus what only
+ * the launcher reads from the record (image, resources). */
+typedef struct kr_ltask {
+	kr_task *task;
+	char *image;            /* the task's own image, or NULL       */
+	json_object *resources; /* {requests:{..},limits:{..}} or NULL */
+} kr_ltask;
+
+/* Read a task record (API JSON or task file). */
+int kr_ltask_load(kr_ltask *t, const kr_node *record, const char *name, kr_error *err);
+void kr_ltask_free(kr_ltask *t);
+const char *kr_ltask_id(const kr_ltask *t);
+const char *kr_ltask_parent(const kr_ltask *t);
+
+/* Check the launcher's settings (volume kind, quantities, selectors...). */
+int kr_render_check(const kr_settings *s, kr_error *err);
+
+/*
+ * A valid DNS-1123 label `prefix` + the id mapped (lowercase, other
+ * characters to '-'), at most 63 characters.  When the mapping changed or
+ * cut the id, a hash of the original is appended, so two ids never get
+ * one name.  kr_k8s_label_value does the same for a label value.
+ */
+char *kr_k8s_name(const char *prefix, const char *id);
+char *kr_k8s_label_value(const char *id);
+
+char *kr_render_job_name(const char *task_id);
+char *kr_render_cleanup_name(const char *task_id);
+char *kr_render_pvc_name(const kr_ltask *t); /* the parent's for a child */
+
+/* The PVC to create, or NULL (emptyDir, or a child using its parent's). */
+json_object *kr_render_pvc(const kr_settings *s, const kr_ltask *t);
+/* node: where the parent's pod ran (ReadWriteOnce child), or NULL. */
+json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *node,
+                           kr_error *err);
+json_object *kr_render_cleanup_job(const kr_settings *s, const kr_ltask *t,
+                                   const char *source_pod, const char *node, kr_error *err);
+
+/* Append one YAML document ("---" first when `separator`). */
+void kr_yaml_emit(json_object *o, int separator, kr_buf *out);
+
+/* A json string from bytes that may not be UTF-8 (U+FFFD for bad bytes). */
+json_object *kr_json_str(const char *s);
+
+#endif

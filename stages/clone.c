@@ -1,0 +1,757 @@
+/*
+ * clone.c - the clone stage: put the task's repository into the work dir
+ * (the work dir is the repository root) at the task's ref.
+ *
+ * Where the URL and ref come from, first match wins:
+ *   1. `with: url:` / `with: ref:` (the operator's explicit override);
+ *   2. the task: repository_url / repository_ref, asking the backend for
+ *      the repository record when only repository_id is known;
+ *   3. the environment: KERUTA_REPOSITORY_URL / KERUTA_REPOSITORY_REF.
+ * The ref comes from the same place as the URL, except that `with: ref:`
+ * always wins.  No URL anywhere: the stage is skipped with a log line.
+ *
+ * The work dir may be
+ *   - missing, empty, or holding only `.keruta/`: the repository is made
+ *     in place (init, add origin, fetch, check out);
+ *   - a clone of the same URL (a volume inherited from a parent task):
+ *     fetch and check out; files the checkout does not touch stay;
+ *   - anything else: the stage fails and deletes nothing.
+ * A transfer that breaks off is retried from a clean state: a failed fresh
+ * clone removes what it created (only that), a failed fetch leaves the
+ * existing clone as it was.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clone.h"
+
+static const kr_option clone_options[] = {
+        {"url", KR_OPT_STRING, NULL, 0,
+         "repository URL; overrides the task's repository and KERUTA_REPOSITORY_URL"},
+        {"ref", KR_OPT_STRING, NULL, 0,
+         "branch, tag or commit to check out; overrides the task's (default: remote HEAD)"},
+        {"ca_file", KR_OPT_STRING, NULL, 0,
+         "CA certificates for https remotes (else env KERUTA_CA_FILE, else the system's)"},
+        {"insecure", KR_OPT_BOOL, "false", 0,
+         "do not verify https certificates (warns on every run)"},
+        {"token_file", KR_OPT_STRING, NULL, 0,
+         "file holding an https token (else env KERUTA_GIT_TOKEN_FILE or KERUTA_GIT_TOKEN); "
+         "sent as the password of `username` (default x-access-token)"},
+        {"token_type", KR_OPT_STRING, "basic", 0,
+         "basic: token as a password; bearer: sent as 'Authorization: Bearer TOKEN'"},
+        {"username", KR_OPT_STRING, NULL, 0,
+         "user name for https or ssh (else env KERUTA_GIT_USERNAME, else the URL's)"},
+        {"password_file", KR_OPT_STRING, NULL, 0,
+         "file holding the https password (else env KERUTA_GIT_PASSWORD_FILE or "
+         "KERUTA_GIT_PASSWORD)"},
+        {"ssh_key_file", KR_OPT_STRING, NULL, 0,
+         "private key for ssh remotes (else env KERUTA_GIT_SSH_KEY_FILE)"},
+        {"ssh_passphrase_file", KR_OPT_STRING, NULL, 0,
+         "file holding the key's passphrase (else env KERUTA_GIT_SSH_PASSPHRASE_FILE)"},
+        {"known_hosts", KR_OPT_STRING, NULL, 0,
+         "known_hosts file for ssh host keys, plain host names only (else env "
+         "KERUTA_GIT_KNOWN_HOSTS, else ~/.ssh/known_hosts)"},
+        {"ssh_insecure_host", KR_OPT_BOOL, "false", 0,
+         "accept any ssh host key (warns on every run)"},
+        {"retries", KR_OPT_INT, "3", 0, "retries of a transfer that broke off"},
+        {"retry_delay", KR_OPT_DURATION, "2s", 0,
+         "wait before the first retry; doubles each time, at most 30s"},
+        {"io_timeout", KR_OPT_DURATION, "60s", 0,
+         "give up a connection that sends nothing for this long (http and git://)"},
+        {"submodules", KR_OPT_BOOL, "false", 0, "also check out submodules, recursively"},
+        {"depth", KR_OPT_INT, "0", 0,
+         "shallow clone depth; libgit2 1.5 cannot: a full clone is made, with a warning"},
+        {"nodelay", KR_OPT_BOOL, "true", 0,
+         "use the stage's own sockets for http and git:// (TCP_NODELAY, io_timeout)"},
+        {NULL, 0, NULL, 0, NULL}};
+
+static int lg2_users; /* git_libgit2_init calls not yet shut down */
+
+static int clone_init(const kr_services *svc, const kr_config *cfg, void **state)
+{
+	clone_cfg *c = calloc(1, sizeof *c);
+	if (!c)
+		return svc->fail(NULL, "out of memory");
+	c->url = svc->opt_string(cfg, "url");
+	c->ref = svc->opt_string(cfg, "ref");
+	c->ca_file = svc->opt_string(cfg, "ca_file");
+	c->token_file = svc->opt_string(cfg, "token_file");
+	c->username = svc->opt_string(cfg, "username");
+	c->password_file = svc->opt_string(cfg, "password_file");
+	c->ssh_key_file = svc->opt_string(cfg, "ssh_key_file");
+	c->ssh_passphrase_file = svc->opt_string(cfg, "ssh_passphrase_file");
+	c->known_hosts = svc->opt_string(cfg, "known_hosts");
+	const char *tt = svc->opt_string(cfg, "token_type");
+	svc->opt_bool(cfg, "insecure", &c->insecure);
+	svc->opt_bool(cfg, "ssh_insecure_host", &c->ssh_insecure_host);
+	svc->opt_int(cfg, "retries", &c->retries);
+	svc->opt_duration_ms(cfg, "retry_delay", &c->retry_delay_ms);
+	svc->opt_duration_ms(cfg, "io_timeout", &c->io_timeout_ms);
+	svc->opt_bool(cfg, "submodules", &c->submodules);
+	svc->opt_int(cfg, "depth", &c->depth);
+	svc->opt_bool(cfg, "nodelay", &c->nodelay);
+	*state = c;
+	if (tt && strcmp(tt, "bearer") == 0)
+		c->token_bearer = 1;
+	else if (tt && strcmp(tt, "basic") != 0)
+		return svc->fail(NULL, "clone: token_type must be basic or bearer, not '%s'", tt);
+	if (c->retries < 0 || c->retries > 100)
+		return svc->fail(NULL, "clone: retries must be between 0 and 100, not %lld",
+		                 (long long)c->retries);
+	if (c->depth < 0)
+		return svc->fail(NULL, "clone: depth must be 0 (full) or more, not %lld",
+		                 (long long)c->depth);
+	return KR_OK;
+}
+
+static void clone_fini(const kr_services *svc, void *state)
+{
+	(void)svc;
+	free(state);
+	while (lg2_users > 0) {
+		git_libgit2_shutdown();
+		lg2_users--;
+	}
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static const char *lg2_msg(void)
+{
+	const git_error *e = git_error_last();
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+/* The URL without a user:password@ part, for logs and comparisons. */
+static char *url_public(const char *url)
+{
+	const char *s = strstr(url, "://");
+	char *out = strdup(url);
+	if (!out || !s)
+		return out;
+	s += 3;
+	const char *slash = strchr(s, '/');
+	const char *at = strchr(s, '@');
+	if (at && (!slash || at < slash))
+		memmove(out + (s - url), out + (at + 1 - url), strlen(at + 1) + 1);
+	return out;
+}
+
+/* Same repository?  Ignores credentials, trailing slashes and ".git". */
+static int same_url(const char *a, const char *b)
+{
+	char *x = url_public(a), *y = url_public(b);
+	int same = 0;
+	if (x && y) {
+		for (char *p = x; p; p = p == x ? y : NULL) {
+			size_t n = strlen(p);
+			while (n && p[n - 1] == '/')
+				p[--n] = 0;
+			if (n > 4 && strcmp(p + n - 4, ".git") == 0)
+				p[n - 4] = 0;
+		}
+		same = strcmp(x, y) == 0;
+	}
+	free(x);
+	free(y);
+	return same;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Names in dir other than "." and ".."; NULL-ended; *n their count. */
+static char **list_dir(const char *dir, size_t *n)
+{
+	DIR *d = opendir(dir);
+	char **names = calloc(1, sizeof *names);
+	*n = 0;
+	if (!d || !names) {
+		if (d)
+			closedir(d);
+		return names;
+	}
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char **grown = realloc(names, (*n + 2) * sizeof *names);
+		if (!grown)
+			break;
+		names = grown;
+		names[(*n)++] = strdup(e->d_name);
+		names[*n] = NULL;
+	}
+	closedir(d);
+	return names;
+}
+
+static void free_list(char **names)
+{
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* Remove every entry of dir not named in keep (what a failed attempt made). */
+static int remove_created(const char *dir, char **keep)
+{
+	size_t n;
+	char **now = list_dir(dir, &n);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		int kept = 0;
+		for (size_t k = 0; keep && keep[k]; k++)
+			kept |= strcmp(keep[k], now[i]) == 0;
+		if (kept || !now[i])
+			continue;
+		char *p = NULL;
+		if (asprintf(&p, "%s/%s", dir, now[i]) < 0)
+			continue;
+		if (nftw(p, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+			rc = -1;
+		free(p);
+	}
+	free_list(now);
+	return rc;
+}
+
+/* ---- one attempt ----------------------------------------------------- */
+
+typedef struct attempt {
+	clone_run *r;
+	const char *wd, *url, *ref;
+	int fresh;
+	git_repository *repo;
+	char oid_hex[GIT_OID_HEXSZ + 1];
+	char *branch; /* checked out as a local branch, else detached */
+	int retryable;
+	char why[512]; /* the last transfer error, for the retry line */
+} attempt;
+
+static int fetch(attempt *a, git_remote *remote)
+{
+	clone_run *r = a->r;
+	git_fetch_options fo;
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	clone_callbacks(&fo.callbacks, r);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;
+	fo.update_fetchhead = 0;
+	char *hdr = NULL;
+	char *hdrs[1];
+	if (r->token && r->cfg->token_bearer && asprintf(&hdr, "Authorization: Bearer %s", r->token) > 0) {
+		hdrs[0] = hdr;
+		fo.custom_headers.strings = hdrs;
+		fo.custom_headers.count = 1;
+	}
+	/* A ref outside heads and tags (refs/pull/1/head, ...) is fetched by name. */
+	char *spec = NULL;
+	char *specs[2] = {"+refs/heads/*:refs/remotes/origin/*", NULL};
+	git_strarray refspecs = {specs, 1};
+	if (a->ref && strncmp(a->ref, "refs/", 5) == 0 && strncmp(a->ref, "refs/heads/", 11) != 0 &&
+	    strncmp(a->ref, "refs/tags/", 10) != 0 &&
+	    asprintf(&spec, "+%s:refs/keruta/ref", a->ref) > 0) {
+		specs[1] = spec;
+		refspecs.count = 2;
+	}
+	r->cred_attempts = 0;
+	r->started_ms = r->last_log_ms = clone_now_ms();
+	r->last_bytes = 0;
+	int rc = git_remote_fetch(remote, &refspecs, &fo, "keruta: fetch");
+	free(hdr);
+	free(spec);
+	if (rc == 0) {
+		clone_progress_done(r, git_remote_stats(remote));
+		return 0;
+	}
+	const char *m = lg2_msg();
+	snprintf(a->why, sizeof a->why, "%s", m);
+	a->retryable = !(r->auth_failed || r->cert_failed || r->cancelled || rc == GIT_EAUTH ||
+	                 rc == GIT_ECERTIFICATE || strstr(m, "404") || strstr(m, "403") ||
+	                 strstr(m, "401") || strstr(m, "not found") || strstr(m, "not exported") ||
+	                 strstr(m, "access denied") || strstr(m, "does not appear") ||
+	                 strstr(m, "remote error") || strstr(m, "no such repository"));
+	char *pub = url_public(a->url);
+	if (r->auth_failed || rc == GIT_EAUTH || strstr(m, "401"))
+		r->svc->fail(r->task,
+		             "clone: authentication to %s failed: %s; check the token or password "
+		             "(token_file, password_file, KERUTA_GIT_TOKEN) or the SSH key",
+		             pub, m);
+	else if (r->cert_failed)
+		r->svc->fail(r->task, "clone: fetching %s failed: %s", pub, m);
+	else if (!a->retryable && !r->cancelled)
+		r->svc->fail(r->task,
+		             "clone: fetching %s failed: %s; check the URL and that the repository "
+		             "exists and is readable",
+		             pub, m);
+	else
+		r->svc->fail(r->task, "clone: fetching %s failed: %s", pub, m);
+	free(pub);
+	return -1;
+}
+
+static int peel_ref(git_repository *repo, const char *name, git_oid *oid)
+{
+	git_reference *ref = NULL;
+	git_object *c = NULL;
+	if (git_reference_lookup(&ref, repo, name) < 0)
+		return -1;
+	int rc = git_reference_peel(&c, ref, GIT_OBJECT_COMMIT);
+	git_reference_free(ref);
+	if (rc == 0)
+		git_oid_cpy(oid, git_object_id(c));
+	git_object_free(c);
+	return rc < 0 ? -2 : 0;
+}
+
+/* The commit to check out, and the branch name when ref is a branch:
+ * remote branch first, then tag, then a commit id (git's order). */
+static int resolve(attempt *a, git_remote *remote, git_oid *oid)
+{
+	clone_run *r = a->r;
+	const char *ref = a->ref;
+	char name[1100];
+	if (!ref || !*ref) {
+		git_buf def = GIT_BUF_INIT;
+		if (git_remote_default_branch(&def, remote) < 0 || strncmp(def.ptr, "refs/heads/", 11)) {
+			git_buf_dispose(&def);
+			return r->svc->fail(r->task,
+			                    "clone: %s has no default branch (an empty repository?); "
+			                    "set a ref",
+			                    a->url);
+		}
+		a->branch = strdup(def.ptr + 11);
+		git_buf_dispose(&def);
+		ref = a->branch;
+	} else if (strncmp(ref, "refs/heads/", 11) == 0) {
+		a->branch = strdup(ref + 11);
+	} else if (strncmp(ref, "refs/tags/", 10) == 0) {
+		ref += 10;
+	} else if (strncmp(ref, "refs/", 5) == 0) {
+		if (peel_ref(a->repo, "refs/keruta/ref", oid) == 0)
+			return 0;
+		return r->svc->fail(r->task, "clone: %s has no ref '%s'", a->url, ref);
+	}
+	if (strlen(ref) > 1000)
+		return r->svc->fail(r->task, "clone: the ref is too long");
+	snprintf(name, sizeof name, "refs/remotes/origin/%s", a->branch ? a->branch : ref);
+	int rc = peel_ref(a->repo, name, oid);
+	if (rc == 0) {
+		if (!a->branch)
+			a->branch = strdup(ref);
+		return 0;
+	}
+	if (a->branch)
+		return r->svc->fail(r->task, "clone: %s has no branch '%s'", a->url, a->branch);
+	snprintf(name, sizeof name, "refs/tags/%s", ref);
+	if (peel_ref(a->repo, name, oid) == 0)
+		return 0;
+	size_t n = strlen(ref);
+	int hex = n >= 4 && n <= GIT_OID_HEXSZ && strspn(ref, "0123456789abcdefABCDEF") == n;
+	git_oid prefix;
+	git_object *c = NULL;
+	if (hex && git_oid_fromstrn(&prefix, ref, n) == 0 &&
+	    git_object_lookup_prefix(&c, a->repo, &prefix, n, GIT_OBJECT_COMMIT) == 0) {
+		git_oid_cpy(oid, git_object_id(c));
+		git_object_free(c);
+		return 0;
+	}
+	return r->svc->fail(r->task,
+	                    "clone: '%s' is not a branch, tag or commit of %s (a commit must be "
+	                    "reachable from a branch or tag)",
+	                    a->ref, a->url);
+}
+
+static int notify_conflict(git_checkout_notify_t why, const char *path,
+                           const git_diff_file *b, const git_diff_file *t,
+                           const git_diff_file *w, void *payload)
+{
+	(void)why, (void)b, (void)t, (void)w;
+	char **first = payload;
+	if (!*first)
+		*first = strdup(path);
+	return 0;
+}
+
+static int checkout(attempt *a, const git_oid *oid)
+{
+	clone_run *r = a->r;
+	git_commit *commit = NULL;
+	if (git_commit_lookup(&commit, a->repo, oid) < 0)
+		return r->svc->fail(r->task, "clone: cannot read commit: %s", lg2_msg());
+	git_oid target = *oid;
+	char local[1100];
+	git_reference *lref = NULL;
+	if (a->branch) {
+		snprintf(local, sizeof local, "refs/heads/%s", a->branch);
+		git_oid cur;
+		if (git_reference_name_to_id(&cur, a->repo, local) == 0 && !git_oid_equal(&cur, oid)) {
+			if (git_graph_descendant_of(a->repo, &cur, oid) == 1) {
+				r->svc->log(r->task, KR_LOG_INFO,
+				            "local branch %s has commits not on the remote; keeping them",
+				            a->branch);
+				target = cur;
+			} else if (git_graph_descendant_of(a->repo, oid, &cur) != 1) {
+				char h1[GIT_OID_HEXSZ + 1], h2[GIT_OID_HEXSZ + 1];
+				git_oid_tostr(h1, sizeof h1, &cur);
+				git_oid_tostr(h2, sizeof h2, oid);
+				git_commit_free(commit);
+				return r->svc->fail(r->task,
+				                    "clone: local branch %s (%s) and origin/%s (%s) have "
+				                    "diverged in %s; push or move the local commits, or "
+				                    "set ref to a commit",
+				                    a->branch, h1, a->branch, h2, a->wd);
+			}
+		}
+	}
+	if (!git_oid_equal(&target, oid)) {
+		git_commit_free(commit);
+		if (git_commit_lookup(&commit, a->repo, &target) < 0)
+			return r->svc->fail(r->task, "clone: cannot read commit: %s", lg2_msg());
+	}
+	git_checkout_options co;
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	char *conflict = NULL;
+	co.checkout_strategy = a->fresh || git_repository_head_unborn(a->repo) == 1
+	                               ? GIT_CHECKOUT_FORCE
+	                               : GIT_CHECKOUT_SAFE;
+	co.notify_flags = GIT_CHECKOUT_NOTIFY_CONFLICT;
+	co.notify_cb = notify_conflict;
+	co.notify_payload = &conflict;
+	int rc = git_checkout_tree(a->repo, (git_object *)commit, &co);
+	git_commit_free(commit);
+	if (rc < 0) {
+		r->svc->fail(r->task,
+		             "clone: cannot check out %s in %s: %s%s%s; commit, move or remove "
+		             "local changes (nothing was overwritten)",
+		             a->ref && *a->ref ? a->ref : "the default branch", a->wd, lg2_msg(),
+		             conflict ? ", first conflict: " : "", conflict ? conflict : "");
+		free(conflict);
+		return -1;
+	}
+	free(conflict);
+	if (a->branch) {
+		rc = git_reference_create(&lref, a->repo, local, &target, 1, "keruta: checkout");
+		if (rc == 0) {
+			char up[1100];
+			snprintf(up, sizeof up, "origin/%s", a->branch);
+			git_reference *b = NULL;
+			if (git_branch_lookup(&b, a->repo, a->branch, GIT_BRANCH_LOCAL) == 0) {
+				git_branch_set_upstream(b, up);
+				git_reference_free(b);
+			}
+			git_reference_free(lref);
+			rc = git_repository_set_head(a->repo, local);
+		}
+	} else {
+		rc = git_repository_set_head_detached(a->repo, &target);
+	}
+	if (rc < 0)
+		return r->svc->fail(r->task, "clone: cannot move HEAD in %s: %s", a->wd, lg2_msg());
+	git_oid_tostr(a->oid_hex, sizeof a->oid_hex, &target);
+	return 0;
+}
+
+typedef struct sub_ctx {
+	attempt *a;
+	int failed;
+} sub_ctx;
+
+static int submodule_cb(git_submodule *sm, const char *name, void *payload)
+{
+	sub_ctx *s = payload;
+	clone_run *r = s->a->r;
+	git_submodule_update_options uo;
+	git_submodule_update_options_init(&uo, GIT_SUBMODULE_UPDATE_OPTIONS_VERSION);
+	clone_callbacks(&uo.fetch_opts.callbacks, r);
+	r->cred_attempts = 0;
+	r->svc->log(r->task, KR_LOG_INFO, "submodule %s", name);
+	git_repository *sub = NULL;
+	if (git_submodule_update(sm, 1, &uo) < 0 || git_submodule_open(&sub, sm) < 0) {
+		s->a->retryable = !r->auth_failed && !r->cert_failed && !r->cancelled;
+		snprintf(s->a->why, sizeof s->a->why, "%s", lg2_msg());
+		s->failed = 1;
+		r->svc->fail(r->task, "clone: submodule %s: %s", name, lg2_msg());
+		return -1;
+	}
+	git_repository *parent = s->a->repo;
+	s->a->repo = sub;
+	int rc = git_submodule_foreach(sub, submodule_cb, s);
+	s->a->repo = parent;
+	git_repository_free(sub);
+	return rc;
+}
+
+static int run_attempt(attempt *a)
+{
+	clone_run *r = a->r;
+	git_remote *remote = NULL;
+	git_oid oid;
+	int rc = -1;
+	a->retryable = 0;
+	free(a->branch);
+	a->branch = NULL;
+	if (a->fresh) {
+		git_repository_init_options io;
+		git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+		io.flags = GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
+		if (git_repository_init_ext(&a->repo, a->wd, &io) < 0 ||
+		    git_remote_create(&remote, a->repo, "origin", a->url) < 0) {
+			r->svc->fail(r->task, "clone: cannot create a repository in %s: %s", a->wd,
+			             lg2_msg());
+			goto out;
+		}
+	} else if (git_remote_lookup(&remote, a->repo, "origin") < 0) {
+		r->svc->fail(r->task, "clone: %s: %s", a->wd, lg2_msg());
+		goto out;
+	}
+	if (fetch(a, remote) < 0 || resolve(a, remote, &oid) < 0 || checkout(a, &oid) < 0)
+		goto out;
+	if (r->cfg->submodules) {
+		sub_ctx s = {a, 0};
+		if (git_submodule_foreach(a->repo, submodule_cb, &s) < 0) {
+			if (!s.failed)
+				r->svc->fail(r->task, "clone: submodules: %s", lg2_msg());
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	git_remote_free(remote);
+	return rc;
+}
+
+/* ---- the stage ------------------------------------------------------- */
+
+/* Is the work dir fresh (1), the same repository (0), or neither (-1)? */
+static int inspect_wd(clone_run *r, attempt *a, char ***keep)
+{
+	char *dotgit = NULL;
+	struct stat st;
+	if (asprintf(&dotgit, "%s/.git", a->wd) < 0)
+		return r->svc->fail(r->task, "out of memory");
+	int has_git = lstat(dotgit, &st) == 0;
+	free(dotgit);
+	if (has_git) {
+		if (git_repository_open_ext(&a->repo, a->wd, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+			return r->svc->fail(r->task,
+			                    "clone: work dir %s has a .git that cannot be opened (%s); "
+			                    "use an empty work dir (nothing was deleted)",
+			                    a->wd, lg2_msg());
+		git_remote *o = NULL;
+		int same = git_remote_lookup(&o, a->repo, "origin") == 0 && git_remote_url(o) &&
+		           same_url(git_remote_url(o), a->url);
+		char *theirs = o && git_remote_url(o) ? url_public(git_remote_url(o)) : NULL;
+		git_remote_free(o);
+		if (!same) {
+			char *ours = url_public(a->url);
+			r->svc->fail(r->task,
+			             "clone: work dir %s holds a clone of %s, not of %s; use another "
+			             "work dir (nothing was deleted)",
+			             a->wd, theirs ? theirs : "(no origin remote)", ours);
+			free(ours);
+			free(theirs);
+			return -1;
+		}
+		free(theirs);
+		return 0;
+	}
+	size_t n;
+	*keep = list_dir(a->wd, &n);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp((*keep)[i], ".keruta") != 0)
+			return r->svc->fail(r->task,
+			                    "clone: work dir %s is not empty (it holds '%s') and is not a "
+			                    "git clone; use an empty work dir (nothing was deleted)",
+			                    a->wd, (*keep)[i]);
+	return 1;
+}
+
+static int pause_ms(clone_run *r, uint64_t ms)
+{
+	uint64_t end = clone_now_ms() + ms;
+	while (clone_now_ms() < end) {
+		if (r->svc->cancelled(r->task))
+			return -1;
+		usleep(50000);
+	}
+	return 0;
+}
+
+static const char *env_or(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+/* URL and ref by the precedence at the top of this file. */
+static int pick_source(clone_run *r, const char **url, const char **ref)
+{
+	const kr_services *svc = r->svc;
+	kr_task *t = r->task;
+	*url = NULL;
+	*ref = NULL;
+	if (r->cfg->url && *r->cfg->url) {
+		*url = r->cfg->url;
+	} else {
+		if (!svc->task_get(t, KR_TASK_REPOSITORY_URL) && svc->task_get(t, KR_TASK_REPOSITORY_ID)) {
+			int rc = svc->fetch_repository(t);
+			if (rc != KR_OK && rc != KR_NOT_FOUND)
+				return KR_FAILED;
+		}
+		*url = svc->task_get(t, KR_TASK_REPOSITORY_URL);
+		if (*url && **url) {
+			*ref = svc->task_get(t, KR_TASK_REPOSITORY_REF);
+		} else {
+			*url = env_or("KERUTA_REPOSITORY_URL");
+			*ref = env_or("KERUTA_REPOSITORY_REF");
+		}
+	}
+	if (r->cfg->ref && *r->cfg->ref)
+		*ref = r->cfg->ref;
+	return KR_OK;
+}
+
+static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
+{
+	clone_cfg *cfg = state;
+	clone_run r = {.svc = svc, .task = task, .cfg = cfg};
+	const char *url, *ref;
+	if (pick_source(&r, &url, &ref) != KR_OK)
+		return KR_FAILED;
+	if (!url || !*url) {
+		svc->log(task, KR_LOG_INFO,
+		         "no repository for this task (no url in with:, the task, or "
+		         "KERUTA_REPOSITORY_URL); nothing to clone");
+		return KR_SKIPPED;
+	}
+	const char *wd = svc->task_get(task, KR_TASK_WORK_DIR);
+	if (!wd || !*wd)
+		return svc->fail(task, "clone: the task has no work dir; set --work-dir");
+	if (strlen(url) > 4096 || strchr(url, '\n'))
+		return svc->fail(task, "clone: the repository URL is too long or holds a newline");
+
+	/* A password inside the URL is a secret too. */
+	char *pub = url_public(url);
+	const char *at = strstr(url, "://") ? strchr(strstr(url, "://") + 3, '@') : NULL;
+	const char *colon = at ? memchr(strstr(url, "://") + 3, ':', (size_t)(at - strstr(url, "://") - 3)) : NULL;
+	if (colon && at > colon + 1) {
+		char *pw = strndup(colon + 1, (size_t)(at - colon - 1));
+		svc->add_secret(task, pw);
+		free(pw);
+	}
+	if (strncmp(url, "ssh://", 6) == 0) {
+		const char *h = strchr(url + 6, '@');
+		const char *slash = strchr(url + 6, '/');
+		const char *hp = h && (!slash || h < slash) ? h + 1 : url + 6;
+		const char *pc = hp[0] == '[' ? strstr(hp, "]:") : strchr(hp, ':');
+		if (pc && (!slash || pc < slash))
+			r.ssh_port = atoi(pc + (hp[0] == '[' ? 2 : 1));
+	}
+
+	if (git_libgit2_init() < 0)
+		return svc->fail(task, "clone: libgit2 failed to start: %s", lg2_msg());
+	lg2_users++;
+	/* The work dir may belong to another uid (a volume written by another
+	 * image); it is ours by configuration. */
+	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	const char *ca = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : env_or("KERUTA_CA_FILE");
+	if (ca) {
+		if (access(ca, R_OK) < 0)
+			return svc->fail(task, "clone: cannot read CA file %s: %s", ca, strerror(errno));
+		if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, ca, NULL) < 0)
+			return svc->fail(task, "clone: cannot use CA file %s: %s", ca, lg2_msg());
+	}
+	if (cfg->insecure)
+		svc->log(task, KR_LOG_WARN,
+		         "TLS certificates of git hosts are not verified (insecure: true)");
+	if (cfg->depth > 0)
+		svc->log(task, KR_LOG_WARN,
+		         "shallow clone (depth %lld) is not supported by libgit2 %d.%d; making a full "
+		         "clone instead",
+		         (long long)cfg->depth, LIBGIT2_VER_MAJOR, LIBGIT2_VER_MINOR);
+	if (clone_load_credentials(&r) < 0) {
+		free(pub);
+		return KR_FAILED;
+	}
+	int nodelay = cfg->nodelay && (strncmp(url, "http://", 7) == 0 ||
+	                               strncmp(url, "https://", 8) == 0 ||
+	                               strncmp(url, "git://", 6) == 0);
+	if (nodelay)
+		clone_stream_install(&r);
+
+	attempt a = {.r = &r, .wd = wd, .url = url, .ref = ref};
+	char **keep = NULL;
+	int rc = KR_FAILED;
+	int kind = inspect_wd(&r, &a, &keep);
+	if (kind < 0)
+		goto done;
+	a.fresh = kind == 1;
+	svc->log(task, KR_LOG_INFO, "%s %s%s%s in %s", a.fresh ? "cloning" : "fetching", pub,
+	         ref && *ref ? " at " : "", ref && *ref ? ref : "",
+	         a.fresh ? wd : "(existing clone)");
+	uint64_t delay = cfg->retry_delay_ms;
+	for (int64_t n = 0;; n++) {
+		if (run_attempt(&a) == 0) {
+			rc = KR_OK;
+			break;
+		}
+		if (a.fresh) {
+			git_repository_free(a.repo);
+			a.repo = NULL;
+			if (remove_created(wd, keep) < 0) {
+				svc->fail(task,
+				          "clone: could not remove the partial clone in %s: %s; clean the "
+				          "work dir before the next run",
+				          wd, strerror(errno));
+				break;
+			}
+		}
+		if (r.cancelled || svc->cancelled(task)) {
+			rc = KR_CANCELLED;
+			break;
+		}
+		if (!a.retryable || n >= cfg->retries)
+			break;
+		svc->log(task, KR_LOG_WARN, "transfer failed (attempt %lld of %lld: %s); retrying in %.1f s",
+		         (long long)n + 1, (long long)cfg->retries + 1, a.why, (double)delay / 1000.0);
+		if (pause_ms(&r, delay) < 0) {
+			rc = KR_CANCELLED;
+			break;
+		}
+		delay = delay * 2 > 30000 ? 30000 : delay * 2;
+	}
+	if (rc == KR_OK) {
+		svc->task_set(task, KR_TASK_COMMIT, a.oid_hex);
+		if (a.branch)
+			svc->task_set(task, "clone.branch", a.branch);
+		svc->log(task, KR_LOG_INFO, "checked out %s%s%s", a.oid_hex,
+		         a.branch ? " on branch " : " (detached)", a.branch ? a.branch : "");
+	}
+done:
+	if (nodelay)
+		clone_stream_remove();
+	git_repository_free(a.repo);
+	free(a.branch);
+	free_list(keep);
+	clone_free_credentials(&r);
+	free(pub);
+	return rc;
+}
+
+KR_PLUGIN_DEFINE(.name = "clone", .version = "1.0",
+                 .description = "clone or update the task's repository in the work dir",
+                 .options = clone_options, .init = clone_init, .run = clone_run_stage,
+                 .fini = clone_fini);

@@ -1,0 +1,68 @@
+/*
+ * clone.h - what the clone stage's two files share: the per-run state the
+ * libgit2 callbacks reach through their payload, and the transport helpers
+ * in clone_net.c (socket stream, credentials, certificates, progress).
+ */
+#ifndef KR_STAGE_CLONE_H
+#define KR_STAGE_CLONE_H
+
+#include <git2.h>
+#include <stdint.h>
+
+#include <keruta/plugin.h>
+
+typedef struct clone_cfg {
+	const char *url, *ref;
+	const char *ca_file;
+	int insecure;
+	const char *token_file, *username, *password_file;
+	const char *ssh_key_file, *ssh_passphrase_file, *known_hosts;
+	int ssh_insecure_host;
+	int64_t retries;
+	uint64_t retry_delay_ms, io_timeout_ms;
+	int submodules;
+	int64_t depth;
+	int nodelay;
+	int token_bearer;
+} clone_cfg;
+
+/* One run of the stage: what every callback needs. */
+typedef struct clone_run {
+	const kr_services *svc;
+	kr_task *task;
+	const clone_cfg *cfg;
+	/* Credentials, read once per run; never logged (registered as secrets). */
+	char *token, *user, *password, *ssh_passphrase;
+	int cred_attempts;
+	int auth_failed, cert_failed, cert_checked, cancelled;
+	int warned_insecure_ssh;
+	int ssh_port;
+	/* Progress: rate-limited log lines. */
+	uint64_t started_ms, last_log_ms;
+	unsigned int last_objects, total_objects;
+	size_t last_bytes;
+	int progress_logged;
+} clone_run;
+
+uint64_t clone_now_ms(void);
+
+/* Point libgit2 at our socket stream (TCP_NODELAY, I/O timeout, checks the
+ * agent's cancellation while waiting).  The run is reached through a
+ * process-wide pointer because stream constructors take no payload. */
+int clone_stream_install(clone_run *r);
+void clone_stream_remove(void);
+
+/* Fill the callbacks of a fetch with ours (payload = r). */
+void clone_callbacks(git_remote_callbacks *cb, clone_run *r);
+
+/* Read credentials from files/env and register them as secrets. */
+int clone_load_credentials(clone_run *r);
+void clone_free_credentials(clone_run *r);
+
+/* Log the final progress line of a transfer (if any was made). */
+void clone_progress_done(clone_run *r, const git_indexer_progress *p);
+
+/* Read a small file whole, trailing newlines cut; NULL on error (errno). */
+char *clone_read_secret_file(const char *path);
+
+#endif

@@ -1,0 +1,289 @@
+/*
+ * execute.c - the `execute` stage: run the task's command or script in the
+ * repository root (the work dir) and judge the task by how it ends.
+ *
+ * What runs, first match wins:
+ *   with: argv: [prog, arg...]     run directly, no shell
+ *   with: command: "text"          run as `<shell> -c text`
+ *   the task's execute script      written to <work>/.keruta/execute.sh
+ *                                  (0700) and run as `<shell> <path>`
+ * The process runner passes its output through and ships it, masks
+ * secrets, enforces timeouts and reaps everything the command started.
+ *
+ * The task's fields reach the command as KERUTA_TASK_* variables (seed
+ * 001), with the task's own env entries; see execute_env.c for values too
+ * long for the environment.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keruta/plugin.h"
+
+/* execute_env.c */
+char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size_t max);
+void kr_execute_env_free(char **env);
+
+static const kr_option execute_options[] = {
+        {"command", KR_OPT_STRING, NULL, 0, "command line run with the shell instead of the task's script"},
+        {"argv", KR_OPT_LIST, NULL, 0, "program and arguments run without a shell (wins over command)"},
+        {"shell", KR_OPT_STRING, "/bin/sh", 0, "shell (and its options) for command and script"},
+        {"timeout", KR_OPT_DURATION, NULL, 0, "longest the command may run (the stage's timeout: also applies)"},
+        {"env_max", KR_OPT_SIZE, "32KiB", 0, "longer environment values are cut; the full text goes to a file"},
+        {NULL, 0, NULL, 0, NULL}};
+
+typedef struct execute_state {
+	const kr_config *cfg;
+	const char *command;
+	const char *shell;
+	uint64_t timeout_ms;
+	uint64_t env_max;
+} execute_state;
+
+static int execute_init(const kr_services *svc, const kr_config *cfg, void **state)
+{
+	execute_state *s = calloc(1, sizeof(*s));
+	if (!s)
+		return svc->fail(NULL, "execute: out of memory");
+	s->cfg = cfg;
+	s->command = svc->opt_string(cfg, "command");
+	s->shell = svc->opt_string(cfg, "shell");
+	if (!s->shell || !s->shell[strspn(s->shell, " \t")]) {
+		free(s);
+		return svc->fail(NULL, "execute: `with: shell:` is empty; give a shell such as /bin/sh");
+	}
+	if (svc->opt_duration_ms(cfg, "timeout", &s->timeout_ms) != KR_OK)
+		s->timeout_ms = 0;
+	if (svc->opt_size(cfg, "env_max", &s->env_max) != KR_OK)
+		s->env_max = 32 * 1024;
+	if (s->env_max < 64)
+		s->env_max = 64; /* room for the marker at least */
+	*state = s;
+	return KR_OK;
+}
+
+static void execute_fini(const kr_services *svc, void *state)
+{
+	(void)svc;
+	free(state);
+}
+
+/* <work>/.keruta as a real directory: a `.keruta` symlink committed to the
+ * repository must not send our files elsewhere. */
+static char *keruta_area(const kr_services *svc, kr_task *t, const char *work)
+{
+	char *dir = NULL;
+	if (asprintf(&dir, "%s/.keruta", work) < 0) {
+		svc->fail(t, "execute: out of memory");
+		return NULL;
+	}
+	struct stat st;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		int e = errno;
+		svc->fail(t, "cannot create %s: %s; check that the work dir is writable", dir,
+		          strerror(e));
+	} else if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		svc->fail(t, "%s is not a directory (a symlink or file in the repository?); remove it",
+		          dir);
+	} else {
+		return dir;
+	}
+	free(dir);
+	return NULL;
+}
+
+/* The task's execute script at <area>/execute.sh: from the task context,
+ * else from the backend.  KR_NOT_FOUND when the task has none. */
+static int write_script(const kr_services *svc, kr_task *t, const char *path)
+{
+	if (unlink(path) != 0 && errno != ENOENT) {
+		int e = errno;
+		return svc->fail(t, "cannot remove the old %s: %s", path, strerror(e));
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+	if (fd < 0) {
+		int e = errno;
+		return svc->fail(t, "cannot create %s: %s", path, strerror(e));
+	}
+	const char *text = svc->task_get(t, KR_TASK_SCRIPT_EXECUTE);
+	int rc = KR_OK;
+	if (text) {
+		size_t len = strlen(text), off = 0;
+		while (off < len) {
+			ssize_t w = write(fd, text + off, len - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				int e = errno;
+				rc = svc->fail(t, "cannot write %s: %s", path, strerror(e));
+				break;
+			}
+			off += (size_t)w;
+		}
+		close(fd);
+	} else {
+		close(fd);
+		rc = svc->fetch_script(t, "execute", path);
+	}
+	if (rc == KR_OK && chmod(path, 0700) != 0) {
+		int e = errno;
+		rc = svc->fail(t, "cannot make %s executable: %s", path, strerror(e));
+	}
+	if (rc != KR_OK)
+		unlink(path);
+	return rc;
+}
+
+/* Whitespace-separated words of `with: shell:` followed by the rest. */
+static const char **make_argv(const char *shell, char **words_out, const char *a1,
+                              const char *a2)
+{
+	char *words = strdup(shell);
+	size_t n = 0;
+	const char **argv = calloc(strlen(shell) / 2 + 4, sizeof(*argv));
+	if (!words || !argv) {
+		free(words);
+		free(argv);
+		return NULL;
+	}
+	for (char *save = NULL, *w = strtok_r(words, " \t", &save); w; w = strtok_r(NULL, " \t", &save))
+		argv[n++] = w;
+	if (a1)
+		argv[n++] = a1;
+	if (a2)
+		argv[n++] = a2;
+	*words_out = words;
+	return argv;
+}
+
+static void format_ms(uint64_t ms, char *out, size_t n)
+{
+	if (ms % 60000 == 0 && ms)
+		snprintf(out, n, "%llum", (unsigned long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(out, n, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(out, n, "%llums", (unsigned long long)ms);
+}
+
+static int judge(const kr_services *svc, kr_task *t, const execute_state *s,
+                 const kr_process_result *r)
+{
+	char code[32];
+	snprintf(code, sizeof(code), "%d", r->signal ? 128 + r->signal : r->exit_code);
+	svc->task_set(t, KR_TASK_EXIT_CODE, code);
+
+	char how[160];
+	if (r->signal)
+		snprintf(how, sizeof(how), "killed by signal %d (%s)", r->signal, strsignal(r->signal));
+	else
+		snprintf(how, sizeof(how), "exit code %d", r->exit_code);
+
+	int stopped = r->cancelled || svc->cancelled(t);
+	if (r->oom_killed) {
+		svc->fail(t, "out of memory (OOM killer): the command was %s; give the container "
+		             "more memory or make the task use less",
+		          how);
+		return stopped ? KR_CANCELLED : KR_FAILED;
+	}
+	if (stopped) {
+		svc->fail(t, "the command was stopped (%s)", how);
+		return KR_CANCELLED;
+	}
+	if (r->timed_out) {
+		char limit[32];
+		format_ms(s->timeout_ms, limit, sizeof(limit));
+		return svc->fail(t, "the command did not finish within %s (with: timeout:) and was "
+		                    "stopped (%s)",
+		                 limit, how);
+	}
+	if (r->signal)
+		return svc->fail(t, "the command was %s", how);
+	if (r->exit_code != 0)
+		return svc->fail(t, "the command failed with exit code %d%s", r->exit_code,
+		                 r->exit_code == 127 ? " (command not found?)" : "");
+	svc->log(t, KR_LOG_INFO, "the command succeeded");
+	return KR_OK;
+}
+
+static int execute_run(const kr_services *svc, void *state, kr_task *t)
+{
+	execute_state *s = state;
+	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
+	if (!work || !*work)
+		return svc->fail(t, "execute: the task has no work dir; set --work-dir");
+	char *area = keruta_area(svc, t, work);
+	if (!area)
+		return KR_FAILED;
+
+	char *script = NULL, *words = NULL;
+	const char **argv = NULL;
+	int rc = KR_FAILED;
+	size_t n_list = svc->opt_list_count(s->cfg, "argv");
+	if (n_list) {
+		argv = calloc(n_list + 1, sizeof(*argv));
+		for (size_t i = 0; argv && i < n_list; i++)
+			argv[i] = svc->opt_list_item(s->cfg, "argv", i);
+		svc->log(t, KR_LOG_INFO, "running %s (argv, %zu argument%s) in %s", argv ? argv[0] : "?",
+		         n_list - 1, n_list == 2 ? "" : "s", work);
+	} else if (s->command && *s->command) {
+		argv = make_argv(s->shell, &words, "-c", s->command);
+		svc->log(t, KR_LOG_INFO, "running `%s` with %s in %s", s->command, s->shell, work);
+	} else {
+		if (asprintf(&script, "%s/execute.sh", area) < 0) {
+			script = NULL;
+			svc->fail(t, "execute: out of memory");
+			goto out;
+		}
+		int wr = write_script(svc, t, script);
+		if (wr == KR_NOT_FOUND) {
+			svc->fail(t, "the task has no execute script and the stage no command; give the "
+			             "task a script or set `with: command:`");
+			goto out;
+		}
+		if (wr != KR_OK)
+			goto out;
+		argv = make_argv(s->shell, &words, script, NULL);
+		svc->log(t, KR_LOG_INFO, "running the task's script %s with %s in %s", script, s->shell,
+		         work);
+	}
+	if (!argv) {
+		svc->fail(t, "execute: out of memory");
+		goto out;
+	}
+
+	char **env = kr_execute_env(svc, t, area, (size_t)s->env_max);
+	if (!env)
+		goto out;
+	kr_process p = {.size = sizeof(p),
+	                .argv = argv,
+	                .cwd = work,
+	                .env = (const char *const *)env,
+	                .timeout_ms = s->timeout_ms,
+	                .flags = KR_PROC_CAPTURE,
+	                .label = "execute"};
+	kr_process_result r = {.size = sizeof(r)};
+	rc = svc->run_process(t, &p, &r);
+	kr_execute_env_free(env);
+	if (rc == KR_OK)
+		rc = judge(svc, t, s, &r);
+	else
+		rc = KR_FAILED; /* the runner said why it could not start */
+out:
+	free(argv);
+	free(words);
+	free(script);
+	free(area);
+	return rc;
+}
+
+KR_PLUGIN_DEFINE(.name = "execute", .version = "1.0",
+                 .description = "run the task's command or script in the repository root",
+                 .options = execute_options, .init = execute_init, .run = execute_run,
+                 .fini = execute_fini);

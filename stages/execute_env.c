@@ -1,0 +1,166 @@
+/*
+ * execute_env.c - the environment of the execute stage's command.
+ *
+ * KERUTA_TASK_ID, _TITLE, _DESCRIPTION, _PRIORITY, _STATUS, _CREATED_AT
+ * and _UPDATED_AT (empty when the task has no such field, so `set -u`
+ * scripts still run), then the task's own NAME=VALUE entries.
+ *
+ * Linux refuses to exec when one string passes 128 KiB or all of them a
+ * quarter of the stack limit, and a task description can be a whole
+ * document.  A value longer than env_max is therefore cut, at a UTF-8
+ * boundary, and ends with a marker naming NAME_FILE; the full text is in
+ * <work>/.keruta/env/NAME and NAME_FILE holds that path.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keruta/plugin.h"
+
+char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size_t max);
+void kr_execute_env_free(char **env);
+
+typedef struct env_list {
+	char **v;
+	size_t n, cap;
+	int oom;
+} env_list;
+
+static void add(env_list *l, char *entry)
+{
+	if (!entry) {
+		l->oom = 1;
+		return;
+	}
+	if (l->n + 2 > l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		char **v = realloc(l->v, cap * sizeof(*v));
+		if (!v) {
+			free(entry);
+			l->oom = 1;
+			return;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = entry;
+	l->v[l->n] = NULL;
+}
+
+static int write_full(const kr_services *svc, kr_task *t, const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int e = errno;
+		return svc->fail(t, "cannot create %s: %s", path, strerror(e));
+	}
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = errno;
+			close(fd);
+			return svc->fail(t, "cannot write %s: %s", path, strerror(e));
+		}
+		off += (size_t)w;
+	}
+	close(fd);
+	return KR_OK;
+}
+
+/* NAME as a file name: letters, digits and '_' only. */
+static void file_name(const char *name, size_t nl, char *out, size_t cap)
+{
+	size_t n = nl < cap - 1 ? nl : cap - 1;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+		out[i] = ok ? c : '_';
+	}
+	out[n] = '\0';
+}
+
+static int put(const kr_services *svc, kr_task *t, env_list *l, const char *area, size_t max,
+               const char *name, size_t nl, const char *value)
+{
+	size_t len = strlen(value);
+	if (len <= max) {
+		char *e = NULL;
+		add(l, asprintf(&e, "%.*s=%s", (int)nl, name, value) < 0 ? NULL : e);
+		return KR_OK;
+	}
+	char dir[4096], fname[256], *path = NULL, *e = NULL;
+	snprintf(dir, sizeof(dir), "%s/env", area);
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		int err = errno;
+		return svc->fail(t, "cannot create %s: %s", dir, strerror(err));
+	}
+	file_name(name, nl, fname, sizeof(fname));
+	if (asprintf(&path, "%s/%s", dir, fname) < 0)
+		return svc->fail(t, "execute: out of memory");
+	if (write_full(svc, t, path, value) != KR_OK) {
+		free(path);
+		return KR_FAILED;
+	}
+	size_t cut = max;
+	while (cut > 0 && ((unsigned char)value[cut] & 0xC0) == 0x80)
+		cut--; /* not inside a UTF-8 sequence */
+	add(l, asprintf(&e, "%.*s=%.*s\xe2\x80\xa6[truncated, full text in $%.*s_FILE]", (int)nl,
+	                name, (int)cut, value, (int)nl, name) < 0
+	               ? NULL
+	               : e);
+	e = NULL;
+	add(l, asprintf(&e, "%.*s_FILE=%s", (int)nl, name, path) < 0 ? NULL : e);
+	svc->log(t, KR_LOG_INFO, "%.*s is %zu bytes, over env_max (%zu): cut; full text in %s",
+	         (int)nl, name, len, max, path);
+	free(path);
+	return KR_OK;
+}
+
+char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size_t max)
+{
+	static const struct {
+		const char *name, *key;
+	} fields[] = {{"KERUTA_TASK_ID", KR_TASK_ID},
+	              {"KERUTA_TASK_TITLE", KR_TASK_TITLE},
+	              {"KERUTA_TASK_DESCRIPTION", KR_TASK_DESCRIPTION},
+	              {"KERUTA_TASK_PRIORITY", KR_TASK_PRIORITY},
+	              {"KERUTA_TASK_STATUS", KR_TASK_STATUS},
+	              {"KERUTA_TASK_CREATED_AT", KR_TASK_CREATED_AT},
+	              {"KERUTA_TASK_UPDATED_AT", KR_TASK_UPDATED_AT}};
+	env_list l = {0};
+	int rc = KR_OK;
+	for (size_t i = 0; rc == KR_OK && i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = svc->task_get(t, fields[i].key);
+		rc = put(svc, t, &l, area, max, fields[i].name, strlen(fields[i].name), v ? v : "");
+	}
+	size_t n = svc->task_list_count(t, KR_TASK_ENV);
+	for (size_t i = 0; rc == KR_OK && i < n; i++) {
+		const char *entry = svc->task_list_item(t, KR_TASK_ENV, i);
+		const char *eq = entry ? strchr(entry, '=') : NULL;
+		if (!eq || eq == entry)
+			continue;
+		rc = put(svc, t, &l, area, max, entry, (size_t)(eq - entry), eq + 1);
+	}
+	if (rc == KR_OK && l.oom)
+		rc = svc->fail(t, "execute: out of memory building the environment");
+	if (rc != KR_OK) {
+		kr_execute_env_free(l.v);
+		return NULL;
+	}
+	return l.v;
+}
+
+void kr_execute_env_free(char **env)
+{
+	for (char **e = env; e && *e; e++)
+		free(*e);
+	free(env);
+}

@@ -1,0 +1,212 @@
+/*
+ * install.c - the `install` stage: fetch the repository's install script
+ * into <work_dir>/.keruta/install.sh and run it from the repository root.
+ *
+ * No script (the backend has none, or it is empty) is not an error: the
+ * stage is skipped with a log line.  A failing script fails the stage with
+ * its exit code or signal in the reason, which fails `init`.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keruta/plugin.h"
+
+static const kr_option install_options[] = {
+        {"timeout", KR_OPT_DURATION, "30m", 0, "longest the install script may run"},
+        {"shell", KR_OPT_STRING, "/bin/sh", 0, "interpreter the script is run with"},
+        {NULL, 0, NULL, 0, NULL}};
+
+typedef struct install_state {
+	uint64_t timeout_ms;
+	const char *shell;
+} install_state;
+
+static int install_init(const kr_services *svc, const kr_config *cfg, void **state)
+{
+	install_state *s = calloc(1, sizeof(*s));
+	if (!s)
+		return svc->fail(NULL, "install: out of memory");
+	svc->opt_duration_ms(cfg, "timeout", &s->timeout_ms);
+	s->shell = svc->opt_string(cfg, "shell");
+	if (!s->shell || !*s->shell)
+		s->shell = "/bin/sh";
+	*state = s;
+	return KR_OK;
+}
+
+static void install_fini(const kr_services *svc, void *state)
+{
+	(void)svc;
+	free(state);
+}
+
+/*
+ * Make <work>/.keruta a real directory.  The work dir holds a checkout of
+ * someone else's repository: a committed `.keruta` symlink must not send
+ * our files elsewhere, so a symlink there is refused, never followed.
+ */
+static int keruta_area(const kr_services *svc, kr_task *t, const char *work)
+{
+	char *dir = NULL;
+	if (asprintf(&dir, "%s/.keruta", work) < 0)
+		return svc->fail(t, "install: out of memory");
+	struct stat st;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		int e = errno;
+		svc->fail(t, "cannot create %s: %s; check that the work dir is writable", dir,
+		          strerror(e));
+		free(dir);
+		return KR_FAILED;
+	}
+	int rc = KR_OK;
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		rc = svc->fail(t, "%s is not a directory (a symlink or file in the repository?); "
+		                  "remove it so the agent can use it",
+		               dir);
+	free(dir);
+	return rc;
+}
+
+/* Empty, or only whitespace: nothing to run. */
+static int script_is_empty(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 1;
+	int c, empty = 1;
+	while ((c = getc(f)) != EOF)
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			empty = 0;
+			break;
+		}
+	fclose(f);
+	return empty;
+}
+
+static void format_ms(uint64_t ms, char *out, size_t n)
+{
+	if (ms % 60000 == 0 && ms)
+		snprintf(out, n, "%llum", (unsigned long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(out, n, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(out, n, "%llums", (unsigned long long)ms);
+}
+
+static int install_run(const kr_services *svc, void *state, kr_task *t)
+{
+	install_state *s = state;
+	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
+	if (!work || !*work)
+		return svc->fail(t, "install: the task has no work dir; set --work-dir");
+	if (keruta_area(svc, t, work) != KR_OK)
+		return KR_FAILED;
+
+	char *path = NULL;
+	if (asprintf(&path, "%s/.keruta/install.sh", work) < 0)
+		return svc->fail(t, "install: out of memory");
+	/* A stale script (or a symlink planted in its place) must not be run
+	 * or written through: start from nothing. */
+	if (unlink(path) != 0 && errno != ENOENT) {
+		int e = errno;
+		svc->fail(t, "cannot remove the old %s: %s", path, strerror(e));
+		free(path);
+		return KR_FAILED;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+	if (fd < 0) {
+		int e = errno;
+		svc->fail(t, "cannot create %s: %s", path, strerror(e));
+		free(path);
+		return KR_FAILED;
+	}
+	close(fd);
+
+	int rc = svc->fetch_script(t, "install", path);
+	if (rc == KR_NOT_FOUND || (rc == KR_OK && script_is_empty(path))) {
+		svc->log(t, KR_LOG_INFO, "no install script for this repository; nothing to do");
+		unlink(path);
+		free(path);
+		return KR_SKIPPED;
+	}
+	if (rc != KR_OK) {
+		unlink(path);
+		free(path);
+		return rc == KR_CANCELLED ? KR_CANCELLED : KR_FAILED;
+	}
+	/* The backend may have replaced the file: the mode is ours to set. */
+	if (chmod(path, 0700) != 0) {
+		int e = errno;
+		svc->fail(t, "cannot make %s executable: %s", path, strerror(e));
+		free(path);
+		return KR_FAILED;
+	}
+
+	char limit[32];
+	format_ms(s->timeout_ms, limit, sizeof(limit));
+	svc->log(t, KR_LOG_INFO, "running %s with %s in %s (timeout %s)", path, s->shell, work,
+	         s->timeout_ms ? limit : "none");
+	const char *argv[] = {s->shell, path, NULL};
+	/* the task's own env (KR_TASK_ENV) is added by the agent; these say
+	 * which task and repository the script is preparing */
+	char *env[4] = {NULL};
+	size_t ne = 0;
+	static const struct {
+		const char *var, *key;
+	} vars[] = {{"KERUTA_TASK_ID", KR_TASK_ID},
+	            {"KERUTA_REPOSITORY_ID", KR_TASK_REPOSITORY_ID},
+	            {"KERUTA_WORK_DIR", KR_TASK_WORK_DIR}};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = svc->task_get(t, vars[i].key);
+		if (v && asprintf(&env[ne], "%s=%s", vars[i].var, v) >= 0)
+			ne++;
+	}
+	kr_process p = {.size = sizeof(p),
+	                .argv = argv,
+	                .cwd = work,
+	                .env = (const char *const *)env,
+	                .timeout_ms = s->timeout_ms,
+	                .flags = KR_PROC_CAPTURE,
+	                .label = "install"};
+	kr_process_result r = {.size = sizeof(r)};
+	rc = svc->run_process(t, &p, &r);
+	for (size_t i = 0; i < ne; i++)
+		free(env[i]);
+	free(path);
+	if (rc != KR_OK)
+		return svc->fail(t, "could not start the install script with %s; check `with: shell:`",
+		                 s->shell);
+	if (r.cancelled || svc->cancelled(t))
+		return KR_CANCELLED;
+	if (r.timed_out)
+		return svc->fail(t, "the install script did not finish within %s; it was killed "
+		                    "(raise `with: timeout:` if it needs longer)",
+		                 limit);
+	if (r.oom_killed)
+		return svc->fail(t, "the install script was killed by the out-of-memory killer; "
+		                    "give the container more memory");
+	if (r.signal)
+		return svc->fail(t, "the install script was killed by signal %d (%s)", r.signal,
+		                 strsignal(r.signal));
+	if (r.exit_code != 0) {
+		if (r.exit_code == 127)
+			return svc->fail(t, "the install script failed with exit code 127 "
+			                    "(a command it runs, or the shell %s, was not found)",
+			                 s->shell);
+		return svc->fail(t, "the install script failed with exit code %d", r.exit_code);
+	}
+	svc->log(t, KR_LOG_INFO, "install script succeeded");
+	return KR_OK;
+}
+
+KR_PLUGIN_DEFINE(.name = "install", .version = "1.0",
+                 .description = "fetch the repository's install script and run it",
+                 .options = install_options, .init = install_init, .run = install_run,
+                 .fini = install_fini);

@@ -1,0 +1,367 @@
+/*
+ * api_faults.c - the keruta-api backend against the reference server:
+ * a normal run, then each fault the server can inject (5xx with
+ * Retry-After, 401, 404, garbage, oversize, stall, dropped connection),
+ * path templates, downloads and their caps.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api_util.h"
+
+#define TOKEN "tok-Very-Secret-4711"
+
+static const char *const token_env[] = {"KERUTA_API_TOKEN=" TOKEN, NULL};
+static const char *const server_token[] = {"--token", TOKEN, NULL};
+
+static at_ctx C;
+
+static void setup(void)
+{
+	at_start(&C, server_token);
+	at_pipeline(&C, "count: 5", "  log_batch_lines: 100\n");
+}
+
+static void teardown(void)
+{
+	at_stop(&C);
+}
+
+TestSuite(api_faults, .init = setup, .fini = teardown, .timeout = 60);
+
+static const char *statuses(json_object *st, char *buf, size_t n)
+{
+	json_object *all, *t1;
+	buf[0] = '\0';
+	if (json_object_object_get_ex(st, "statuses", &all) &&
+	    json_object_object_get_ex(all, "t1", &t1))
+		for (size_t i = 0; i < json_object_array_length(t1); i++) {
+			json_object *s;
+			if (json_object_object_get_ex(json_object_array_get_idx(t1, i), "status", &s)) {
+				strncat(buf, json_object_get_string(s), n - strlen(buf) - 2);
+				strcat(buf, " ");
+			}
+		}
+	return buf;
+}
+
+Test(api_faults, normal_run_reports_and_ships_with_bearer_token)
+{
+	at_pipeline(&C, "count: 250", "  log_batch_lines: 100\n");
+	at_control(&C, "/_control/seed", "{\"scripts\":{\"t1\":{\"executeScript\":\"true\"}}}");
+	kt_result r;
+	const char *const args[] = {"--log-level", "debug", NULL};
+	cr_assert_eq(at_agent(&C, &r, args, token_env, 30), 0, "stderr:\n%s", r.err);
+	/* one connection for the calls of the main thread: keep-alive */
+	cr_expect(kt_contains(r.err, "Re-using existing connection"), "%s", r.err);
+	json_object *st = at_get(&C, "/_control/state");
+	char buf[256];
+	cr_expect_str_eq(statuses(st, buf, sizeof(buf)), "IN_PROGRESS COMPLETED ");
+	json_object_put(st);
+	size_t n;
+	char *got = at_lines(&C, &n), *want = at_expected("line", 1, 250);
+	cr_expect_str_eq(got, want);
+	free(got);
+	free(want);
+	cr_expect_geq(at_count(&C, "POST", "/tasks/t1/logs"), 3, "batches of at most 100 lines");
+	/* every request carried the token; none was refused */
+	json_object *reqs = at_get(&C, "/_control/requests");
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		json_object *q = json_object_array_get_idx(reqs, i), *h, *a, *code;
+		cr_assert(json_object_object_get_ex(q, "headers", &h));
+		cr_assert(json_object_object_get_ex(h, "authorization", &a));
+		cr_expect_str_eq(json_object_get_string(a), "Bearer " TOKEN);
+		cr_assert(json_object_object_get_ex(q, "response_status", &code));
+		cr_expect_eq(json_object_get_int(code), 200, "request %zu: %s", i,
+		             json_object_to_json_string(q));
+		cr_expect(!json_object_object_get_ex(q, "invalid", &a), "body refused: %s",
+		          json_object_to_json_string(q));
+	}
+	json_object_put(reqs);
+	cr_expect(!kt_contains(r.err, TOKEN));
+	kt_result_free(&r);
+}
+
+Test(api_faults, retries_503_honouring_retry_after)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"method\":\"GET\",\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\","
+	           "\"code\":503,\"retry_after\":1,\"times\":2}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 3, "two refusals, then the answer");
+	cr_expect(kt_contains(r.err, "SERVICE_UNAVAILABLE: injected fault"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "retry 1 of 5 in 1.0 s"), "Retry-After names the delay:\n%s",
+	          r.err);
+	/* the server saw the retries at least the named second apart */
+	json_object *reqs = at_get(&C, "/_control/requests");
+	double t[3];
+	int k = 0;
+	for (size_t i = 0; i < json_object_array_length(reqs) && k < 3; i++) {
+		json_object *q = json_object_array_get_idx(reqs, i), *p, *tm;
+		json_object_object_get_ex(q, "path", &p);
+		json_object_object_get_ex(q, "time", &tm);
+		if (strcmp(json_object_get_string(p), "/api/v1/tasks/t1") == 0)
+			t[k++] = json_object_get_double(tm);
+	}
+	json_object_put(reqs);
+	cr_assert_eq(k, 3);
+	cr_expect_geq(t[1] - t[0], 0.9, "retried after %.3f s despite Retry-After: 1", t[1] - t[0]);
+	cr_expect_geq(t[2] - t[1], 0.9);
+	kt_result_free(&r);
+}
+
+Test(api_faults, retry_after_as_http_date)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\",\"code\":429,"
+	           "\"retry_after\":\"Wed, 21 Oct 2015 07:28:00 GMT\",\"times\":1}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 2);
+	cr_expect(kt_contains(r.err, "retry 1 of 5 in 0.0 s"), "a past date means now:\n%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, persistent_500_gives_up_with_the_server_error)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\",\"code\":500,"
+	           "\"times\":-1}");
+	kt_result r;
+	const char *const args[] = {"--api-retries", "2", NULL};
+	cr_assert_eq(at_agent(&C, &r, args, token_env, 30), 3, "stderr:\n%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 3, "1 attempt + 2 retries");
+	cr_expect(kt_contains(r.err, "INTERNAL_SERVER_ERROR: injected fault"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "gave up after 3 attempts"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, retry_after_beyond_the_budget_stops_at_once)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\",\"code\":503,"
+	           "\"retry_after\":60,\"times\":-1}");
+	kt_result r;
+	const char *const args[] = {"--api-retry-max-time", "5s", NULL};
+	cr_assert_eq(at_agent(&C, &r, args, token_env, 30), 3, "stderr:\n%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1);
+	cr_expect(kt_contains(r.err, "Retry-After goes past api_retry_max_time"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, wrong_token_is_final_and_never_printed)
+{
+	const char *const env[] = {"KERUTA_API_TOKEN=not-the-right-token", NULL};
+	kt_result r;
+	const char *const args[] = {"--log-level", "debug", NULL};
+	cr_assert_eq(at_agent(&C, &r, args, env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "a 401 is not retried");
+	cr_expect(kt_contains(r.err, "401: UNAUTHORIZED: missing or wrong bearer token"), "%s",
+	          r.err);
+	cr_expect(kt_contains(r.err, "check the API token"), "%s", r.err);
+	cr_expect(!kt_contains(r.err, "not-the-right-token"), "the token leaked:\n%s", r.err);
+	cr_expect(!kt_contains(r.out, "not-the-right-token"));
+	kt_result_free(&r);
+}
+
+Test(api_faults, token_file_is_read)
+{
+	char *tf = kt_path(C.dir, "token");
+	kt_write_file(tf, TOKEN "\n");
+	const char *const args[] = {"--api-token-file", tf, NULL};
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, args, NULL, 30), 0, "stderr:\n%s", r.err);
+	kt_result_free(&r);
+	free(tf);
+}
+
+Test(api_faults, unknown_task_is_a_404_naming_the_server_error)
+{
+	C.task = "no-such-task";
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "404: NOT_FOUND: task no-such-task not found"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/no-such-task"), 1);
+	kt_result_free(&r);
+}
+
+Test(api_faults, garbage_json_is_malformed_data)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"garbage\"}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "not a JSON object"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "malformed data is not retried");
+	kt_result_free(&r);
+}
+
+Test(api_faults, oversize_answer_is_cut_off)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"oversize\","
+	           "\"bytes\":6000000}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "larger than the limit of 4194304 bytes"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, stall_past_the_timeout_is_retried)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"stall\",\"seconds\":4}");
+	kt_result r;
+	const char *const args[] = {"--api-timeout", "1s", NULL};
+	cr_assert_eq(at_agent(&C, &r, args, token_env, 30), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "no complete answer within 1000 ms"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 2);
+	kt_result_free(&r);
+}
+
+Test(api_faults, dropped_connection_is_retried)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"drop\",\"times\":2}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 3);
+	cr_expect(kt_contains(r.err, "cannot reach keruta-api"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, top_level_code_and_message_are_shown)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"method\":\"PUT\",\"path_regex\":\"/status$\"},\"action\":\"status\","
+	           "\"code\":409,\"body\":{\"code\":\"TASK_LOCKED\",\"message\":\"already running\"}}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "409: TASK_LOCKED: already running"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "PUT", "/tasks/t1/status"), 2, "409 not retried; final sent");
+	kt_result_free(&r);
+}
+
+Test(api_faults, unreachable_api_exits_3)
+{
+	kt_result r;
+	const char *const args[] = {"--api-url", "http://127.0.0.1:1", "--api-retries", "1", NULL};
+	cr_assert_eq(at_agent(&C, &r, args, token_env, 30), 3, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "cannot reach keruta-api"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "gave up after 2 attempts"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, no_api_url_is_a_usage_error)
+{
+	const char *const argv[] = {kt_agent(), "execute", "--task-id", "t1", "--work-dir", C.work,
+	                            "--pipeline", C.pipeline, "--termination-log", "/dev/null",
+	                            NULL};
+	const char *const env[] = {"KERUTA_API_URL", "KERUTA_API_ENDPOINT", NULL};
+	kt_result r;
+	cr_assert(kt_run(&r, argv, env, C.dir, NULL, 30) == 0);
+	cr_expect_eq(r.status, 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "no API URL: give --api-url or KERUTA_API_URL"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, path_templates_are_configurable_and_escaped)
+{
+	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"a b/c\",\"title\":\"odd id\"}]}");
+	C.task = "a b/c";
+	at_pipeline(&C, "count: 3",
+	            "  api_paths:\n    task: /api/tasks/{taskId}\n"
+	            "    status: /api/tasks/{taskId}/status\n    logs: /api/tasks/{taskId}/logs\n"
+	            "    script: /api/tasks/{taskId}/script\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/api/tasks/a%20b%2Fc"), 1);
+	cr_expect_eq(at_count(&C, "PUT", "/api/tasks/a%20b%2Fc/status"), 2);
+	size_t n;
+	char *got = at_lines(&C, &n);
+	cr_expect_eq(n, 3, "%s", got);
+	free(got);
+	kt_result_free(&r);
+}
+
+Test(api_faults, unknown_placeholder_is_named)
+{
+	at_pipeline(&C, "count: 1", "  api_paths:\n    task: /api/v1/tasks/{task}\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "api_paths.task"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "unknown placeholder"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, task_scripts_and_malformed_script_field)
+{
+	at_control(&C, "/_control/seed", "{\"scripts\":{\"t1\":{\"executeScript\":[1,2]}}}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "field 'executeScript' must be a string"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(api_faults, documents_and_install_script_download)
+{
+	at_control(&C, "/_control/seed",
+	           "{\"documents\":{\"d1\":{\"name\":\"notes \\\"v2\\\".md\",\"content\":\"hello doc\\n\"},"
+	           "\"big\":{\"name\":\"big.bin\",\"content\":\"0123456789abcdef\"}},"
+	           "\"installScripts\":{\"r1\":\"#!/bin/sh\\necho installing\\n\"}}");
+	char *with = NULL;
+	cr_assert(asprintf(&with, "document: d1, document_to: %s/doc.out, install_to: %s/install.sh",
+	                   C.work, C.work) > 0);
+	at_pipeline(&C, with, NULL);
+	free(with);
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
+	char *rep = kt_read_file(C.report, NULL);
+	cr_expect(kt_contains(rep, "document ok\ndocument_name notes \"v2\".md\n"), "%s", rep);
+	cr_expect(kt_contains(rep, "install ok\n"), "%s", rep);
+	free(rep);
+	char *p = kt_path(C.work, "doc.out"), *doc = kt_read_file(p, NULL);
+	cr_expect_str_eq(doc ? doc : "(none)", "hello doc\n");
+	free(doc);
+	free(p);
+	p = kt_path(C.work, "install.sh");
+	char *sh = kt_read_file(p, NULL);
+	cr_expect_str_eq(sh ? sh : "(none)", "#!/bin/sh\necho installing\n");
+	free(sh);
+	free(p);
+	kt_result_free(&r);
+	kt_rmrf(C.report);
+
+	/* over the cap: the transfer stops and no partial file remains */
+	cr_assert(asprintf(&with, "document: big, document_to: %s/big.out, document_max: 10",
+	                   C.work) > 0);
+	at_pipeline(&C, with, NULL);
+	free(with);
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "larger than the limit of 10 bytes"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "partial file removed"), "%s", r.err);
+	p = kt_path(C.work, "big.out");
+	cr_expect(access(p, F_OK) != 0, "the partial download was left behind");
+	free(p);
+	kt_result_free(&r);
+	kt_rmrf(C.report);
+
+	/* no document, no install script: not found */
+	at_control(&C, "/_control/reset", "{}");
+	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\",\"repositoryId\":\"r9\"}]}");
+	/* a cap smaller than the error body must not hide the 404 */
+	cr_assert(asprintf(&with, "document: nope, document_to: %s/x, document_max: 5, install_to: %s/i.sh", C.work,
+	                   C.work) > 0);
+	at_pipeline(&C, with, NULL);
+	free(with);
+	at_agent(&C, &r, NULL, token_env, 30);
+	rep = kt_read_file(C.report, NULL);
+	cr_expect(kt_contains(rep, "install not-found\n"), "%s", rep);
+	cr_expect(kt_contains(rep, "document not-found\n"), "%s", rep);
+	free(rep);
+	kt_result_free(&r);
+}

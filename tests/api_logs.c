@@ -1,0 +1,289 @@
+/*
+ * api_logs.c - log shipping end to end: every line emitted arrives, in
+ * order, across an API outage, a full memory queue, a spool left by an
+ * earlier run; long lines are split with a marker; the token never
+ * reaches the spool or the debug log.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api_util.h"
+
+static at_ctx C;
+
+static void setup(void)
+{
+	at_start(&C, NULL);
+}
+
+static void teardown(void)
+{
+	at_stop(&C);
+}
+
+TestSuite(api_logs, .init = setup, .fini = teardown, .timeout = 90);
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static char *spool_path(void)
+{
+	return kt_path(C.work, ".keruta/log-spool");
+}
+
+Test(api_logs, outage_in_the_middle_loses_no_line)
+{
+	at_pipeline(&C, "count: 3000, every: 100, pause: 60ms",
+	            "  log_batch_lines: 50\n  log_batch_interval: 100ms\n");
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(at_agent_argv(&C, NULL), NULL, C.dir, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	/* wait until shipping is under way, then take the API down */
+	size_t n = 0;
+	for (int i = 0; i < 200 && n < 200; i++) {
+		free(at_lines(&C, &n));
+		sleep_ms(50);
+	}
+	cr_assert_geq(n, 200, "the agent shipped nothing within 10 s");
+	at_control(&C, "/_control/down", "{\"seconds\":2}");
+	kt_result r;
+	cr_assert(kt_wait(&r, pid, out_fd, err_fd, 60) == 0);
+	cr_assert_eq(r.status, 0, "stderr:\n%s", r.err);
+
+	char *got = at_lines(&C, &n), *want = at_expected("line", 1, 3000);
+	cr_expect_eq(n, 3000, "lines received: %zu", n);
+	cr_expect(strcmp(got, want) == 0, "the lines differ from what was emitted, or their order");
+	free(got);
+	free(want);
+
+	/* the outage really hit the shipper, and it said so */
+	json_object *reqs = at_get(&C, "/_control/requests");
+	int dropped = 0;
+	long last_log = -1, final_status = -1;
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		json_object *q = json_object_array_get_idx(reqs, i), *rs, *p, *m, *b;
+		json_object_object_get_ex(q, "path", &p);
+		json_object_object_get_ex(q, "method", &m);
+		if (json_object_object_get_ex(q, "response_status", &rs) &&
+		    json_object_is_type(rs, json_type_string))
+			dropped++;
+		else if (strcmp(json_object_get_string(p), "/api/v1/tasks/t1/logs") == 0)
+			last_log = (long)i;
+		else if (strcmp(json_object_get_string(m), "PUT") == 0 &&
+		         json_object_object_get_ex(q, "body", &b) &&
+		         strstr(json_object_get_string(b), "COMPLETED"))
+			final_status = (long)i;
+	}
+	json_object_put(reqs);
+	cr_expect_gt(dropped, 0, "no request met the outage");
+	cr_expect(kt_contains(r.err, "log shipping paused"), "%s", r.err);
+	cr_expect_gt(final_status, last_log, "the final status went before the last log batch");
+	char *sp = spool_path();
+	cr_expect(access(sp, F_OK) != 0, "the spool was not deleted once drained");
+	free(sp);
+	kt_result_free(&r);
+}
+
+Test(api_logs, full_memory_queue_spills_to_the_spool_in_order)
+{
+	at_pipeline(&C, "count: 20000", "  log_batch_lines: 100\n  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	size_t n;
+	char *got = at_lines(&C, &n), *want = at_expected("line", 1, 20000);
+	cr_expect_eq(n, 20000);
+	cr_expect(strcmp(got, want) == 0, "lines lost or out of order");
+	free(got);
+	free(want);
+	cr_expect_leq(at_count(&C, "POST", "/logs"), 400, "batches should be full-size");
+	char *sp = spool_path();
+	cr_expect(access(sp, F_OK) != 0);
+	free(sp);
+	kt_result_free(&r);
+}
+
+Test(api_logs, spool_from_an_earlier_run_is_replayed_first)
+{
+	char *dir = kt_path(C.work, ".keruta");
+	mkdir(dir, 0755);
+	char *sp = spool_path();
+	kt_write_file(sp, "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"old-000001\"}\n"
+	                  "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"old-000002\"}\n"
+	                  "this record was damaged\n"
+	                  "{\"task\":\"t1\",\"stream\":\"stderr\",\"line\":\"old-000003\"}\n"
+	                  "{\"task\":\"t1\",\"stream\":\"std");
+	at_pipeline(&C, "count: 4", NULL);
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	size_t n;
+	char *got = at_lines(&C, &n);
+	cr_expect_str_eq(got, "old-000001\nold-000002\nold-000003\nline-000001\nline-000002\n"
+	                      "line-000003\nline-000004\n");
+	cr_expect(kt_contains(r.err, "damaged record"), "%s", r.err);
+	cr_expect(access(sp, F_OK) != 0, "the replayed spool was not deleted");
+	/* the streams survived the spool */
+	json_object *st = at_get(&C, "/_control/state"), *logs, *t1, *s, *l;
+	json_object_object_get_ex(st, "logs", &logs);
+	json_object_object_get_ex(logs, "t1", &t1);
+	int seen = 0;
+	for (size_t i = 0; i < json_object_array_length(t1); i++) {
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "line", &l);
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "stream", &s);
+		if (strcmp(json_object_get_string(l), "old-000003") == 0) {
+			seen = 1;
+			cr_expect_str_eq(json_object_get_string(s), "stderr");
+		}
+	}
+	cr_expect(seen);
+	json_object_put(st);
+	free(got);
+	free(sp);
+	free(dir);
+	kt_result_free(&r);
+}
+
+Test(api_logs, long_line_is_split_with_visible_marks)
+{
+	at_pipeline(&C, "long_line: 2500", "  log_max_line: 1KiB\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	json_object *st = at_get(&C, "/_control/state"), *logs, *t1;
+	json_object_object_get_ex(st, "logs", &logs);
+	cr_assert(json_object_object_get_ex(logs, "t1", &t1));
+	const char *parts[8];
+	size_t n = 0;
+	for (size_t i = 0; i < json_object_array_length(t1) && n < 8; i++) {
+		json_object *l, *stream;
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "line", &l);
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "stream", &stream);
+		if (strcmp(json_object_get_string(stream), "stdout") == 0)
+			parts[n++] = json_object_get_string(l);
+	}
+	cr_assert_eq(n, 3, "2500 bytes in parts of at most 1 KiB");
+	char whole[4096] = "";
+	for (size_t i = 0; i < n; i++) {
+		const char *s = parts[i];
+		size_t len = strlen(s);
+		cr_expect_leq(len, 1024);
+		if (i > 0) {
+			cr_expect(strncmp(s, "[...] ", 6) == 0, "part %zu has no leading mark", i + 1);
+			s += 6, len -= 6;
+		}
+		if (i < n - 1) {
+			cr_expect(len > 6 && strcmp(s + len - 6, " [...]") == 0, "part %zu: no end mark",
+			          i + 1);
+			len -= 6;
+		}
+		strncat(whole, s, len);
+	}
+	cr_expect_eq(strlen(whole), 2500);
+	for (size_t i = 0; i < strlen(whole); i++)
+		if (whole[i] != (char)('a' + i % 26)) {
+			cr_expect_fail("byte %zu differs after joining the parts", i);
+			break;
+		}
+	json_object_put(st);
+	kt_result_free(&r);
+}
+
+Test(api_logs, token_never_reaches_the_spool_nor_the_debug_log)
+{
+	const char *token = "Tk-spool-CANARY-91377";
+	kt_api_stop(&C.api);
+	const char *const targs[] = {"--token", token, NULL};
+	cr_assert(kt_api_start(&C.api, targs) == 0);
+	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\"}]}");
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"times\":-1}");
+	/* the lines themselves carry the token: the core masks them */
+	char with[256];
+	snprintf(with, sizeof(with), "count: 40, every: 10, pause: 1s, prefix: %s", token);
+	at_pipeline(&C, with, "  log_batch_interval: 50ms\n");
+	char env_tok[128];
+	snprintf(env_tok, sizeof(env_tok), "KERUTA_API_TOKEN=%s", token);
+	const char *const env[] = {env_tok, NULL};
+	const char *const args[] = {"--log-level", "debug", NULL};
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(at_agent_argv(&C, args), env, C.dir, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	char *sp = spool_path(), *spool = NULL;
+	for (int i = 0; i < 200; i++) {
+		free(spool);
+		spool = kt_read_file(sp, NULL);
+		if (spool && kt_count(spool, "\n") >= 20)
+			break;
+		sleep_ms(50);
+	}
+	kill(-pid, SIGKILL);
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 30);
+	cr_assert(spool && kt_count(spool, "\n") >= 20, "the lines did not reach the spool: %s",
+	          spool ? spool : "(no spool)");
+	cr_expect(!kt_contains(spool, token), "the token is in the spool:\n%s", spool);
+	cr_expect(kt_contains(spool, "\"line\":\"***-000001\""), "%s", spool);
+	cr_expect(!kt_contains(r.err, token), "the token is in the log");
+	cr_expect(kt_contains(r.err, "Authorization: ***"), "debug dump expected");
+	cr_expect_gt(at_count(&C, "POST", "/logs"), 0);
+	free(spool);
+	free(sp);
+	kt_result_free(&r);
+}
+
+Test(api_logs, refused_batches_are_dropped_without_looping)
+{
+	/* a refusal is final; the warning it causes must not be shipped into
+	 * the same refusal again, so the run still ends promptly */
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":400,"
+	           "\"times\":-1}");
+	at_pipeline(&C, "count: 30, every: 10, pause: 500ms", "  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 20), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "keruta-api refused"), "%s", r.err);
+	cr_expect(!kt_contains(r.err, "not delivered"), "%s", r.err);
+	/* 3 bursts of lines and a few agent lines; a loop would add ~20/s */
+	cr_expect_lt(at_count(&C, "POST", "/logs"), 15);
+	char *sp = spool_path();
+	cr_expect(access(sp, F_OK) != 0, "refused lines do not belong in the spool");
+	free(sp);
+	kt_result_free(&r);
+}
+
+Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
+{
+	at_pipeline(&C, "count: 10000", "  log_max_total: 2KiB\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	json_object *st = at_get(&C, "/_control/state"), *logs, *t1, *l;
+	json_object_object_get_ex(st, "logs", &logs);
+	cr_assert(json_object_object_get_ex(logs, "t1", &t1));
+	size_t n = json_object_array_length(t1), marker = 0, first = 0, last = 0, count = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "line", &l);
+		const char *s = json_object_get_string(l);
+		if (strstr(s, "omitted here") && strstr(s, "log_max_total"))
+			marker = i + 1;
+		if (strncmp(s, "line-", 5) == 0) {
+			count++;
+			if (!first)
+				first = (size_t)atoi(s + 5);
+			last = (size_t)atoi(s + 5);
+		}
+	}
+	cr_expect_gt(marker, 0, "no line says what was left out");
+	cr_expect_eq(first, 1, "the head is kept");
+	cr_expect_eq(last, 10000, "the tail is kept");
+	cr_expect_lt(count, 10000, "the middle should have been left out");
+	json_object_put(st);
+	kt_result_free(&r);
+}

@@ -1,0 +1,146 @@
+/*
+ * The cleanup stage through the real binary in local mode: the agent's
+ * temporary files go, the repository, .keruta/doc and the documents stay;
+ * symlinks are removed as links, never followed; `when: always` runs it
+ * after a failed stage and the task still ends FAILED with the reason.
+ */
+#include "init_harness.c"
+
+#define CLEANUP_PHASE "  cleanup: [cleanup]\n"
+
+static void fill_work_dir(kx *x)
+{
+	kx_write(x->work, ".git/HEAD", "ref: refs/heads/main\n");
+	kx_write(x->work, "README", "repo\n");
+	kx_write(x->work, "src/main.c", "int main(void) { return 0; }\n");
+	kx_write(x->work, ".keruta/install.sh", "echo install");
+	kx_write(x->work, ".keruta/execute.sh", "echo execute");
+	kx_write(x->work, ".keruta/documents/spec.md", "spec");
+	kx_write(x->work, ".keruta/documents/.fetch-a1b2c3.tmp", "partial");
+	kx_write(x->work, ".keruta/documents/notes.tmp", "a document named .tmp");
+	kx_write(x->work, ".keruta/doc/out.txt", "result");
+}
+
+static const char *const task_args[] = {"--task-id", "t-1", NULL};
+
+Test(cleanup, removes_temp_files_and_keeps_the_repository)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE, NULL);
+	fill_work_dir(&x);
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/execute.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/documents/.fetch-a1b2c3.tmp"));
+	cr_assert(kx_exists(x.work, ".git/HEAD"));
+	cr_assert(kx_exists(x.work, "README"));
+	cr_assert(kx_exists(x.work, "src/main.c"));
+	cr_assert(kx_exists(x.work, ".keruta/documents/spec.md"));
+	cr_assert(kx_exists(x.work, ".keruta/documents/notes.tmp"));
+	cr_assert(kx_exists(x.work, ".keruta/doc/out.txt"));
+	cr_assert(kt_contains(x.log, "removed 3 temporary files"), "%s", x.log);
+	/* nothing left to do the second time */
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "removed 0 temporary files"), "%s", x.log);
+	kx_free(&x);
+}
+
+Test(cleanup, symlinks_are_removed_not_followed)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE, NULL);
+	char *victim = kt_path(x.dir, "victim");
+	kt_write_file(victim, "precious");
+	kx_write(x.work, ".keruta/documents/keep.md", "k");
+	char *link = kt_path(x.work, ".keruta/install.sh");
+	cr_assert_eq(symlink(victim, link), 0);
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	char *v = kt_read_file(victim, NULL);
+	cr_assert_str_eq(v ? v : "(gone)", "precious");
+	free(v);
+	free(victim);
+	free(link);
+	kx_free(&x);
+}
+
+Test(cleanup, extra_patterns)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE,
+	            "  cleanup: {plugin: cleanup, with: {remove: [\"spool/*.jsonl\", "
+	            "\"env-*\"]}}\n");
+	kx_write(x.work, ".keruta/spool/0001.jsonl", "{}");
+	kx_write(x.work, ".keruta/spool/keep.txt", "k");
+	kx_write(x.work, ".keruta/env-DESCRIPTION", "long");
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/spool/0001.jsonl"));
+	cr_assert(!kx_exists(x.work, ".keruta/env-DESCRIPTION"));
+	cr_assert(kx_exists(x.work, ".keruta/spool/keep.txt"));
+	kx_free(&x);
+}
+
+Test(cleanup, pattern_leaving_keruta_is_a_config_error)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE,
+	            "  cleanup: {plugin: cleanup, with: {remove: [\"../README\"]}}\n");
+	kx_write(x.work, "README", "repo");
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 2, "%s", x.log);
+	cr_assert(kt_contains(x.log, "../README"), "%s", x.log);
+	cr_assert(kx_exists(x.work, "README"));
+	kx_free(&x);
+}
+
+Test(cleanup, remove_work_dir_empties_it_and_follows_no_link)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE,
+	            "  cleanup: {plugin: cleanup, with: {remove_work_dir: true}}\n");
+	fill_work_dir(&x);
+	char *outside = kt_path(x.dir, "outside");
+	mkdir(outside, 0755);
+	kx_write(outside, "keep", "k");
+	char *link = kt_path(x.work, "src/outside-link");
+	cr_assert_eq(symlink(outside, link), 0);
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert_eq(kx_count_entries(x.work), 0, "the work dir is not empty");
+	cr_assert(kx_exists(x.dir, "work"), "the work dir itself must stay (a mount point)");
+	cr_assert(kx_exists(outside, "keep"), "a symlink was followed");
+	free(outside);
+	free(link);
+	kx_free(&x);
+}
+
+Test(cleanup, runs_after_a_failed_stage_and_the_task_fails)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [install, document, cleanup]\n", NULL);
+	kt_write_file(x.task, "id: t-1\n"
+	                      "installScript: \"echo broken; exit 3\"\n"
+	                      "documents: [{id: d1, name: a.md, content: x}]\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	/* cleanup ran: the install script it wrote is gone */
+	cr_assert(!kx_exists(x.work, ".keruta/install.sh"), "%s", x.log);
+	cr_assert(kt_contains(x.log, "[cleanup] passed"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/documents/a.md"));
+	/* and the failure of install is the task's */
+	cr_assert(kt_contains(x.events, "\"status\":\"FAILED\""), "%s", x.events);
+	cr_assert(kt_contains(x.events, "stage install failed"), "%s", x.events);
+	cr_assert(kt_contains(x.events, "exit code 3"), "%s", x.events);
+	cr_assert(kt_contains(x.termtext, "\"stage\":\"install\""), "%s", x.termtext);
+	kx_free(&x);
+}

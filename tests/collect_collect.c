@@ -1,0 +1,247 @@
+/*
+ * The collect stage through the real binary in local mode (artifacts are
+ * copied to --artifacts-dir): every regular file under .keruta/doc, by
+ * its relative name; symlinks and special files are skipped, never
+ * followed or opened; size limits; upload failures fail the stage at the
+ * end, naming the files.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "init_harness.c"
+
+#define RUN_PHASE "  run: [collect]\n"
+
+static void assert_artifact(kx *x, const char *name, const void *data, size_t len)
+{
+	size_t got_len = 0;
+	char *got = kx_read(x->arts, name, &got_len);
+	cr_assert_not_null(got, "artifact '%s' missing; log:\n%s", name, x->log);
+	cr_assert_eq(got_len, len, "artifact '%s' has %zu bytes, not %zu", name, got_len, len);
+	cr_assert(memcmp(got, data, len) == 0, "artifact '%s' differs", name);
+	free(got);
+}
+
+Test(collect, nested_dirs_and_empty_files)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	kx_write(x.work, ".keruta/doc/report.md", "# report\n");
+	kx_write(x.work, ".keruta/doc/sub/deeper/data.bin", "");
+	kx_write_bytes(x.work, ".keruta/doc/sub/bin", "a\0b\xff", 4);
+	kx_write(x.work, ".keruta/doc/empty", "");
+	kx_write(x.work, ".keruta/doc/.hidden", "h");
+	kx_write(x.work, "README", "not an artifact");
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_artifact(&x, "report.md", "# report\n", 9);
+	assert_artifact(&x, "sub/deeper/data.bin", "", 0);
+	assert_artifact(&x, "sub/bin", "a\0b\xff", 4);
+	assert_artifact(&x, "empty", "", 0);
+	assert_artifact(&x, ".hidden", "h", 1);
+	cr_assert(!kx_exists(x.arts, "README"));
+	cr_assert_eq(kt_count(x.events, "\"type\":\"artifact\""), 5, "%s", x.events);
+	cr_assert(kt_contains(x.events, "\"name\":\"sub/deeper/data.bin\""), "%s", x.events);
+	cr_assert(kt_contains(x.log, "uploaded 5 files"), "%s", x.log);
+	kx_free(&x);
+}
+
+Test(collect, symlinks_pointing_out_are_skipped)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	char *secret = kt_path(x.dir, "token");
+	kt_write_file(secret, "service-account-token");
+	char *secret_dir = kt_path(x.dir, "secrets");
+	mkdir(secret_dir, 0755);
+	kx_write(secret_dir, "inner", "inner-secret");
+	kx_write(x.work, ".keruta/doc/ok.txt", "ok");
+	char *l1 = kt_path(x.work, ".keruta/doc/token");
+	char *l2 = kt_path(x.work, ".keruta/doc/shadow");
+	char *l3 = kt_path(x.work, ".keruta/doc/dirlink");
+	char *l4 = kt_path(x.work, ".keruta/doc/inside");
+	cr_assert_eq(symlink(secret, l1), 0);
+	cr_assert_eq(symlink("/etc/shadow", l2), 0);
+	cr_assert_eq(symlink(secret_dir, l3), 0);
+	cr_assert_eq(symlink("ok.txt", l4), 0);
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_artifact(&x, "ok.txt", "ok", 2);
+	cr_assert_eq(kx_count_entries(x.arts), 1, "only ok.txt may be uploaded; log:\n%s", x.log);
+	cr_assert(kt_contains(x.log, "skipped token: symlink"), "%s", x.log);
+	cr_assert(kt_contains(x.log, "skipped shadow: symlink"), "%s", x.log);
+	cr_assert(kt_contains(x.log, "skipped dirlink: symlink"), "%s", x.log);
+	cr_assert(!kt_contains(x.events, "service-account-token"));
+	free(secret);
+	free(secret_dir);
+	free(l1);
+	free(l2);
+	free(l3);
+	free(l4);
+	kx_free(&x);
+}
+
+Test(collect, doc_dir_itself_a_symlink_is_not_followed)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	char *outside = kt_path(x.dir, "outside");
+	mkdir(outside, 0755);
+	kx_write(outside, "secret", "s");
+	kx_write(x.work, ".keruta/placeholder", "");
+	char *link = kt_path(x.work, ".keruta/doc");
+	cr_assert_eq(symlink(outside, link), 0);
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(!kx_exists(x.arts, "secret"), "the symlinked directory was followed");
+	cr_assert(kt_contains(x.log, "not followed"), "%s", x.log);
+	free(outside);
+	free(link);
+	kx_free(&x);
+}
+
+Test(collect, fifo_and_socket_skipped_without_hanging)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	kx_write(x.work, ".keruta/doc/a.txt", "a");
+	char *fifo = kt_path(x.work, ".keruta/doc/pipe");
+	cr_assert_eq(mkfifo(fifo, 0644), 0);
+	char *sock = kt_path(x.work, ".keruta/doc/sock");
+	int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	cr_assert_lt(strlen(sock), sizeof(sa.sun_path));
+	strcpy(sa.sun_path, sock);
+	cr_assert_eq(bind(sfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	kx_agent(&x, "run", NULL, NULL); /* a blocking open would hit the 60 s limit */
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_artifact(&x, "a.txt", "a", 1);
+	cr_assert(!kx_exists(x.arts, "pipe"));
+	cr_assert(!kx_exists(x.arts, "sock"));
+	cr_assert(kt_contains(x.log, "skipped pipe: special file"), "%s", x.log);
+	cr_assert(kt_contains(x.log, "skipped sock: special file"), "%s", x.log);
+	close(sfd);
+	free(sock);
+	free(fifo);
+	kx_free(&x);
+}
+
+Test(collect, size_limits)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE,
+	            "  collect: {plugin: collect, with: {max_file_size: 1KB, "
+	            "max_total_size: 1500}}\n");
+	char buf[2000];
+	memset(buf, 'q', sizeof(buf));
+	kx_write_bytes(x.work, ".keruta/doc/a-big", buf, 1001);
+	kx_write_bytes(x.work, ".keruta/doc/b-900", buf, 900);
+	kx_write_bytes(x.work, ".keruta/doc/c-700", buf, 700); /* 900 + 700 > 1500 */
+	kx_write_bytes(x.work, ".keruta/doc/d-600", buf, 600);
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(!kx_exists(x.arts, "a-big"));
+	assert_artifact(&x, "b-900", buf, 900);
+	cr_assert(!kx_exists(x.arts, "c-700"));
+	assert_artifact(&x, "d-600", buf, 600);
+	cr_assert(kt_contains(x.log, "skipped a-big: over the per-file limit"), "%s", x.log);
+	cr_assert(kt_contains(x.log, "skipped c-700: over the total limit"), "%s", x.log);
+	kx_free(&x);
+}
+
+Test(collect, ten_thousand_small_files, .timeout = 120)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	char *doc = kx_mk(x.work, ".keruta/doc/x");
+	doc[strlen(doc) - 2] = '\0';
+	char name[64];
+	for (int d = 0; d < 10; d++) {
+		snprintf(name, sizeof(name), "%s/d%d", doc, d);
+		mkdir(name, 0755);
+		for (int i = 0; i < 1000; i++) {
+			snprintf(name, sizeof(name), "%s/d%d/f%04d", doc, d, i);
+			kt_write_file(name, "x");
+		}
+	}
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%.4000s", x.log);
+	cr_assert(kt_contains(x.log, "uploaded 10000 files"), "%.4000s", x.log);
+	cr_assert_eq(kt_count(x.events, "\"type\":\"artifact\""), 10000);
+	for (int d = 0; d < 10; d++) {
+		snprintf(name, sizeof(name), "%s/d%d", x.arts, d);
+		cr_assert_eq(kx_count_entries(name), 1000);
+	}
+	free(doc);
+	kx_free(&x);
+}
+
+Test(collect, upload_failure_fails_at_the_end_naming_files)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	kx_write(x.work, ".keruta/doc/a.txt", "a");
+	kx_write(x.work, ".keruta/doc/b.txt", "b");
+	kt_write_file(x.arts, "a file where the artifacts directory should be");
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "could not upload 2 files: a.txt, b.txt"), "%s",
+	          x.termtext);
+	cr_assert(kt_contains(x.termtext, "\"stage\":\"collect\""), "%s", x.termtext);
+	kx_free(&x);
+}
+
+Test(collect, nothing_to_collect_skips)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "nothing to collect"), "%s", x.log);
+	kx_free(&x);
+}
+
+Test(collect, configured_dir_relative_to_work_dir)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, "  collect: {plugin: collect, with: {dir: out/reports}}\n");
+	kx_write(x.work, "out/reports/r.txt", "r");
+	kx_write(x.work, ".keruta/doc/not-this", "n");
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_artifact(&x, "r.txt", "r", 1);
+	cr_assert(!kx_exists(x.arts, "not-this"));
+	kx_free(&x);
+}
+
+Test(collect, cleanup_command_with_source_pod)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  cleanup: [collect, cleanup]\n", NULL);
+	kx_write(x.work, ".keruta/doc/result.txt", "done");
+	kx_write(x.work, ".keruta/execute.sh", "true");
+	const char *args[] = {"--task-id", "t-1", "--source-pod", "task-t-1-abcde", NULL};
+	kx_agent(&x, "cleanup", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "pod task-t-1-abcde"), "%s", x.log);
+	assert_artifact(&x, "result.txt", "done", 4);
+	cr_assert(!kx_exists(x.work, ".keruta/execute.sh"));
+	cr_assert(kx_exists(x.work, ".keruta/doc/result.txt"));
+	/* the same through the environment */
+	kx_agent(&x, "cleanup", NULL, (const char *const[]){"KERUTA_SOURCE_POD=pod-from-env", NULL});
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "pod pod-from-env"), "%s", x.log);
+	kx_free(&x);
+}

@@ -1,0 +1,97 @@
+#!/bin/sh
+# Checks of the deploy/ manifests:
+#   1. deploy/pipeline-configmap.yaml is what gen-pipeline-configmap.sh makes
+#      of conf/pipeline.yaml (no tools needed);
+#   2. every manifest, and `kubectl kustomize deploy/` output when kubectl is
+#      installed, is valid against the strict Kubernetes v1.32 JSON schemas
+#      (ajv) and the kubernetes-models classes;
+#   3. the promises in deploy-policy.js (RBAC, token, network policies).
+# 2 and 3 need node + npm and ../shared/reference (absent from a release
+# tarball): without them they are skipped, and so is the test (exit 77) if
+# nothing failed.  npm modules go to $KERUTA_NODE_DIR (default
+# $KR_BUILDDIR/tests/e2e/node) and are installed once.
+# Run: make check TESTS=tests/e2e/deploy-check.sh, or directly with
+# KR_SRCDIR (and optionally KR_BUILDDIR) set.
+set -u
+src=${KR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${KR_BUILDDIR:-$src}
+schemas=${KERUTA_K8S_SCHEMAS:-$src/../shared/reference/k8s-json-schema-v1.32.2-strict}
+nodedir=${KERUTA_NODE_DIR:-$build/tests/e2e/node}
+pass=0 fail=0 skip=0
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/deploy-check.XXXXXX") || exit 99
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+ok() { pass=$((pass + 1)); echo "PASS: $1"; }
+ko() { fail=$((fail + 1)); echo "FAIL: $1"; }
+sk() { skip=$((skip + 1)); echo "SKIP: $1"; }
+
+# 1. The ConfigMap is in sync with the pipeline it is generated from.
+if sh "$src/deploy/gen-pipeline-configmap.sh" "$src/conf/pipeline.yaml" > "$tmp/cm.yaml" &&
+   cmp -s "$tmp/cm.yaml" "$src/deploy/pipeline-configmap.yaml"; then
+	ok "deploy/pipeline-configmap.yaml matches conf/pipeline.yaml"
+else
+	ko "deploy/pipeline-configmap.yaml is stale: run deploy/gen-pipeline-configmap.sh > deploy/pipeline-configmap.yaml"
+	diff -u "$src/deploy/pipeline-configmap.yaml" "$tmp/cm.yaml" | head -20
+fi
+
+# 2 and 3 need the schemas, node and the npm modules.
+why=
+if [ ! -d "$schemas" ]; then
+	why="no Kubernetes schemas at $schemas (they come with ../shared, absent from a release tarball; set KERUTA_K8S_SCHEMAS)"
+elif ! command -v node >/dev/null 2>&1; then
+	why="node is not installed (apt-get install nodejs npm)"
+elif ! NODE_PATH="$nodedir/node_modules" node -e 'for (const m of ["ajv","ajv-formats","js-yaml","kubernetes-models/v1/Pod"]) require(m)' 2>/dev/null; then
+	if ! command -v npm >/dev/null 2>&1; then
+		why="npm is not installed (apt-get install npm)"
+	else
+		mkdir -p "$nodedir"
+		echo "installing ajv, ajv-formats, js-yaml, kubernetes-models into $nodedir (once)"
+		if ! npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$nodedir" \
+			ajv@8 ajv-formats@3 js-yaml@4 kubernetes-models@4 > "$tmp/npm.log" 2>&1; then
+			why="npm install failed (no registry?): $(tail -n 3 "$tmp/npm.log" | tr '\n' ' ')"
+		fi
+	fi
+fi
+
+if [ -n "$why" ]; then
+	sk "schema validation and policy checks: $why"
+else
+	export NODE_PATH="$nodedir/node_modules"
+	files=$(ls "$src"/deploy/*.yaml | grep -v '/kustomization\.yaml$')
+	# shellcheck disable=SC2086
+	if node "$src/tests/e2e/schema/k8s-validate.js" --schemas "$schemas" $files > "$tmp/val.out" 2>&1; then
+		ok "deploy/*.yaml valid against the strict v1.32 schemas and kubernetes-models ($(grep -c ': OK$' "$tmp/val.out") documents)"
+	else
+		ko "deploy/*.yaml schema validation"; cat "$tmp/val.out"
+	fi
+	if node "$src/tests/e2e/schema/deploy-policy.js" "$src/deploy" "$src/conf/pipeline.yaml" > "$tmp/pol.out" 2>&1; then
+		ok "deploy/ policy checks ($(grep -c '^ok' "$tmp/pol.out") checks)"
+	else
+		ko "deploy/ policy checks"; grep -v '^ok' "$tmp/pol.out"
+	fi
+	if command -v kubectl >/dev/null 2>&1; then
+		if kubectl kustomize "$src/deploy" > "$tmp/kust.yaml" 2> "$tmp/kust.err" &&
+		   node "$src/tests/e2e/schema/k8s-validate.js" --schemas "$schemas" "$tmp/kust.yaml" > "$tmp/kval.out" 2>&1; then
+			ok "kubectl kustomize deploy/ builds valid manifests ($(grep -c ': OK$' "$tmp/kval.out") documents)"
+		else
+			ko "kubectl kustomize deploy/"; cat "$tmp/kust.err" "$tmp/kval.out" 2>/dev/null
+		fi
+	else
+		sk "kubectl kustomize deploy/: kubectl is not installed"
+	fi
+	# The validator must reject what the API server would: a negative control,
+	# so a validator that accepts everything cannot pass this test.
+	sed 's/^  name: keruta-launcher$/  name: keruta-launcher\n  bogusField: 1/' "$src/deploy/rbac.yaml" > "$tmp/bad.yaml"
+	if node "$src/tests/e2e/schema/k8s-validate.js" --schemas "$schemas" "$tmp/bad.yaml" > "$tmp/bad.out" 2>&1; then
+		ko "the validator accepted an unknown field (metadata.bogusField)"
+	elif grep -q bogusField "$tmp/bad.out"; then
+		ok "the validator rejects an unknown field"
+	else
+		ko "the validator failed for another reason"; cat "$tmp/bad.out"
+	fi
+fi
+
+echo "$pass passed, $fail failed${skip:+, $skip skipped}"
+[ "$fail" -eq 0 ] || exit 1
+[ -z "$why" ] || exit 77
+exit 0

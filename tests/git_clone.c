@@ -1,0 +1,487 @@
+/*
+ * git_clone.c - the clone stage end to end: the real agent in local mode
+ * against git daemon and nginx + git http-backend on loopback, with
+ * repositories made by the git CLI.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "git_helpers.h"
+
+static char *base, *wd;
+static gt_server srv;
+
+static void setup(void)
+{
+	base = kt_tmpdir();
+	wd = kt_path(base, "work");
+	memset(&srv, 0, sizeof srv);
+}
+
+static void teardown(void)
+{
+	gt_free_all();
+	gt_server_stop(&srv);
+	kt_rmrf(base);
+	free(base);
+	free(wd);
+}
+
+TestSuite(git_clone, .init = setup, .fini = teardown, .timeout = 120);
+
+#define STAGES_CLONE "  clone: { plugin: clone, with: { retry_delay: 100ms %s } }"
+
+/* Run the clone stage (with: extra given as ", key: value" text). */
+static int run_clone(kt_result *r, const char *url, const char *ref, const char *with_extra,
+                     const char *const *env)
+{
+	char *task = NULL, *stages = NULL;
+	if (url)
+		cr_assert(asprintf(&task, "id: t1\nrepository: { url: \"%s\"%s%s%s }\n", url,
+		                   ref ? ", ref: \"" : "", ref ? ref : "", ref ? "\"" : "") > 0);
+	cr_assert(asprintf(&stages, STAGES_CLONE, with_extra ? with_extra : "") > 0);
+	int rc = gt_agent(r, "execute", wd, task, "[clone]", stages, env);
+	free(task);
+	free(stages);
+	return rc;
+}
+
+static char *url_of(const char *kind, const char *repo)
+{
+	char *u = NULL;
+	if (strcmp(kind, "daemon") == 0)
+		cr_assert(asprintf(&u, "git://127.0.0.1:%d/%s", srv.port, repo) > 0);
+	else
+		cr_assert(asprintf(&u, "http://127.0.0.1:%d/%s/%s", srv.port, kind, repo) > 0);
+	return u;
+}
+
+static void start_server(const char *kind)
+{
+	char *root = kt_path(base, "srv");
+	const char *args[] = {"--root", root, NULL};
+	gt_server_start(&srv, kind, args);
+	free(root);
+}
+
+static void expect_ok(kt_result *r)
+{
+	char *all = gt_output(r);
+	cr_assert_eq(r->status, 0, "agent failed (%d):\n%s", r->status, all);
+	free(all);
+}
+
+Test(git_clone, branch_over_http)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("anon", "repo.git");
+	char *want = gt_sh(base, "git -C src rev-parse feature");
+	kt_result r;
+	run_clone(&r, url, "feature", NULL, NULL);
+	expect_ok(&r);
+	char *head = gt_sh(wd, "git rev-parse HEAD");
+	char *branch = gt_sh(wd, "git symbolic-ref --short HEAD");
+	cr_assert_str_eq(head, want);
+	cr_assert_str_eq(branch, "feature");
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain --untracked-files=no"), "");
+	cr_assert(kt_contains(r.err, want), "the commit is not logged: %s", r.err);
+	cr_assert(kt_contains(r.err, "cloning"));
+	kt_result_free(&r);
+	free(url), free(want), free(head), free(branch);
+}
+
+Test(git_clone, tag_over_git_daemon)
+{
+	gt_make_repo(base, 0);
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	char *want = gt_sh(base, "git -C src rev-parse v1^{commit}");
+	kt_result r;
+	run_clone(&r, url, "v1", NULL, NULL);
+	expect_ok(&r);
+	char *head = gt_sh(wd, "git rev-parse HEAD");
+	cr_assert_str_eq(head, want);
+	/* A tag is checked out detached. */
+	char *sym = gt_sh(wd, "git symbolic-ref -q HEAD || echo detached");
+	cr_assert_str_eq(sym, "detached");
+	kt_result_free(&r);
+	free(url), free(want), free(head), free(sym);
+}
+
+Test(git_clone, commit_sha_and_default_branch_from_env)
+{
+	gt_make_repo(base, 0);
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	char *first = gt_sh(base, "git -C src rev-parse main~1");
+	char *short_sha = strndup(first, 10);
+	kt_result r;
+	run_clone(&r, url, short_sha, NULL, NULL);
+	expect_ok(&r);
+	char *head = gt_sh(wd, "git rev-parse HEAD");
+	cr_assert_str_eq(head, first);
+	kt_result_free(&r);
+	free(head);
+
+	/* No repository in the task: KERUTA_REPOSITORY_URL, remote HEAD = main. */
+	kt_rmrf(wd);
+	char *env_url = NULL;
+	cr_assert(asprintf(&env_url, "KERUTA_REPOSITORY_URL=%s", url) > 0);
+	const char *env[] = {env_url, NULL};
+	kt_result r2;
+	cr_assert_eq(gt_agent(&r2, "init", wd, NULL, "[clone]", "  clone: { plugin: clone }", env),
+	             0);
+	expect_ok(&r2);
+	char *main_sha = gt_sh(base, "git -C src rev-parse main");
+	head = gt_sh(wd, "git rev-parse HEAD");
+	cr_assert_str_eq(head, main_sha);
+	cr_assert_str_eq(gt_q(wd, "git symbolic-ref --short HEAD"), "main");
+	kt_result_free(&r2);
+	free(url), free(first), free(short_sha), free(head), free(env_url), free(main_sha);
+}
+
+Test(git_clone, with_url_overrides_task)
+{
+	gt_make_repo(base, 0);
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	char *bad = url_of("daemon", "nothing-here.git");
+	char *extra = NULL;
+	cr_assert(asprintf(&extra, ", url: \"%s\", ref: feature", url) > 0);
+	kt_result r;
+	run_clone(&r, bad, "main", extra, NULL);
+	expect_ok(&r);
+	cr_assert_str_eq(gt_q(wd, "git symbolic-ref --short HEAD"), "feature");
+	kt_result_free(&r);
+	free(url), free(bad), free(extra);
+}
+
+Test(git_clone, rerun_fetches_after_remote_moved)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("anon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	kt_result_free(&r);
+	char *marker = kt_path(wd, "untracked-marker");
+	kt_write_file(marker, "keep me\n");
+	struct stat before, after;
+	char *dotgit = kt_path(wd, ".git");
+	cr_assert_eq(stat(dotgit, &before), 0);
+
+	free(gt_sh(base, "cd src && echo three >> README && git commit -qam third && "
+	                 "git push -q ../srv/repo.git main"));
+	char *want = gt_sh(base, "git -C src rev-parse main");
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "fetching"), "not a fetch: %s", r.err);
+	cr_assert_not(kt_contains(r.err, "cloning"));
+	char *head = gt_sh(wd, "git rev-parse HEAD");
+	cr_assert_str_eq(head, want);
+	cr_assert_eq(stat(dotgit, &after), 0);
+	cr_assert_eq(before.st_ino, after.st_ino, ".git was made anew");
+	cr_assert_eq(access(marker, F_OK), 0, "the untracked file is gone");
+	cr_assert_str_eq(gt_q(wd, "cat README"), "one\ntwo\nthree");
+	kt_result_free(&r);
+	free(url), free(marker), free(dotgit), free(want), free(head);
+}
+
+Test(git_clone, basic_auth_good_and_wrong_credentials)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("basic", "repo.git");
+	char *pw = kt_path(base, "pw");
+	kt_write_file(pw, "wrong-Secret-7781\n");
+	char *extra = NULL;
+	cr_assert(asprintf(&extra, ", username: alice, password_file: \"%s\"", pw) > 0);
+	kt_result r;
+	run_clone(&r, url, NULL, extra, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "authentication"), "%s", all);
+	cr_assert_not(kt_contains(all, "wrong-Secret-7781"), "the secret leaked: %s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "auth failures are not retried: %s", all);
+	cr_assert_neq(access(wd, F_OK) == 0 && access(gt_path(wd, ".git"), F_OK) == 0, 1,
+	              "a failed clone left .git behind");
+	kt_result_free(&r);
+	free(all);
+
+	/* No credentials at all: says so. */
+	run_clone(&r, url, NULL, NULL, NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "credentials"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+
+	/* The right password, from the environment. */
+	const char *env[] = {"KERUTA_GIT_USERNAME=alice", "KERUTA_GIT_PASSWORD=wonderland", NULL};
+	run_clone(&r, url, NULL, NULL, env);
+	expect_ok(&r);
+	cr_assert_not(kt_contains(r.err, "wonderland"));
+	kt_result_free(&r);
+	free(url), free(pw), free(extra);
+}
+
+Test(git_clone, bearer_token_file)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("bearer", "repo.git");
+	char *tok = kt_path(base, "token");
+	kt_write_file(tok, "s3cr3t-token\n");
+	char *tok_env = NULL;
+	cr_assert(asprintf(&tok_env, "KERUTA_GIT_TOKEN_FILE=%s", tok) > 0);
+	const char *env[] = {tok_env, NULL};
+	kt_result r;
+	run_clone(&r, url, "main", ", token_type: bearer", env);
+	expect_ok(&r);
+	cr_assert_not(kt_contains(r.err, "s3cr3t-token"));
+	kt_result_free(&r);
+	free(url), free(tok), free(tok_env);
+}
+
+Test(git_clone, missing_repository)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("anon", "no-such-repo.git");
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "no-such-repo.git"), "%s", all);
+	cr_assert(kt_contains(all, "exists"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	char *dotgit = kt_path(wd, ".git");
+	cr_assert_neq(access(dotgit, F_OK), 0);
+	kt_result_free(&r);
+	free(all), free(url), free(dotgit);
+
+	/* The same over git://: the daemon's "no such repository" is final. */
+	gt_server_stop(&srv);
+	start_server("daemon");
+	url = url_of("daemon", "no-such-repo.git");
+	run_clone(&r, url, NULL, NULL, NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "no such repository"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	kt_result_free(&r);
+	free(all), free(url);
+}
+
+Test(git_clone, server_cut_mid_transfer_is_retried_then_cleaned_up)
+{
+	gt_make_repo(base, 1);
+	start_server("daemon");
+	char port[16];
+	snprintf(port, sizeof port, "%d", srv.port);
+	gt_server cut;
+	const char *args[] = {"--to", port, "--after", "100000", NULL};
+	gt_server_start(&cut, "cut", args);
+	char *url = NULL;
+	cr_assert(asprintf(&url, "git://127.0.0.1:%d/repo.git", cut.port) > 0);
+	/* Something that was there before must survive the cleanup. */
+	free(gt_sh(base, "mkdir -p work/.keruta && echo doc > work/.keruta/keep"));
+	kt_result r;
+	run_clone(&r, url, "main", ", retries: 2", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert_eq(kt_count(all, "retrying"), 2, "%s", all);
+	char *left = gt_sh(wd, "ls -A | grep -v '^.keruta$' || true");
+	cr_assert_str_eq(left, "", "the failed clone left: %s", left);
+	cr_assert_str_eq(gt_q(wd, "cat .keruta/keep"), "doc");
+	kt_result_free(&r);
+	gt_server_stop(&cut);
+	free(all), free(url), free(left);
+}
+
+Test(git_clone, refuses_other_repository_and_foreign_files)
+{
+	gt_make_repo(base, 0);
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	free(gt_sh(base, "git init -q -b main work && cd work && "
+	                 "git remote add origin https://example.invalid/other.git && "
+	                 "echo mine > precious.txt"));
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "other.git"), "%s", all);
+	cr_assert(kt_contains(all, "nothing was deleted"), "%s", all);
+	cr_assert_str_eq(gt_q(wd, "cat precious.txt"), "mine");
+	cr_assert_str_eq(gt_q(wd, "git remote get-url origin"), "https://example.invalid/other.git");
+	kt_result_free(&r);
+	free(all);
+
+	/* Plain files and no .git: refused too. */
+	kt_rmrf(wd);
+	free(gt_sh(base, "mkdir -p work/.keruta && echo x > work/notes.txt"));
+	run_clone(&r, url, NULL, NULL, NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "notes.txt"), "%s", all);
+	cr_assert_str_eq(gt_q(wd, "cat notes.txt"), "x");
+	cr_assert_neq(access(gt_path(wd, ".git"), F_OK), 0);
+	kt_result_free(&r);
+	free(all), free(url);
+}
+
+Test(git_clone, shallow_depth_warns_and_clones_fully)
+{
+	gt_make_repo(base, 0);
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", ", depth: 1", NULL);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "WARN"), "%s", r.err);
+	cr_assert(kt_contains(r.err, "shallow clone (depth 1) is not supported"), "%s", r.err);
+	cr_assert_str_eq(gt_q(wd, "git rev-list --count HEAD"), "2");
+	kt_result_free(&r);
+	free(url);
+}
+
+Test(git_clone, submodules_on_request)
+{
+	gt_make_repo(base, 0);
+	free(gt_sh(base, "git init -q -b main sub && cd sub && echo s > s.txt && git add s.txt && "
+	                 "git commit -qm s && cd .. && git clone -q --bare sub srv/sub.git && "
+	                 "cd src && git -c protocol.file.allow=always submodule add -q ../srv/sub.git "
+	                 "mods/sub && git commit -qm 'add sub' && git push -q ../srv/repo.git main"));
+	/* The superproject names the submodule relative to itself, so it is
+	 * fetched from the same server. */
+	free(gt_sh(base, "cd src && git config -f .gitmodules submodule.mods/sub.url ../sub.git && "
+	                 "git commit -qam rel && git push -q ../srv/repo.git main"));
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", ", submodules: true", NULL);
+	expect_ok(&r);
+	cr_assert_str_eq(gt_q(wd, "cat mods/sub/s.txt"), "s");
+	kt_result_free(&r);
+
+	/* Without the option the submodule stays empty. */
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	cr_assert_neq(access(gt_path(wd, "mods/sub/s.txt"), F_OK), 0);
+	kt_result_free(&r);
+	free(url);
+}
+
+Test(git_clone, no_repository_skips)
+{
+	kt_result r;
+	cr_assert_eq(gt_agent(&r, "execute", wd, "id: t1\n", "[clone]", "  clone: { plugin: clone }",
+	                      NULL),
+	             0);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "nothing to clone"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+Test(git_clone, https_with_test_ca)
+{
+	gt_make_repo(base, 0);
+	free(gt_sh(base,
+	           "mkdir tls && cd tls\n"
+	           "E='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'\n"
+	           "openssl req -x509 $E -keyout ca.key -out ca.crt -days 2 -subj /CN=TestCA "
+	           "-addext basicConstraints=critical,CA:TRUE "
+	           "-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null\n"
+	           "openssl req $E -keyout s.key -out s.csr -subj /CN=localhost 2>/dev/null\n"
+	           "printf 'subjectAltName=DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > s.ext\n"
+	           "openssl x509 -req -in s.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	           "-out s.crt -days 2 -extfile s.ext 2>/dev/null\n"));
+	char *root = kt_path(base, "srv"), *crt = kt_path(base, "tls/s.crt"),
+	     *key = kt_path(base, "tls/s.key"), *ca = kt_path(base, "tls/ca.crt");
+	const char *args[] = {"--root", root, "--tls", crt, key, NULL};
+	gt_server_start(&srv, "http", args);
+	char *url = NULL, *ca_env = NULL;
+	/* mbedTLS cannot match IP addresses in certificates: a DNS name. */
+	cr_assert(asprintf(&url, "https://localhost:%d/anon/repo.git", srv.port) > 0);
+	cr_assert(asprintf(&ca_env, "KERUTA_CA_FILE=%s", ca) > 0);
+
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "not trusted"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+
+	const char *env[] = {ca_env, NULL};
+	run_clone(&r, url, "main", NULL, env);
+	expect_ok(&r);
+	kt_result_free(&r);
+
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", ", insecure: true", NULL);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "not verified"), "%s", r.err);
+	kt_result_free(&r);
+	free(root), free(crt), free(key), free(ca), free(url), free(ca_env);
+}
+
+Test(git_clone, ssh_key_and_known_hosts)
+{
+	if (geteuid() != 0 || access("/usr/sbin/sshd", X_OK) != 0)
+		cr_skip_test("needs root and /usr/sbin/sshd (Debian: openssh-server)");
+	gt_make_repo(base, 0);
+	free(gt_sh(base, "mkdir ssh && cd ssh && ssh-keygen -q -t ed25519 -N '' -f host && "
+	                 "ssh-keygen -q -t ed25519 -N '' -f client && "
+	                 "ssh-keygen -q -t ed25519 -N '' -f stranger && cp client.pub auth"));
+	char *root = kt_path(base, "srv"), *hostkey = kt_path(base, "ssh/host"),
+	     *auth = kt_path(base, "ssh/auth");
+	const char *args[] = {"--root", root, "--host-key", hostkey, "--authorized-keys", auth, NULL};
+	gt_server_start(&srv, "ssh", args);
+	free(gt_sh(base, "cd ssh && echo \"[localhost]:%d $(cut -d' ' -f1,2 host.pub)\" > known && "
+	                 "echo 'otherhost $(cut -d\" \" -f1,2 host.pub)' > wrong",
+	           srv.port));
+	char *user = gt_sh(base, "id -un");
+	char *url = NULL, *extra = NULL, *wrong = NULL, *stranger = NULL;
+	cr_assert(asprintf(&url, "ssh://%s@localhost:%d%s/repo.git", user, srv.port, root) > 0);
+	cr_assert(asprintf(&extra, ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s/ssh/known\"",
+	                   base, base) > 0);
+	cr_assert(asprintf(&wrong, ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s/ssh/wrong\"",
+	                   base, base) > 0);
+	cr_assert(asprintf(&stranger,
+	                   ", ssh_key_file: \"%s/ssh/stranger\", known_hosts: \"%s/ssh/known\"",
+	                   base, base) > 0);
+	kt_result r;
+	run_clone(&r, url, "main", extra, NULL);
+	expect_ok(&r);
+	kt_result_free(&r);
+
+	/* An unknown host key is refused, not retried. */
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", wrong, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "host key of localhost is not in"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+
+	/* A key the server does not know. */
+	run_clone(&r, url, "main", stranger, NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "authentication"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+	free(root), free(hostkey), free(auth), free(user), free(url), free(extra), free(wrong),
+	        free(stranger);
+}

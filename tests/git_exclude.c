@@ -1,0 +1,129 @@
+/*
+ * git_exclude.c - the git-exclude stage through the real agent, checked
+ * with the real git CLI.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "git_helpers.h"
+
+static char *base, *wd;
+
+static void setup(void)
+{
+	base = kt_tmpdir();
+	wd = kt_path(base, "work");
+}
+
+static void teardown(void)
+{
+	gt_free_all();
+	kt_rmrf(base);
+	free(base);
+	free(wd);
+}
+
+TestSuite(git_exclude, .init = setup, .fini = teardown, .timeout = 60);
+
+static void run_exclude(const char *with, int want_status)
+{
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  git-exclude: { plugin: git-exclude%s%s }",
+	                   with ? ", with: " : "", with ? with : "") > 0);
+	kt_result r;
+	cr_assert_eq(gt_agent(&r, "execute", wd, NULL, "[git-exclude]", stages, NULL), 0);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, want_status, "agent exit %d:\n%s", r.status, all);
+	kt_result_free(&r);
+	free(all);
+	free(stages);
+}
+
+Test(git_exclude, idempotent_with_patterns)
+{
+	free(gt_sh(base, "git init -q -b main work && cd work && echo a > a && git add a && "
+	                 "git commit -qm a && mkdir -p .keruta/doc && echo x > .keruta/doc/x && "
+	                 "echo y > build.log && echo z > other.txt && "
+	                 "printf '# mine\\n/.keruta\\n/.keruta\\n' >> .git/info/exclude"));
+	for (int i = 0; i < 3; i++)
+		run_exclude("{ patterns: ['*.log', '/.keruta'] }", 0);
+	char *path = kt_path(wd, ".git/info/exclude");
+	char *text = kt_read_file(path, NULL);
+	cr_assert_not_null(text);
+	cr_assert_eq(kt_count(text, "/.keruta\n"), 1, "%s", text);
+	cr_assert_eq(kt_count(text, "*.log\n"), 1, "%s", text);
+	cr_assert(kt_contains(text, "# mine\n"), "other lines are kept: %s", text);
+	char *status = gt_sh(wd, "git status --porcelain");
+	cr_assert_str_eq(status, "?? other.txt");
+	free(path), free(text), free(status);
+}
+
+Test(git_exclude, creates_info_dir)
+{
+	free(gt_sh(base, "git init -q -b main work && rm -rf work/.git/info && "
+	                 "mkdir -p work/.keruta && echo x > work/.keruta/f"));
+	run_exclude(NULL, 0);
+	char *status = gt_sh(wd, "git status --porcelain");
+	cr_assert_str_eq(status, "");
+	char *text = kt_read_file(gt_path(wd, ".git/info/exclude"), NULL);
+	cr_assert_str_eq(text, "/.keruta\n");
+	free(status), free(text);
+}
+
+Test(git_exclude, worktree_uses_common_dir)
+{
+	free(gt_sh(base, "git init -q -b main main && cd main && echo a > a && git add a && "
+	                 "git commit -qm a && git worktree add -q ../work -b wt && "
+	                 "mkdir -p ../work/.keruta && echo x > ../work/.keruta/f"));
+	cr_assert(kt_contains(gt_q(wd, "cat .git"), "gitdir: "));
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain"), "?? .keruta/");
+	run_exclude(NULL, 0);
+	run_exclude(NULL, 0);
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain"), "");
+	char *text = kt_read_file(gt_path(base, "main/.git/info/exclude"), NULL);
+	cr_assert_eq(kt_count(text, "/.keruta\n"), 1, "%s", text);
+	free(text);
+}
+
+Test(git_exclude, gitdir_file_like_a_submodule)
+{
+	free(gt_sh(base, "git init -q -b main real && mkdir work && "
+	                 "mv real/.git gitdir && printf 'gitdir: ../gitdir\\n' > work/.git && "
+	                 "git --git-dir=gitdir config core.worktree ../work && "
+	                 "mkdir -p work/.keruta && echo x > work/.keruta/f && echo y > work/y"));
+	run_exclude(NULL, 0);
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain"), "?? y");
+	char *text = kt_read_file(gt_path(base, "gitdir/info/exclude"), NULL);
+	cr_assert(kt_contains(text, "/.keruta\n"));
+	free(text);
+}
+
+Test(git_exclude, no_repository_is_skipped_and_bad_gitfile_fails)
+{
+	cr_assert_eq(mkdir(wd, 0755), 0);
+	run_exclude(NULL, 0);
+	char *dotgit = kt_path(wd, ".git");
+	kt_write_file(dotgit, "gitdir: /nonexistent/place\n");
+	kt_result r;
+	cr_assert_eq(gt_agent(&r, "execute", wd, NULL, "[git-exclude]",
+	                      "  git-exclude: { plugin: git-exclude }", NULL),
+	             0);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "does not point to a git directory"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+	kt_write_file(dotgit, "garbage\n");
+	run_exclude(NULL, 1);
+	free(dotgit);
+}
+
+Test(git_exclude, bad_pattern_is_a_config_error)
+{
+	free(gt_sh(base, "git init -q -b main work"));
+	run_exclude("{ patterns: [\"a\\nb\"] }", 2);
+}

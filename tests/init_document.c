@@ -1,0 +1,253 @@
+/*
+ * The document stage through the real binary in local mode: documents
+ * land in .keruta/documents under names that can never leave it, within
+ * the size cap, byte for byte, each id once.
+ */
+#include "init_harness.c"
+
+#define DOC_PHASE "  init: [document]\n"
+
+static char *doc_read(kx *x, const char *name, size_t *len)
+{
+	char *rel = kt_path(".keruta/documents", name);
+	char *t = kx_read(x->work, rel, len);
+	free(rel);
+	return t;
+}
+
+static void assert_doc(kx *x, const char *name, const char *content)
+{
+	char *t = doc_read(x, name, NULL);
+	cr_assert_not_null(t, "no document file '%s'; log:\n%s", name, x->log);
+	cr_assert_str_eq(t, content, "document '%s'", name);
+	free(t);
+}
+
+Test(document, hostile_names_stay_inside)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	char longname[301];
+	memset(longname, 'a', 297);
+	memcpy(longname + 297, ".md", 4);
+	char *task = NULL;
+	cr_assert(asprintf(&task,
+	                   "id: t-1\n"
+	                   "documents:\n"
+	                   "  - {id: d1, name: \"../../x\", content: c1}\n"
+	                   "  - {id: d2, name: \"/etc/passwd\", content: c2}\n"
+	                   "  - {id: d3, name: \"..\", content: c3}\n"
+	                   "  - {id: d4, name: \".\", content: c4}\n"
+	                   "  - {id: d5, name: \"line\\nbreak.md\", content: c5}\n"
+	                   "  - {id: d6, name: \"nul\\0byte.md\", content: c6}\n"
+	                   "  - {id: d7, name: \"%s\", content: c7}\n"
+	                   "  - {id: d8, name: \"\", content: c8}\n"
+	                   "  - {id: \"../evil-id\", content: c9}\n"
+	                   "  - {id: d10, name: \".hidden\", content: c10}\n"
+	                   "  - {id: d11, name: \"a/../../b\", content: c11}\n"
+	                   "  - {id: d12, name: \"tab\\there\\x7f\\r.txt\", content: c12}\n",
+	                   longname) > 0);
+	kt_write_file(x.task, task);
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+
+	/* nothing outside .keruta/documents */
+	cr_assert_eq(kx_count_entries(x.work), 1, "the work dir holds more than .keruta");
+	char *area = kt_path(x.work, ".keruta");
+	cr_assert_eq(kx_count_entries(area), 1, ".keruta holds more than documents");
+	char *docs = kt_path(x.work, ".keruta/documents");
+	cr_assert_eq(kx_count_entries(docs), 12, "%s", x.log);
+	char *passwd = kt_read_file("/etc/passwd", NULL);
+	cr_assert(!kt_contains(passwd, "c2"));
+
+	assert_doc(&x, "_.._x", "c1");
+	assert_doc(&x, "_etc_passwd", "c2");
+	assert_doc(&x, "d3", "c3");
+	assert_doc(&x, "d4", "c4");
+	assert_doc(&x, "line_break.md", "c5");
+	assert_doc(&x, "d8", "c8");
+	assert_doc(&x, "_evil-id", "c9");
+	assert_doc(&x, "hidden", "c10");
+	assert_doc(&x, "a_.._.._b", "c11");
+	assert_doc(&x, "tab_here__.txt", "c12");
+	/* 300 bytes: cut to 200, the extension kept */
+	char cut[201];
+	memset(cut, 'a', 197);
+	memcpy(cut + 197, ".md", 4);
+	assert_doc(&x, cut, "c7");
+
+	/* every name: no '/', no leading '.', no control bytes, <= 200 bytes */
+	DIR *d = opendir(docs);
+	struct dirent *e;
+	int c6 = 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		cr_assert_neq(e->d_name[0], '.', "hidden name %s", e->d_name);
+		cr_assert_leq(strlen(e->d_name), 200);
+		for (const char *p = e->d_name; *p; p++)
+			cr_assert((unsigned char)*p >= 0x20 && *p != 0x7f, "control byte in %s",
+			          e->d_name);
+		char *t = doc_read(&x, e->d_name, NULL);
+		c6 += t && strcmp(t, "c6") == 0;
+		free(t);
+	}
+	closedir(d);
+	cr_assert_eq(c6, 1, "the document with a NUL in its name is missing");
+	free(passwd);
+	free(area);
+	free(docs);
+	free(task);
+	kx_free(&x);
+}
+
+Test(document, oversized_is_refused_without_a_partial_file)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, "  document: {plugin: document, with: {max_size: 1KB}}\n");
+	char big[2000];
+	memset(big, 'z', sizeof(big));
+	kx_write_bytes(x.dir, "big.bin", big, sizeof(big));
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: big, name: big.bin, path: big.bin}]\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "limit"), "%s", x.termtext);
+	char *docs = kt_path(x.work, ".keruta/documents");
+	cr_assert_eq(kx_count_entries(docs), 0, "a partial or temporary file was left");
+	free(docs);
+	kx_free(&x);
+}
+
+Test(document, oversized_inline_is_refused)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, "  document: {plugin: document, with: {max_size: 10}}\n");
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: d, name: a.md, content: "
+	                      "\"more than ten bytes\"}]\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	char *docs = kt_path(x.work, ".keruta/documents");
+	cr_assert_eq(kx_count_entries(docs), 0);
+	free(docs);
+	kx_free(&x);
+}
+
+Test(document, binary_content_byte_for_byte)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	size_t n = 1 << 20;
+	unsigned char *data = malloc(n);
+	uint32_t s = 12345;
+	for (size_t i = 0; i < n; i++) {
+		s = s * 1103515245u + 12345u;
+		data[i] = i < 256 ? (unsigned char)i : (unsigned char)(s >> 16);
+	}
+	kx_write_bytes(x.dir, "blob.bin", data, n);
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: b, name: blob.bin, path: blob.bin}]\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	size_t len = 0;
+	char *got = doc_read(&x, "blob.bin", &len);
+	cr_assert_not_null(got);
+	cr_assert_eq(len, n);
+	cr_assert(memcmp(got, data, n) == 0, "content differs");
+	free(got);
+	free(data);
+	kx_free(&x);
+}
+
+Test(document, collisions_get_suffixes_and_reruns_replace)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\n"
+	                      "documents:\n"
+	                      "  - {id: a, name: same.md, content: one}\n"
+	                      "  - {id: b, name: same.md, content: two}\n"
+	                      "  - {id: c, name: same.md, content: three}\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_doc(&x, "same.md", "one");
+	assert_doc(&x, "same-1.md", "two");
+	assert_doc(&x, "same-2.md", "three");
+	/* a second run on the same volume (a child task's PVC) */
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *docs = kt_path(x.work, ".keruta/documents");
+	cr_assert_eq(kx_count_entries(docs), 3);
+	assert_doc(&x, "same-2.md", "three");
+	free(docs);
+	kx_free(&x);
+}
+
+Test(document, ids_from_flag_and_env_fetched_once)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\n"
+	                      "documents:\n"
+	                      "  - {id: d1, name: one.md, content: '1'}\n"
+	                      "  - {id: d2, name: two.md, content: '2'}\n");
+	const char *args[] = {"--document-id", "d1", NULL};
+	const char *env[] = {"KERUTA_DOCUMENT_ID=d2,d1", NULL};
+	kx_agent(&x, "init", args, env);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *docs = kt_path(x.work, ".keruta/documents");
+	cr_assert_eq(kx_count_entries(docs), 2, "%s", x.log);
+	assert_doc(&x, "one.md", "1");
+	assert_doc(&x, "two.md", "2");
+	free(docs);
+	kx_free(&x);
+}
+
+Test(document, unknown_id_fails)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	const char *args[] = {"--document-id", "nope", NULL};
+	kx_agent(&x, "init", args, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "nope"), "%s", x.termtext);
+	kx_free(&x);
+}
+
+Test(document, no_documents_skips)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "no documents"), "%s", x.log);
+	kx_free(&x);
+}
+
+Test(document, planted_documents_symlink_is_refused)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	char *elsewhere = kt_path(x.dir, "elsewhere");
+	cr_assert_eq(mkdir(elsewhere, 0755), 0);
+	char *area = kt_path(x.work, ".keruta");
+	cr_assert_eq(mkdir(area, 0755), 0);
+	char *link = kt_path(x.work, ".keruta/documents");
+	cr_assert_eq(symlink(elsewhere, link), 0);
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: d1, name: a.md, content: x}]\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "not a directory"), "%s", x.termtext);
+	cr_assert_eq(kx_count_entries(elsewhere), 0);
+	free(elsewhere);
+	free(area);
+	free(link);
+	kx_free(&x);
+}

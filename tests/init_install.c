@@ -1,0 +1,189 @@
+/*
+ * The install stage through the real binary in local mode: the script is
+ * written to .keruta/install.sh (0700) and run from the work dir; its
+ * output passes through and is shipped; a failing, killed or overlong
+ * script fails init with the reason; no script or an empty one skips.
+ */
+#include <signal.h>
+
+#include "init_harness.c"
+
+#define INIT_PHASE "  init: [install, document]\n"
+
+Test(install, success_runs_in_work_dir_and_ships_output)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\n"
+	                      "installScript: |\n"
+	                      "  echo install-says-hello\n"
+	                      "  echo install-on-stderr >&2\n"
+	                      "  pwd > marker\n"
+	                      "  stat -c %a .keruta/install.sh >> marker\n"
+	                      "  echo \"$KERUTA_TASK_ID $TASK_EXTRA\" >> marker\n"
+	                      "env: {TASK_EXTRA: from-task}\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "init failed:\n%s", x.log);
+	char *marker = kx_read(x.work, "marker", NULL);
+	cr_assert_not_null(marker, "the script did not run in the work dir:\n%s", x.log);
+	char *want = NULL;
+	cr_assert(asprintf(&want, "%s\n700\nt-1 from-task\n", x.work) > 0);
+	cr_assert_str_eq(marker, want);
+	/* passed through to the agent's own output ... */
+	cr_assert(kt_contains(x.r.out, "install-says-hello"), "stdout:\n%s", x.r.out);
+	cr_assert(kt_contains(x.r.err, "install-on-stderr"), "stderr:\n%s", x.r.err);
+	/* ... and shipped as log lines of the task */
+	cr_assert(kt_contains(x.events, "install-says-hello"), "events:\n%s", x.events);
+	cr_assert(kt_contains(x.events, "install-on-stderr"), "events:\n%s", x.events);
+	free(want);
+	free(marker);
+	kx_free(&x);
+}
+
+Test(install, script_from_a_file)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kx_write(x.dir, "scripts/setup.sh", "#!/bin/sh\necho from-file > marker\n");
+	kt_write_file(x.task, "id: t-1\ninstallScript: {path: scripts/setup.sh}\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *m = kx_read(x.work, "marker", NULL);
+	cr_assert_str_eq(m ? m : "", "from-file\n");
+	free(m);
+	kx_free(&x);
+}
+
+Test(install, failure_fails_init_with_exit_code)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\n"
+	                      "installScript: \"echo about-to-fail; exit 7\"\n"
+	                      "documents: [{id: d1, name: a.md, content: x}]\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "init should fail with 1:\n%s", x.log);
+	cr_assert(kt_contains(x.termtext, "exit code 7"), "termination log: %s", x.termtext);
+	cr_assert(kt_contains(x.termtext, "\"stage\":\"install\""), "%s", x.termtext);
+	cr_assert(kt_contains(x.events, "\"status\":\"FAILED\""), "%s", x.events);
+	cr_assert(kt_contains(x.events, "exit code 7"), "%s", x.events);
+	/* the stages after it did not run */
+	cr_assert(!kx_exists(x.work, ".keruta/documents/a.md"));
+	kx_free(&x);
+}
+
+Test(install, killed_by_signal)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"kill -9 $$\"\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "signal 9"), "termination log: %s", x.termtext);
+	kx_free(&x);
+}
+
+Test(install, no_script_skips)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "no install script"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	kx_free(&x);
+}
+
+Test(install, empty_script_skips)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"  \\n\\n\"\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "no install script"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	kx_free(&x);
+}
+
+Test(install, timeout_kills_the_script_and_its_children)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE,
+	            "  install: {plugin: install, with: {timeout: 1s}}\n"
+	            "  document: {plugin: document}\n");
+	kt_write_file(x.task, "id: t-1\n"
+	                      "installScript: |\n"
+	                      "  sleep 60 &\n"
+	                      "  echo $! > child.pid\n"
+	                      "  wait\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "did not finish within 1s"), "termination log: %s",
+	          x.termtext);
+	char *pid = kx_read(x.work, "child.pid", NULL);
+	cr_assert_not_null(pid);
+	/* the agent reaps what it kills: give the kernel a moment at most */
+	int alive = 1;
+	for (int i = 0; i < 50 && alive; i++) {
+		alive = kill(atoi(pid), 0) == 0;
+		if (alive)
+			usleep(100000);
+	}
+	cr_assert(!alive, "the script's background child %s survived the timeout", pid);
+	free(pid);
+	kx_free(&x);
+}
+
+Test(install, keruta_symlink_in_repository_is_refused)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	char *elsewhere = kt_path(x.dir, "elsewhere");
+	char *link = kt_path(x.work, ".keruta");
+	cr_assert_eq(mkdir(elsewhere, 0755), 0);
+	cr_assert_eq(symlink(elsewhere, link), 0);
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"touch marker\"\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "not a directory"), "%s", x.termtext);
+	cr_assert_eq(kx_count_entries(elsewhere), 0, "something was written through the link");
+	cr_assert(!kx_exists(x.work, "marker"));
+	free(elsewhere);
+	free(link);
+	kx_free(&x);
+}
+
+Test(install, planted_install_sh_symlink_is_not_written_through)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	char *victim = kt_path(x.dir, "victim");
+	kt_write_file(victim, "precious\n");
+	char *area = kt_path(x.work, ".keruta");
+	cr_assert_eq(mkdir(area, 0755), 0);
+	free(area);
+	char *link = kt_path(x.work, ".keruta/install.sh");
+	cr_assert_eq(symlink(victim, link), 0);
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"echo ran > marker\"\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *v = kt_read_file(victim, NULL);
+	cr_assert_str_eq(v, "precious\n");
+	char *m = kx_read(x.work, "marker", NULL);
+	cr_assert_str_eq(m ? m : "", "ran\n");
+	free(m);
+	free(v);
+	free(victim);
+	free(link);
+	kx_free(&x);
+}

@@ -1,0 +1,19 @@
+# Tests of the launcher (render, dispatch): manifests checked against the
+# Kubernetes schemas (tests/schema) and parsed back, and dispatch against
+# the Kubernetes API test server (tests/kubeapi) and tests/refapi.
+KT_LAUNCHER_COMMON = tests/launcher_util.c tests/launcher_util.h
+
+check_PROGRAMS += tests/launcher_render tests/launcher_dispatch
+TESTS += tests/launcher_render tests/launcher_dispatch
+
+tests_launcher_render_SOURCES = tests/launcher_render.c $(KT_LAUNCHER_COMMON)
+tests_launcher_render_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_launcher_render_LDADD = $(KT_LIBS) $(JSONC_LIBS)
+tests_launcher_dispatch_SOURCES = tests/launcher_dispatch.c $(KT_LAUNCHER_COMMON)
+tests_launcher_dispatch_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_launcher_dispatch_LDADD = $(KT_LIBS) $(JSONC_LIBS)
+
+EXTRA_DIST += tests/kubeapi/kube_api_server.py tests/schema/validate.sh \
+	tests/schema/validate.js tests/schema/check_render.py \
+	bench/dispatch/run.sh bench/dispatch/RESULTS.md launcher/OPERATOR.md
+CLEANFILES += -r tests/schema-npm

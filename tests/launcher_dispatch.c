@@ -1,0 +1,373 @@
+/*
+ * launcher_dispatch.c - `keruta-agent dispatch` against the Kubernetes API
+ * test server (tests/kubeapi, scripted Job histories) and the reference
+ * keruta-api server (tests/refapi).
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "launcher_util.h"
+
+static kt_kube kube;
+static kt_api api;
+
+static void setup(void)
+{
+	cr_assert_eq(kt_kube_start(&kube, "0.02"), 0, "the Kubernetes API test server did not start");
+	cr_assert_eq(kt_api_start(&api, NULL), 0, "the reference keruta-api did not start");
+}
+
+static void teardown(void)
+{
+	kt_kube_stop(&kube);
+	kt_api_stop(&api);
+}
+
+TestSuite(dispatch, .init = setup, .fini = teardown, .timeout = 90);
+
+static void seed(const char *tasks_json)
+{
+	int st = 0;
+	char *body = kt_api_call(&api, "POST", "/_control/seed", tasks_json, &st);
+	cr_assert_eq(st, 200, "seed: %s", body);
+	free(body);
+}
+
+static void scenario(const char *json)
+{
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/scenario", json));
+}
+
+/* dispatch with these extra args (NULL-ended). */
+static void dispatch(kt_result *r, const char *const *more)
+{
+	const char *args[40] = {"dispatch", "--kubeconfig", kube.kubeconfig, "--api-url", api.url,
+	                        "--log-format", "text", "--api-retries", "1"};
+	size_t n = 9;
+	for (size_t i = 0; more && more[i]; i++)
+		args[n++] = more[i];
+	args[n] = NULL;
+	cr_assert_eq(kt_agent_run(r, args, NULL, 60), 0);
+	cr_assert(!r->timed_out, "dispatch did not finish: %s", r->err);
+}
+
+/* The statuses keruta-api received for a task, as one string. */
+static char *statuses(const char *id)
+{
+	int st = 0;
+	char *text = kt_api_call(&api, "GET", "/_control/state", NULL, &st);
+	json_object *o = json_tokener_parse(text);
+	free(text);
+	json_object *s = kt_jpath(o, "statuses"), *l = NULL;
+	char *out = strdup(s && json_object_object_get_ex(s, id, &l)
+	                           ? json_object_to_json_string(l)
+	                           : "[]");
+	json_object_put(o);
+	return out;
+}
+
+/* Requests the Kubernetes server saw with this method whose path ends with suffix. */
+static int count_requests(const char *method, const char *suffix)
+{
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	int n = 0;
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+		json_object *r = json_object_array_get_idx(reqs, i);
+		const char *p = kt_jstr(r, "path");
+		size_t pl = strlen(p), sl = strlen(suffix);
+		if (!strcmp(kt_jstr(r, "method"), method) && pl >= sl && !strcmp(p + pl - sl, suffix))
+			n++;
+	}
+	json_object_put(reqs);
+	return n;
+}
+
+static json_object *object(const char *kind, const char *name)
+{
+	json_object *all = kt_kube_json(&kube, "GET", "/_control/objects", NULL);
+	json_object *list = kt_jpath(all, kind), *found = NULL;
+	for (size_t i = 0; list && i < json_object_array_length(list); i++)
+		if (!strcmp(kt_jstr(json_object_array_get_idx(list, i), "metadata.name"), name))
+			found = json_object_get(json_object_array_get_idx(list, i));
+	json_object_put(all);
+	return found;
+}
+
+Test(dispatch, success_creates_pvc_job_cleanup_and_reports_completed)
+{
+	seed("{\"tasks\": [{\"id\": \"ok-1\", \"title\": \"t\", \"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "ok-1", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	char *s = statuses("ok-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "statuses: %s", s);
+	free(s);
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 1);
+	cr_expect_eq(count_requests("POST", "/jobs"), 2, "the Job and the cleanup Job");
+	json_object *cj = object("jobs", "cleanup-job-for-task-ok-1");
+	cr_assert_not_null(cj, "the cleanup Job exists");
+	cr_expect(kt_contains(json_object_to_json_string(cj), "keruta-job-ok-1-"),
+	          "KERUTA_SOURCE_POD names the task's pod");
+	json_object_put(cj);
+	json_object *job = object("jobs", "keruta-job-ok-1");
+	json_object *ann = kt_jpath(job, "metadata.annotations"), *rep = NULL;
+	cr_expect(ann && json_object_object_get_ex(ann, "keruta.io/reported", &rep),
+	          "the Job is marked as reported");
+	json_object_put(job);
+	json_object *pvc = object("persistentvolumeclaims", "git-repo-pvc-ok-1");
+	cr_expect_not_null(pvc, "the PVC stays");
+	json_object_put(pvc);
+	cr_expect_eq(count_requests("GET", "/pods") + count_requests("GET", "/jobs") < 12, 1,
+	             "no busy polling");
+	kt_result_free(&r);
+}
+
+Test(dispatch, failure_reports_the_agents_reason_and_no_cleanup_job)
+{
+	seed("{\"tasks\": [{\"id\": \"bad-1\", \"status\": \"PENDING\"}]}");
+	scenario("{\"tasks\": {\"bad-1\": \"failure\"}}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "bad-1", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 1, "a failed task exits 1: %s", r.err);
+	char *s = statuses("bad-1");
+	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "script exited with status 3") &&
+	                  kt_contains(s, "stage execute"),
+	          "statuses: %s", s);
+	free(s);
+	cr_expect_null(object("jobs", "cleanup-job-for-task-bad-1"), "no cleanup Job after a failure");
+	kt_result_free(&r);
+}
+
+Test(dispatch, oom_is_reported_as_out_of_memory)
+{
+	seed("{\"tasks\": [{\"id\": \"oom-1\", \"status\": \"PENDING\"}]}");
+	scenario("{\"tasks\": {\"oom-1\": \"oom\"}}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "oom-1", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 1);
+	char *s = statuses("oom-1");
+	cr_expect(kt_contains(s, "out of memory"), "statuses: %s", s);
+	free(s);
+	kt_result_free(&r);
+}
+
+static void stuck(const char *id, const char *history, const char *want)
+{
+	char seedj[256], sc[256];
+	snprintf(seedj, sizeof(seedj), "{\"tasks\": [{\"id\": \"%s\", \"status\": \"PENDING\"}]}", id);
+	snprintf(sc, sizeof(sc), "{\"tasks\": {\"%s\": \"%s\"}}", id, history);
+	seed(seedj);
+	scenario(sc);
+	kt_result r;
+	const char *args[] = {"--task-id", id, "--crashloop-after", "1s", "--image-error-after", "1s",
+	                      "--config-error-after", "1s", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	char *s = statuses(id);
+	cr_expect(kt_contains(s, want) && kt_contains(s, "FAILED"), "statuses: %s", s);
+	free(s);
+	char job[128];
+	snprintf(job, sizeof(job), "keruta-job-%s", id);
+	cr_expect_null(object("jobs", job), "the stuck Job is deleted");
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	int background = 0;
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		json_object *q = json_object_array_get_idx(reqs, i);
+		if (!strcmp(kt_jstr(q, "method"), "DELETE") && kt_contains(kt_jstr(q, "query"), "Background"))
+			background = 1;
+	}
+	cr_expect(background, "deleted with propagationPolicy Background");
+	json_object_put(reqs);
+	kt_result_free(&r);
+}
+
+Test(dispatch, crashloop_beyond_threshold_fails_and_deletes)
+{
+	stuck("loop-1", "crashloop", "CrashLoopBackOff");
+}
+
+Test(dispatch, image_pull_failure_fails_and_deletes)
+{
+	stuck("img-1", "imagepull", "ImagePull");
+}
+
+Test(dispatch, config_error_fails_and_deletes)
+{
+	stuck("cfg-1", "configerror", "CreateContainerConfigError");
+}
+
+Test(dispatch, watch_dropped_and_expired_is_relisted)
+{
+	seed("{\"tasks\": [{\"id\": \"drop-1\", \"status\": \"PENDING\"}]}");
+	scenario("{\"tasks\": {\"drop-1\": \"drop\"}}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "drop-1", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	char *s = statuses("drop-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "statuses: %s", s);
+	free(s);
+	/* the lists at start, then again after the 410 */
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	int lists = 0, watches = 0;
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		json_object *q = json_object_array_get_idx(reqs, i);
+		if (strcmp(kt_jstr(q, "method"), "GET") || !kt_contains(kt_jstr(q, "path"), "/jobs"))
+			continue;
+		if (kt_contains(kt_jstr(q, "query"), "watch=1"))
+			watches++;
+		else if (kt_contains(kt_jstr(q, "query"), "app%3Dkeruta"))
+			lists++;
+	}
+	json_object_put(reqs);
+	cr_expect_geq(lists, 2, "the Jobs were listed again after 410 Gone (%d lists)", lists);
+	cr_expect_geq(watches, 2, "the watch was reopened (%d)", watches);
+	kt_result_free(&r);
+}
+
+Test(dispatch, parent_and_child_share_the_pvc_on_one_node)
+{
+	seed("{\"tasks\": [{\"id\": \"parent\", \"status\": \"PENDING\"}, "
+	     "{\"id\": \"child\", \"parentTaskId\": \"parent\", \"status\": \"PENDING\"}]}");
+	scenario("{\"nodes\": {\"parent\": \"node-42\"}}");
+	kt_result r;
+	static const char *const a1[] = {"--task-id", "parent", NULL};
+	dispatch(&r, a1);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	static const char *const a2[] = {"--task-id", "child", NULL};
+	dispatch(&r, a2);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 1, "only the parent creates a PVC");
+	json_object *job = object("jobs", "keruta-job-child");
+	cr_assert_not_null(job);
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim.claimName"),
+	                 "git-repo-pvc-parent");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.affinity.nodeAffinity."
+	                              "requiredDuringSchedulingIgnoredDuringExecution."
+	                              "nodeSelectorTerms[0].matchExpressions[0].values[0]"),
+	                 "node-42", "the child runs where the parent's ReadWriteOnce volume is");
+	json_object_put(job);
+	char *s = statuses("child");
+	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
+	free(s);
+}
+
+Test(dispatch, existing_pvc_is_fine)
+{
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed",
+	                             "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": "
+	                             "\"PersistentVolumeClaim\", \"metadata\": {\"name\": "
+	                             "\"git-repo-pvc-again\", \"namespace\": \"keruta\"}, \"spec\": {}}]}"));
+	seed("{\"tasks\": [{\"id\": \"again\", \"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "again", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "409 on the PVC is not an error: %s", r.err);
+	kt_result_free(&r);
+}
+
+static int job_exists(const char *name)
+{
+	json_object *j = object("jobs", name);
+	json_object_put(j);
+	return j != NULL;
+}
+
+Test(dispatch, restarted_launcher_adopts_instead_of_duplicating)
+{
+	seed("{\"tasks\": [{\"id\": \"w-1\", \"status\": \"PENDING\"}, {\"id\": \"w-2\", \"status\": "
+	     "\"PENDING\"}]}");
+	scenario("{\"default\": \"wait\"}");
+	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                      api.url, "--pending-interval", "200ms", "--log-format", "text", NULL};
+	const char *const *base = kt_launcher_env();
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(argv, base, NULL, &out_fd, &err_fd);
+	cr_assert_gt(pid, 0);
+	for (int i = 0; i < 200 && !(job_exists("keruta-job-w-1") && job_exists("keruta-job-w-2")); i++)
+		usleep(50000);
+	cr_assert(job_exists("keruta-job-w-1") && job_exists("keruta-job-w-2"), "the Jobs were created");
+	kill(pid, SIGKILL);
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 10);
+	kt_result_free(&r);
+	/* the tasks are still PENDING in the API: a naive launcher would start them again */
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
+	static const char *const args[] = {"--once", "--pending-interval", "200ms", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "adopting"), "%s", r.err);
+	kt_result_free(&r);
+	cr_expect_eq(count_requests("POST", "/jobs"), 4, "two Jobs and two cleanup Jobs, no duplicate");
+	char *s1 = statuses("w-1"), *s2 = statuses("w-2");
+	cr_expect(kt_contains(s1, "COMPLETED") && kt_contains(s2, "COMPLETED"), "%s %s", s1, s2);
+	free(s1);
+	free(s2);
+}
+
+Test(dispatch, loop_takes_pending_tasks_with_a_concurrency_limit)
+{
+	seed("{\"tasks\": [{\"id\": \"p-1\", \"status\": \"PENDING\"}, {\"id\": \"p-2\", \"status\": "
+	     "\"PENDING\"}, {\"id\": \"p-3\", \"status\": \"PENDING\"}, {\"id\": \"done\", "
+	     "\"status\": \"COMPLETED\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--once", "--concurrency", "2", "--pending-interval", "100ms",
+	                                   "--cleanup-job=false", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	for (int i = 1; i <= 3; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "p-%d", i);
+		char *s = statuses(id);
+		cr_expect(kt_contains(s, "COMPLETED"), "%s: %s", id, s);
+		free(s);
+	}
+	cr_expect_eq(count_requests("POST", "/jobs"), 3, "one Job per PENDING task, no cleanup Jobs");
+	cr_expect(!job_exists("keruta-job-done"), "a COMPLETED task is not started");
+}
+
+Test(dispatch, credentials_and_config_errors_are_clear)
+{
+	kt_result r;
+	/* wrong token */
+	char *bad = kt_path(kube.srv.dir, "bad-kubeconfig");
+	char *text = kt_read_file(kube.kubeconfig, NULL);
+	char *p = strstr(text, "kube-token");
+	memcpy(p, "nope-token", 10);
+	kt_write_file(bad, text);
+	free(text);
+	seed("{\"tasks\": [{\"id\": \"c-1\", \"status\": \"PENDING\"}]}");
+	const char *a1[] = {"dispatch", "--kubeconfig", bad, "--api-url", api.url, "--task-id", "c-1", NULL};
+	cr_assert_eq(kt_agent_run(&r, a1, NULL, 30), 0);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "401"), "%s", r.err);
+	kt_result_free(&r);
+	/* unreadable kubeconfig */
+	const char *a2[] = {"dispatch", "--kubeconfig", "/nonexistent/kubeconfig", "--api-url", api.url,
+	                    "--task-id", "c-1", NULL};
+	cr_assert_eq(kt_agent_run(&r, a2, NULL, 30), 0);
+	cr_expect_eq(r.status, 2);
+	cr_expect(kt_contains(r.err, "kubeconfig"), "%s", r.err);
+	kt_result_free(&r);
+	/* exec plugins are refused with a clear message */
+	kt_write_file(bad, "apiVersion: v1\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
+	                   "    server: https://127.0.0.1:1\ncontexts:\n- name: c\n  context:\n"
+	                   "    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    exec:\n"
+	                   "      command: aws\n");
+	cr_assert_eq(kt_agent_run(&r, a1, NULL, 30), 0);
+	cr_expect_eq(r.status, 2);
+	cr_expect(kt_contains(r.err, "exec"), "%s", r.err);
+	kt_result_free(&r);
+	free(bad);
+}

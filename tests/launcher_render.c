@@ -1,0 +1,486 @@
+/*
+ * launcher_render.c - `keruta-agent render`: every variant is read back by
+ * a YAML 1.1 loader, checked for valid names, and validated against the
+ * strict Kubernetes v1.32 JSON schemas and kubernetes-models; hostile task
+ * ids and texts still give valid manifests whose env values equal the
+ * task's text exactly.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "launcher_util.h"
+
+static char *dir;
+
+static void setup(void)
+{
+	dir = kt_tmpdir();
+}
+
+static void teardown(void)
+{
+	kt_rmrf(dir);
+	free(dir);
+}
+
+TestSuite(render, .init = setup, .fini = teardown, .timeout = 120);
+
+/* JSON string body (no quotes) of s. */
+static void json_escape(FILE *f, const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+}
+
+/* A task file (JSON is YAML) with these fields; NULL fields left out. */
+static char *task_file(const char *name, const char *id, const char *title, const char *desc,
+                       const char *parent, const char *extra)
+{
+	char *path = kt_path(dir, name);
+	FILE *f = fopen(path, "w");
+	fprintf(f, "{\"id\": \"");
+	json_escape(f, id);
+	fprintf(f, "\", \"priority\": 2, \"status\": \"PENDING\", \"createdAt\": "
+	           "\"2026-01-01T00:00:00Z\", \"repositoryId\": \"repo-1\"");
+	if (title) {
+		fprintf(f, ", \"title\": \"");
+		json_escape(f, title);
+		fprintf(f, "\"");
+	}
+	if (desc) {
+		fprintf(f, ", \"description\": \"");
+		json_escape(f, desc);
+		fprintf(f, "\"");
+	}
+	if (parent) {
+		fprintf(f, ", \"parentTaskId\": \"");
+		json_escape(f, parent);
+		fprintf(f, "\"");
+	}
+	if (extra)
+		fprintf(f, ", %s", extra);
+	fprintf(f, "}\n");
+	fclose(f);
+	return path;
+}
+
+/* Render with args into NAME.yaml; return the process result. */
+static void render(kt_result *r, const char *name, const char *task, const char *const *more)
+{
+	const char *args[40] = {"render", "--task-file", task, "--api-url", "http://keruta-api:8080"};
+	size_t n = 5;
+	for (size_t i = 0; more && more[i]; i++)
+		args[n++] = more[i];
+	args[n] = NULL;
+	cr_assert_eq(kt_agent_run(r, args, NULL, 30), 0);
+	char *out = kt_path(dir, name);
+	kt_write_file(out, r->out ? r->out : "");
+	free(out);
+}
+
+static char *json_name(const char *yaml)
+{
+	size_t n = strlen(yaml);
+	char *j = malloc(n + 2);
+	memcpy(j, yaml, n - 5);
+	strcpy(j + n - 5, ".json");
+	return j;
+}
+
+/* check_render.py on NAME.yaml -> NAME.json; 0 when it holds. */
+static int check(const char *name, const char *expect_json, char **output)
+{
+	char *yaml = kt_path(dir, name);
+	char *json = json_name(yaml);
+	char *script = kt_path(kt_srcdir(), "tests/schema/check_render.py");
+	char *expect = NULL;
+	const char *argv[6] = {"python3", script, yaml, json, NULL, NULL};
+	if (expect_json) {
+		expect = kt_path(dir, "expect.json");
+		kt_write_file(expect, expect_json);
+		argv[4] = expect;
+	}
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 60), 0);
+	int rc = r.status;
+	if (rc)
+		cr_log_error("%s: %s%s", name, r.out, r.err);
+	if (output)
+		*output = strdup(r.out ? r.out : "");
+	kt_result_free(&r);
+	free(yaml);
+	free(json);
+	free(script);
+	free(expect);
+	return rc;
+}
+
+/* validate.sh over NAME.json files: 0 valid, 77 skipped, else invalid. */
+static int validate(const char *const *names)
+{
+	const char *argv[32] = {"sh", NULL};
+	char *script = kt_path(kt_srcdir(), "tests/schema/validate.sh");
+	argv[1] = script;
+	size_t n = 2;
+	char *paths[32];
+	for (size_t i = 0; names[i]; i++) {
+		char *y = kt_path(dir, names[i]);
+		paths[i] = json_name(y);
+		free(y);
+		argv[n++] = paths[i];
+	}
+	argv[n] = NULL;
+	char prefix[4200];
+	snprintf(prefix, sizeof(prefix), "KR_SCHEMA_PREFIX=%s/tests/schema-npm", kt_builddir());
+	const char *env[] = {prefix, NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 240), 0);
+	int rc = r.status;
+	if (rc == 77)
+		cr_log_warn("schema validation skipped: %s", r.out);
+	else if (rc)
+		cr_log_error("schema validation failed:\n%s%s", r.out, r.err);
+	for (size_t i = 0; names[i]; i++)
+		free(paths[i]);
+	free(script);
+	kt_result_free(&r);
+	return rc;
+}
+
+static json_object *load_json(const char *name)
+{
+	char *y = kt_path(dir, name);
+	char *j = json_name(y);
+	json_object *o = json_object_from_file(j);
+	free(y);
+	free(j);
+	cr_assert_not_null(o, "%s: no JSON written", name);
+	return o;
+}
+
+static json_object *doc_of_kind(json_object *docs, const char *kind)
+{
+	for (size_t i = 0; i < json_object_array_length(docs); i++)
+		if (strcmp(kt_jstr(json_object_array_get_idx(docs, i), "kind"), kind) == 0)
+			return json_object_array_get_idx(docs, i);
+	return NULL;
+}
+
+Test(render, every_variant_is_valid_kubernetes)
+{
+	char *task = task_file("task.json", "task123", "Count lines", "Say \"hi\"", NULL,
+	                       "\"documents\": [\"doc-1\", \"doc-2\"]");
+	char *child = task_file("child.json", "task124", "Child", NULL, "task123", NULL);
+	char *own = task_file("own.json", "task125", "Own resources", NULL, NULL,
+	                      "\"image\": \"registry.example/agent:v2\", \"resources\": "
+	                      "{\"requests\": {\"cpu\": \"2\", \"memory\": \"1Gi\"}, "
+	                      "\"limits\": {\"memory\": \"4Gi\"}}");
+	static const char *const none[] = {NULL};
+	static const char *const emptydir[] = {"--work-volume", "emptydir", NULL};
+	static const char *const childargs[] = {"--node-name", "node-7", NULL};
+	static const char *const cleanup[] = {"--objects", "cleanup", "--source-pod", "keruta-job-task123-abcde", NULL};
+	static const char *const single[] = {"--single-container", NULL};
+	static const char *const nores[] = {"--cpu-request", "none", "--memory-request", "none",
+	                                    "--memory-limit", "none", NULL};
+	static const char *const full[] = {"--toleration", "dedicated=keruta:NoSchedule", "--toleration",
+	                                   "gpu", "--node-selector", "disktype=ssd", "--service-account",
+	                                   "keruta-task", "--storage-class", "fast", "--image-pull-policy",
+	                                   "IfNotPresent", "--active-deadline", "2h", "--cpu-limit", "4",
+	                                   "--namespace", "keruta", "--objects", "all", NULL};
+	struct {
+		const char *name, *task;
+		const char *const *args;
+	} v[] = {{"pvc.yaml", task, none},          {"emptydir.yaml", task, emptydir},
+	         {"child.yaml", child, childargs},  {"cleanup.yaml", task, cleanup},
+	         {"single.yaml", task, single},     {"noresources.yaml", task, nores},
+	         {"full.yaml", own, full}};
+	const char *names[16];
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		kt_result r;
+		render(&r, v[i].name, v[i].task, v[i].args);
+		cr_expect_eq(r.status, 0, "%s: render failed: %s", v[i].name, r.err);
+		kt_result_free(&r);
+		cr_expect_eq(check(v[i].name, NULL, NULL), 0, "%s does not read back cleanly", v[i].name);
+		names[n++] = v[i].name;
+	}
+	names[n] = NULL;
+	int rc = validate(names);
+	cr_expect(rc == 0 || rc == 77, "the manifests are not valid Kubernetes objects (see log)");
+
+	/* what each variant must hold */
+	json_object *d = load_json("pvc.yaml");
+	json_object *pvc = doc_of_kind(d, "PersistentVolumeClaim"), *job = doc_of_kind(d, "Job");
+	cr_assert(pvc && job);
+	cr_expect_str_eq(kt_jstr(pvc, "metadata.name"), "git-repo-pvc-task123");
+	cr_expect_str_eq(kt_jstr(pvc, "spec.accessModes[0]"), "ReadWriteOnce");
+	cr_expect_str_eq(kt_jstr(pvc, "spec.resources.requests.storage"), "1Gi");
+	cr_expect_str_eq(kt_jstr(job, "metadata.name"), "keruta-job-task123");
+	cr_expect_str_eq(kt_jstr(job, "metadata.labels.app"), "keruta");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.restartPolicy"), "Never");
+	cr_expect_eq(json_object_get_int(kt_jpath(job, "spec.backoffLimit")), 0);
+	cr_expect_gt(json_object_get_int(kt_jpath(job, "spec.ttlSecondsAfterFinished")), 3600);
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].command[1]"), "init");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].command[1]"), "run");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].volumeMounts[0].mountPath"), "/work");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].volumeMounts[0].mountPath"), "/work");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim.claimName"),
+	                 "git-repo-pvc-task123");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].terminationMessagePolicy"),
+	                 "FallbackToLogsOnError");
+	json_object *env = kt_jpath(job, "spec.template.spec.containers[0].env");
+	int token = 0, docs = 0;
+	for (size_t i = 0; i < json_object_array_length(env); i++) {
+		json_object *e = json_object_array_get_idx(env, i);
+		if (!strcmp(kt_jstr(e, "name"), "KERUTA_API_TOKEN"))
+			token = !strcmp(kt_jstr(e, "valueFrom.secretKeyRef.name"), "keruta-api-token") &&
+			        !strcmp(kt_jstr(e, "valueFrom.secretKeyRef.key"), "token");
+		if (!strcmp(kt_jstr(e, "name"), "KERUTA_DOCUMENT_ID"))
+			docs = !strcmp(kt_jstr(e, "value"), "doc-1,doc-2");
+	}
+	cr_expect(token, "the token comes from Secret keruta-api-token, key token");
+	cr_expect(docs, "KERUTA_DOCUMENT_ID lists the task's documents");
+	json_object_put(d);
+
+	d = load_json("emptydir.yaml");
+	cr_expect_null(doc_of_kind(d, "PersistentVolumeClaim"), "emptyDir: no PVC");
+	cr_expect_not_null(kt_jpath(doc_of_kind(d, "Job"), "spec.template.spec.volumes[0].emptyDir"));
+	json_object_put(d);
+
+	d = load_json("child.yaml");
+	job = doc_of_kind(d, "Job");
+	cr_expect_null(doc_of_kind(d, "PersistentVolumeClaim"), "a child creates no PVC");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim.claimName"),
+	                 "git-repo-pvc-task123");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.affinity.nodeAffinity."
+	                              "requiredDuringSchedulingIgnoredDuringExecution."
+	                              "nodeSelectorTerms[0].matchExpressions[0].values[0]"),
+	                 "node-7");
+	json_object_put(d);
+
+	d = load_json("cleanup.yaml");
+	cr_assert_eq(json_object_array_length(d), 1);
+	job = doc_of_kind(d, "Job");
+	cr_expect_str_eq(kt_jstr(job, "metadata.name"), "cleanup-job-for-task-task123");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].command[1]"), "cleanup");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim.claimName"),
+	                 "git-repo-pvc-task123");
+	env = kt_jpath(job, "spec.template.spec.containers[0].env");
+	int pod = 0;
+	for (size_t i = 0; i < json_object_array_length(env); i++) {
+		json_object *e = json_object_array_get_idx(env, i);
+		if (!strcmp(kt_jstr(e, "name"), "KERUTA_SOURCE_POD"))
+			pod = !strcmp(kt_jstr(e, "value"), "keruta-job-task123-abcde");
+	}
+	cr_expect(pod, "the cleanup Job gets KERUTA_SOURCE_POD");
+	json_object_put(d);
+
+	d = load_json("single.yaml");
+	job = doc_of_kind(d, "Job");
+	cr_expect_null(kt_jpath(job, "spec.template.spec.initContainers"));
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].command[1]"), "execute");
+	json_object_put(d);
+
+	d = load_json("noresources.yaml");
+	cr_expect_null(kt_jpath(doc_of_kind(d, "Job"), "spec.template.spec.containers[0].resources"));
+	json_object_put(d);
+
+	d = load_json("full.yaml");
+	job = doc_of_kind(d, "Job");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].image"), "registry.example/agent:v2");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].resources.requests.cpu"), "2");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].resources.limits.memory"), "4Gi");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].resources.limits.cpu"), "4");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.tolerations[0].effect"), "NoSchedule");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.tolerations[1].operator"), "Exists");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.nodeSelector.disktype"), "ssd");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.serviceAccountName"), "keruta-task");
+	cr_expect_eq(json_object_get_int(kt_jpath(job, "spec.activeDeadlineSeconds")), 7200);
+	cr_expect_str_eq(kt_jstr(doc_of_kind(d, "PersistentVolumeClaim"), "spec.storageClassName"), "fast");
+	cr_expect_str_eq(kt_jstr(job, "metadata.namespace"), "keruta");
+	cr_expect_eq(json_object_array_length(d), 3, "--objects all: PVC, Job, cleanup Job");
+	json_object_put(d);
+	free(task);
+	free(child);
+	free(own);
+}
+
+/* Ids and texts that break naive YAML or naive names. */
+static const char *const hostile[] = {
+        "UPPER_Case.ID",
+        "../../etc/passwd",
+        "id with spaces and \"quotes\" and 'single'",
+        "line1\nline2\r\n\ttab",
+        "*alias &anchor",
+        "key: value # comment",
+        "{flow: [seq]}",
+        "- leading dash",
+        "null",
+        "yes",
+        "~",
+        "0x1F",
+        "1e3",
+        "%TAG !",
+        "@at `back`",
+        "日本語のタスク ✓",
+        "\\backslash\\",
+        "---",
+        "...",
+        "",
+        NULL};
+
+Test(render, hostile_ids_and_texts_give_valid_safe_manifests)
+{
+	char long_id[301];
+	memset(long_id, 'A', 300);
+	long_id[300] = '\0';
+	const char *names[64];
+	size_t n = 0;
+	char *jobnames[64];
+	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+		const char *text = hostile[i] ? hostile[i] : long_id;
+		const char *id = *text ? text : "empty-text";
+		char fname[64], yname[64];
+		snprintf(fname, sizeof(fname), "h%zu.json", i);
+		snprintf(yname, sizeof(yname), "h%zu.yaml", i);
+		char *task = task_file(fname, id, text, text, NULL, NULL);
+		static const char *const all[] = {"--objects", "all", NULL};
+		kt_result r;
+		render(&r, yname, task, all);
+		cr_expect_eq(r.status, 0, "render of %s failed: %s", yname, r.err);
+		kt_result_free(&r);
+		/* the env values come back exactly */
+		char *epath = kt_path(dir, "e.json");
+		FILE *f = fopen(epath, "w");
+		fprintf(f, "{\"env\": {\"KERUTA_TASK_ID\": \"");
+		json_escape(f, id);
+		fprintf(f, "\", \"KERUTA_TASK_TITLE\": \"");
+		json_escape(f, text);
+		fprintf(f, "\", \"KERUTA_TASK_DESCRIPTION\": \"");
+		json_escape(f, text);
+		fprintf(f, "\"}}");
+		fclose(f);
+		char *expect = kt_read_file(epath, NULL);
+		free(epath);
+		cr_expect_eq(check(yname, expect, NULL), 0, "hostile text %zu: not read back exactly", i);
+		free(expect);
+		json_object *d = load_json(yname);
+		jobnames[n] = strdup(kt_jstr(doc_of_kind(d, "Job"), "metadata.name"));
+		cr_expect_leq(strlen(jobnames[n]), 63);
+		json_object_put(d);
+		names[n++] = strdup(yname);
+		free(task);
+	}
+	names[n] = NULL;
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			cr_expect_str_neq(jobnames[i], jobnames[j], "two ids got one Job name");
+	int rc = validate(names);
+	cr_expect(rc == 0 || rc == 77, "hostile manifests are not valid Kubernetes objects");
+	for (size_t i = 0; i < n; i++) {
+		free((char *)names[i]);
+		free(jobnames[i]);
+	}
+}
+
+Test(render, ids_that_map_alike_get_distinct_names)
+{
+	static const char *const ids[] = {"Task_1", "task-1", "TASK-1", "task.1", "task 1", "task--1"};
+	char *seen[6];
+	for (size_t i = 0; i < 6; i++) {
+		char fname[32], yname[32];
+		snprintf(fname, sizeof(fname), "s%zu.json", i);
+		snprintf(yname, sizeof(yname), "s%zu.yaml", i);
+		char *task = task_file(fname, ids[i], "t", NULL, NULL, NULL);
+		kt_result r;
+		render(&r, yname, task, NULL);
+		cr_assert_eq(r.status, 0);
+		kt_result_free(&r);
+		cr_assert_eq(check(yname, NULL, NULL), 0);
+		json_object *d = load_json(yname);
+		seen[i] = strdup(kt_jstr(doc_of_kind(d, "Job"), "metadata.name"));
+		json_object_put(d);
+		for (size_t j = 0; j < i; j++)
+			cr_expect_str_neq(seen[i], seen[j], "%s and %s collide", ids[i], ids[j]);
+		free(task);
+	}
+	cr_expect_str_eq(seen[1], "keruta-job-task-1", "a valid id is kept as it is");
+	for (size_t i = 0; i < 6; i++)
+		free(seen[i]);
+}
+
+Test(render, bad_settings_are_usage_errors)
+{
+	char *task = task_file("t.json", "t1", "t", NULL, NULL, NULL);
+	struct {
+		const char *a, *b, *want;
+	} cases[] = {{"--work-volume", "nfs", "--work-volume"},
+	             {"--cpu-request", "lots", "quantity"},
+	             {"--pvc-access-mode", "ReadWriteSometimes", "--pvc-access-mode"},
+	             {"--toleration", "bad key:Never", "toleration"},
+	             {"--node-selector", "novalue", "node selector"},
+	             {"--objects", "everything", "--objects"},
+	             {"--ttl-after-finished", "soon", "duration"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *more[] = {cases[i].a, cases[i].b, NULL};
+		kt_result r;
+		render(&r, "bad.yaml", task, more);
+		cr_expect_eq(r.status, 2, "%s %s: exit %d", cases[i].a, cases[i].b, r.status);
+		cr_expect(kt_contains(r.err, cases[i].want), "%s: message '%s'", cases[i].a, r.err);
+		cr_expect_eq(r.out_len, 0, "nothing printed on error");
+		kt_result_free(&r);
+	}
+	free(task);
+}
+
+Test(render, huge_description_is_cut_and_marked)
+{
+	size_t n = 200000;
+	char *big = malloc(n + 1);
+	memset(big, 'x', n);
+	big[n] = '\0';
+	char *task = task_file("big.json", "big", "t", big, NULL, NULL);
+	kt_result r;
+	render(&r, "big.yaml", task, NULL);
+	cr_assert_eq(r.status, 0);
+	cr_expect(kt_contains(r.out, "cut by keruta-agent"));
+	cr_expect_lt(r.out_len, 4 * 70000);
+	kt_result_free(&r);
+	cr_expect_eq(check("big.yaml", NULL, NULL), 0);
+	free(big);
+	free(task);
+}
+
+Test(render, task_from_the_api)
+{
+	kt_api api;
+	cr_assert_eq(kt_api_start(&api, NULL), 0);
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/seed",
+	                 "{\"tasks\": [{\"id\": \"api-1\", \"title\": \"From the API\", "
+	                 "\"status\": \"PENDING\", \"parentTaskId\": \"api-0\"}]}",
+	                 &st));
+	cr_assert_eq(st, 200);
+	const char *args[] = {"render", "--task-id", "api-1", "--api-url", api.url, "--node-name", "n1", NULL};
+	kt_result r;
+	cr_assert_eq(kt_agent_run(&r, args, NULL, 30), 0);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.out, "\"From the API\""));
+	cr_expect(kt_contains(r.out, "claimName: \"git-repo-pvc-api-0\""));
+	cr_expect(!kt_contains(r.out, "PersistentVolumeClaim"), "a child creates no PVC");
+	kt_result_free(&r);
+	const char *args2[] = {"render", "--task-id", "nope", "--api-url", api.url, "--api-retries", "0", NULL};
+	cr_assert_eq(kt_agent_run(&r, args2, NULL, 30), 0);
+	cr_expect_neq(r.status, 0);
+	cr_expect(kt_contains(r.err, "nope"), "%s", r.err);
+	kt_result_free(&r);
+	kt_api_stop(&api);
+}

@@ -1,0 +1,142 @@
+/* launcher_util.c - see launcher_util.h. */
+#include "launcher_util.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int kt_kube_start(kt_kube *k, const char *step)
+{
+	memset(k, 0, sizeof(*k));
+	kt_api *s = &k->srv;
+	s->dir = kt_tmpdir();
+	char *port_file = kt_path(s->dir, "port");
+	char *server = kt_path(kt_srcdir(), "tests/kubeapi/kube_api_server.py");
+	const char *argv[] = {"python3", server, "--port", "0", "--port-file", port_file,
+	                      "--token", "kube-token", "--idle-exit", "120", "--step",
+	                      step ? step : "0.02", NULL};
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);
+		char *log = kt_path(s->dir, "server.log");
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	s->pid = pid;
+	int rc = -1;
+	for (int i = 0; i < 200; i++) {
+		char *text = kt_read_file(port_file, NULL);
+		if (text && atoi(text) > 0) {
+			s->port = atoi(text);
+			snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+			rc = 0;
+		}
+		free(text);
+		if (rc == 0 || waitpid(pid, NULL, WNOHANG) == pid)
+			break;
+		usleep(50000);
+	}
+	free(port_file);
+	free(server);
+	if (rc)
+		return rc;
+	k->kubeconfig = kt_path(s->dir, "kubeconfig");
+	char cfg[1024];
+	snprintf(cfg, sizeof(cfg),
+	         "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+	         "clusters:\n- name: kubeapi\n  cluster:\n    server: %s\n"
+	         "users:\n- name: launcher\n  user:\n    token: kube-token\n"
+	         "contexts:\n- name: test\n  context:\n    cluster: kubeapi\n    user: launcher\n"
+	         "    namespace: keruta\n",
+	         s->url);
+	kt_write_file(k->kubeconfig, cfg);
+	return 0;
+}
+
+void kt_kube_stop(kt_kube *k)
+{
+	if (k->srv.pid > 0) {
+		kill(-k->srv.pid, SIGTERM);
+		kill(k->srv.pid, SIGTERM);
+		waitpid(k->srv.pid, NULL, 0);
+	}
+	if (k->srv.dir) {
+		kt_rmrf(k->srv.dir);
+		free(k->srv.dir);
+	}
+	free(k->kubeconfig);
+	memset(k, 0, sizeof(*k));
+}
+
+json_object *kt_kube_json(kt_kube *k, const char *method, const char *path, const char *body)
+{
+	int status = 0;
+	char *text = kt_api_call(&k->srv, method, path, body, &status);
+	json_object *o = text ? json_tokener_parse(text) : NULL;
+	free(text);
+	return o;
+}
+
+const char *const *kt_launcher_env(void)
+{
+	static char module[4096];
+	static const char *env[] = {module, "KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KERUTA_API_URL",
+	                            "KERUTA_API_TOKEN", "KERUTA_TASK_ID", NULL};
+	snprintf(module, sizeof(module), "KERUTA_LAUNCHER_MODULE=%s/.libs/launcher.so",
+	         kt_builddir());
+	return env;
+}
+
+int kt_agent_run(kt_result *r, const char *const *args, const char *const *env, int timeout_s)
+{
+	const char *argv[64];
+	const char *envv[64];
+	size_t n = 0, m = 0;
+	argv[n++] = kt_agent();
+	for (size_t i = 0; args[i] && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	for (const char *const *e = kt_launcher_env(); *e && m < 40; e++)
+		envv[m++] = *e;
+	for (size_t i = 0; env && env[i] && m < 63; i++)
+		envv[m++] = env[i];
+	envv[m] = NULL;
+	return kt_run(r, argv, envv, NULL, NULL, timeout_s);
+}
+
+json_object *kt_jpath(json_object *o, const char *path)
+{
+	char *copy = strdup(path), *save = NULL;
+	for (char *tok = strtok_r(copy, ".", &save); tok && o; tok = strtok_r(NULL, ".", &save)) {
+		char *br = strchr(tok, '[');
+		if (br)
+			*br = '\0';
+		if (*tok && !json_object_object_get_ex(o, tok, &o))
+			o = NULL;
+		while (br && o) {
+			int idx = atoi(br + 1);
+			o = json_object_is_type(o, json_type_array) && idx < (int)json_object_array_length(o)
+			            ? json_object_array_get_idx(o, (size_t)idx)
+			            : NULL;
+			br = strchr(br + 1, '[');
+		}
+	}
+	free(copy);
+	return o;
+}
+
+const char *kt_jstr(json_object *o, const char *path)
+{
+	json_object *v = kt_jpath(o, path);
+	return v ? json_object_get_string(v) : NULL;
+}

@@ -1,0 +1,35 @@
+/*
+ * launcher_util.h - helpers of the launcher tests: the Kubernetes API test
+ * server (tests/kubeapi) with a kubeconfig pointing at it, runs of
+ * `keruta-agent render/dispatch` with the build tree's launcher module,
+ * and JSON access.
+ */
+#ifndef KT_LAUNCHER_UTIL_H
+#define KT_LAUNCHER_UTIL_H
+
+#include <json.h>
+
+#include "krtest.h"
+
+typedef struct kt_kube {
+	kt_api srv;        /* reuses kt_api's fields: pid, port, url, dir */
+	char *kubeconfig;  /* token auth, current-context "test"          */
+} kt_kube;
+
+/* Start the server (token "kube-token", history step in seconds). */
+int kt_kube_start(kt_kube *k, const char *step);
+void kt_kube_stop(kt_kube *k);
+/* A control or API call; the answer parsed (NULL on failure). */
+json_object *kt_kube_json(kt_kube *k, const char *method, const char *path, const char *body);
+
+/* Env for the agent: the launcher module of this build, NULL-ended. */
+const char *const *kt_launcher_env(void);
+
+/* Run keruta-agent with args (NULL-ended) and extra env. */
+int kt_agent_run(kt_result *r, const char *const *args, const char *const *env, int timeout_s);
+
+/* o["a"]["b"]... by a dotted path with [N] for array items; NULL if absent. */
+json_object *kt_jpath(json_object *o, const char *path);
+const char *kt_jstr(json_object *o, const char *path);
+
+#endif

@@ -1,0 +1,409 @@
+/*
+ * run_execute.c - the execute stage end to end: the real keruta-agent in
+ * local mode (`execute --task-file ... --pipeline ...`), real child
+ * processes, the events file and the termination log as evidence.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "run_common.h"
+
+static char *read_work(rt *r, const char *name)
+{
+	char *p = kt_path(r->work, name);
+	char *s = kt_read_file(p, NULL);
+	free(p);
+	return s;
+}
+
+Test(run_execute, env_vars_present_and_long_values_cut)
+{
+	rt r;
+	size_t dlen = 5000;
+	char *desc = malloc(dlen + 1);
+	memset(desc, 'd', dlen);
+	memcpy(desc + dlen - 3, "END", 3);
+	desc[dlen] = '\0';
+	char *task;
+	cr_assert(asprintf(&task,
+	                   "id: t-42\ntitle: \"Fix: the bug\"\ndescription: %s\npriority: 7\n"
+	                   "status: PENDING\ncreatedAt: 2024-01-02T03:04:05Z\n"
+	                   "updatedAt: 2024-01-03T00:00:00Z\nenv:\n  FOO: bar baz\n  BIG: %s\n",
+	                   desc, desc) > 0);
+	rt_init(&r, task);
+	rt_simple_pipeline(&r,
+	                   "      env_max: 1KiB\n"
+	                   "      command: |\n"
+	                   "        env | grep -E '^(KERUTA_TASK_|FOO=|BIG)' | grep -v DESCRIPTION= | sort > env.out\n"
+	                   "        printf '%s' \"$KERUTA_TASK_DESCRIPTION\" > desc.out\n"
+	                   "        cat \"$KERUTA_TASK_DESCRIPTION_FILE\" > descfull.out\n"
+	                   "        printf '%s' \"$BIG\" > big.out\n"
+	                   "        pwd > pwd.out\n",
+	                   NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(res.status, 0, "agent failed: %s", res.err);
+
+	char *env = read_work(&r, "env.out");
+	cr_assert(env);
+	cr_expect(kt_contains(env, "KERUTA_TASK_ID=t-42\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_TASK_TITLE=Fix: the bug\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_TASK_PRIORITY=7\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_TASK_STATUS=PENDING\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_TASK_CREATED_AT=2024-01-02T03:04:05Z\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_TASK_UPDATED_AT=2024-01-03T00:00:00Z\n"), "%s", env);
+	cr_expect(kt_contains(env, "FOO=bar baz\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_TASK_DESCRIPTION_FILE="), "%s", env);
+	cr_expect(kt_contains(env, "BIG_FILE="), "%s", env);
+
+	size_t cut_len;
+	char *p = kt_path(r.work, "desc.out");
+	char *cut = kt_read_file(p, &cut_len);
+	free(p);
+	cr_assert(cut);
+	cr_expect(cut_len < 1200 && cut_len > 1024, "cut value is %zu bytes", cut_len);
+	cr_expect(strncmp(cut, desc, 1024) == 0);
+	cr_expect(kt_contains(cut, "[truncated, full text in $KERUTA_TASK_DESCRIPTION_FILE]"), "%s",
+	          cut);
+	char *full = read_work(&r, "descfull.out");
+	cr_assert(full);
+	cr_expect_str_eq(full, desc);
+	char *big = read_work(&r, "big.out");
+	cr_expect(kt_contains(big, "[truncated, full text in $BIG_FILE]"));
+	char *pwd = read_work(&r, "pwd.out");
+	cr_expect(pwd && strncmp(pwd, r.work, strlen(r.work)) == 0, "ran in %s", pwd);
+
+	free(pwd), free(big), free(full), free(cut), free(env), free(task), free(desc);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, task_script_is_written_and_run)
+{
+	rt r;
+	rt_init(&r, "id: t-1\nscript: |\n  echo from-script\n  echo \"id=$KERUTA_TASK_ID\"\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	                      "stages:\n  execute: {plugin: execute}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(kt_contains(res.out, "from-script\nid=t-1\n"), "%s", res.out);
+	struct stat st;
+	char *sh = kt_path(r.work, ".keruta/execute.sh");
+	cr_assert_eq(stat(sh, &st), 0);
+	cr_expect_eq(st.st_mode & 0777, 0700);
+	char *status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "COMPLETED", 9) == 0, "%s", status);
+	free(status);
+	free(sh);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, argv_list_runs_without_a_shell)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r, "      argv: [/bin/echo, \"a  b\", \"$HOME\"]\n", NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(kt_contains(res.out, "a  b $HOME\n"), "%s", res.out);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, no_command_and_no_script_fails_clearly)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	                      "stages:\n  execute: {plugin: execute}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1);
+	cr_expect(kt_contains(res.err, "no execute script"), "%s", res.err);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, missing_program_fails_clearly)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r, "      argv: [no-such-program-xyz, a]\n", NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1);
+	cr_expect(kt_contains(res.err, "cannot run 'no-such-program-xyz'"), "%s", res.err);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, failure_runs_always_stage_and_reports_exit_code)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute, mark, skipped]\n"
+	                      "stages:\n"
+	                      "  execute: {plugin: execute, with: {command: 'echo before; exit 3'}}\n"
+	                      "  mark: {plugin: run_always, when: always}\n"
+	                      "  skipped: {plugin: execute, with: {command: 'touch skipped.out'}}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1, "%s", res.err);
+
+	char *mark = read_work(&r, ".keruta/always.txt");
+	cr_assert(mark, "the when: always stage did not run: %s", res.err);
+	cr_expect(kt_contains(mark, "failed_stage=execute\n"), "%s", mark);
+	cr_expect(kt_contains(mark, "exit code 3"), "%s", mark);
+	cr_expect(kt_contains(mark, "exit_code=3\n"), "%s", mark);
+	char *skipped = read_work(&r, "skipped.out");
+	cr_expect_null(skipped);
+
+	char *status = rt_final_status(&r);
+	cr_assert(status);
+	cr_expect(strncmp(status, "FAILED\t", 7) == 0, "%s", status);
+	cr_expect(kt_contains(status, "exit code 3"), "%s", status);
+
+	char *term = kt_read_file(r.term, NULL);
+	cr_assert(term, "no termination log");
+	cr_expect(kt_contains(term, "\"status\":\"FAILED\""), "%s", term);
+	cr_expect(kt_contains(term, "\"exitCode\":3"), "%s", term);
+	cr_expect(kt_contains(term, "exit code 3"), "%s", term);
+	free(term), free(status), free(mark);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, success_writes_termination_log)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r, "      command: 'exit 0'\n", NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	char *term = kt_read_file(r.term, NULL);
+	cr_assert(term);
+	cr_expect(kt_contains(term, "\"status\":\"COMPLETED\""), "%s", term);
+	cr_expect(kt_contains(term, "\"exitCode\":0"), "%s", term);
+	free(term);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, signal_death_is_named)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r, "      command: 'kill -SEGV $$'\n", NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1);
+	char *term = kt_read_file(r.term, NULL);
+	cr_expect(kt_contains(term, "killed by signal 11"), "%s", term);
+	cr_expect(kt_contains(term, "\"exitCode\":139"), "%s", term);
+	free(term);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* The OOM killer cannot be called on demand here: the test points the
+ * runner at a fake memory.events (KERUTA_CGROUP_MEMORY_EVENTS) whose
+ * oom_kill counter the child raises just before it SIGKILLs itself, which
+ * is what the kernel's counter does for a real OOM kill. */
+Test(run_execute, oom_kill_is_reported_as_out_of_memory)
+{
+	rt r;
+	rt_init(&r, NULL);
+	char *ev = kt_path(r.dir, "memory.events");
+	kt_write_file(ev, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
+	rt_simple_pipeline(&r,
+	                   "      command: 'printf \"low 0\\nhigh 0\\nmax 3\\noom 1\\noom_kill 1\\n\" > "
+	                   "\"$KERUTA_CGROUP_MEMORY_EVENTS\"; kill -KILL $$'\n",
+	                   NULL);
+	char *env_ev;
+	cr_assert(asprintf(&env_ev, "KERUTA_CGROUP_MEMORY_EVENTS=%s", ev) > 0);
+	const char *env[] = {env_ev, NULL};
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_expect_eq(res.status, 1);
+	char *status = rt_final_status(&r);
+	cr_expect(kt_contains(status, "out of memory (OOM killer)"), "%s", status);
+
+	/* the same death without the counter moving is a plain signal */
+	kt_write_file(ev, "oom_kill 0\n");
+	rt_simple_pipeline(&r, "      command: 'kill -KILL $$'\n", NULL);
+	kt_result res2;
+	cr_assert_eq(rt_agent(&r, &res2, NULL, env, 60), 0);
+	char *status2 = rt_final_status(&r);
+	cr_expect(!kt_contains(status2, "out of memory"), "%s", status2);
+	cr_expect(kt_contains(status2, "killed by signal 9"), "%s", status2);
+	free(status2), free(status), free(env_ev), free(ev);
+	kt_result_free(&res2);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, grandchildren_are_killed_and_reaped)
+{
+	rt r;
+	rt_init(&r, NULL);
+	/* one in the group, one that ignores SIGTERM, one in its own session,
+	 * one double-forked daemon; all keep the output pipes open */
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        sleep 300 & echo $! > g1.pid\n"
+	                   "        (trap '' TERM; exec sleep 300) & echo $! > g2.pid\n"
+	                   "        setsid sh -c 'echo $$ > g3.tmp; mv g3.tmp g3.pid; exec sleep 300' &\n"
+	                   "        ( (setsid sh -c 'echo $$ > g4.tmp; mv g4.tmp g4.pid; exec sleep 300' &) & )\n"
+	                   "        while [ ! -f g3.pid ] || [ ! -f g4.pid ]; do sleep 0.05; done\n"
+	                   "        echo spawned\n",
+	                   NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert(!res.timed_out, "the agent waited for the grandchildren");
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(kt_contains(res.out, "spawned\n"));
+	const char *names[] = {"g1.pid", "g2.pid", "g3.pid", "g4.pid"};
+	for (int i = 0; i < 4; i++) {
+		pid_t pid = rt_read_pid(&r, names[i]);
+		cr_assert(pid > 0, "%s missing", names[i]);
+		if (rt_alive(pid))
+			kill(pid, SIGKILL);
+		cr_expect(!rt_alive(pid), "%s (pid %d) outlived the agent or was not reaped",
+		          names[i], (int)pid);
+	}
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, command_ignoring_sigterm_is_killed_after_grace)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\nstages:\n"
+	                      "  execute:\n    plugin: execute\n    timeout: 1s\n"
+	                      "    with:\n      command: |\n"
+	                      "        trap '' TERM\n"
+	                      "        echo $$ > sh.pid\n"
+	                      "        while :; do sleep 1; done\n");
+	kt_result res;
+	const char *args[] = {"--grace-period", "1s", NULL};
+	cr_assert_eq(rt_agent(&r, &res, args, NULL, 60), 0);
+	cr_assert(!res.timed_out);
+	cr_expect_eq(res.status, 1);
+	char *term = kt_read_file(r.term, NULL);
+	cr_expect(kt_contains(term, "timed out after 1"), "%s", term);
+	cr_expect(kt_contains(term, "signal 9"), "%s", term);
+	pid_t sh = rt_read_pid(&r, "sh.pid");
+	cr_expect(sh > 0 && !rt_alive(sh));
+	free(term);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, with_timeout_stops_the_command)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r, "      timeout: 1s\n      command: 'sleep 30'\n", NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert(!res.timed_out);
+	cr_expect_eq(res.status, 1);
+	char *status = rt_final_status(&r);
+	cr_expect(kt_contains(status, "did not finish within 1s"), "%s", status);
+	free(status);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* Read from fd until `needle` appears or timeout; returns what was read. */
+static char *read_until(int fd, const char *needle, int timeout_ms)
+{
+	size_t cap = 65536, n = 0;
+	char *buf = calloc(1, cap);
+	for (int waited = 0; waited < timeout_ms && !strstr(buf, needle);) {
+		struct pollfd pf = {fd, POLLIN, 0};
+		if (poll(&pf, 1, 100) <= 0) {
+			waited += 100;
+			continue;
+		}
+		ssize_t got = read(fd, buf + n, cap - n - 1);
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		buf[n] = '\0';
+	}
+	return buf;
+}
+
+static void sigterm_mid_run(const char *command_block, const char *grace, const char *expect_line)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r, command_block, NULL);
+	const char *args[] = {"--grace-period", grace, NULL};
+	int out_fd, err_fd;
+	pid_t pid = rt_agent_spawn(&r, args, NULL, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	char *seen = read_until(out_fd, "ready\n", 30000);
+	cr_assert(kt_contains(seen, "ready\n"), "the command never said ready: %s", seen);
+	kill(pid, SIGTERM);
+	kt_result res;
+	cr_assert_eq(kt_wait(&res, pid, out_fd, err_fd, 30), 0);
+	cr_assert(!res.timed_out, "the agent did not exit after SIGTERM");
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	char *status = rt_final_status(&r);
+	cr_assert(status, "no final status; stderr: %s", res.err);
+	cr_expect(strncmp(status, "FAILED\t", 7) == 0, "%s", status);
+	cr_expect(kt_contains(status, "terminated"), "%s", status);
+	rt_line *lines;
+	size_t n = rt_lines(&r, "stdout", &lines);
+	int ready = 0, after = 0;
+	for (size_t i = 0; i < n; i++) {
+		ready |= strcmp(lines[i].text, "ready") == 0;
+		after |= expect_line && strcmp(lines[i].text, expect_line) == 0;
+	}
+	cr_expect(ready, "the lines before the signal were not shipped");
+	if (expect_line)
+		cr_expect(after, "the line written after SIGTERM was not shipped");
+	char *term = kt_read_file(r.term, NULL);
+	cr_expect(kt_contains(term, "terminated"), "%s", term);
+	free(term);
+	rt_lines_free(lines, n);
+	free(status);
+	free(seen);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, sigterm_to_agent_stops_the_command_and_reports)
+{
+	sigterm_mid_run("      command: |\n"
+	                "        trap 'echo got-term; exit 143' TERM\n"
+	                "        echo ready\n"
+	                "        while :; do sleep 0.1; done\n",
+	                "5s", "got-term");
+}
+
+Test(run_execute, sigterm_to_agent_kills_a_command_that_ignores_it)
+{
+	sigterm_mid_run("      command: |\n"
+	                "        trap '' TERM\n"
+	                "        echo ready\n"
+	                "        while :; do sleep 0.2; done\n",
+	                "1s", NULL);
+}
