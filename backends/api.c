@@ -16,6 +16,7 @@
 #include <json.h>
 
 #include "backend.h"
+#include "api_paths.h"
 #include "http.h"
 #include "log.h"
 #include "logship.h"
@@ -33,29 +34,9 @@ typedef struct api {
 	uint64_t max_download;
 } api;
 
-static const struct {
-	const char *key, *def;
-} default_paths[] = {
-        {"task", "/api/v1/tasks/{taskId}"},
-        {"script", "/api/v1/tasks/{taskId}/script"},
-        {"repository", "/api/v1/repositories/{repositoryId}"},
-        {"status", "/api/v1/tasks/{taskId}/status"},
-        {"logs", "/api/v1/tasks/{taskId}/logs"},
-        {"install_script", "/api/v1/repositories/{repositoryId}/script"},
-        {"document", "/api/v1/documents/{documentId}/content"},
-        {"artifact", "/api/tasks/{taskId}/documents"},
-        {"pending", "/api/v1/tasks?status=PENDING"},
-};
-
 static const char *path_template(const kr_settings *s, const char *key)
 {
-	const char *v = kr_settings_map_get(s, KR_S_API_PATHS, key);
-	if (v && *v)
-		return v;
-	for (size_t i = 0; i < sizeof(default_paths) / sizeof(default_paths[0]); i++)
-		if (strcmp(default_paths[i].key, key) == 0)
-			return default_paths[i].def;
-	return "";
+	return kr_api_path_template(s, key);
 }
 
 /*

@@ -7,25 +7,15 @@
 #include <string.h>
 
 #include "launcher.h"
+#include "api_paths.h"
 #include "log.h"
 #include "secret.h"
 
 #define JSON_MAX (64u << 20) /* the PENDING list of a busy deployment */
 
-static const struct {
-	const char *key, *def;
-} paths[] = {
-        {"task", "/api/v1/tasks/{taskId}"},
-        {"status", "/api/v1/tasks/{taskId}/status"},
-        {"pending", "/api/v1/tasks?status=PENDING"},
-};
-
 static char *api_path(const kr_settings *s, const char *key, const char *id)
 {
-	const char *t = kr_settings_map_get(s, KR_S_API_PATHS, key);
-	for (size_t i = 0; (!t || !*t) && i < sizeof(paths) / sizeof(paths[0]); i++)
-		if (strcmp(paths[i].key, key) == 0)
-			t = paths[i].def;
+	const char *t = kr_api_path_template(s, key);
 	kr_buf b = {0};
 	if (t[0] != '/')
 		kr_buf_addc(&b, '/');

@@ -26,6 +26,8 @@
 
 #include "keruta/plugin.h"
 
+#include "stage_util.h"
+
 /* execute_env.c */
 char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size_t max);
 void kr_execute_env_free(char **env);
@@ -162,16 +164,6 @@ static const char **make_argv(const char *shell, char **words_out, const char *a
 	return argv;
 }
 
-static void format_ms(uint64_t ms, char *out, size_t n)
-{
-	if (ms % 60000 == 0 && ms)
-		snprintf(out, n, "%llum", (unsigned long long)(ms / 60000));
-	else if (ms % 1000 == 0)
-		snprintf(out, n, "%llus", (unsigned long long)(ms / 1000));
-	else
-		snprintf(out, n, "%llums", (unsigned long long)ms);
-}
-
 static int judge(const kr_services *svc, kr_task *t, const execute_state *s,
                  const kr_process_result *r)
 {
@@ -198,7 +190,7 @@ static int judge(const kr_services *svc, kr_task *t, const execute_state *s,
 	}
 	if (r->timed_out) {
 		char limit[32];
-		format_ms(s->timeout_ms, limit, sizeof(limit));
+		kr_stage_format_ms(s->timeout_ms, limit, sizeof(limit));
 		return svc->fail(t, "the command did not finish within %s (with: timeout:) and was "
 		                    "stopped (%s)",
 		                 limit, how);

@@ -18,6 +18,8 @@
 
 #include "keruta/plugin.h"
 
+#include "stage_util.h"
+
 static const kr_option install_options[] = {
         {"timeout", KR_OPT_DURATION, "30m", 0, "longest the install script may run"},
         {"shell", KR_OPT_STRING, "/bin/sh", 0, "interpreter the script is run with"},
@@ -90,16 +92,6 @@ static int script_is_empty(const char *path)
 	return empty;
 }
 
-static void format_ms(uint64_t ms, char *out, size_t n)
-{
-	if (ms % 60000 == 0 && ms)
-		snprintf(out, n, "%llum", (unsigned long long)(ms / 60000));
-	else if (ms % 1000 == 0)
-		snprintf(out, n, "%llus", (unsigned long long)(ms / 1000));
-	else
-		snprintf(out, n, "%llums", (unsigned long long)ms);
-}
-
 static int install_run(const kr_services *svc, void *state, kr_task *t)
 {
 	install_state *s = state;
@@ -150,7 +142,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	}
 
 	char limit[32];
-	format_ms(s->timeout_ms, limit, sizeof(limit));
+	kr_stage_format_ms(s->timeout_ms, limit, sizeof(limit));
 	svc->log(t, KR_LOG_INFO, "running %s with %s in %s (timeout %s)", path, s->shell, work,
 	         s->timeout_ms ? limit : "none");
 	const char *argv[] = {s->shell, path, NULL};
