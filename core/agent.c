@@ -72,7 +72,16 @@ static void fill_task_from_settings(kr_agent *a)
 		kr_task_set(t, KR_TASK_REPOSITORY_ID, kr_settings_get(s, KR_S_REPOSITORY_ID));
 	for (size_t i = 0; i < kr_settings_list_count(s, KR_S_DOCUMENT_ID); i++)
 		kr_task_list_add(t, KR_TASK_DOCUMENT_IDS, kr_settings_list_item(s, KR_S_DOCUMENT_ID, i));
-	kr_task_set(t, KR_TASK_WORK_DIR, kr_settings_get(s, KR_S_WORK_DIR));
+	/* absolute, so a stage may hand it to a child running elsewhere */
+	const char *work = kr_settings_get(s, KR_S_WORK_DIR);
+	char cwd[4096];
+	if (work[0] != '/' && getcwd(cwd, sizeof(cwd))) {
+		char *abs = kr_asprintf("%s/%s", cwd, work);
+		kr_task_set(t, KR_TASK_WORK_DIR, abs);
+		free(abs);
+	} else {
+		kr_task_set(t, KR_TASK_WORK_DIR, work);
+	}
 	if (kr_settings_get(s, KR_S_API_URL))
 		kr_task_set(t, KR_TASK_API_URL, kr_settings_get(s, KR_S_API_URL));
 	if (kr_settings_get(s, KR_S_SOURCE_POD))

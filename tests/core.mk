@@ -53,3 +53,10 @@ tests_core_settings_LDADD = $(KT_CORE_LIBS)
 tests_core_sdk_SOURCES = tests/core_sdk.c
 tests_core_sdk_CFLAGS = $(KT_CFLAGS)
 tests_core_sdk_LDADD = $(KT_LIBS)
+
+# The seeds' init / run / cleanup flow against the API and a git server.
+check_PROGRAMS += tests/seed_flow
+TESTS += tests/seed_flow
+tests_seed_flow_SOURCES = tests/seed_flow.c tests/git_helpers.c tests/git_helpers.h
+tests_seed_flow_CFLAGS = $(KT_CFLAGS)
+tests_seed_flow_LDADD = $(KT_LIBS)

@@ -1,0 +1,193 @@
+/*
+ * The seeds' Kubernetes flow, outside Kubernetes: the init container's
+ * `keruta-agent init` (seed 004), the main container's `keruta-agent run`
+ * and the cleanup Job's `keruta-agent cleanup` (seed 002), one after the
+ * other on one work directory, with exactly the seeds' arguments and
+ * environment variables - `$(NAME)` left unexpanded, as a runtime other
+ * than Kubernetes passes it - against the reference keruta-api server and
+ * a git daemon on loopback.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "git_helpers.h"
+#include "krtest.h"
+
+#define TOKEN "seed-flow-token-8f2c1e"
+
+typedef struct flow {
+	char *dir, *work, *pipeline, *termlog;
+	gt_server git;
+	kt_api api;
+} flow;
+
+static void flow_start(flow *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->dir = kt_tmpdir();
+	f->work = kt_path(f->dir, "work");
+	f->pipeline = kt_path(kt_srcdir(), "conf/pipeline.yaml");
+	f->termlog = kt_path(f->dir, "termination-log");
+	gt_make_repo(f->dir, 0);
+	const char *gargs[] = {"--root", NULL, NULL};
+	char *srv = kt_path(f->dir, "srv");
+	gargs[1] = srv;
+	gt_server_start(&f->git, "daemon", gargs);
+	const char *aargs[] = {"--token", TOKEN, NULL};
+	cr_assert_eq(kt_api_start(&f->api, aargs), 0, "the reference API server did not start");
+
+	char *seed = NULL;
+	cr_assert(asprintf(&seed,
+	                   "{\"tasks\": [{\"id\": \"123\", \"name\": \"seed flow\", \"description\": "
+	                   "\"runs the seeds\", \"priority\": 2, \"status\": \"PENDING\", "
+	                   "\"createdAt\": \"2026-01-01T00:00:00Z\", \"updatedAt\": "
+	                   "\"2026-01-02T00:00:00Z\"}],"
+	                   " \"scripts\": {\"123\": {\"executeScript\": \"#!/bin/sh\\nset -e\\n"
+	                   "mkdir -p .keruta/doc\\necho \\\"$KERUTA_TASK_TITLE/$KERUTA_TASK_PRIORITY\\\" > "
+	                   ".keruta/doc/result.txt\\ncat .keruta/documents/spec.md >> .keruta/doc/result.txt\\n"
+	                   "echo execute-output-line\\n\"}},"
+	                   " \"repositories\": [{\"id\": \"r1\", \"name\": \"repo\", \"url\": "
+	                   "\"git://127.0.0.1:%d/repo.git\", \"branch\": \"main\"}],"
+	                   " \"installScripts\": {\"r1\": \"#!/bin/sh\\necho installed > .keruta/installed\\n"
+	                   "echo install-output-line\\n\"},"
+	                   " \"documents\": {\"d1\": {\"name\": \"spec.md\", \"content\": \"# the spec\\n\"}}}",
+	                   f->git.port) > 0);
+	int st = 0;
+	char *body = kt_api_call(&f->api, "POST", "/_control/seed", seed, &st);
+	cr_assert_eq(st, 200, "seed: %d %s", st, body ? body : "");
+	free(body);
+	free(seed);
+	free(srv);
+}
+
+static void flow_stop(flow *f)
+{
+	kt_api_stop(&f->api);
+	gt_server_stop(&f->git);
+	kt_rmrf(f->dir);
+	free(f->dir);
+	free(f->work);
+	free(f->pipeline);
+	free(f->termlog);
+	gt_free_all();
+}
+
+/* Run the agent with the seed's argv and environment. */
+static void agent(flow *f, kt_result *r, const char *const *args, const char *const *env_in)
+{
+	const char *argv[32] = {kt_agent()};
+	int n = 1;
+	for (int i = 0; args[i]; i++)
+		argv[n++] = args[i];
+	argv[n++] = "--termination-log";
+	argv[n++] = f->termlog;
+	argv[n] = NULL;
+	char *url = NULL, *pipe = NULL;
+	cr_assert(asprintf(&url, "%s", f->api.url) > 0);
+	cr_assert(asprintf(&pipe, "KERUTA_PIPELINE=%s", f->pipeline) > 0);
+	char *ep = NULL, *au = NULL;
+	cr_assert(asprintf(&ep, "KERUTA_API_ENDPOINT=%s", url) > 0);
+	cr_assert(asprintf(&au, "KERUTA_API_URL=%s", url) > 0);
+	const char *env[32] = {pipe, ep, au, "KERUTA_API_TOKEN=" TOKEN, "KERUTA_LOG_FORMAT=text",
+	                       "KERUTA_TASK_FILE", "KERUTA_BACKEND", "KERUTA_WORK_DIR"};
+	int m = 8;
+	for (int i = 0; env_in && env_in[i]; i++)
+		env[m++] = env_in[i];
+	env[m] = NULL;
+	cr_assert_eq(kt_run(r, argv, env, f->dir, NULL, 120), 0);
+	cr_assert(!r->timed_out, "the agent hung: %s", r->err);
+	free(url);
+	free(pipe);
+	free(ep);
+	free(au);
+}
+
+static char *file(const char *dir, const char *name)
+{
+	char *p = kt_path(dir, name);
+	char *t = kt_read_file(p, NULL);
+	free(p);
+	return t;
+}
+
+Test(seeds, init_run_cleanup_with_the_seeds_arguments, .timeout = 300)
+{
+	flow f;
+	flow_start(&f);
+	kt_result r;
+
+	/* seed 004: the init container */
+	const char *init_args[] = {"init", "--repository-id", "$(KERUTA_REPOSITORY_ID)",
+	                           "--document-id", "$(KERUTA_DOCUMENT_ID)", "--api-url",
+	                           "$(KERUTA_API_ENDPOINT)", "--work-dir", "work", NULL};
+	const char *init_env[] = {"KERUTA_REPOSITORY_ID=r1", "KERUTA_DOCUMENT_ID=d1", NULL};
+	agent(&f, &r, init_args, init_env);
+	cr_assert_eq(r.status, 0, "init failed:\n%s", r.err);
+	char *readme = file(f.work, "README");
+	cr_expect_not_null(readme, "the repository was not cloned into the work dir");
+	char *exclude = file(f.work, ".git/info/exclude");
+	cr_expect(kt_contains(exclude, "/.keruta\n"), "%s", exclude ? exclude : "(none)");
+	char *installed = file(f.work, ".keruta/installed");
+	cr_expect_str_eq(installed ? installed : "", "installed\n");
+	char *spec = file(f.work, ".keruta/documents/spec.md");
+	cr_expect_str_eq(spec ? spec : "", "# the spec\n");
+	cr_expect(kt_contains(r.out, "install-output-line"), "install output passes through: %s", r.out);
+	cr_expect(!kt_contains(r.err, TOKEN) && !kt_contains(r.out, TOKEN), "the token leaked");
+	free(readme);
+	free(exclude);
+	free(installed);
+	free(spec);
+	kt_result_free(&r);
+
+	/* the main container */
+	const char *run_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)", "--api-url",
+	                          "$(KERUTA_API_ENDPOINT)", "--work-dir", "work", NULL};
+	const char *run_env[] = {"KERUTA_TASK_ID=123", NULL};
+	agent(&f, &r, run_args, run_env);
+	cr_assert_eq(r.status, 0, "run failed:\n%s", r.err);
+	cr_expect(kt_contains(r.out, "execute-output-line"), "%s", r.out);
+	kt_result_free(&r);
+	char *tl = kt_read_file(f.termlog, NULL);
+	cr_expect(kt_contains(tl, "\"status\":\"COMPLETED\""), "%s", tl ? tl : "(none)");
+	free(tl);
+
+	/* seed 002: the cleanup Job */
+	const char *cleanup_args[] = {"cleanup", "--task-id", "$(KERUTA_TASK_ID)", "--api-url",
+	                              "$(KERUTA_API_URL)", "--source-pod", "$(KERUTA_SOURCE_POD)",
+	                              "--work-dir", "work", NULL};
+	const char *cleanup_env[] = {"KERUTA_TASK_ID=123",
+	                             "KERUTA_SOURCE_POD=keruta-job-task123-pod-xyz", NULL};
+	agent(&f, &r, cleanup_args, cleanup_env);
+	cr_assert_eq(r.status, 0, "cleanup failed:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "keruta-job-task123-pod-xyz"), "%s", r.err);
+	kt_result_free(&r);
+
+	int st = 0;
+	char *state = kt_api_call(&f.api, "GET", "/_control/state", NULL, &st);
+	cr_assert_eq(st, 200);
+	/* statuses in order: run IN_PROGRESS, run COMPLETED, cleanup COMPLETED */
+	char *p1 = strstr(state, "\"IN_PROGRESS\"");
+	char *p2 = p1 ? strstr(p1, "\"COMPLETED\"") : NULL;
+	char *p3 = p2 ? strstr(p2 + 1, "\"COMPLETED\"") : NULL;
+	cr_expect(p1 && p2 && p3, "statuses: %s", state);
+	cr_expect(!kt_contains(state, "\"FAILED\""), "%s", state);
+	/* the artifact, uploaded by run and again by the cleanup Job */
+	cr_expect_eq(kt_count(state, "\"name\": \"result.txt\"") + kt_count(state, "\"name\":\"result.txt\""), 2,
+	             "%s", state);
+	cr_expect(kt_contains(state, "execute-output-line"), "logs reach the API: %s", state);
+	free(state);
+
+	char *requests = kt_api_call(&f.api, "GET", "/_control/requests", NULL, &st);
+	cr_expect(!kt_contains(requests, "\"invalid\""), "a request broke the API's schema: %s",
+	          requests);
+	cr_expect(kt_contains(requests, "/api/v1/repositories/r1"), "init asked for the repository");
+	free(requests);
+
+	/* .keruta stays out of git's view */
+	char *status = gt_sh(f.work, "git status --porcelain");
+	cr_expect(!kt_contains(status, ".keruta"), "git sees the agent's files: %s", status);
+	free(status);
+	flow_stop(&f);
+}
