@@ -2,7 +2,7 @@
 #  - deploy-check.sh (in `make check`): the pipeline ConfigMap is in sync with
 #    conf/pipeline.yaml; every manifest validates against the strict
 #    Kubernetes schemas and kubernetes-models; RBAC and network policies are
-#    what deploy/ promises.  Skips its node part without node/npm/../shared.
+#    what deploy/ promises.  Skips its node part without node and npm.
 #  - `make e2e-podman`: the agent image run by `podman kube play` against
 #    loopback git and keruta-api servers (root, podman; about a minute once
 #    the image exists).  Not part of `make check`.

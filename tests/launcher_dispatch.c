@@ -327,7 +327,7 @@ Test(dispatch, loop_takes_pending_tasks_with_a_concurrency_limit)
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 	for (int i = 1; i <= 3; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof(id), "p-%d", i);
 		char *s = statuses(id);
 		cr_expect(kt_contains(s, "COMPLETED"), "%s: %s", id, s);

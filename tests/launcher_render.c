@@ -138,14 +138,11 @@ static int validate(const char *const *names)
 		argv[n++] = paths[i];
 	}
 	argv[n] = NULL;
-	char prefix[4200];
-	snprintf(prefix, sizeof(prefix), "KR_SCHEMA_PREFIX=%s/tests/schema-npm", kt_builddir());
-	const char *env[] = {prefix, NULL};
 	kt_result r;
-	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 240), 0);
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 240), 0);
 	int rc = r.status;
 	if (rc == 77)
-		cr_log_warn("schema validation skipped: %s", r.out);
+		cr_log_info("schema validation skipped: %s", r.out);
 	else if (rc)
 		cr_log_error("schema validation failed:\n%s%s", r.out, r.err);
 	for (size_t i = 0; names[i]; i++)

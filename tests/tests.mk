@@ -15,13 +15,13 @@ KT_FIXTURE_LINK = -module -avoid-version -shared -rpath $(abs_builddir)/tests/fi
 AM_TESTS_ENVIRONMENT = \
 	KR_SRCDIR='$(abs_top_srcdir)'; export KR_SRCDIR; \
 	KR_BUILDDIR='$(abs_top_builddir)'; export KR_BUILDDIR; \
-	KR_OPENAPI='$(abs_top_srcdir)/../shared/reference/keruta-api.openapi.yaml'; export KR_OPENAPI; \
+	KR_OPENAPI='$(abs_top_srcdir)/tests/reference/keruta-api.openapi.yaml'; export KR_OPENAPI; \
 	KERUTA_PLUGIN_PATH='$(abs_top_builddir)/stages/.libs'; export KERUTA_PLUGIN_PATH; \
 	KERUTA_API_MODULE='$(abs_top_builddir)/.libs/backend-api.so'; export KERUTA_API_MODULE; \
 	MAKE='$(MAKE)'; export MAKE; \
 	CRITERION_NO_EARLY_EXIT=1; export CRITERION_NO_EARLY_EXIT;
 
-EXTRA_DIST += tests/refapi
+EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh
 
 include $(srcdir)/tests/core.mk
 include $(srcdir)/tests/api.mk

@@ -6,17 +6,15 @@
 #      installed, is valid against the strict Kubernetes v1.32 JSON schemas
 #      (ajv) and the kubernetes-models classes;
 #   3. the promises in deploy-policy.js (RBAC, token, network policies).
-# 2 and 3 need node + npm and ../shared/reference (absent from a release
-# tarball): without them they are skipped, and so is the test (exit 77) if
-# nothing failed.  npm modules go to $KERUTA_NODE_DIR (default
-# $KR_BUILDDIR/tests/e2e/node) and are installed once.
+# 2 and 3 need node + npm (tests/schema/node-modules.sh installs the
+# modules once per machine): without them they are skipped, and so is the
+# test (exit 77) if nothing failed.
 # Run: make check TESTS=tests/e2e/deploy-check.sh, or directly with
 # KR_SRCDIR (and optionally KR_BUILDDIR) set.
 set -u
 src=${KR_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${KR_BUILDDIR:-$src}
-schemas=${KERUTA_K8S_SCHEMAS:-$src/../shared/reference/k8s-json-schema-v1.32.2-strict}
-nodedir=${KERUTA_NODE_DIR:-$build/tests/e2e/node}
+schemas=${KERUTA_K8S_SCHEMAS:-$src/tests/reference/k8s-json-schema-v1.32.2-strict}
 pass=0 fail=0 skip=0
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/deploy-check.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -34,29 +32,19 @@ else
 	diff -u "$src/deploy/pipeline-configmap.yaml" "$tmp/cm.yaml" | head -20
 fi
 
-# 2 and 3 need the schemas, node and the npm modules.
+# 2 and 3 need node and the npm modules.
 why=
 if [ ! -d "$schemas" ]; then
-	why="no Kubernetes schemas at $schemas (they come with ../shared, absent from a release tarball; set KERUTA_K8S_SCHEMAS)"
-elif ! command -v node >/dev/null 2>&1; then
-	why="node is not installed (apt-get install nodejs npm)"
-elif ! NODE_PATH="$nodedir/node_modules" node -e 'for (const m of ["ajv","ajv-formats","js-yaml","kubernetes-models/v1/Pod"]) require(m)' 2>/dev/null; then
-	if ! command -v npm >/dev/null 2>&1; then
-		why="npm is not installed (apt-get install npm)"
-	else
-		mkdir -p "$nodedir"
-		echo "installing ajv, ajv-formats, js-yaml, kubernetes-models into $nodedir (once)"
-		if ! npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$nodedir" \
-			ajv@8 ajv-formats@3 js-yaml@4 kubernetes-models@4 > "$tmp/npm.log" 2>&1; then
-			why="npm install failed (no registry?): $(tail -n 3 "$tmp/npm.log" | tr '\n' ' ')"
-		fi
-	fi
+	ko "no Kubernetes schemas at $schemas"
+	why="no schemas"
+elif ! nodemods=$(sh "$src/tests/schema/node-modules.sh"); then
+	why=$nodemods
 fi
 
 if [ -n "$why" ]; then
 	sk "schema validation and policy checks: $why"
 else
-	export NODE_PATH="$nodedir/node_modules"
+	export NODE_PATH="$nodemods"
 	files=$(ls "$src"/deploy/*.yaml | grep -v '/kustomization\.yaml$')
 	# shellcheck disable=SC2086
 	if node "$src/tests/e2e/schema/k8s-validate.js" --schemas "$schemas" $files > "$tmp/val.out" 2>&1; then

@@ -210,14 +210,13 @@ spec:
 EOF
 }
 
-# Schema validation when deploy-check.sh has installed the npm modules.
-schemas=${KERUTA_K8S_SCHEMAS:-$src/../shared/reference/k8s-json-schema-v1.32.2-strict}
-nodedir=${KERUTA_NODE_DIR:-$build/tests/e2e/node}
+# Schema validation of the pod YAML (skipped without node and npm).
+schemas=${KERUTA_K8S_SCHEMAS:-$src/tests/reference/k8s-json-schema-v1.32.2-strict}
 validate=
-if [ -d "$schemas" ] && [ -d "$nodedir/node_modules/kubernetes-models" ] && command -v node > /dev/null; then
-	validate="env NODE_PATH=$nodedir/node_modules node $src/tests/e2e/schema/k8s-validate.js --schemas $schemas"
+if nodemods=$(sh "$src/tests/schema/node-modules.sh"); then
+	validate="env NODE_PATH=$nodemods node $src/tests/e2e/schema/k8s-validate.js --schemas $schemas"
 else
-	echo "SKIP: pod YAML schema validation (run tests/e2e/deploy-check.sh first to install the npm modules)"
+	echo "SKIP: pod YAML schema validation: $nodemods"
 fi
 
 # --- run a pod: NAME TASK_ID TITLE EXPECTED_MAIN_EXIT

@@ -5,7 +5,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 srv="$here/keruta_api_server.py"
-openapi=${1:-${KERUTA_OPENAPI:-$here/../../../shared/reference/keruta-api.openapi.yaml}}
+openapi=${1:-${KERUTA_OPENAPI:-$here/../reference/keruta-api.openapi.yaml}}
 tmp=$(mktemp -d)
 pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"; }
