@@ -52,6 +52,10 @@ static const char *const stream_names[] = {"stdout", "stderr"};
  * read in, not as lines, so a child writing gigabytes costs one memcpy
  * per read here.  At the end the ring is replayed through the line
  * splitter.  Whole chunks are dropped from the front when it is full.
+ * Each stream has its own ring, sharing one budget: a stream holding
+ * more than half of it gives way first, so the last stderr lines (where
+ * the error usually is) survive a flood on stdout, and the other way
+ * round.  A sequence number puts the chunks back in read order.
  */
 
 typedef struct ring {
@@ -62,6 +66,7 @@ typedef struct ring {
 typedef struct rec_hdr {
 	uint32_t len;
 	uint32_t stream;
+	uint64_t seq;
 } rec_hdr;
 
 static void ring_copy_in(ring *r, size_t at, const void *src, size_t n)
@@ -106,7 +111,9 @@ typedef struct capture {
 	uint64_t head_budget;
 	uint64_t shipped; /* bytes of output shipped live */
 	int tail_mode;
-	ring tail;
+	ring tail[2];     /* per stream, indexed like s[] */
+	size_t tail_cap;  /* budget of both rings together */
+	uint64_t seq;     /* of the next chunk pushed */
 	uint64_t cut_lines, cut_bytes;
 	kr_buf scratch;
 	kr_buf masked;
@@ -122,15 +129,20 @@ static void note_cut(capture *c, stream *st, size_t bytes, size_t lines, int end
 	st->resync = !ends_line;
 }
 
-/* Make room for `need` more bytes: drop the oldest chunks, and cut the
- * front off the last one dropped into, so the newest output is kept. */
-static void ring_free(capture *c, size_t need)
+/* Make room for `need` more bytes of stream `st`: drop the oldest chunks
+ * (of the stream over half the budget, else of `st`), and cut the front
+ * off the last one dropped into, so the newest output is kept. */
+static void ring_free(capture *c, stream *st, size_t need)
 {
-	ring *r = &c->tail;
-	while (r->cap - r->used < need) {
+	for (;;) {
+		size_t used = c->tail[0].used + c->tail[1].used;
+		if (used + need <= c->tail_cap)
+			return;
+		ring *own = &c->tail[st->id], *other = &c->tail[!st->id];
+		ring *r = other->used > c->tail_cap / 2 || own->used == 0 ? other : own;
 		rec_hdr h;
 		ring_copy_out(r, r->start, &h, sizeof(h));
-		size_t short_by = need - (r->cap - r->used);
+		size_t short_by = used + need - c->tail_cap;
 		size_t k = sizeof(h) + h.len <= short_by ? h.len : short_by;
 		size_t at = (r->start + sizeof(h)) % r->cap;
 		size_t first = r->cap - at < k ? r->cap - at : k;
@@ -152,19 +164,22 @@ static void ring_free(capture *c, size_t need)
 
 static void ring_push(capture *c, stream *st, const char *p, size_t n)
 {
-	ring *r = &c->tail;
+	ring *r = &c->tail[st->id];
 	if (!n)
 		return;
-	if (n + sizeof(rec_hdr) > r->cap) {
-		size_t drop = n + sizeof(rec_hdr) - r->cap;
+	/* what the other stream may keep (up to half) is not ours to take */
+	size_t theirs = c->tail[!st->id].used, room = r->cap;
+	room -= theirs < c->tail_cap / 2 ? theirs : c->tail_cap / 2;
+	if (n + sizeof(rec_hdr) > room) {
+		size_t drop = n + sizeof(rec_hdr) - room;
 		note_cut(c, st, drop, count_nl(p, drop), p[drop - 1] == '\n');
 		p += drop;
 		n -= drop;
 	}
 	if (!r->data)
 		r->data = kr_malloc(r->cap);
-	ring_free(c, n + sizeof(rec_hdr));
-	rec_hdr h = {(uint32_t)n, (uint32_t)st->id};
+	ring_free(c, st, n + sizeof(rec_hdr));
+	rec_hdr h = {(uint32_t)n, (uint32_t)st->id, c->seq++};
 	ring_copy_in(r, r->start + r->used, &h, sizeof(h));
 	ring_copy_in(r, r->start + r->used + sizeof(h), p, n);
 	r->used += n + sizeof(h);
@@ -321,18 +336,29 @@ static void finish_stream(capture *c, stream *st)
 	kr_buf_free(&st->hold);
 }
 
+/* The ring whose first chunk was read first; NULL when both are empty. */
+static ring *oldest_chunk(capture *c)
+{
+	ring *a = &c->tail[0], *b = &c->tail[1];
+	if (!a->used || !b->used)
+		return a->used ? a : b->used ? b : NULL;
+	rec_hdr ha, hb;
+	ring_copy_out(a, a->start, &ha, sizeof(ha));
+	ring_copy_out(b, b->start, &hb, sizeof(hb));
+	return hb.seq < ha.seq ? b : a;
+}
+
 /* After the last read: the tail (if any), then unfinished lines. */
 static void capture_end(capture *c)
 {
 	if (c->tail_mode && c->b) {
-		ring *r = &c->tail;
 		if (c->cut_bytes) {
 			char msg[256];
 			snprintf(msg, sizeof(msg),
 			         "[keruta-agent: %llu lines (%llu bytes) of output cut here: the log keeps "
 			         "the first %llu and the last %zu bytes]",
 			         (unsigned long long)c->cut_lines, (unsigned long long)c->cut_bytes,
-			         (unsigned long long)c->shipped, r->used);
+			         (unsigned long long)c->shipped, c->tail[0].used + c->tail[1].used);
 			c->b->ops->ship_log(c->b, "agent", msg, strlen(msg));
 		}
 		for (int i = 0; i < 2; i++) {
@@ -341,8 +367,9 @@ static void capture_end(capture *c)
 				c->s[i].split = 0;
 			}
 		}
-		char *tmp = kr_malloc(r->used ? r->used : 1);
-		while (r->used) {
+		char *tmp = kr_malloc(c->tail_cap);
+		ring *r;
+		while ((r = oldest_chunk(c)) != NULL) {
 			rec_hdr h;
 			ring_copy_out(r, r->start, &h, sizeof(h));
 			ring_copy_out(r, r->start + sizeof(h), tmp, h.len);
@@ -380,7 +407,11 @@ static void capture_run(capture *c, pid_t pid)
 		struct pollfd pf[2];
 		stream *map[2];
 		nfds_t n = 0;
-		for (int i = 0; i < 2; i++) {
+		/* stderr first: when both are ready, a stderr line usually came
+		 * before the up to READ_SIZE bytes of stdout read in the same
+		 * round, and it must not be ordered after them (and lost to the
+		 * head budget they fill) */
+		for (int i = 1; i >= 0; i--) {
 			if (c->s[i].fd >= 0) {
 				pf[n] = (struct pollfd){c->s[i].fd, POLLIN, 0};
 				map[n++] = &c->s[i];
@@ -727,13 +758,14 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 		if (tail < max_line + 1024)
 			tail = max_line + 1024;
 		c.max_line = (size_t)max_line;
-		c.tail.cap = (size_t)tail;
+		c.tail_cap = c.tail[0].cap = c.tail[1].cap = (size_t)tail;
 		c.head_budget = max_total > tail ? max_total - tail : 0;
 		c.buf = kr_malloc(READ_SIZE);
 		capture_run(&c, pid);
 		capture_end(&c);
 		free(c.buf);
-		free(c.tail.data);
+		free(c.tail[0].data);
+		free(c.tail[1].data);
 		kr_buf_free(&c.scratch);
 		kr_buf_free(&c.masked);
 	}

@@ -312,3 +312,36 @@ Test(run_output, shipped_total_keeps_head_and_tail)
 	kt_result_free(&res);
 	rt_free(&r);
 }
+
+/* The error at the end of stderr survives a flood on stdout that arrives
+ * after it in one read larger than the whole tail, and chunks come back
+ * in the order they were read. */
+Test(run_output, last_stderr_lines_survive_a_stdout_flood)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        awk 'BEGIN { for (i = 1; i <= 10000; i++) printf \"head %d\\n\", i }'\n"
+	                   "        sleep 0.3\n"
+	                   "        echo fatal: the error >&2\n"
+	                   "        sleep 0.3\n"
+	                   "        python3 -c 'import sys; sys.stdout.write(\"flood\\n\" * 60000)'\n"
+	                   "        echo after-flood\n",
+	                   "settings:\n  log_max_total: 64KiB\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	rt_line *l;
+	size_t n = rt_lines(&r, "stderr", &l);
+	cr_assert_eq(n, 1, "stderr lines: %zu", n);
+	cr_expect_str_eq(l[0].text, "fatal: the error");
+	rt_lines_free(l, n);
+	n = rt_lines(&r, "stdout", &l);
+	cr_assert_gt(n, 2);
+	cr_expect_str_eq(l[n - 1].text, "after-flood");
+	cr_expect_str_eq(l[n - 2].text, "flood");
+	rt_lines_free(l, n);
+	kt_result_free(&res);
+	rt_free(&r);
+}
