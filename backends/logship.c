@@ -12,6 +12,7 @@
  * spool left by an earlier agent in the same work dir (a parent task's
  * PVC, an init container) is replayed to the task it belongs to.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -334,6 +335,19 @@ static void batch_add(batch *b, const char *task, const char *stream, const char
 	b->lines++;
 }
 
+/* A line already escaped as a JSON string body (from the spool). */
+static void batch_add_escaped(batch *b, const char *task, const char *stream, const char *esc,
+                              size_t len)
+{
+	if (b->lines == 0) {
+		b->task = kr_strdup(task);
+		b->stream = kr_strdup(stream);
+	}
+	kr_buf_add(&b->message, esc, len);
+	kr_buf_adds(&b->message, "\\n");
+	b->lines++;
+}
+
 /* The first lines of memory with one task and stream (lock held). */
 static void batch_from_memory(kr_logship *ls, batch *b)
 {
@@ -342,6 +356,65 @@ static void batch_from_memory(kr_logship *ls, batch *b)
 			break;
 		batch_add(b, item_task(it), item_stream(it), item_line(it), it->len);
 	}
+}
+
+/* Is p[0..n) a valid JSON string body (escapes included)? */
+static int json_body_ok(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c < 0x20 || c == '"')
+			return 0;
+		if (c != '\\')
+			continue;
+		if (++i == n)
+			return 0;
+		if (p[i] == 'u') {
+			if (n - i < 5)
+				return 0;
+			for (int k = 1; k <= 4; k++)
+				if (!isxdigit((unsigned char)p[i + k]))
+					return 0;
+			i += 4;
+		} else if (!p[i] || !strchr("\"\\/bfnrt", p[i])) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* A spool record exactly as record() writes it, read without a JSON
+ * parser (this runs for every spooled line): task and stream without
+ * escapes, the line kept escaped, since it goes into a JSON string again.
+ * 0 for any other shape; json-c then has the last word. */
+static int spool_record_fast(char *rec, size_t n, const char **task, const char **stream,
+                             const char **line, size_t *len)
+{
+	static const char k_task[] = "{\"task\":\"", k_stream[] = "\",\"stream\":\"",
+	                  k_line[] = "\",\"line\":\"";
+	char *end = rec + n;
+	if (n < sizeof(k_task) + 2 || memcmp(rec, k_task, sizeof(k_task) - 1) != 0 ||
+	    memcmp(end - 2, "\"}", 2) != 0)
+		return 0;
+	char *t = rec + sizeof(k_task) - 1;
+	char *tq = memchr(t, '"', (size_t)(end - t));
+	if (!tq || memchr(t, '\\', (size_t)(tq - t)) ||
+	    (size_t)(end - tq) < sizeof(k_stream) - 1 || memcmp(tq, k_stream, sizeof(k_stream) - 1))
+		return 0;
+	char *s = tq + sizeof(k_stream) - 1;
+	char *sq = memchr(s, '"', (size_t)(end - s));
+	if (!sq || memchr(s, '\\', (size_t)(sq - s)) ||
+	    (size_t)(end - sq) < sizeof(k_line) - 1 || memcmp(sq, k_line, sizeof(k_line) - 1))
+		return 0;
+	char *l = sq + sizeof(k_line) - 1;
+	if (l > end - 2 || !json_body_ok(l, (size_t)(end - 2 - l)))
+		return 0;
+	*tq = *sq = '\0';
+	*task = t;
+	*stream = s;
+	*line = l;
+	*len = (size_t)(end - 2 - l);
+	return 1;
 }
 
 /* Lines of the spool from read_off, before end (no lock: that part of
@@ -366,6 +439,15 @@ static int batch_from_spool(kr_logship *ls, batch *b, uint64_t from, uint64_t en
 			break;
 		if (off + (uint64_t)n > end || line[n - 1] != '\n')
 			break; /* not completely written yet */
+		const char *ft, *fs, *fl;
+		size_t fll;
+		if (spool_record_fast(line, (size_t)n - 1, &ft, &fs, &fl, &fll)) {
+			if (!batch_takes(ls, b, ft, fs, fll))
+				break;
+			batch_add_escaped(b, ft, fs, fl, fll);
+			off += (uint64_t)n;
+			continue;
+		}
 		json_tokener_reset(tok);
 		json_object *o = json_tokener_parse_ex(tok, line, (int)n - 1);
 		json_object *jt = NULL, *js = NULL, *jl = NULL;

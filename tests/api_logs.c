@@ -151,6 +151,62 @@ Test(api_logs, spool_from_an_earlier_run_is_replayed_first)
 	kt_result_free(&r);
 }
 
+/* Spooled lines come back byte for byte, whatever they hold; records
+ * that are not valid JSON are skipped, never sent as a broken body. */
+Test(api_logs, spooled_lines_keep_every_byte)
+{
+	char *dir = kt_path(C.work, ".keruta");
+	mkdir(dir, 0755);
+	char *sp = spool_path();
+	kt_write_file(sp, "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"q\\\"uo\\\\te\\t\\u0001 caf\xc3\xa9 \\u00e9 \\/\"}\n"
+	                  "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"bad \"quote\"}\n"
+	                  "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"bad escape \\x\"}\n"
+	                  "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"ends in a backslash \\\"}\n"
+	                  "{\"stream\":\"stderr\",\"line\":\"other key order\",\"task\":\"t1\"}\n"
+	                  "{\"task\":\"t\\u0031\",\"stream\":\"stdout\",\"line\":\"escaped task id\"}\n"
+	                  "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"\"}\n");
+	at_pipeline(&C, "count: 1", NULL);
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	json_object *st = at_get(&C, "/_control/state"), *logs, *t1, *s, *l;
+	json_object_object_get_ex(st, "logs", &logs);
+	cr_assert(json_object_object_get_ex(logs, "t1", &t1));
+	static const char *const want[][2] = {
+	    {"stdout", "q\"uo\\te\t\x01 caf\xc3\xa9 \xc3\xa9 /"},
+	    {"stderr", "other key order"},
+	    {"stdout", "escaped task id"},
+	    {"stdout", ""},
+	    {"stdout", "line-000001"},
+	};
+	size_t n = json_object_array_length(t1), k = sizeof(want) / sizeof(want[0]), j = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "line", &l);
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "stream", &s);
+		if (strcmp(json_object_get_string(s), "agent") == 0)
+			continue; /* the agent's own progress lines */
+		cr_assert_lt(j, k, "more lines than written: %s", json_object_get_string(l));
+		cr_expect_str_eq(json_object_get_string(l), want[j][1], "line %zu", j);
+		cr_expect_str_eq(json_object_get_string(s), want[j][0], "stream of line %zu", j);
+		j++;
+	}
+	cr_expect_eq(j, k, "lines received: %zu", j);
+	cr_expect(kt_contains(r.err, "damaged record"), "%s", r.err);
+	json_object *reqs = at_get(&C, "/_control/requests"), *p, *rs;
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		json_object *q = json_object_array_get_idx(reqs, i);
+		json_object_object_get_ex(q, "path", &p);
+		if (kt_contains(json_object_get_string(p), "/logs") &&
+		    json_object_object_get_ex(q, "response_status", &rs))
+			cr_expect_eq(json_object_get_int(rs), 200, "a log batch was refused: %s",
+			             json_object_to_json_string(q));
+	}
+	json_object_put(reqs);
+	json_object_put(st);
+	free(sp);
+	free(dir);
+	kt_result_free(&r);
+}
+
 Test(api_logs, long_line_is_split_with_visible_marks)
 {
 	at_pipeline(&C, "long_line: 2500", "  log_max_line: 1KiB\n");

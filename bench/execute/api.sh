@@ -1,8 +1,10 @@
 #!/bin/sh
-# bench/execute/api.sh BUILD_DIR [RUNS] [SIZE]
+# bench/execute/api.sh BUILD_DIR [RUNS] [SIZE] [LOG_MAX_TOTAL]
 # The child's own throughput when its stdout goes through keruta-agent in
 # API mode, against the reference keruta-api server (tests/refapi):
 #   direct  the child alone, stdout to /dev/null;
+#   cat     the child's stdout through one plain pipe hop (`| cat`), the
+#           least any reader of the output costs;
 #   up      through `keruta-agent execute --api-url`, the API answering;
 #   down    the same, the API down (connections closed) from 0.5 s after
 #           start until the child has finished; it comes back afterwards
@@ -14,9 +16,10 @@
 # Needs python3, curl and GNU time (package `time`).
 set -eu
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-B=$(cd "${1:?usage: api.sh BUILD_DIR [RUNS] [SIZE]}" && pwd)
+B=$(cd "${1:?usage: api.sh BUILD_DIR [RUNS] [SIZE] [LOG_MAX_TOTAL]}" && pwd)
 RUNS=${2:-5}
 SIZE=${3:-1G}
+MAXTOTAL=${4:-}
 W=$(mktemp -d /tmp/kr-bench-exec-api.XXXXXX)
 SERVER=
 trap '[ -z "$SERVER" ] || kill $SERVER 2>/dev/null || true; rm -rf "$W"' EXIT INT TERM
@@ -32,8 +35,8 @@ URL=http://127.0.0.1:$(cat "$W/port")
 
 L='some log line of 60 bytes .................................'
 printf "yes '%s' | head -c %s\n" "$L" "$SIZE" > "$W/child.sh"
-cat > "$W/pipeline.yaml" <<EOY
-version: 1
+{ echo "version: 1"; [ -z "$MAXTOTAL" ] || printf 'settings:\n  log_max_total: %s\n' "$MAXTOTAL"; } > "$W/pipeline.yaml"
+cat >> "$W/pipeline.yaml" <<EOY
 phases:
   execute: [execute]
 stages:
@@ -71,6 +74,8 @@ r=1
 while [ $r -le "$RUNS" ]; do
 	/usr/bin/time -f %e -o "$W/direct.time" sh "$W/child.sh" > /dev/null
 	echo "$r direct $(cat "$W/direct.time") - -"
+	/usr/bin/time -f %e -o "$W/cat.time" sh "$W/child.sh" | cat > /dev/null
+	echo "$r cat $(cat "$W/cat.time") - -"
 	echo "$r up $(through up $r)"
 	echo "$r down $(through down $r)"
 	r=$((r + 1))
@@ -81,8 +86,10 @@ import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1]) if l[0].isdigit()]
 def col(mode, i): return [float(r[i]) for r in rows if r[1] == mode]
 d = st.median(col("direct", 2))
-print(f"\nmedian child time for {sys.argv[2]}: direct {d:.2f} s")
+k = st.median(col("cat", 2))
+print(f"\nmedian child time for {sys.argv[2]}: direct {d:.2f} s, through | cat {k:.2f} s (ratio {d / k:.2f})")
 for m in ("up", "down"):
     c, a, rss = st.median(col(m, 2)), st.median(col(m, 3)), max(col(m, 4)) / 1024
-    print(f"  {m:5} child {c:.2f} s  ratio direct/through {d / c:.2f}  agent wall {a:.2f} s  agent peak RSS {rss:.1f} MiB")
+    print(f"  {m:5} child {c:.2f} s  ratio direct/agent {d / c:.2f}  cat/agent {k / c:.2f}  "
+          f"agent wall {a:.2f} s  agent peak RSS {rss:.1f} MiB")
 EOP
