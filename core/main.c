@@ -51,7 +51,7 @@ static const command commands[] = {
         {"cleanup", KR_CMD_CLEANUP, "collect artifacts and clean up (cleanup Job)",
          "cleanup --task-id ID [--source-pod POD] [OPTIONS]", cmd_task},
         {"validate", KR_CMD_VALIDATE, "check a pipeline file and its plugins without running it",
-         "validate [FILE] [--plugin-dir DIR]...", cmd_validate},
+         "validate [FILE | --pipeline FILE] [--plugin-dir DIR]...", cmd_validate},
         {"plugins", KR_CMD_PLUGINS, "list the plugins found, their ABI and description",
          "plugins [-v] [--plugin-dir DIR]...", cmd_plugins},
         {"version", 0, "print the versions of the agent and its libraries", "version",

@@ -17,7 +17,8 @@
 const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
         [KR_S_PIPELINE] = {NULL, "--pipeline", {"KERUTA_PIPELINE"}, KR_ST_STRING,
                            KR_SYSCONFDIR "/keruta-agent/pipeline.yaml",
-                           T | KR_CMD_PLUGINS | KR_CMD_LAUNCH /* launcher */, "FILE", "pipeline file to run"},
+                           T | KR_CMD_VALIDATE | KR_CMD_PLUGINS | KR_CMD_LAUNCH /* launcher */, "FILE",
+                           "pipeline file to run"},
         [KR_S_BACKEND] = {"backend", "--backend", {"KERUTA_BACKEND"}, KR_ST_STRING, "auto", T,
                           "NAME",
                           "api, local, or auto (local when a task file is given, else api)"},

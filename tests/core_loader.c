@@ -284,3 +284,33 @@ Test(loader_cli, plugins_lists_good_and_bad)
 	kt_result_free(&r);
 	free(fx);
 }
+
+/* The file to check is named positionally, with --pipeline, or by
+ * KERUTA_PIPELINE, like every other command. */
+Test(loader_cli, validate_takes_the_file_every_way)
+{
+	char *dir = kt_tmpdir();
+	char *pipeline = kt_path(dir, "v.yaml");
+	kt_write_file(pipeline, "version: 1\nphases:\n  execute: [s]\nstages:\n"
+	                        "  s: {plugin: fx_ok, with: {trace: t.log}}\n");
+	char *fx = fixtures();
+	char *env_var = NULL;
+	cr_assert(asprintf(&env_var, "KERUTA_PIPELINE=%s", pipeline) > 0);
+	const char *by_arg[] = {kt_agent(), "validate", pipeline, "--plugin-dir", fx, NULL};
+	const char *by_flag[] = {kt_agent(), "validate", "--pipeline", pipeline, "--plugin-dir", fx, NULL};
+	const char *by_env[] = {kt_agent(), "validate", "--plugin-dir", fx, NULL};
+	const char *const *argvs[] = {by_arg, by_flag, by_env};
+	const char *env[] = {env_var, NULL};
+	for (int i = 0; i < 3; i++) {
+		kt_result r;
+		cr_assert_eq(kt_run(&r, argvs[i], i == 2 ? env : NULL, NULL, NULL, 30), 0);
+		cr_expect_eq(r.status, 0, "way %d: exit %d: %s", i, r.status, r.err);
+		cr_expect(kt_contains(r.out, "v.yaml: valid (execute: 1"), "way %d: %s", i, r.out);
+		kt_result_free(&r);
+	}
+	kt_rmrf(dir);
+	free(dir);
+	free(pipeline);
+	free(fx);
+	free(env_var);
+}
