@@ -65,10 +65,12 @@ logs = [r for r in reqs if r["path"].endswith("/logs")]
 ok = [r for r in logs if r.get("response_status") == 200]
 body = sum(len(r.get("body", "").encode()) for r in logs)
 hdrs = sum(sum(len(k) + len(v) + 4 for k, v in r["headers"].items()) + len(r["method"]) + len(r["path"]) + 12 for r in logs)
-lines = [l["line"] for l in state["logs"].get("bench", [])]
+lines = [l["line"] for l in state["logs"].get("bench", []) if l.get("stream") != "agent"]
+agent = len(state["logs"].get("bench", [])) - len(lines)
 want = ["line-%06d" % i for i in range(1, n + 1)]
 print(f"lines emitted            {n}")
 print(f"lines received in order  {'yes' if lines == want else 'NO (%d received)' % len(lines)}")
+print(f"agent progress lines     {agent} (shipped too, as stream \"agent\")")
 print(f"outage                   {outage} s")
 print(f"log requests             {len(logs)} ({len(ok)} answered 200)")
 print(f"all requests             {len(reqs)}")
