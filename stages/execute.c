@@ -11,7 +11,7 @@
  * secrets, enforces timeouts and reaps everything the command started.
  *
  * The task's fields reach the command as KERUTA_TASK_* variables (seed
- * 001), with the task's own env entries; see execute_env.c for values too
+ * 001), with the task's own env entries; see task_env.c for values too
  * long for the environment.
  */
 #define _GNU_SOURCE
@@ -28,9 +28,6 @@
 
 #include "stage_util.h"
 
-/* execute_env.c */
-char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size_t max);
-void kr_execute_env_free(char **env);
 
 static const kr_option execute_options[] = {
         {"command", KR_OPT_STRING, NULL, 0, "command line run with the shell instead of the task's script"},
@@ -250,7 +247,7 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 		goto out;
 	}
 
-	char **env = kr_execute_env(svc, t, area, (size_t)s->env_max);
+	char **env = kr_stage_task_env(svc, t, area, (size_t)s->env_max);
 	if (!env)
 		goto out;
 	kr_process p = {.size = sizeof(p),
@@ -262,7 +259,7 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 	                .label = "execute"};
 	kr_process_result r = {.size = sizeof(r)};
 	rc = svc->run_process(t, &p, &r);
-	kr_execute_env_free(env);
+	kr_stage_env_free(env);
 	if (rc == KR_OK)
 		rc = judge(svc, t, s, &r);
 	else

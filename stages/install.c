@@ -146,20 +146,39 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	svc->log(t, KR_LOG_INFO, "running %s with %s in %s (timeout %s)", path, s->shell, work,
 	         s->timeout_ms ? limit : "none");
 	const char *argv[] = {s->shell, path, NULL};
-	/* the task's own env (KR_TASK_ENV) is added by the agent; these say
-	 * which task and repository the script is preparing */
-	char *env[4] = {NULL};
+	/* the task's environment, as the execute stage gives it, and which
+	 * repository and work dir the script is preparing */
+	char *area = NULL, *extra[3] = {NULL};
+	char **task_env = NULL, **env = NULL;
 	size_t ne = 0;
-	static const struct {
-		const char *var, *key;
-	} vars[] = {{"KERUTA_TASK_ID", KR_TASK_ID},
-	            {"KERUTA_REPOSITORY_ID", KR_TASK_REPOSITORY_ID},
-	            {"KERUTA_WORK_DIR", KR_TASK_WORK_DIR}};
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-		const char *v = svc->task_get(t, vars[i].key);
-		if (v && asprintf(&env[ne], "%s=%s", vars[i].var, v) >= 0)
-			ne++;
+	if (asprintf(&area, "%s/.keruta", work) < 0)
+		area = NULL;
+	if (area)
+		task_env = kr_stage_task_env(svc, t, area, 32 * 1024);
+	free(area);
+	if (!task_env) {
+		free(path);
+		return KR_FAILED;
 	}
+	const char *repo_id = svc->task_get(t, KR_TASK_REPOSITORY_ID);
+	if (asprintf(&extra[0], "KERUTA_REPOSITORY_ID=%s", repo_id ? repo_id : "") < 0)
+		extra[0] = NULL;
+	if (asprintf(&extra[1], "KERUTA_WORK_DIR=%s", work) < 0)
+		extra[1] = NULL;
+	while (task_env[ne])
+		ne++;
+	env = calloc(ne + 3, sizeof(*env));
+	if (!env || !extra[0] || !extra[1]) {
+		free(env);
+		free(extra[0]);
+		free(extra[1]);
+		kr_stage_env_free(task_env);
+		free(path);
+		return svc->fail(t, "install: out of memory");
+	}
+	memcpy(env, task_env, ne * sizeof(*env));
+	env[ne] = extra[0];
+	env[ne + 1] = extra[1];
 	kr_process p = {.size = sizeof(p),
 	                .argv = argv,
 	                .cwd = work,
@@ -169,8 +188,10 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	                .label = "install"};
 	kr_process_result r = {.size = sizeof(r)};
 	rc = svc->run_process(t, &p, &r);
-	for (size_t i = 0; i < ne; i++)
-		free(env[i]);
+	free(env); /* its strings belong to task_env and extra */
+	kr_stage_env_free(task_env);
+	free(extra[0]);
+	free(extra[1]);
 	free(path);
 	if (rc != KR_OK)
 		return svc->fail(t, "could not start the install script with %s; check `with: shell:`",

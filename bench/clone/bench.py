@@ -142,6 +142,11 @@ def main():
         with open(task, "w") as f:
             f.write('id: bench\nrepository: { url: "%s", ref: main }\n' % url)
 
+        # A bare git_clone() program: the stage's own cost vs libgit2's.
+        lg2 = os.path.join(base, "lg2clone")
+        sh(["sh", "-c", 'cc -O2 -o "$1" "$2" $(pkg-config --cflags --libs libgit2)', "cc", lg2,
+            os.path.join(HERE, "lg2clone.c")])
+
         def agent(wd):
             return [a.agent, "execute", "--pipeline", pipe, "--task-file", task, "--work-dir",
                     wd, "--backend", "local", "--termination-log", os.path.join(base, "tl"),
@@ -156,16 +161,20 @@ def main():
         atexit.register(shutil.rmtree, work_base, True)
         work = os.path.join(work_base, "w")
         n = 0
-        res = {"clone_agent": [], "clone_git": [], "rerun_agent": [], "rerun_git": []}
+        res = {"clone_agent": [], "clone_git": [], "clone_lg2": [], "rerun_agent": [],
+               "rerun_git": []}
         for i in range(a.runs + 1):  # the first round warms up and is dropped
-            for kind in ("agent", "git") if i % 2 == 0 else ("git", "agent"):
+            for kind in ("agent", "git", "lg2") if i % 2 == 0 else ("lg2", "git", "agent"):
                 n += 1
                 wd = os.path.join(work, "c%d" % n)
                 os.makedirs(work, exist_ok=True)
-                cmd = agent(wd) if kind == "agent" else ["git", "clone", "-q", url, wd]
+                cmd = (agent(wd) if kind == "agent" else [lg2, url, wd] if kind == "lg2"
+                       else ["git", "clone", "-q", url, wd])
                 dt = timed(cmd)
                 if i:
                     res["clone_" + kind].append(dt)
+                if kind == "lg2":
+                    continue
                 n += 1
                 wd = os.path.join(work, "r%d" % n)
                 shutil.copytree(seed, wd, symlinks=True)
@@ -190,8 +199,11 @@ def main():
               % (a.files, a.commits, pack / 1048576.0, a.runs))
         ca, cg = statistics.median(res["clone_agent"]), statistics.median(res["clone_git"])
         ra, rg = statistics.median(res["rerun_agent"]), statistics.median(res["rerun_git"])
+        cl = statistics.median(res["clone_lg2"])
         print("clone   agent %s   git clone %s   ratio %.2f" %
               (fmt(res["clone_agent"]), fmt(res["clone_git"]), ca / cg))
+        print("clone   bare libgit2 git_clone() %s   ratio to git %.2f, agent to it %.2f" %
+              (fmt(res["clone_lg2"]), cl / cg, ca / cl))
         print("re-run  agent %s   git fetch+merge %s   ratio %.2f" %
               (fmt(res["rerun_agent"]), fmt(res["rerun_git"]), ra / rg))
         print("re-run share of a full clone: agent %.1f %%, git %.1f %%" %

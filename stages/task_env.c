@@ -1,5 +1,6 @@
 /*
- * execute_env.c - the environment of the execute stage's command.
+ * task_env.c - the task's environment for the scripts stages run
+ * (install, execute).
  *
  * KERUTA_TASK_ID, _TITLE, _DESCRIPTION, _PRIORITY, _STATUS, _CREATED_AT
  * and _UPDATED_AT (empty when the task has no such field, so `set -u`
@@ -22,8 +23,7 @@
 
 #include "keruta/plugin.h"
 
-char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size_t max);
-void kr_execute_env_free(char **env);
+#include "stage_util.h"
 
 typedef struct env_list {
 	char **v;
@@ -124,7 +124,7 @@ static int put(const kr_services *svc, kr_task *t, env_list *l, const char *area
 	return KR_OK;
 }
 
-char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size_t max)
+char **kr_stage_task_env(const kr_services *svc, kr_task *t, const char *area, size_t max)
 {
 	static const struct {
 		const char *name, *key;
@@ -150,15 +150,15 @@ char **kr_execute_env(const kr_services *svc, kr_task *t, const char *area, size
 		rc = put(svc, t, &l, area, max, entry, (size_t)(eq - entry), eq + 1);
 	}
 	if (rc == KR_OK && l.oom)
-		rc = svc->fail(t, "execute: out of memory building the environment");
+		rc = svc->fail(t, "out of memory building the environment");
 	if (rc != KR_OK) {
-		kr_execute_env_free(l.v);
+		kr_stage_env_free(l.v);
 		return NULL;
 	}
 	return l.v;
 }
 
-void kr_execute_env_free(char **env)
+void kr_stage_env_free(char **env)
 {
 	for (char **e = env; e && *e; e++)
 		free(*e);
