@@ -57,6 +57,7 @@ static int load_token(kr_agent *a, kr_error *err)
 		memset(buf, 0, sizeof(buf));
 	}
 	kr_secret_add(kr_settings_get(a->settings, KR_S_API_TOKEN));
+	kr_secret_add_url_password(kr_settings_get(a->settings, KR_S_API_URL));
 	for (size_t i = 0; i < kr_settings_list_count(a->settings, KR_S_SECRETS); i++)
 		kr_secret_add(getenv(kr_settings_list_item(a->settings, KR_S_SECRETS, i)));
 	return 0;

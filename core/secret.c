@@ -38,6 +38,25 @@ void kr_secret_add(const char *value)
 	pthread_mutex_unlock(&lock);
 }
 
+void kr_secret_add_url_password(const char *url)
+{
+	const char *p = url ? strstr(url, "://") : NULL;
+	if (!p)
+		return;
+	p += 3;
+	size_t auth_len = strcspn(p, "/?#");
+	const char *at = NULL; /* the last '@' before the path: a password may hold one */
+	for (const char *q = p; q < p + auth_len; q++)
+		if (*q == '@')
+			at = q;
+	const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+	if (!colon || colon + 1 == at)
+		return;
+	char *pw = kr_strndup(colon + 1, (size_t)(at - colon - 1));
+	kr_secret_add(pw);
+	free(pw);
+}
+
 size_t kr_secret_max_len(void)
 {
 	pthread_mutex_lock(&lock);

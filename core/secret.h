@@ -17,6 +17,9 @@
 #define KR_SECRET_MIN_LEN 4
 
 void kr_secret_add(const char *value);
+/* The password of a URL's user info (scheme://user:PASSWORD@host/...), if
+ * any: error messages quote URLs. */
+void kr_secret_add_url_password(const char *url);
 /* Longest registered secret, in bytes (0 if none). */
 size_t kr_secret_max_len(void);
 /* Append text to out with every secret replaced by the mask. */

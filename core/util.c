@@ -244,68 +244,50 @@ static int split_number(const char *s, double *num, const char **unit)
 	return 0;
 }
 
-int kr_parse_duration_ms(const char *s, uint64_t *out)
+/* A number with one of `units` after it, scaled, rounded, at most max. */
+typedef struct unit_scale {
+	const char *unit;
+	double mult;
+} unit_scale;
+
+static int parse_scaled(const char *s, const unit_scale *units, size_t n, double max,
+                        uint64_t *out)
 {
-	static const struct {
-		const char *unit;
-		double ms;
-	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000},
-	             {"h", 3600000}, {"d", 86400000}};
 	double v;
 	const char *unit;
 	if (split_number(s, &v, &unit))
 		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (strcmp(unit, units[i].unit) == 0) {
-			double ms = v * units[i].ms;
-			if (ms > 1e15)
+			double x = v * units[i].mult;
+			if (x > max)
 				return -1;
-			*out = (uint64_t)(ms + 0.5);
+			*out = (uint64_t)(x + 0.5);
 			return 0;
 		}
 	}
 	return -1;
 }
 
+int kr_parse_duration_ms(const char *s, uint64_t *out)
+{
+	/* a bare number is seconds */
+	static const unit_scale units[] = {{"", 1000}, {"ms", 1},        {"s", 1000},
+	                                   {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), 1e15, out);
+}
+
 int kr_parse_size(const char *s, uint64_t *out)
 {
-	static const struct {
-		const char *unit;
-		double mult;
-	} units[] = {{"", 1},
-	             {"B", 1},
-	             {"k", 1e3},
-	             {"kB", 1e3},
-	             {"KB", 1e3},
-	             {"MB", 1e6},
-	             {"GB", 1e9},
-	             {"TB", 1e12},
-	             {"K", 1024.0},
-	             {"M", 1048576.0},
-	             {"G", 1073741824.0},
-	             {"T", 1099511627776.0},
-	             {"Ki", 1024.0},
-	             {"Mi", 1048576.0},
-	             {"Gi", 1073741824.0},
-	             {"Ti", 1099511627776.0},
-	             {"KiB", 1024.0},
-	             {"MiB", 1048576.0},
-	             {"GiB", 1073741824.0},
-	             {"TiB", 1099511627776.0}};
-	double v;
-	const char *unit;
-	if (split_number(s, &v, &unit))
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(unit, units[i].unit) == 0) {
-			double bytes = v * units[i].mult;
-			if (bytes > 9.2e18)
-				return -1;
-			*out = (uint64_t)(bytes + 0.5);
-			return 0;
-		}
-	}
-	return -1;
+	static const unit_scale units[] = {
+	        {"", 1},        {"B", 1},
+	        {"k", 1e3},     {"kB", 1e3},          {"KB", 1e3},
+	        {"MB", 1e6},    {"GB", 1e9},          {"TB", 1e12},
+	        {"K", 1024.0},  {"Ki", 1024.0},       {"KiB", 1024.0},
+	        {"M", 1048576.0},       {"Mi", 1048576.0},       {"MiB", 1048576.0},
+	        {"G", 1073741824.0},    {"Gi", 1073741824.0},    {"GiB", 1073741824.0},
+	        {"T", 1099511627776.0}, {"Ti", 1099511627776.0}, {"TiB", 1099511627776.0}};
+	return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), 9.2e18, out);
 }
 
 int kr_parse_int64(const char *s, int64_t *out)

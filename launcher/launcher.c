@@ -67,6 +67,7 @@ kr_http *kr_launcher_api(const kr_settings *s, kr_error *err)
 		token = kr_strdup(kr_settings_get(s, KR_S_API_TOKEN));
 	}
 	kr_secret_add(token);
+	kr_secret_add_url_password(url);
 	uint64_t retries = kr_settings_u64(s, KR_S_API_RETRIES);
 	kr_http_opts o = {
 	        .base_url = url,

@@ -256,6 +256,20 @@ Test(api_faults, unreachable_api_exits_3)
 	kt_result_free(&r);
 }
 
+/* A password in the API URL is masked wherever the URL is quoted. */
+Test(api_faults, password_in_the_api_url_is_never_printed)
+{
+	kt_result r;
+	const char *const args[] = {"--api-url", "http://bob:pa55-in-the-url@127.0.0.1:1",
+	                            "--api-retries", "0", "--log-level", "debug", NULL};
+	cr_assert_eq(at_agent(&C, &r, args, token_env, 30), 3, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "http://bob:***@127.0.0.1:1"), "the URL is not quoted: %s",
+	          r.err);
+	cr_expect(!kt_contains(r.err, "pa55-in-the-url"), "the password leaked: %s", r.err);
+	cr_expect(!kt_contains(r.out, "pa55-in-the-url"), "the password leaked: %s", r.out);
+	kt_result_free(&r);
+}
+
 Test(api_faults, no_api_url_is_a_usage_error)
 {
 	const char *const argv[] = {kt_agent(), "execute", "--task-id", "t1", "--work-dir", C.work,
