@@ -606,10 +606,19 @@ static void close_from(int lo, int hi)
 		close(fd);
 }
 
-/* Runs between fork and exec: async-signal-safe calls only. */
-static void child_main(int in, int out, int err, int report, const char *cwd, const char *prog,
-                       char *const *argv, char *const *envp)
+typedef struct child_args {
+	int in, out, err, report;
+	const char *cwd, *prog;
+	char *const *argv, *const *envp;
+} child_args;
+
+/* Runs in the spawned child until exec (kr_supervise_spawn): system
+ * calls only. */
+static int child_main(void *arg)
 {
+	const child_args *ca = arg;
+	int in = ca->in, out = ca->out, err = ca->err, report = ca->report;
+	const char *cwd = ca->cwd;
 	kr_supervise_child_reset();
 	int src[3] = {in, out, err};
 	/* a source sitting on 0..2 would be overwritten by an earlier dup2 */
@@ -629,8 +638,9 @@ static void child_main(int in, int out, int err, int report, const char *cwd, co
 	close_from(report + 1, INT_MAX);
 	if (cwd && chdir(cwd) != 0)
 		child_fail(report, 1);
-	execve(prog, argv, envp);
+	execve(ca->prog, ca->argv, ca->envp);
 	child_fail(report, 2);
+	return 127;
 }
 
 static int fail(kr_agent *a, kr_task *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -702,10 +712,9 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 	int child_err = capture_on ? errp[1] : quiet ? devnull : -1;
 
 	int64_t oom_before = kr_proc_oom_kills();
-	pid_t pid = kr_supervise_fork();
-	if (pid == 0)
-		child_main(devnull, child_out, child_err, rep[1], cwd, prog, (char *const *)p->argv,
-		           env);
+	child_args ca = {devnull, child_out, child_err, rep[1], cwd, prog,
+	                 (char *const *)p->argv, env};
+	pid_t pid = kr_supervise_spawn(child_main, &ca);
 	int fork_errno = errno;
 	close_fd(&devnull);
 	close_fd(&outp[1]);

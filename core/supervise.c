@@ -1,10 +1,12 @@
 /* supervise.c - see supervise.h. */
+#define _GNU_SOURCE /* clone() */
 #include "supervise.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,25 +314,33 @@ uint64_t kr_supervise_grace_ms(void)
 	return S.grace;
 }
 
-pid_t kr_supervise_fork(void)
+/* The spawned child's stack.  One is enough: spawns hold S.lock, and with
+ * CLONE_VFORK we get it back only once the child has exec'd or exited. */
+static _Alignas(64) char spawn_stack[64 * 1024];
+
+pid_t kr_supervise_spawn(int (*child_main)(void *), void *arg)
 {
 	pthread_mutex_lock(&S.lock);
-	pid_t pid = fork();
-	if (pid == 0)
-		return 0; /* child: the lock is the parent's business; exec follows */
+	/* CLONE_VM | CLONE_VFORK: the child borrows our memory until it execs,
+	 * so nothing is copied and no copy-on-write fault hits our other
+	 * threads later (what a fork of a threaded process costs) */
+	pid_t pid = clone(child_main, spawn_stack + sizeof(spawn_stack),
+	                  CLONE_VM | CLONE_VFORK | SIGCHLD, arg);
+	int e = errno;
 	if (pid > 0) {
 		setpgid(pid, pid); /* also done in the child; whichever runs first */
 		child *c = kr_calloc(1, sizeof(*c));
 		c->pid = pid;
 		c->next = S.children;
 		S.children = c;
-		if (S.cancel) { /* the stage was cancelled while we forked */
+		if (S.cancel) { /* the stage was cancelled while we spawned */
 			kill(-pid, SIGTERM);
 			c->kill_at = kr_now_ms() + S.grace;
 			pthread_cond_broadcast(&S.cond);
 		}
 	}
 	pthread_mutex_unlock(&S.lock);
+	errno = e;
 	return pid;
 }
 

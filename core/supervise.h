@@ -39,13 +39,16 @@ uint64_t kr_supervise_signal_time(void);
 uint64_t kr_supervise_grace_ms(void);
 
 /*
- * Child processes.  kr_supervise_fork() forks with the reaper held off,
- * registers the child (its own process group leader) and returns its pid
- * (0 in the child, -1 on error).  kr_supervise_wait() blocks until it ends
+ * Child processes.  kr_supervise_spawn() starts a child running
+ * child_main(arg) with the reaper held off, registers it (its own process
+ * group leader) and returns its pid (-1 with errno on error), once the
+ * child has exec'd or exited: child_main runs in our memory on a stack of
+ * its own, so it may only make system calls (no malloc, no locks, no
+ * return) and must end in execve() or _exit().  kr_supervise_wait() blocks until it ends
  * and returns its wait status; with a deadline it sends SIGTERM to the
  * group when the deadline passes and SIGKILL a grace period later.
  */
-pid_t kr_supervise_fork(void);
+pid_t kr_supervise_spawn(int (*child_main)(void *), void *arg);
 int kr_supervise_wait(pid_t pid, uint64_t deadline_ms, int *timed_out);
 /* Signal mask children should start with (everything unblocked). */
 void kr_supervise_child_reset(void);
