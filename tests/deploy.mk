@@ -8,7 +8,7 @@
 #    the image exists).  Not part of `make check`.
 TESTS += tests/e2e/deploy-check.sh
 EXTRA_DIST += tests/e2e/deploy-check.sh tests/e2e/podman-e2e.sh \
-	tests/e2e/pipeline.yaml tests/e2e/schema/k8s-validate.js tests/e2e/schema/deploy-policy.js
+	tests/e2e/job-to-pod.py tests/e2e/schema/k8s-validate.js tests/e2e/schema/deploy-policy.js
 
 e2e-podman: image
 	KR_SRCDIR='$(abs_top_srcdir)' KR_BUILDDIR='$(abs_top_builddir)' \

@@ -1,10 +1,11 @@
 #!/bin/sh
-# End to end with a real container runtime: one task run by the agent image
-# under `podman kube play`, as a Kubernetes pod of seed 004's shape (init
-# container `keruta-agent init`, main container `keruta-agent run`, sharing
-# the work volume at /work), cloning from a git daemon and reporting to the
-# reference keruta-api server, both on 127.0.0.1.  The pod uses
-# hostNetwork: true and reaches nothing but 127.0.0.1.
+# End to end with a real container runtime: the Job that `keruta-agent
+# render` prints for a task (seed 004's shape: init container `keruta-agent
+# init`, main container `keruta-agent run`, sharing the work volume at
+# /work), played by `podman kube play` as a Pod with the agent image,
+# cloning from a git daemon and reporting to the reference keruta-api
+# server, both on 127.0.0.1.  The pod uses hostNetwork: true and reaches
+# nothing but 127.0.0.1.
 #
 #   make e2e-podman        (in a build tree: rebuilds the image from it, then runs this)
 #   tests/e2e/podman-e2e.sh   (uses the existing image as is; builds it only when missing)
@@ -107,8 +108,9 @@ echo "e2e task $KERUTA_TASK_ID ran: $KERUTA_TASK_TITLE"
 print(json.dumps({
     "tasks": [{"id": "e2e-1", "title": "podman end to end", "description": "one task, two containers",
                "priority": 1, "status": "PENDING", "createdAt": "2026-01-01T00:00:00Z",
-               "updatedAt": "2026-01-01T00:00:00Z", "repositoryId": "r1"},
-              {"id": "e2e-fail", "title": "a failing task", "repositoryId": "r1"}],
+               "updatedAt": "2026-01-01T00:00:00Z", "repositoryId": "r1", "documentIds": ["doc-1"]},
+              {"id": "e2e-fail", "title": "a failing task", "repositoryId": "r1",
+               "documentIds": ["doc-1"]}],
     "repositories": [{"id": "r1", "url": sys.argv[1], "ref": "main"}],
     "installScripts": {"r1": "#!/bin/sh\necho install-for-e2e > installed-marker\n"},
     "scripts": {"e2e-1": {"executeScript": execute},
@@ -123,91 +125,17 @@ control seed "$seed" > /dev/null || bail "cannot seed the API server"
 printf '{"token":"%s"}' "$(printf '%s' "$token" | base64 -w0)" |
 	podman secret create "api-token-$run" - > /dev/null || bail "podman secret create failed"
 
-# --- the pod: seed 004's Job template as a Pod (podman 4.3 runs no Jobs)
-ind() { sed 's/^/    /' "$1"; }
-podyaml() { # NAME TASK_ID TITLE  (the pod, its volumes and ConfigMaps are named after NAME)
-n=$1
-cat <<EOF
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: task-metadata-$n
-data:
-  repositoryId: r1
-  documentId: doc-1
----
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: pipeline-$n
-data:
-  pipeline.yaml: |
-$(ind "$src/tests/e2e/pipeline.yaml")
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: keruta-job-$n
-  labels:
-    app: keruta
-    task-id: $2
-    job-name: keruta-job-$n
-  annotations:
-    io.podman.annotations.init.container.type: always
-spec:
-  hostNetwork: true
-  restartPolicy: Never
-  serviceAccountName: keruta-task
-  automountServiceAccountToken: false
-  volumes:
-    - name: work-$n
-      emptyDir: {}
-    - name: pipeline-$n
-      configMap:
-        name: pipeline-$n
-  initContainers:
-    - name: keruta-agent-init
-      image: $image
-      imagePullPolicy: Never
-      workingDir: /work
-      command: ["keruta-agent", "init", "--repository-id", "\$(KERUTA_REPOSITORY_ID)",
-                "--document-id", "\$(KERUTA_DOCUMENT_ID)", "--api-url", "\$(KERUTA_API_ENDPOINT)",
-                "--work-dir", "/work"]
-      env:
-        - name: KERUTA_REPOSITORY_ID
-          valueFrom: {configMapKeyRef: {name: task-metadata-$n, key: repositoryId}}
-        - name: KERUTA_DOCUMENT_ID
-          valueFrom: {configMapKeyRef: {name: task-metadata-$n, key: documentId}}
-        - name: KERUTA_API_ENDPOINT
-          value: "$api"
-        - name: KERUTA_API_TOKEN
-          valueFrom: {secretKeyRef: {name: api-token-$run, key: token}}
-        - name: KERUTA_PIPELINE
-          value: /etc/keruta-pipeline/pipeline.yaml
-      volumeMounts:
-        - {name: work-$n, mountPath: /work}
-        - {name: pipeline-$n, mountPath: /etc/keruta-pipeline, readOnly: true}
-  containers:
-    - name: main
-      image: $image
-      imagePullPolicy: Never
-      workingDir: /work
-      command: ["keruta-agent", "run", "--task-id", "\$(KERUTA_TASK_ID)",
-                "--api-url", "\$(KERUTA_API_ENDPOINT)"]
-      env:
-        - {name: KERUTA_TASK_ID, value: "$2"}
-        - {name: KERUTA_TASK_TITLE, value: "$3"}
-        - {name: KERUTA_API_ENDPOINT, value: "$api"}
-        - name: KERUTA_API_TOKEN
-          valueFrom: {secretKeyRef: {name: api-token-$run, key: token}}
-        - {name: KERUTA_PIPELINE, value: /etc/keruta-pipeline/pipeline.yaml}
-      resources:
-        requests: {cpu: 100m, memory: 64Mi}
-        limits: {cpu: "1", memory: 256Mi}
-      volumeMounts:
-        - {name: work-$n, mountPath: /work}
-        - {name: pipeline-$n, mountPath: /etc/keruta-pipeline, readOnly: true}
-EOF
+# --- the pod: what `keruta-agent render` prints for the task (the Job of
+# seed 004: init container + main container sharing the work volume),
+# played as a Pod since podman 4.3 runs no Jobs (tests/e2e/job-to-pod.py)
+agent=$build/keruta-agent
+launcher=${KERUTA_LAUNCHER_MODULE:-$build/.libs/launcher.so}
+podyaml() { # NAME TASK_ID
+	KERUTA_API_TOKEN=$token KERUTA_LAUNCHER_MODULE=$launcher "$agent" render --task-id "$2" \
+		--api-url "$api" --work-volume emptydir --image "$image" --image-pull-policy Never \
+		--memory-limit 512Mi --log-format text > "$tmp/job-$1.yaml" 2> "$tmp/render-$1.err" ||
+		{ ko "$2: keruta-agent render failed: $(cat "$tmp/render-$1.err")"; return 1; }
+	python3 "$src/tests/e2e/job-to-pod.py" "$tmp/job-$1.yaml" "keruta-job-$1" "api-token-$run"
 }
 
 # Schema validation of the pod YAML (skipped without node and npm).
@@ -222,11 +150,12 @@ fi
 # --- run a pod: NAME TASK_ID TITLE EXPECTED_MAIN_EXIT
 runpod() {
 	pod=keruta-job-$1
-	podyaml "$@" > "$tmp/pod-$1.yaml"
-	# The pod is a real Kubernetes Pod, not only something podman accepts.
+	podyaml "$@" > "$tmp/pod-$1.yaml" || return 0
+	# Both are real Kubernetes objects, not only something podman accepts.
 	if [ -n "$validate" ]; then
-		if $validate "$tmp/pod-$1.yaml" > "$tmp/val-$1.out" 2>&1; then ok "$2: the pod YAML is valid against the strict v1.32 schemas"
-		else ko "$2: the pod YAML is not valid Kubernetes"; cat "$tmp/val-$1.out"; fi
+		if $validate "$tmp/job-$1.yaml" "$tmp/pod-$1.yaml" > "$tmp/val-$1.out" 2>&1; then
+			ok "$2: the rendered Job and the Pod played are valid against the strict v1.32 schemas"
+		else ko "$2: the rendered Job or its Pod is not valid Kubernetes"; cat "$tmp/val-$1.out"; fi
 	fi
 	rc=0
 	# --build=false and cwd $tmp: kube play would otherwise try to build the

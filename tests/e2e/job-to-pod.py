@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""job-to-pod.py JOB.yaml POD_NAME SECRET_NAME
+
+Turns the Job that `keruta-agent render` printed into the Pod that podman
+4.3 can play (`podman kube play` runs no Jobs; their pod template is the
+part that matters), changed only where podman and this test's rules
+differ from a cluster:
+  - hostNetwork: true (the pod reaches the test servers on 127.0.0.1 only);
+  - emptyDir volumes renamed after the pod (podman makes an emptyDir a
+    named volume shared by every pod using that name);
+  - the token Secret renamed (podman secrets are per host, not per
+    namespace), restartPolicy Never, and init containers kept after they
+    succeed so that their exit codes and logs can be checked.
+Prints the Pod as YAML.  Everything else is the rendered spec as is.
+"""
+import sys
+
+import yaml
+
+
+def main():
+    job_file, pod_name, secret = sys.argv[1:4]
+    docs = [d for d in yaml.safe_load_all(open(job_file)) if d]
+    jobs = [d for d in docs if d.get("kind") == "Job"]
+    if len(jobs) != 1:
+        sys.exit("job-to-pod: want exactly one Job in %s, found %d" % (job_file, len(jobs)))
+    job = jobs[0]
+    template = job["spec"]["template"]
+    meta = dict(template.get("metadata") or {})
+    meta["name"] = pod_name
+    meta["labels"] = dict(meta.get("labels") or {}, **{"job-name": job["metadata"]["name"]})
+    meta["annotations"] = dict(meta.get("annotations") or {},
+                               **{"io.podman.annotations.init.container.type": "always"})
+    spec = dict(template["spec"])
+    spec["hostNetwork"] = True
+    spec["restartPolicy"] = "Never"
+    renamed = {}
+    for vol in spec.get("volumes", []):
+        if "emptyDir" in vol:
+            renamed[vol["name"]] = "%s-%s" % (pod_name, vol["name"])
+            vol["name"] = renamed[vol["name"]]
+    for c in spec.get("initContainers", []) + spec.get("containers", []):
+        for m in c.get("volumeMounts", []):
+            m["name"] = renamed.get(m["name"], m["name"])
+        for e in c.get("env", []):
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and ref.get("name") == "keruta-api-token":
+                ref["name"] = secret
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
+    sys.stdout.write(yaml.safe_dump(pod, sort_keys=False))
+
+
+if __name__ == "__main__":
+    main()
