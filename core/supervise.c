@@ -318,9 +318,27 @@ uint64_t kr_supervise_grace_ms(void)
  * CLONE_VFORK we get it back only once the child has exec'd or exited. */
 static _Alignas(64) char spawn_stack[64 * 1024];
 
+/* A child that execs never returns from its frames, so under
+ * AddressSanitizer their poisoned shadow stays behind on spawn_stack and
+ * would trip the next child: each spawn starts from a clean stack. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KR_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KR_ASAN 1
+#endif
+#endif
+#ifdef KR_ASAN
+#include <sanitizer/asan_interface.h>
+#define spawn_stack_reset() ASAN_UNPOISON_MEMORY_REGION(spawn_stack, sizeof(spawn_stack))
+#else
+#define spawn_stack_reset() ((void)0)
+#endif
+
 pid_t kr_supervise_spawn(int (*child_main)(void *), void *arg)
 {
 	pthread_mutex_lock(&S.lock);
+	spawn_stack_reset();
 	/* CLONE_VM | CLONE_VFORK: the child borrows our memory until it execs,
 	 * so nothing is copied and no copy-on-write fault hits our other
 	 * threads later (what a fork of a threaded process costs) */
