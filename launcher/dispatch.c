@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -212,6 +213,32 @@ static const char *family(const char *reason)
 	return strstr(reason, "Image") ? "image" : reason;
 }
 
+/* When a pod's trouble began, on our monotonic clock.  Image and config
+ * errors begin with the pod (the container never started), so its
+ * creationTimestamp dates them, and a restarted launcher does not wait
+ * the whole threshold again; a crash loop can begin any time later, so it
+ * is dated when first seen.  Clock skew with the cluster only moves the
+ * start; it is never put in the future. */
+static uint64_t trouble_since(json_object *pod, const char *family_name)
+{
+	uint64_t now = kr_now_ms();
+	const char *created = str_at(pod, "metadata", "creationTimestamp", NULL);
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	if (strcmp(family_name, "CrashLoopBackOff") == 0 || !created ||
+	    sscanf(created, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+	           &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+		return now;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	time_t at = timegm(&tm);
+	time_t wall = time(NULL);
+	if (at == (time_t)-1 || at >= wall)
+		return now;
+	uint64_t ago = (uint64_t)(wall - at) * 1000u;
+	return ago < now ? now - ago : 1;
+}
+
 static void scan_statuses(dispatcher *d, track *t, json_object *list, const char **bad_reason,
                           char **bad_text)
 {
@@ -263,7 +290,7 @@ static void on_pod(void *ctx, const char *type, json_object *pod)
 		t->bad_family[0] = '\0';
 	} else {
 		if (!t->bad_since || strcmp(t->bad_family, family(bad_reason)) != 0) {
-			t->bad_since = kr_now_ms();
+			t->bad_since = trouble_since(pod, family(bad_reason));
 			snprintf(t->bad_family, sizeof(t->bad_family), "%s", family(bad_reason));
 		}
 		t->bad_limit = limit_for(d, bad_reason);

@@ -4,6 +4,7 @@
  * keruta-api server (tests/refapi).
  */
 #include <criterion/criterion.h>
+#include <time.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,6 +314,46 @@ Test(dispatch, restarted_launcher_adopts_instead_of_duplicating)
 	cr_expect(kt_contains(s1, "COMPLETED") && kt_contains(s2, "COMPLETED"), "%s %s", s1, s2);
 	free(s1);
 	free(s2);
+}
+
+/* A launcher restarted while a pod cannot pull its image does not wait the
+ * whole threshold again: that trouble began when the pod was created (an
+ * hour ago here), so the adopted task fails at once, not after 10 minutes. */
+Test(dispatch, restarted_launcher_counts_the_image_wait_already_spent)
+{
+	seed("{\"tasks\": [{\"id\": \"old-img\", \"status\": \"PENDING\"}]}");
+	time_t ago = time(NULL) - 3600;
+	char created[32];
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ago));
+	char objs[2048];
+	snprintf(objs, sizeof(objs),
+	         "{\"objects\": ["
+	         "{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": {\"name\": "
+	         "\"keruta-job-old-img\", \"namespace\": \"keruta\", \"creationTimestamp\": \"%s\", \"labels\": {\"app\": "
+	         "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"old-img\"}, "
+	         "\"annotations\": {\"keruta.io/task-id\": \"old-img\"}}, \"spec\": {}, "
+	         "\"status\": {\"active\": 1}},"
+	         "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
+	         "\"keruta-job-old-img-x1\", \"namespace\": \"keruta\", \"creationTimestamp\": \"%s\", \"labels\": {\"app\": "
+	         "\"keruta\", \"keruta.io/role\": \"main\", \"job-name\": \"keruta-job-old-img\"}, "
+	         "\"annotations\": {\"keruta.io/task-id\": \"old-img\"}}, \"spec\": {}, "
+	         "\"status\": {\"phase\": \"Pending\", \"containerStatuses\": [{\"name\": \"main\", "
+	         "\"state\": {\"waiting\": {\"reason\": \"ImagePullBackOff\", \"message\": "
+	         "\"Back-off pulling image\"}}}]}}]}",
+	         created, created);
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed", objs));
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "200ms",
+	                                   "--image-error-after", "10m", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "adopting"), "%s", r.err);
+	char *s = statuses("old-img");
+	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "ImagePullBackOff"), "statuses: %s", s);
+	free(s);
+	cr_expect_null(object("jobs", "keruta-job-old-img"), "the stuck Job is deleted");
+	cr_expect_eq(count_requests("POST", "/jobs"), 0, "adopted, not created again");
+	kt_result_free(&r);
 }
 
 Test(dispatch, loop_takes_pending_tasks_with_a_concurrency_limit)
