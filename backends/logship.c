@@ -52,16 +52,6 @@ typedef struct queue {
 	size_t lines, bytes;
 } queue;
 
-/* Lines past max_total: only the last tail_max_bytes are kept, as records
- * (u32 length, stream \0, line) appended to one buffer; the oldest are
- * dropped by moving `start`.  No allocation per line, since a task that
- * writes gigabytes spends almost all its output here. */
-typedef struct tailbuf {
-	char *data;
-	size_t cap, start, end;
-	size_t lines, bytes; /* kept, line bytes only */
-} tailbuf;
-
 struct kr_logship {
 	kr_http *http;
 	char *(*path_for)(void *ctx, const char *task_id);
@@ -89,7 +79,7 @@ struct kr_logship {
 	kr_buf rec;            /* one spool record, reused (lock held) */
 
 	uint64_t total_bytes;  /* head budget used (max_total) */
-	tailbuf tail;          /* the last lines past max_total */
+	queue tail;            /* the last lines past max_total */
 	uint64_t omitted_lines, omitted_bytes;
 
 	unsigned failures;     /* consecutive failed sends */
@@ -160,62 +150,6 @@ static void record(kr_buf *b, const char *task, const char *stream, const char *
 	kr_buf_add_json_str(b, line, len);
 	kr_buf_adds(b, "\"}\n");
 }
-
-/* ---------------------------------------------------------------- tail */
-
-static size_t tail_rec_len(const tailbuf *t, size_t at, uint32_t *len)
-{
-	memcpy(len, t->data + at, sizeof(*len));
-	return sizeof(*len) + strlen(t->data + at + sizeof(*len)) + 1 + *len;
-}
-
-static void tail_add(kr_logship *ls, const char *stream, const char *line, size_t len)
-{
-	tailbuf *t = &ls->tail;
-	size_t sl = strlen(stream) + 1, need = sizeof(uint32_t) + sl + len;
-	if (t->end + need > t->cap) {
-		size_t live = t->end - t->start;
-		if (t->start >= live && live + need <= t->cap) { /* half garbage: compact */
-			memmove(t->data, t->data + t->start, live);
-		} else {
-			/* twice what is live: a compaction then moves at most one
-			 * byte per byte appended since the last one */
-			size_t cap = 2 * (live + need) + 65536;
-			char *d = kr_malloc(cap);
-			if (live)
-				memcpy(d, t->data + t->start, live);
-			free(t->data);
-			t->data = d;
-			t->cap = cap;
-		}
-		t->start = 0;
-		t->end = live;
-	}
-	uint32_t l32 = (uint32_t)len;
-	char *p = t->data + t->end;
-	memcpy(p, &l32, sizeof(l32));
-	memcpy(p + sizeof(l32), stream, sl);
-	memcpy(p + sizeof(l32) + sl, line, len);
-	t->end += need;
-	t->lines++;
-	t->bytes += len;
-	while (t->bytes > ls->tail_max_bytes && t->lines > 1) {
-		uint32_t old;
-		t->start += tail_rec_len(t, t->start, &old);
-		t->lines--;
-		t->bytes -= old;
-		ls->omitted_lines++;
-		ls->omitted_bytes += old;
-	}
-}
-
-static void tail_clear(tailbuf *t)
-{
-	free(t->data);
-	memset(t, 0, sizeof(*t));
-}
-
-/* ---------------------------------------------------------------- spool */
 
 /* With the lock held. */
 static int spool_open(kr_logship *ls)
@@ -658,7 +592,14 @@ static void start(kr_logship *ls)
 static void enqueue(kr_logship *ls, const char *stream, const char *line, size_t len)
 {
 	if (ls->max_total && ls->total_bytes + len > ls->max_total) {
-		tail_add(ls, stream, line, len); /* past the budget: reported at flush */
+		/* past the budget: keep only a tail, reported at flush */
+		q_push(&ls->tail, item_new(ls->task_id, stream, line, len));
+		while (ls->tail.bytes > ls->tail_max_bytes && ls->tail.lines > 1) {
+			item *old = q_pop(&ls->tail);
+			ls->omitted_lines++;
+			ls->omitted_bytes += old->len;
+			free(old);
+		}
 		return;
 	}
 	ls->total_bytes += len;
@@ -756,16 +697,11 @@ static void release_tail(kr_logship *ls)
 		enqueue(ls, "agent", msg, (size_t)n);
 		ls->omitted_lines = ls->omitted_bytes = 0;
 	}
-	tailbuf t = ls->tail; /* enqueue() must not see it while it drains */
-	memset(&ls->tail, 0, sizeof(ls->tail));
-	for (size_t at = t.start; at < t.end;) {
-		uint32_t len;
-		size_t n = tail_rec_len(&t, at, &len);
-		const char *stream = t.data + at + sizeof(len);
-		enqueue(ls, stream, stream + strlen(stream) + 1, len);
-		at += n;
+	item *it;
+	while ((it = q_pop(&ls->tail)) != NULL) {
+		enqueue(ls, item_stream(it), item_line(it), it->len);
+		free(it);
 	}
-	tail_clear(&t);
 	ls->max_total = saved;
 }
 
@@ -949,7 +885,7 @@ void kr_logship_free(kr_logship *ls)
 	       (unsigned long long)ls->sent_lines, (unsigned long long)ls->sent_batches,
 	       (unsigned long long)ls->dropped_lines);
 	q_clear(&ls->mem);
-	tail_clear(&ls->tail);
+	q_clear(&ls->tail);
 	kr_buf_free(&ls->rec);
 	kr_http_free(ls->http);
 	pthread_cond_destroy(&ls->wake);
