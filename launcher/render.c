@@ -465,15 +465,11 @@ static json_object *task_env(const kr_settings *s, const kr_ltask *t, const char
 	json_object *env = json_object_new_array();
 	static const struct {
 		const char *env, *key;
-	} fields[] = {{"KERUTA_TASK_ID", KR_TASK_ID},
-	              {"KERUTA_TASK_TITLE", KR_TASK_TITLE},
-	              {"KERUTA_TASK_DESCRIPTION", KR_TASK_DESCRIPTION},
-	              {"KERUTA_TASK_PRIORITY", KR_TASK_PRIORITY},
-	              {"KERUTA_TASK_STATUS", KR_TASK_STATUS},
-	              {"KERUTA_TASK_CREATED_AT", KR_TASK_CREATED_AT},
-	              {"KERUTA_TASK_UPDATED_AT", KR_TASK_UPDATED_AT},
-	              {"KERUTA_PARENT_TASK_ID", KR_TASK_PARENT_ID},
-	              {"KERUTA_REPOSITORY_ID", KR_TASK_REPOSITORY_ID}};
+	} fields[] = {
+#define KR_ENV_FIELD(name, key) {name, key},
+	        KR_TASK_ENV_FIELDS(KR_ENV_FIELD)
+#undef KR_ENV_FIELD
+	};
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		env_value(env, fields[i].env, kr_task_get(t->task, fields[i].key));
 	size_t nd = kr_task_list_count(t->task, KR_TASK_DOCUMENT_IDS);

@@ -28,7 +28,6 @@
 
 #include "stage_util.h"
 
-
 static const kr_option execute_options[] = {
         {"command", KR_OPT_STRING, NULL, 0, "command line run with the shell instead of the task's script"},
         {"argv", KR_OPT_LIST, NULL, 0, "program and arguments run without a shell (wins over command)"},
@@ -60,7 +59,7 @@ static int execute_init(const kr_services *svc, const kr_config *cfg, void **sta
 	if (svc->opt_duration_ms(cfg, "timeout", &s->timeout_ms) != KR_OK)
 		s->timeout_ms = 0;
 	if (svc->opt_size(cfg, "env_max", &s->env_max) != KR_OK)
-		s->env_max = 32 * 1024;
+		s->env_max = KR_STAGE_ENV_MAX;
 	if (s->env_max < 64)
 		s->env_max = 64; /* room for the marker at least */
 	*state = s;
@@ -113,19 +112,10 @@ static int write_script(const kr_services *svc, kr_task *t, const char *path)
 	const char *text = svc->task_get(t, KR_TASK_SCRIPT_EXECUTE);
 	int rc = KR_OK;
 	if (text) {
-		size_t len = strlen(text), off = 0;
-		while (off < len) {
-			ssize_t w = write(fd, text + off, len - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				int e = errno;
-				rc = svc->fail(t, "cannot write %s: %s", path, strerror(e));
-				break;
-			}
-			off += (size_t)w;
-		}
+		int e = kr_stage_write_all(fd, text);
 		close(fd);
+		if (e)
+			rc = svc->fail(t, "cannot write %s: %s", path, strerror(e));
 	} else {
 		close(fd);
 		rc = svc->fetch_script(t, "execute", path);
@@ -247,7 +237,7 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 		goto out;
 	}
 
-	char **env = kr_stage_task_env(svc, t, area, (size_t)s->env_max);
+	char **env = kr_stage_task_env(svc, t, area, (size_t)s->env_max, NULL);
 	if (!env)
 		goto out;
 	kr_process p = {.size = sizeof(p),

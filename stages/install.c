@@ -146,39 +146,24 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	svc->log(t, KR_LOG_INFO, "running %s with %s in %s (timeout %s)", path, s->shell, work,
 	         s->timeout_ms ? limit : "none");
 	const char *argv[] = {s->shell, path, NULL};
-	/* the task's environment, as the execute stage gives it, and which
-	 * repository and work dir the script is preparing */
-	char *area = NULL, *extra[3] = {NULL};
-	char **task_env = NULL, **env = NULL;
-	size_t ne = 0;
+	/* the task's environment, as the execute stage gives it, and the work
+	 * dir the script is preparing */
+	char *area = NULL, *work_var = NULL, **env = NULL;
 	if (asprintf(&area, "%s/.keruta", work) < 0)
 		area = NULL;
-	if (area)
-		task_env = kr_stage_task_env(svc, t, area, 32 * 1024);
+	if (asprintf(&work_var, "KERUTA_WORK_DIR=%s", work) < 0)
+		work_var = NULL;
+	const char *more[] = {work_var, NULL};
+	if (area && work_var)
+		env = kr_stage_task_env(svc, t, area, KR_STAGE_ENV_MAX, more);
+	else
+		svc->fail(t, "install: out of memory");
 	free(area);
-	if (!task_env) {
+	free(work_var);
+	if (!env) {
 		free(path);
 		return KR_FAILED;
 	}
-	const char *repo_id = svc->task_get(t, KR_TASK_REPOSITORY_ID);
-	if (asprintf(&extra[0], "KERUTA_REPOSITORY_ID=%s", repo_id ? repo_id : "") < 0)
-		extra[0] = NULL;
-	if (asprintf(&extra[1], "KERUTA_WORK_DIR=%s", work) < 0)
-		extra[1] = NULL;
-	while (task_env[ne])
-		ne++;
-	env = calloc(ne + 3, sizeof(*env));
-	if (!env || !extra[0] || !extra[1]) {
-		free(env);
-		free(extra[0]);
-		free(extra[1]);
-		kr_stage_env_free(task_env);
-		free(path);
-		return svc->fail(t, "install: out of memory");
-	}
-	memcpy(env, task_env, ne * sizeof(*env));
-	env[ne] = extra[0];
-	env[ne + 1] = extra[1];
 	kr_process p = {.size = sizeof(p),
 	                .argv = argv,
 	                .cwd = work,
@@ -188,10 +173,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	                .label = "install"};
 	kr_process_result r = {.size = sizeof(r)};
 	rc = svc->run_process(t, &p, &r);
-	free(env); /* its strings belong to task_env and extra */
-	kr_stage_env_free(task_env);
-	free(extra[0]);
-	free(extra[1]);
+	kr_stage_env_free(env);
 	free(path);
 	if (rc != KR_OK)
 		return svc->fail(t, "could not start the install script with %s; check `with: shell:`",

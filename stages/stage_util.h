@@ -7,8 +7,11 @@
 #ifndef KR_STAGE_UTIL_H
 #define KR_STAGE_UTIL_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 /* A duration as an operator would write it in the pipeline: 2h, 90s, 250ms. */
 static inline void kr_stage_format_ms(uint64_t ms, char *out, size_t n)
@@ -23,16 +26,34 @@ static inline void kr_stage_format_ms(uint64_t ms, char *out, size_t n)
 		snprintf(out, n, "%llums", (unsigned long long)ms);
 }
 
+/* All of text to fd, through short writes and EINTR: 0, or an errno. */
+static inline int kr_stage_write_all(int fd, const char *text)
+{
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? errno : EIO;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
 struct kr_services;
 struct kr_task;
 
-/* The environment of a task's script (task_env.c): KERUTA_TASK_ID, _TITLE,
- * _DESCRIPTION, _PRIORITY, _STATUS, _CREATED_AT, _UPDATED_AT, then the
- * task's own entries; a value over `max` bytes is cut and its full text
- * written under <area>/env/.  A NULL-terminated array the caller frees
+/* Default longest environment value (the execute stage's env_max). */
+#define KR_STAGE_ENV_MAX (32 * 1024)
+
+/* The environment of a task's script (task_env.c): the variables of
+ * KR_TASK_ENV_FIELDS, then the task's own entries, then `more` (NAME=VALUE
+ * strings, copied; may be NULL); a value over `max` bytes is cut and its
+ * full text written under <area>/env/.  A NULL-terminated array the caller frees
  * with kr_stage_env_free(); NULL after svc->fail(). */
 char **kr_stage_task_env(const struct kr_services *svc, struct kr_task *t, const char *area,
-                         size_t max);
+                         size_t max, const char *const *more);
 void kr_stage_env_free(char **env);
 
 #endif

@@ -2,9 +2,10 @@
  * task_env.c - the task's environment for the scripts stages run
  * (install, execute).
  *
- * KERUTA_TASK_ID, _TITLE, _DESCRIPTION, _PRIORITY, _STATUS, _CREATED_AT
- * and _UPDATED_AT (empty when the task has no such field, so `set -u`
- * scripts still run), then the task's own NAME=VALUE entries.
+ * The variables of KR_TASK_ENV_FIELDS (keruta/plugin.h: KERUTA_TASK_ID,
+ * _TITLE, ..., KERUTA_REPOSITORY_ID; empty when the task has no such
+ * field, so `set -u` scripts still run), then the task's own NAME=VALUE
+ * entries.
  *
  * Linux refuses to exec when one string passes 128 KiB or all of them a
  * quarter of the stack limit, and a task description can be a whole
@@ -59,20 +60,9 @@ static int write_full(const kr_services *svc, kr_task *t, const char *path, cons
 		int e = errno;
 		return svc->fail(t, "cannot create %s: %s", path, strerror(e));
 	}
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			int e = errno;
-			close(fd);
-			return svc->fail(t, "cannot write %s: %s", path, strerror(e));
-		}
-		off += (size_t)w;
-	}
+	int e = kr_stage_write_all(fd, text);
 	close(fd);
-	return KR_OK;
+	return e ? svc->fail(t, "cannot write %s: %s", path, strerror(e)) : KR_OK;
 }
 
 /* NAME as a file name: letters, digits and '_' only. */
@@ -124,17 +114,16 @@ static int put(const kr_services *svc, kr_task *t, env_list *l, const char *area
 	return KR_OK;
 }
 
-char **kr_stage_task_env(const kr_services *svc, kr_task *t, const char *area, size_t max)
+char **kr_stage_task_env(const kr_services *svc, kr_task *t, const char *area, size_t max,
+                         const char *const *more)
 {
 	static const struct {
 		const char *name, *key;
-	} fields[] = {{"KERUTA_TASK_ID", KR_TASK_ID},
-	              {"KERUTA_TASK_TITLE", KR_TASK_TITLE},
-	              {"KERUTA_TASK_DESCRIPTION", KR_TASK_DESCRIPTION},
-	              {"KERUTA_TASK_PRIORITY", KR_TASK_PRIORITY},
-	              {"KERUTA_TASK_STATUS", KR_TASK_STATUS},
-	              {"KERUTA_TASK_CREATED_AT", KR_TASK_CREATED_AT},
-	              {"KERUTA_TASK_UPDATED_AT", KR_TASK_UPDATED_AT}};
+	} fields[] = {
+#define KR_ENV_FIELD(name, key) {name, key},
+	        KR_TASK_ENV_FIELDS(KR_ENV_FIELD)
+#undef KR_ENV_FIELD
+	};
 	env_list l = {0};
 	int rc = KR_OK;
 	for (size_t i = 0; rc == KR_OK && i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -149,6 +138,8 @@ char **kr_stage_task_env(const kr_services *svc, kr_task *t, const char *area, s
 			continue;
 		rc = put(svc, t, &l, area, max, entry, (size_t)(eq - entry), eq + 1);
 	}
+	for (const char *const *m = more; rc == KR_OK && m && *m; m++)
+		add(&l, strdup(*m));
 	if (rc == KR_OK && l.oom)
 		rc = svc->fail(t, "out of memory building the environment");
 	if (rc != KR_OK) {

@@ -17,20 +17,21 @@ Test(install, success_runs_in_work_dir_and_ships_output)
 	kx_pipeline(&x, INIT_PHASE, NULL);
 	kt_write_file(x.task, "id: t-1\n"
 	                      "title: The title\n"
+	                      "repositoryId: repo-9\n"
 	                      "installScript: |\n"
 	                      "  echo install-says-hello\n"
 	                      "  echo install-on-stderr >&2\n"
 	                      "  pwd > marker\n"
 	                      "  stat -c %a .keruta/install.sh >> marker\n"
 	                      "  echo \"$KERUTA_TASK_ID $TASK_EXTRA\" >> marker\n"
-	                      "  echo \"$KERUTA_TASK_TITLE|$KERUTA_WORK_DIR\" >> marker\n"
+	                      "  echo \"$KERUTA_TASK_TITLE|$KERUTA_REPOSITORY_ID|$KERUTA_WORK_DIR\" >> marker\n"
 	                      "env: {TASK_EXTRA: from-task}\n");
 	kx_agent(&x, "init", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "init failed:\n%s", x.log);
 	char *marker = kx_read(x.work, "marker", NULL);
 	cr_assert_not_null(marker, "the script did not run in the work dir:\n%s", x.log);
 	char *want = NULL;
-	cr_assert(asprintf(&want, "%s\n700\nt-1 from-task\nThe title|%s\n", x.work, x.work) > 0);
+	cr_assert(asprintf(&want, "%s\n700\nt-1 from-task\nThe title|repo-9|%s\n", x.work, x.work) > 0);
 	cr_assert_str_eq(marker, want);
 	/* passed through to the agent's own output ... */
 	cr_assert(kt_contains(x.r.out, "install-says-hello"), "stdout:\n%s", x.r.out);

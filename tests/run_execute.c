@@ -38,13 +38,15 @@ Test(run_execute, env_vars_present_and_long_values_cut)
 	cr_assert(asprintf(&task,
 	                   "id: t-42\ntitle: \"Fix: the bug\"\ndescription: %s\npriority: 7\n"
 	                   "status: PENDING\ncreatedAt: 2024-01-02T03:04:05Z\n"
-	                   "updatedAt: 2024-01-03T00:00:00Z\nenv:\n  FOO: bar baz\n  BIG: %s\n",
+	                   "updatedAt: 2024-01-03T00:00:00Z\nparentTaskId: t-41\n"
+	                   "env:\n  FOO: bar baz\n  BIG: %s\n",
 	                   desc, desc) > 0);
 	rt_init(&r, task);
 	rt_simple_pipeline(&r,
 	                   "      env_max: 1KiB\n"
 	                   "      command: |\n"
-	                   "        env | grep -E '^(KERUTA_TASK_|FOO=|BIG)' | grep -v DESCRIPTION= | sort > env.out\n"
+	                   "        env | grep -E '^(KERUTA_TASK_|KERUTA_PARENT_|KERUTA_REPOSITORY_ID|FOO=|BIG)' |\n"
+	                   "          grep -v DESCRIPTION= | sort > env.out\n"
 	                   "        printf '%s' \"$KERUTA_TASK_DESCRIPTION\" > desc.out\n"
 	                   "        cat \"$KERUTA_TASK_DESCRIPTION_FILE\" > descfull.out\n"
 	                   "        printf '%s' \"$BIG\" > big.out\n"
@@ -62,6 +64,8 @@ Test(run_execute, env_vars_present_and_long_values_cut)
 	cr_expect(kt_contains(env, "KERUTA_TASK_STATUS=PENDING\n"), "%s", env);
 	cr_expect(kt_contains(env, "KERUTA_TASK_CREATED_AT=2024-01-02T03:04:05Z\n"), "%s", env);
 	cr_expect(kt_contains(env, "KERUTA_TASK_UPDATED_AT=2024-01-03T00:00:00Z\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_PARENT_TASK_ID=t-41\n"), "%s", env);
+	cr_expect(kt_contains(env, "KERUTA_REPOSITORY_ID=\n"), "unset fields are empty: %s", env);
 	cr_expect(kt_contains(env, "FOO=bar baz\n"), "%s", env);
 	cr_expect(kt_contains(env, "KERUTA_TASK_DESCRIPTION_FILE="), "%s", env);
 	cr_expect(kt_contains(env, "BIG_FILE="), "%s", env);

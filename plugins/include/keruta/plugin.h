@@ -123,6 +123,22 @@ typedef struct kr_config kr_config;
 #define KR_TASK_ENV          "env"          /* extra "NAME=VALUE" entries   */
 #define KR_TASK_ARTIFACTS    "artifacts"    /* names uploaded by collect    */
 
+/*
+ * The task fields a task's scripts see as environment variables (seed
+ * 001), as X(NAME, KEY) entries: the install and execute stages give them
+ * to their scripts, and `keruta-agent render` to the Job's containers.
+ */
+#define KR_TASK_ENV_FIELDS(X)                          \
+	X("KERUTA_TASK_ID", KR_TASK_ID)                  \
+	X("KERUTA_TASK_TITLE", KR_TASK_TITLE)            \
+	X("KERUTA_TASK_DESCRIPTION", KR_TASK_DESCRIPTION) \
+	X("KERUTA_TASK_PRIORITY", KR_TASK_PRIORITY)      \
+	X("KERUTA_TASK_STATUS", KR_TASK_STATUS)          \
+	X("KERUTA_TASK_CREATED_AT", KR_TASK_CREATED_AT)  \
+	X("KERUTA_TASK_UPDATED_AT", KR_TASK_UPDATED_AT)  \
+	X("KERUTA_PARENT_TASK_ID", KR_TASK_PARENT_ID)    \
+	X("KERUTA_REPOSITORY_ID", KR_TASK_REPOSITORY_ID)
+
 /* What a child process's output does; see kr_process. */
 #define KR_PROC_CAPTURE 0x1u /* pass stdout/stderr through to the agent's own
                                 and ship each line to the backend, masked  */
