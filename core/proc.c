@@ -138,8 +138,10 @@ static void ring_free(capture *c, stream *st, size_t need)
 		size_t used = c->tail[0].used + c->tail[1].used;
 		if (used + need <= c->tail_cap)
 			return;
-		ring *own = &c->tail[st->id], *other = &c->tail[!st->id];
-		ring *r = other->used > c->tail_cap / 2 || own->used == 0 ? other : own;
+		/* ring_push() left `st` at most what the other stream may not keep,
+		 * so when the other holds half or less, `st` has chunks to drop */
+		ring *other = &c->tail[!st->id];
+		ring *r = other->used > c->tail_cap / 2 ? other : &c->tail[st->id];
 		rec_hdr h;
 		ring_copy_out(r, r->start, &h, sizeof(h));
 		size_t short_by = used + need - c->tail_cap;
@@ -367,7 +369,8 @@ static void capture_end(capture *c)
 				c->s[i].split = 0;
 			}
 		}
-		char *tmp = kr_malloc(c->tail_cap);
+		char *tmp = kr_malloc(c->tail[0].used > c->tail[1].used ? c->tail[0].used + 1
+		                                                        : c->tail[1].used + 1);
 		ring *r;
 		while ((r = oldest_chunk(c)) != NULL) {
 			rec_hdr h;
