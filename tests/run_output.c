@@ -315,20 +315,30 @@ Test(run_output, shipped_total_keeps_head_and_tail)
 
 /* The error at the end of stderr survives a flood on stdout that arrives
  * after it in one read larger than the whole tail, and chunks come back
- * in the order they were read. */
+ * in the order they were read.  The child makes the order certain: it
+ * writes each part only once the agent has read everything before it
+ * (FIONREAD on its own end of the pipes). */
+static const char flood_child[] =
+        "import fcntl, struct, sys, termios, time\n"
+        "def drained(fd):\n"
+        "    while struct.unpack('i', fcntl.ioctl(fd, termios.FIONREAD, b'0000'))[0]:\n"
+        "        time.sleep(0.01)\n"
+        "out, err = sys.stdout.buffer, sys.stderr.buffer\n"
+        "out.write(b''.join(b'head %d\\n' % i for i in range(1, 10001))); out.flush(); drained(1)\n"
+        "err.write(b'fatal: the error\\n'); err.flush(); drained(2)\n"
+        "out.write(b'flood\\n' * 60000 + b'after-flood\\n'); out.flush()\n";
+
 Test(run_output, last_stderr_lines_survive_a_stdout_flood)
 {
 	rt r;
 	rt_init(&r, NULL);
-	rt_simple_pipeline(&r,
-	                   "      command: |\n"
-	                   "        awk 'BEGIN { for (i = 1; i <= 10000; i++) printf \"head %d\\n\", i }'\n"
-	                   "        sleep 0.3\n"
-	                   "        echo fatal: the error >&2\n"
-	                   "        sleep 0.3\n"
-	                   "        python3 -c 'import sys; sys.stdout.write(\"flood\\n\" * 60000)'\n"
-	                   "        echo after-flood\n",
-	                   "settings:\n  log_max_total: 64KiB\n");
+	char *script = kt_path(r.dir, "flood.py");
+	kt_write_file(script, flood_child);
+	char *with = NULL;
+	cr_assert(asprintf(&with, "      command: python3 %s\n", script) > 0);
+	rt_simple_pipeline(&r, with, "settings:\n  log_max_total: 64KiB\n");
+	free(with);
+	free(script);
 	kt_result res;
 	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
@@ -337,6 +347,12 @@ Test(run_output, last_stderr_lines_survive_a_stdout_flood)
 	cr_assert_eq(n, 1, "stderr lines: %zu", n);
 	cr_expect_str_eq(l[0].text, "fatal: the error");
 	rt_lines_free(l, n);
+	/* the case at hand: the line was in the kept tail, not the head */
+	char *events = kt_read_file(r.events, NULL);
+	cr_assert_not_null(events);
+	const char *cut = strstr(events, "of output cut here"), *fatal = strstr(events, "fatal: the error");
+	cr_expect(cut && fatal && fatal > cut, "the stderr line was not in the tail:\n%.2000s", events);
+	free(events);
 	n = rt_lines(&r, "stdout", &l);
 	cr_assert_gt(n, 2);
 	cr_expect_str_eq(l[n - 1].text, "after-flood");
