@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "secret.h"
+#include "util.h"
 
 typedef struct bad_case {
 	const char *text;
@@ -199,4 +201,40 @@ Test(pipeline, durations_and_sizes)
 	cr_expect_eq(kr_parse_size("1G", &v), 0);
 	cr_expect_eq(v, 1073741824u);
 	cr_expect_neq(kr_parse_size("lots", &v), 0);
+	/* beyond what 64 bits hold: refused, not wrapped */
+	cr_expect_neq(kr_parse_size("99999999999GiB", &v), 0);
+	cr_expect_neq(kr_parse_duration_ms("99999999999999d", &v), 0);
+	cr_expect_neq(kr_parse_size("1e400", &v), 0);
+}
+
+static char *masked(const char *text)
+{
+	kr_buf b = {0};
+	kr_secret_mask(text, strlen(text), &b);
+	return b.data ? b.data : strdup("");
+}
+
+/* Only the password of a URL's user info is a secret, wherever the '@'
+ * and ':' fall; malformed URLs register nothing and do not crash. */
+Test(pipeline, url_passwords_are_masked)
+{
+	kr_secret_reset();
+	static const char *const harmless[] = {NULL, "", "no-scheme", "https://", "https://@",
+	                                       "https://:@host", "https://user:@host/",
+	                                       "https://user@host/", "user:pw-without-scheme@host",
+	                                       "https://host/p?q=u:notapassword@x#y:frag@z"};
+	for (size_t i = 0; i < sizeof(harmless) / sizeof(harmless[0]); i++)
+		kr_secret_add_url_password(harmless[i]);
+	cr_expect_eq(kr_secret_max_len(), 0, "a malformed URL registered a secret");
+	char *m = masked("q=u:notapassword@x pw-without-scheme");
+	cr_expect_str_eq(m, "q=u:notapassword@x pw-without-scheme");
+	free(m);
+
+	kr_secret_add_url_password("https://bob:s3cret-pw@host:8443/api");
+	kr_secret_add_url_password("http://alice:p@ss:w@rd@10.0.0.1/");
+	m = masked("GET https://bob:s3cret-pw@host:8443/api and http://alice:p@ss:w@rd@10.0.0.1/");
+	cr_expect(!strstr(m, "s3cret-pw") && !strstr(m, "p@ss:w@rd"), "%s", m);
+	cr_expect(strstr(m, "https://bob:") && strstr(m, "@host:8443/api"), "%s", m);
+	free(m);
+	kr_secret_reset();
 }
