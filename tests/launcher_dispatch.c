@@ -316,6 +316,28 @@ Test(dispatch, restarted_launcher_adopts_instead_of_duplicating)
 	free(s2);
 }
 
+/* A Job of ours and its pod, stored as if a launcher had created them
+ * before it stopped: the pod cannot pull its image, and was created at
+ * `created` (any string: the server stores it as given). */
+static void seed_stuck_pod(const char *id, const char *created)
+{
+	char objs[2048];
+	snprintf(objs, sizeof(objs),
+	         "{\"objects\": [{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": "
+	         "{\"name\": \"keruta-job-%s\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
+	         "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"%s\"}, \"annotations\": "
+	         "{\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, \"status\": {\"active\": 1}}, "
+	         "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
+	         "\"keruta-job-%s-x1\", \"namespace\": \"keruta\", \"creationTimestamp\": \"%s\", "
+	         "\"labels\": {\"app\": \"keruta\", \"keruta.io/role\": \"main\", \"job-name\": "
+	         "\"keruta-job-%s\"}, \"annotations\": {\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, "
+	         "\"status\": {\"phase\": \"Pending\", \"containerStatuses\": [{\"name\": \"main\", "
+	         "\"state\": {\"waiting\": {\"reason\": \"ImagePullBackOff\", \"message\": "
+	         "\"Back-off pulling image\"}}}]}}]}",
+	         id, id, id, id, created, id, id);
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed", objs));
+}
+
 /* A launcher restarted while a pod cannot pull its image does not wait the
  * whole threshold again: that trouble began when the pod was created (an
  * hour ago here), so the adopted task fails at once, not after 10 minutes. */
@@ -325,23 +347,7 @@ Test(dispatch, restarted_launcher_counts_the_image_wait_already_spent)
 	time_t ago = time(NULL) - 3600;
 	char created[32];
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ago));
-	char objs[2048];
-	snprintf(objs, sizeof(objs),
-	         "{\"objects\": ["
-	         "{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": {\"name\": "
-	         "\"keruta-job-old-img\", \"namespace\": \"keruta\", \"creationTimestamp\": \"%s\", \"labels\": {\"app\": "
-	         "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"old-img\"}, "
-	         "\"annotations\": {\"keruta.io/task-id\": \"old-img\"}}, \"spec\": {}, "
-	         "\"status\": {\"active\": 1}},"
-	         "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
-	         "\"keruta-job-old-img-x1\", \"namespace\": \"keruta\", \"creationTimestamp\": \"%s\", \"labels\": {\"app\": "
-	         "\"keruta\", \"keruta.io/role\": \"main\", \"job-name\": \"keruta-job-old-img\"}, "
-	         "\"annotations\": {\"keruta.io/task-id\": \"old-img\"}}, \"spec\": {}, "
-	         "\"status\": {\"phase\": \"Pending\", \"containerStatuses\": [{\"name\": \"main\", "
-	         "\"state\": {\"waiting\": {\"reason\": \"ImagePullBackOff\", \"message\": "
-	         "\"Back-off pulling image\"}}}]}}]}",
-	         created, created);
-	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed", objs));
+	seed_stuck_pod("old-img", created);
 	kt_result r;
 	static const char *const args[] = {"--once", "--pending-interval", "200ms",
 	                                   "--image-error-after", "10m", NULL};
@@ -353,6 +359,39 @@ Test(dispatch, restarted_launcher_counts_the_image_wait_already_spent)
 	free(s);
 	cr_expect_null(object("jobs", "keruta-job-old-img"), "the stuck Job is deleted");
 	cr_expect_eq(count_requests("POST", "/jobs"), 0, "adopted, not created again");
+	kt_result_free(&r);
+}
+
+/* Creation times the cluster should never send: each is taken as "now",
+ * so the task still fails once the threshold has passed, and nothing else
+ * happens to the launcher. */
+Test(dispatch, malformed_creation_times_count_from_now)
+{
+	static const char *const created[] = {"", "yesterday", "2999-01-01T00:00:00Z",
+	                                      "9999-99-99T99:99:99Z", "-1-01-01T00:00:00Z",
+	                                      "2026-02-30T25:61:61Z"};
+	size_t n = sizeof(created) / sizeof(created[0]);
+	char tasks[1024] = "{\"tasks\": [", id[16];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "ts-%zu", i);
+		snprintf(tasks + strlen(tasks), sizeof(tasks) - strlen(tasks),
+		         "%s{\"id\": \"%s\", \"status\": \"PENDING\"}", i ? ", " : "", id);
+		seed_stuck_pod(id, created[i]);
+	}
+	strcat(tasks, "]}");
+	seed(tasks);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "200ms",
+	                                   "--image-error-after", "1s", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "ts-%zu", i);
+		char *s = statuses(id);
+		cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "ImagePullBackOff"),
+		          "creationTimestamp '%s': %s", created[i], s);
+		free(s);
+	}
 	kt_result_free(&r);
 }
 
