@@ -14,6 +14,4 @@ tests_launcher_dispatch_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_launcher_dispatch_LDADD = $(KT_LIBS) $(JSONC_LIBS)
 
 EXTRA_DIST += tests/kubeapi/kube_api_server.py tests/schema/validate.sh \
-	tests/schema/validate.js tests/schema/check_render.py \
-	bench/dispatch/run.sh bench/dispatch/RESULTS.md launcher/OPERATOR.md
-
+	tests/schema/validate.js tests/schema/check_render.py launcher/OPERATOR.md
