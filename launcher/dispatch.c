@@ -36,7 +36,9 @@ typedef struct track {
 	char *term_msg;       /* the agent's termination message            */
 	char *oom;            /* container killed for memory                */
 	char *bad;            /* "container X: ImagePullBackOff: ..."       */
-	uint64_t bad_since, bad_limit;
+	int64_t bad_since; /* monotonic ms; before the launcher (or the machine) started when negative */
+	int bad_dated;
+	uint64_t bad_limit;
 	char bad_family[64];
 	int deleting;         /* we deleted the Job ourselves               */
 	int cleanup_finished;
@@ -219,9 +221,9 @@ static const char *family(const char *reason)
  * the whole threshold again; a crash loop can begin any time later, so it
  * is dated when first seen.  Clock skew with the cluster only moves the
  * start; it is never put in the future. */
-static uint64_t trouble_since(json_object *pod, const char *family_name)
+static int64_t trouble_since(json_object *pod, const char *family_name)
 {
-	uint64_t now = kr_now_ms();
+	int64_t now = (int64_t)kr_now_ms();
 	const char *created = str_at(pod, "metadata", "creationTimestamp", NULL);
 	struct tm tm;
 	memset(&tm, 0, sizeof(tm));
@@ -235,8 +237,12 @@ static uint64_t trouble_since(json_object *pod, const char *family_name)
 	time_t wall = time(NULL);
 	if (at == (time_t)-1 || at >= wall)
 		return now;
-	uint64_t ago = (uint64_t)(wall - at) * 1000u;
-	return ago < now ? now - ago : 1;
+	/* The monotonic clock starts at boot: a pod older than the machine's
+	 * uptime (a node rebooted, a launcher on a fresh VM) dates before zero. */
+	int64_t ago = (int64_t)(wall - at);
+	if (ago > INT64_MAX / 2000)
+		ago = INT64_MAX / 2000;
+	return now - ago * 1000;
 }
 
 static void scan_statuses(dispatcher *d, track *t, json_object *list, const char **bad_reason,
@@ -287,10 +293,12 @@ static void on_pod(void *ctx, const char *type, json_object *pod)
 	if (!bad_reason) {
 		replace(&t->bad, NULL);
 		t->bad_since = 0;
+		t->bad_dated = 0;
 		t->bad_family[0] = '\0';
 	} else {
-		if (!t->bad_since || strcmp(t->bad_family, family(bad_reason)) != 0) {
+		if (!t->bad_dated || strcmp(t->bad_family, family(bad_reason)) != 0) {
 			t->bad_since = trouble_since(pod, family(bad_reason));
+			t->bad_dated = 1;
 			snprintf(t->bad_family, sizeof(t->bad_family), "%s", family(bad_reason));
 		}
 		t->bad_limit = limit_for(d, bad_reason);
@@ -605,7 +613,7 @@ static void give_up(dispatcher *d, track *t)
 	/* "pod P: container C: Reason: message (for Ns); the Job was deleted" */
 	char *full = kr_asprintf("%s%s%s%s (for %llus); the Job was deleted", t->pod ? "pod " : "",
 	                         t->pod ? t->pod : "", t->pod ? ": " : "", t->bad,
-	                         (unsigned long long)((kr_now_ms() - t->bad_since) / 1000));
+	                         (unsigned long long)(((int64_t)kr_now_ms() - t->bad_since) / 1000));
 	t->deleting = 1;
 	char *name = kr_render_job_name(t->id);
 	char *p = kr_asprintf("%s%s/jobs/%s?propagationPolicy=Background", "/apis/batch/v1",
@@ -773,12 +781,13 @@ int kr_dispatch(kr_settings *s, kr_error *err)
 			track *t = *pt;
 			if (t->st == T_RUNNING && t->outcome) {
 				finish(&d, t);
-			} else if (t->st == T_RUNNING && t->bad && t->bad_since) {
-				uint64_t due = t->bad_since + t->bad_limit;
-				if (due <= kr_now_ms())
+			} else if (t->st == T_RUNNING && t->bad && t->bad_dated) {
+				uint64_t nowms = kr_now_ms();
+				int64_t spent = (int64_t)nowms - t->bad_since;
+				if (spent >= 0 && (uint64_t)spent >= t->bad_limit)
 					give_up(&d, t);
-				else if (due < wake)
-					wake = due;
+				else if (nowms + (t->bad_limit - (uint64_t)spent) < wake)
+					wake = nowms + (t->bad_limit - (uint64_t)spent);
 			}
 			if (t->st == T_CLEANUP && t->cleanup_finished) {
 				delete_pvc(&d, t);
