@@ -238,3 +238,49 @@ Test(pipeline, url_passwords_are_masked)
 	free(m);
 	kr_secret_reset();
 }
+
+/* Mask text as the process runner does: fed in reads of `step` bytes,
+ * each time writing the safe prefix and holding the rest. */
+static char *masked_stream(const char *text, size_t step)
+{
+	kr_buf out = {0}, hold = {0};
+	size_t len = strlen(text);
+	for (size_t off = 0; off < len; off += step) {
+		size_t n = len - off < step ? len - off : step;
+		kr_buf_add(&hold, text + off, n);
+		size_t safe = off + n == len ? hold.len : kr_secret_safe_prefix(hold.data, hold.len);
+		kr_secret_mask(hold.data, safe, &out);
+		memmove(hold.data, hold.data + safe, hold.len - safe);
+		hold.len -= safe;
+	}
+	free(hold.data);
+	return out.data ? out.data : strdup("");
+}
+
+/* A read that ends exactly after a whole secret whose last bytes equal its
+ * first ones, or after a secret whose tail begins another secret, must not
+ * be cut inside that secret: each half alone matches nothing. */
+Test(pipeline, stream_masking_never_cuts_inside_a_secret)
+{
+	kr_secret_reset();
+	kr_secret_add("eyJhbGciOie");
+	kr_secret_add("abcab");
+	kr_secret_add("xyzw");
+	kr_secret_add("zwQQQ");
+	static const char *const text[] = {"token=eyJhbGciOie", "token=eyJhbGciOie\n",
+	                                   "a abcab b", "eyJhbGciOieyJhbGciOie!", "1 xyzwQQQ 2",
+	                                   "xyzxyzw", "abcabcab", "eeyJhbGciOi"};
+	for (size_t t = 0; t < sizeof(text) / sizeof(text[0]); t++) {
+		char *whole = masked(text[t]);
+		for (size_t step = 1; step <= strlen(text[t]); step++) {
+			char *m = masked_stream(text[t], step);
+			cr_expect_str_eq(m, whole, "'%s' read %zu bytes at a time", text[t], step);
+			cr_expect(!strstr(m, "eyJhbGciOie") && !strstr(m, "abcab") && !strstr(m, "xyzw") &&
+			                  !strstr(m, "zwQQQ"),
+			          "'%s' read %zu bytes at a time gave '%s'", text[t], step, m);
+			free(m);
+		}
+		free(whole);
+	}
+	kr_secret_reset();
+}
