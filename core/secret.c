@@ -65,6 +65,19 @@ size_t kr_secret_max_len(void)
 	return m;
 }
 
+/* The next byte at or after text[i] that can start a secret (lock held):
+ * this runs over every byte of a task's output, hence memchr. */
+static const char *next_start(const char *text, size_t i, size_t len)
+{
+	const char *next = NULL;
+	for (size_t s = 0; s < count; s++) {
+		const char *c = memchr(text + i, secrets[s][0], (size_t)((next ? next : text + len) - (text + i)));
+		if (c)
+			next = c;
+	}
+	return next;
+}
+
 void kr_secret_mask(const char *text, size_t len, kr_buf *out)
 {
 	pthread_mutex_lock(&lock);
@@ -75,14 +88,7 @@ void kr_secret_mask(const char *text, size_t len, kr_buf *out)
 	}
 	size_t start = 0, i = 0;
 	while (i < len) {
-		/* jump to the next byte that can start a secret: this runs over
-		 * every byte of a task's output */
-		const char *next = NULL;
-		for (size_t s = 0; s < count; s++) {
-			const char *c = memchr(text + i, secrets[s][0], (size_t)((next ? next : text + len) - (text + i)));
-			if (c)
-				next = c;
-		}
+		const char *next = next_start(text, i, len);
 		if (!next)
 			break;
 		i = (size_t)(next - text);
@@ -121,12 +127,7 @@ size_t kr_secret_safe_prefix(const char *text, size_t len)
 	pthread_mutex_lock(&lock);
 	size_t i = 0, cut = len;
 	while (i < len && count) {
-		const char *next = NULL;
-		for (size_t s = 0; s < count; s++) {
-			const char *c = memchr(text + i, secrets[s][0], (size_t)((next ? next : text + len) - (text + i)));
-			if (c)
-				next = c;
-		}
+		const char *next = next_start(text, i, len);
 		if (!next)
 			break;
 		i = (size_t)(next - text);
