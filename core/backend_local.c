@@ -126,7 +126,7 @@ static int local_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 			kr_task_set(t, KR_TASK_ID, "local");
 		return KR_OK;
 	}
-	if (kr_node_load_file(l->task_file, &l->task, err))
+	if (kr_taskfile_load(l->task_file, &l->task, err))
 		return KR_FAILED;
 	if (kr_task_fill_from_node(t, l->task, l->task_file, err)) {
 		err->code = KR_EXIT_USAGE; /* the user's own file, not the API's data */

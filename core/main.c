@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "agent.h"
+#include "backend.h"
 #include "log.h"
 #include "runner.h"
 
@@ -50,8 +51,9 @@ static const command commands[] = {
          "run --task-id ID [OPTIONS]", cmd_task},
         {"cleanup", KR_CMD_CLEANUP, "collect artifacts and clean up (cleanup Job)",
          "cleanup --task-id ID [--source-pod POD] [OPTIONS]", cmd_task},
-        {"validate", KR_CMD_VALIDATE, "check a pipeline file and its plugins without running it",
-         "validate [FILE | --pipeline FILE] [--plugin-dir DIR]...", cmd_validate},
+        {"validate", KR_CMD_VALIDATE, "check a pipeline file and its plugins, or a task file, without running them",
+         "validate [FILE | --pipeline FILE] [--task-file FILE] [--plugin-dir DIR]...",
+         cmd_validate},
         {"plugins", KR_CMD_PLUGINS, "list the plugins found, their ABI and description",
          "plugins [-v] [--plugin-dir DIR]...", cmd_plugins},
         {"version", 0, "print the versions of the agent and its libraries", "version",
@@ -181,6 +183,41 @@ out:
 	return code;
 }
 
+/* `validate --task-file FILE`: the check every task command makes before
+ * any stage runs.  With no pipeline named, the task file is all there is
+ * to check.  1 when that was the whole job (*code says how it went). */
+static int validate_task_file(const command *c, int argc, char **argv, int *code)
+{
+	kr_error err = {0};
+	kr_settings *s = kr_settings_new();
+	char **rest = NULL;
+	int n_rest = 0, done = 0;
+	*code = KR_EXIT_OK;
+	if (kr_settings_parse_args(s, c->mask, argc, argv, 2, &rest, &n_rest, &err) ||
+	    kr_settings_apply_env(s, &err)) {
+		*code = fail(&err);
+		done = 1;
+		goto out;
+	}
+	setup_logging(s);
+	const char *file = kr_settings_get(s, KR_S_TASK_FILE);
+	if (!file)
+		goto out;
+	kr_node *n = NULL;
+	if (kr_taskfile_load(file, &n, &err)) {
+		*code = fail(&err);
+		done = 1;
+		goto out;
+	}
+	kr_node_free(n);
+	printf("%s: valid task file\n", file);
+	done = n_rest == 0 && !kr_settings_get(s, KR_S_PIPELINE);
+out:
+	free(rest);
+	kr_settings_free(s);
+	return done;
+}
+
 static int cmd_validate(const command *c, int argc, char **argv)
 {
 	kr_error err = {0};
@@ -190,6 +227,8 @@ static int cmd_validate(const command *c, int argc, char **argv)
 	char **rest = NULL;
 	int n_rest = 0, code = KR_EXIT_OK;
 	kr_loader_init(&l);
+	if (validate_task_file(c, argc, argv, &code))
+		goto out;
 	if (load_config(c, argc, argv, s, &p, &rest, &n_rest, &err)) {
 		code = fail(&err);
 		goto out;

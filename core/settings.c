@@ -25,7 +25,7 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
         [KR_S_TASK_ID] = {NULL, "--task-id", {"KERUTA_TASK_ID"}, KR_ST_STRING, NULL, T | KR_CMD_LAUNCH /* launcher */, "ID",
                           "task to run"},
         [KR_S_TASK_FILE] = {"task_file", "--task-file", {"KERUTA_TASK_FILE"}, KR_ST_STRING, NULL,
-                            T | KR_CMD_LAUNCH /* launcher */, "FILE", "read the task from a YAML/JSON file (local backend)"},
+                            T | KR_CMD_VALIDATE | KR_CMD_LAUNCH /* launcher */, "FILE", "read the task from a YAML/JSON file (local backend)"},
         [KR_S_API_URL] = {"api_url", "--api-url", {"KERUTA_API_URL", "KERUTA_API_ENDPOINT"},
                           KR_ST_STRING, NULL, T | KR_CMD_LAUNCH /* launcher */, "URL", "base URL of keruta-api"},
         [KR_S_API_TOKEN] = {NULL, NULL, {"KERUTA_API_TOKEN"}, KR_ST_STRING, NULL, T | KR_CMD_LAUNCH /* launcher */, NULL,

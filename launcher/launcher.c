@@ -8,6 +8,7 @@
 
 #include "launcher.h"
 #include "api_paths.h"
+#include "backend.h"
 #include "log.h"
 #include "secret.h"
 
@@ -112,7 +113,7 @@ int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltas
 	kr_node *n = NULL;
 	char *what;
 	if (file && *file) {
-		if (kr_node_load_file(file, &n, err))
+		if (kr_taskfile_load(file, &n, err))
 			return -1;
 		what = kr_strdup(file);
 	} else {

@@ -279,6 +279,54 @@ Test(git_clone, missing_repository)
 	free(all), free(url);
 }
 
+/* A path that is not there is the task's mistake: said at once, naming
+ * the path and what to check, never retried. */
+Test(git_clone, missing_local_path_is_final_and_named)
+{
+	char *url = kt_path(base, "x/nope.git");
+	kt_result r;
+	run_clone(&r, url, NULL, ", retries: 3", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, url), "%s", all);
+	cr_assert(kt_contains(all, "does not exist"), "%s", all);
+	cr_assert(kt_contains(all, "check the task's repository URL or path"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	cr_assert_not(kt_contains(all, "unsupported URL protocol"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+
+	/* a directory that is not a repository */
+	free(gt_sh(base, "mkdir -p plain && echo x > plain/file"));
+	free(url);
+	url = kt_path(base, "plain");
+	run_clone(&r, url, NULL, ", retries: 3", NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "is not a git repository"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+	free(url);
+}
+
+/* A 404 over HTTP is final even when retries are allowed. */
+Test(git_clone, http_404_is_final_even_with_retries)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("anon", "gone.git");
+	kt_result r;
+	run_clone(&r, url, NULL, ", retries: 3", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "gone.git"), "%s", all);
+	cr_assert(kt_contains(all, "check the URL and that the repository exists"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	kt_result_free(&r);
+	free(all), free(url);
+}
+
 Test(git_clone, server_cut_mid_transfer_is_retried_then_cleaned_up)
 {
 	gt_make_repo(base, 1);
