@@ -286,13 +286,14 @@ char *kr_http_disposition_filename(const char *value)
 		if (q2) {
 			kr_buf b = {0};
 			int ok = 1;
-			for (const char *p = q2 + 1; *p && ok; p++) {
+			for (const char *p = q2 + 1; *p; p++) {
 				if (*p == '%') {
 					int hi = p[1] ? hexval(p[1]) : -1, lo = hi >= 0 && p[2] ? hexval(p[2]) : -1;
-					if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-						ok = 0;
-					else
-						kr_buf_addc(&b, (char)(hi * 16 + lo));
+					if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+						ok = 0; /* also stops before a cut escape's terminator */
+						break;
+					}
+					kr_buf_addc(&b, (char)(hi * 16 + lo));
 					p += 2;
 				} else {
 					kr_buf_addc(&b, *p);

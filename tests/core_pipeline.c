@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "node.h"
 #include "pipeline.h"
 #include "secret.h"
 #include "util.h"
@@ -283,4 +284,41 @@ Test(pipeline, stream_masking_never_cuts_inside_a_secret)
 		free(whole);
 	}
 	kr_secret_reset();
+}
+
+/* A JSON object of n keys "k0".."k(n-1)", then the extra text (a repeat). */
+static char *many_keys(size_t n, const char *extra)
+{
+	kr_buf b = {0};
+	kr_buf_adds(&b, "{");
+	for (size_t i = 0; i < n; i++)
+		kr_buf_addf(&b, "%s\"k%zu\": %zu", i ? ", " : "", i, i);
+	kr_buf_adds(&b, extra);
+	kr_buf_adds(&b, "}");
+	return b.data;
+}
+
+/* Every keruta-api answer goes through the reader: 150,000 keys took
+ * minutes when each key was compared with all before it.  The timeout is
+ * only a bound against a hang; the test asserts what was read. */
+Test(pipeline, many_keys_are_read_and_duplicates_still_found, .timeout = 60)
+{
+	char *text = many_keys(150000, "");
+	kr_node *root = NULL;
+	kr_error err = {0};
+	cr_assert_eq(kr_node_load_string("big.json", text, strlen(text), &root, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(root->n, 150000);
+	const kr_node *v = kr_node_get(root, "k149999");
+	cr_assert(v && v->value);
+	cr_expect_str_eq(v->value, "149999");
+	kr_node_free(root);
+	free(text);
+
+	/* the repeat that comes first in the file is named, with where it
+	 * first appeared */
+	text = many_keys(150000, ", \"k7\": 1, \"k5\": 2, \"k7\": 3");
+	cr_assert_neq(kr_node_load_string("big.json", text, strlen(text), &root, &err), 0);
+	cr_expect(strstr(err.msg, "duplicate key 'k7' (first at line 1)") != NULL, "%s", err.msg);
+	free(text);
 }
