@@ -362,6 +362,15 @@ static int local_flush(kr_backend *b, uint64_t timeout_ms, kr_error *err)
 	return rc ? KR_FAILED : KR_OK;
 }
 
+/* The last status of "IN_PROGRESS -> COMPLETED". */
+static const char *strrstr_arrow(const char *chain)
+{
+	const char *last = chain ? chain : "(none)";
+	for (const char *p = last; (p = strstr(p, " -> ")); p += 4)
+		last = p + 4;
+	return last;
+}
+
 static const char *plural(uint64_t n, const char *one, const char *many)
 {
 	return n == 1 ? one : many;
@@ -379,7 +388,8 @@ static void summary(local *l)
 	char total[32];
 	kr_format_ms(kr_now_ms() - l->started_ms, total, sizeof(total));
 	kr_buf b = {0};
-	kr_buf_addf(&b, "local run: %s in %s (%s); %llu log %s; ", l->statuses.data, total, times,
+	const char *arrow = strrstr_arrow(l->statuses.data);
+	kr_buf_addf(&b, "local run: %s in %s (%s); %llu log %s; ", arrow, total, times,
 	            (unsigned long long)l->n_lines, plural(l->n_lines, "line", "lines"));
 	if (l->n_artifacts)
 		kr_buf_addf(&b, "%llu %s copied to %s; ", (unsigned long long)l->n_artifacts,

@@ -135,3 +135,70 @@ Test(run_local, defaults_write_nothing_outside_the_work_dir)
 	free(pipeline);
 	free(dir);
 }
+
+/* Every line of stderr is one JSON object (a cheap check: braces). */
+static void all_json(const char *err)
+{
+	const char *p = err ? err : "";
+	int lines = 0;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		cr_expect(len >= 2 && p[0] == '{' && p[len - 1] == '}', "not a JSON line: %.*s",
+		          (int)len, p);
+		lines++;
+		p += len + (nl ? 1 : 0);
+	}
+	cr_expect_gt(lines, 0, "nothing on stderr");
+}
+
+Test(run_local, json_mode_stderr_is_only_json)
+{
+	const char *argv[] = {kt_agent(), "bogus", "--log-format", "json", NULL};
+	kt_result res;
+	cr_assert_eq(kt_run(&res, argv, NULL, NULL, NULL, 30), 0);
+	cr_expect_eq(res.status, 2);
+	all_json(res.err);
+	cr_expect(kt_contains(res.err, "unknown command 'bogus'"), "%s", res.err);
+	kt_result_free(&res);
+
+	rt r;
+	rt_init(&r, "id: t-1\nexecuteScript: \"echo to-out; echo to-err >&2\"\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	                      "stages:\n  execute: {plugin: execute}\n");
+	const char *json[] = {"--log-format", "json", NULL};
+	cr_assert_eq(rt_agent(&r, &res, json, plugin_env, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	all_json(res.err);
+	cr_expect(kt_contains(res.out, "to-out\n"), "%s", res.out);
+	cr_expect(kt_contains(res.out, "to-err\n"), "the task's stderr is kept on stdout: %s", res.out);
+	cr_expect(kt_contains(res.err, "local run: COMPLETED"), "the summary is a log line: %s",
+	          res.err);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* events.jsonl appends across runs; each run begins with a run-start. */
+Test(run_local, events_mark_where_each_run_begins)
+{
+	rt r;
+	rt_init(&r, "id: t-1\nexecuteScript: \"echo hi\"\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	                      "stages:\n  execute: {plugin: execute}\n");
+	kt_result res;
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(rt_agent(&r, &res, NULL, plugin_env, 60), 0);
+		cr_expect_eq(res.status, 0, "%s", res.err);
+		kt_result_free(&res);
+	}
+	char *ev = kt_read_file(r.events, NULL);
+	cr_assert_not_null(ev);
+	cr_expect(strncmp(ev, "{\"time\":", 8) == 0 && strstr(ev, "\"type\":\"run-start\"") < strchr(ev, '\n'),
+	          "the file does not begin with a run-start: %s", ev);
+	size_t n = 0;
+	for (const char *p = ev; (p = strstr(p, "\"type\":\"run-start\"")); p++)
+		n++;
+	cr_expect_eq(n, 2, "%s", ev);
+	free(ev);
+	rt_free(&r);
+}
