@@ -32,6 +32,7 @@ typedef struct local {
 	pthread_mutex_t lock;
 	uint64_t n_lines, n_artifacts;
 	uint64_t started_ms;
+	int run_marked;      /* the run-start record is written (lock) */
 	kr_task *last_task;  /* not owned: the agent's, for the summary */
 	kr_buf statuses;     /* "IN_PROGRESS -> COMPLETED"    */
 	kr_buf line;         /* the event being written (lock) */
@@ -113,8 +114,15 @@ static void event(local *l, const char *type, const char *k1, const char *v1, co
 		add_field(b, k2, v2, v2len);
 	kr_buf_adds(b, "}\n");
 	kr_error err = {0};
-	if (open_events(l, &err) == 0)
+	if (open_events(l, &err) == 0) {
+		if (!l->run_marked) {
+			/* the file appends across runs: say where this one begins */
+			fprintf(l->events, "{\"time\":\"%s\",\"type\":\"run-start\",\"pid\":%ld}\n", ts,
+			        (long)getpid());
+			l->run_marked = 1;
+		}
 		fwrite(b->data, 1, b->len, l->events);
+	}
 	if (b->cap > 1u << 20) /* do not keep a huge line's buffer */
 		kr_buf_free(b);
 	pthread_mutex_unlock(&l->lock);
