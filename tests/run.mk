@@ -29,3 +29,4 @@ tests_run_output_LDADD = $(KT_LIBS)
 tests_run_proc_SOURCES = tests/run_proc.c
 tests_run_proc_CFLAGS = $(KT_CFLAGS) $(YAML_CFLAGS)
 tests_run_proc_LDADD = libkrcore.la $(KT_LIBS)
+EXTRA_DIST += tests/readme-commands.sh
