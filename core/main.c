@@ -420,13 +420,35 @@ out:
 }
 /* ---- end of the launcher section ---- */
 
+/* The log format asked for, before the command line is parsed, so that
+ * the first error (an unknown command or option) already has that form:
+ * in JSON mode every line on stderr is JSON.  The full parse sets it
+ * again, with the pipeline file's settings. */
+static void early_logging(int argc, char **argv)
+{
+	const char *fmt = getenv("KERUTA_LOG_FORMAT");
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[i + 1];
+		else if (strncmp(argv[i], "--log-format=", 13) == 0)
+			fmt = argv[i] + 13;
+	}
+	kr_log_format format = KR_LOG_FORMAT_AUTO;
+	if (fmt)
+		kr_log_parse_format(fmt, &format);
+	kr_log_setup(format, KR_LOG_INFO, 2);
+}
+
 int main(int argc, char **argv)
 {
 	/* a closed pipe is an error to report, not a reason to die silently */
 	signal(SIGPIPE, SIG_IGN);
-	kr_log_setup(KR_LOG_FORMAT_AUTO, KR_LOG_INFO, 2);
+	early_logging(argc, argv);
 	if (argc < 2) {
-		usage(stderr);
+		if (kr_log_is_json())
+			kr_log(KR_LOG_ERROR, NULL, "no command given; see keruta-agent --help");
+		else
+			usage(stderr);
 		return KR_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -449,7 +471,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		names[i] = commands[i].name;
 	const char *near = kr_nearest(argv[1], names, N_COMMANDS);
-	fprintf(stderr, "keruta-agent: unknown command '%s'%s%s%s; see keruta-agent --help\n",
-	        argv[1], near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+	kr_log(KR_LOG_ERROR, NULL, "unknown command '%s'%s%s%s; see keruta-agent --help", argv[1],
+	       near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
 	return KR_EXIT_USAGE;
 }

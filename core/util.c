@@ -389,6 +389,17 @@ const char *kr_nearest(const char *word, const char *const *candidates, size_t n
 	return best;
 }
 
+void kr_format_ms(uint64_t ms, char *out, size_t n)
+{
+	if (ms < 1000)
+		snprintf(out, n, "%llums", (unsigned long long)ms);
+	else if (ms < 60000)
+		snprintf(out, n, "%.2fs", (double)ms / 1000.0);
+	else
+		snprintf(out, n, "%llum%02llus", (unsigned long long)(ms / 60000),
+		         (unsigned long long)(ms / 1000 % 60));
+}
+
 uint64_t kr_now_ms(void)
 {
 	struct timespec ts;

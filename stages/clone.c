@@ -345,6 +345,9 @@ static int fetch(attempt *a, git_remote *remote)
 	}
 	r->cred_attempts = 0;
 	r->http_status = 0;
+	r->side_len = 0;
+	r->side_line[0] = '\0';
+	r->side_logged = 0;
 	r->started_ms = r->last_log_ms = clone_now_ms();
 	r->last_bytes = 0;
 	int rc = git_remote_fetch(remote, &refspecs, &fo, "keruta: fetch");

@@ -45,6 +45,10 @@ typedef struct clone_run {
 	unsigned int last_objects, total_objects;
 	size_t last_bytes;
 	int progress_logged;
+	/* The remote's own progress text (sideband), relayed by lines. */
+	char side[256], side_line[256];
+	size_t side_len;
+	int side_logged;
 } clone_run;
 
 uint64_t clone_now_ms(void);

@@ -546,6 +546,40 @@ static int progress_cb(const git_indexer_progress *p, void *payload)
 	return 0;
 }
 
+/* The server's text ("Counting objects: 45% ...", "Compressing ...", and
+ * for a local path libgit2's own pack building): a long clone spends most
+ * of its time here before the first object arrives.  The first line is
+ * logged at once, then the latest at most every PROGRESS_EVERY_MS. */
+static int sideband_cb(const char *str, int len, void *payload)
+{
+	clone_run *r = payload;
+	if (r->svc->cancelled(r->task)) {
+		r->cancelled = 1;
+		git_error_set_str(GIT_ERROR_NET, "transfer stopped: the stage was cancelled");
+		return -1;
+	}
+	for (int i = 0; i < len; i++) {
+		char c = str[i];
+		if (c == '\r' || c == '\n') {
+			if (r->side_len) {
+				memcpy(r->side_line, r->side, r->side_len);
+				r->side_line[r->side_len] = '\0';
+				r->side_len = 0;
+			}
+		} else if (r->side_len < sizeof r->side - 1) {
+			r->side[r->side_len++] = (c >= ' ' && c != 0x7f) ? c : '?';
+		}
+	}
+	uint64_t now = clone_now_ms();
+	if (r->side_line[0] && (!r->side_logged || now - r->last_log_ms >= PROGRESS_EVERY_MS)) {
+		r->svc->log(r->task, KR_LOG_INFO, "remote: %s", r->side_line);
+		r->side_line[0] = '\0';
+		r->side_logged = 1;
+		r->last_log_ms = now;
+	}
+	return 0;
+}
+
 void clone_progress_done(clone_run *r, const git_indexer_progress *p)
 {
 	if (p && p->total_objects)
@@ -557,5 +591,6 @@ void clone_callbacks(git_remote_callbacks *cb, clone_run *r)
 	cb->credentials = cred_cb;
 	cb->certificate_check = cert_cb;
 	cb->transfer_progress = progress_cb;
+	cb->sideband_progress = sideband_cb;
 	cb->payload = r;
 }

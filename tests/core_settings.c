@@ -54,12 +54,34 @@ Test(settings, precedence_flag_env_pipeline_default)
 	cr_expect_str_eq(kr_settings_get(s, KR_S_API_URL), "http://pipe");
 	cr_expect_str_eq(kr_settings_source(s, KR_S_API_URL), "pipeline");
 	cr_expect_eq(kr_settings_u64(s, KR_S_GRACE_PERIOD), 3000u);
-	cr_expect_str_eq(kr_settings_get(s, KR_S_TERMINATION_LOG), "/dev/termination-log");
-	cr_expect_str_eq(kr_settings_source(s, KR_S_TERMINATION_LOG), "default");
+	cr_expect_null(kr_settings_get(s, KR_S_TERMINATION_LOG), "no termination log outside a pod");
 	free(rest);
 	kr_settings_free(s);
 	kr_node_free(root);
 	clear_env();
+}
+
+/* In a pod (Kubernetes sets KUBERNETES_SERVICE_HOST) the work dir is the
+ * volume at /work and the outcome goes to /dev/termination-log; elsewhere
+ * the work dir is ./keruta-work and no termination log is written. */
+Test(settings, work_dir_and_termination_log_defaults_depend_on_the_place)
+{
+	clear_env();
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	kr_settings *s = kr_settings_new();
+	kr_error err = {0};
+	cr_assert_eq(kr_settings_finish(s, &err), 0);
+	cr_expect_str_eq(kr_settings_get(s, KR_S_WORK_DIR), "keruta-work");
+	cr_expect_null(kr_settings_get(s, KR_S_TERMINATION_LOG));
+	kr_settings_free(s);
+
+	setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
+	s = kr_settings_new();
+	cr_assert_eq(kr_settings_finish(s, &err), 0);
+	cr_expect_str_eq(kr_settings_get(s, KR_S_WORK_DIR), "/work");
+	cr_expect_str_eq(kr_settings_get(s, KR_S_TERMINATION_LOG), "/dev/termination-log");
+	kr_settings_free(s);
+	unsetenv("KUBERNETES_SERVICE_HOST");
 }
 
 Test(settings, api_endpoint_env_is_an_alias_and_url_env_wins)
