@@ -43,7 +43,8 @@ const char *kr_launcher_status_name(const kr_settings *s, const char *which)
 	return "IN_PROGRESS";
 }
 
-kr_http *kr_launcher_api(const kr_settings *s, kr_error *err)
+kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, int single_attempt,
+                         kr_error *err)
 {
 	const char *url = kr_settings_get(s, KR_S_API_URL);
 	if (!url || !*url)
@@ -77,8 +78,9 @@ kr_http *kr_launcher_api(const kr_settings *s, kr_error *err)
 	        .insecure = kr_settings_bool(s, KR_S_INSECURE),
 	        .connect_timeout_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT),
 	        .timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT),
-	        .retries = retries > 100 ? 100 : (unsigned)retries,
+	        .retries = single_attempt ? 0 : retries > 100 ? 100 : (unsigned)retries,
 	        .retry_max_ms = kr_settings_u64(s, KR_S_API_RETRY_MAX_TIME),
+	        .abort_flag = abort_flag,
 	};
 	if (o.ca_file && !*o.ca_file)
 		o.ca_file = NULL;
@@ -199,7 +201,7 @@ static int render(kr_settings *s, kr_error *err)
 	const char *id = kr_settings_get(s, KR_S_TASK_ID);
 	const char *file = kr_settings_get(s, KR_S_TASK_FILE);
 	if (!(file && *file)) {
-		api = kr_launcher_api(s, err);
+		api = kr_launcher_api(s, NULL, 0, err);
 		if (err->code)
 			return err->code;
 	}
