@@ -794,9 +794,12 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 		json_object_array_add(containers,
 		                      container(s, t, "main", exec_args, task_env(s, t, NULL)));
 	} else {
+		/* a task without documents has no KERUTA_DOCUMENT_ID: the agent
+		 * then reads the unexpanded $(KERUTA_DOCUMENT_ID) as not given */
 		static const char *const init_args[] = {
-		        "init", "--repository-id", "$(KERUTA_REPOSITORY_ID)", "--api-url",
-		        "$(KERUTA_API_ENDPOINT)", "--work-dir", WORK_MOUNT, NULL};
+		        "init", "--repository-id", "$(KERUTA_REPOSITORY_ID)", "--document-id",
+		        "$(KERUTA_DOCUMENT_ID)", "--api-url", "$(KERUTA_API_ENDPOINT)", "--work-dir",
+		        WORK_MOUNT, NULL};
 		static const char *const run_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)",
 		                                       "--api-url", "$(KERUTA_API_ENDPOINT)", NULL};
 		init = json_object_new_array();

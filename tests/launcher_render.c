@@ -226,6 +226,9 @@ Test(render, every_variant_is_valid_kubernetes)
 	cr_expect_eq(json_object_get_int(kt_jpath(job, "spec.backoffLimit")), 0);
 	cr_expect_gt(json_object_get_int(kt_jpath(job, "spec.ttlSecondsAfterFinished")), 3600);
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].command[1]"), "init");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].command[4]"), "--document-id");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].command[5]"),
+	                 "$(KERUTA_DOCUMENT_ID)", "seed 004's init command");
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].command[1]"), "run");
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].volumeMounts[0].mountPath"), "/work");
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].volumeMounts[0].mountPath"), "/work");
