@@ -12,6 +12,9 @@
 #define WORK_MOUNT "/work"
 #define VOLUME "work"
 #define TOKEN_SECRET "keruta-api-token"
+#define TOKEN_VOLUME "api-token"
+#define TOKEN_DIR "/var/run/secrets/keruta"
+#define TOKEN_FILE TOKEN_DIR "/token"
 #define NAME_MAX_LEN 63
 
 /* ------------------------------------------------------------ strings */
@@ -615,14 +618,6 @@ static json_object *task_env(const kr_settings *s, const kr_ltask *t, const char
 	const char *url = kr_settings_get(s, KR_S_API_URL);
 	env_value(env, "KERUTA_API_URL", url ? url : "http://keruta-api:8080");
 	env_value(env, "KERUTA_API_ENDPOINT", url ? url : "http://keruta-api:8080");
-	json_object *tok = json_object_new_object(), *from = json_object_new_object(),
-	            *ref = json_object_new_object();
-	add(ref, "name", str(TOKEN_SECRET));
-	add(ref, "key", str("token"));
-	add(from, "secretKeyRef", ref);
-	add(tok, "name", str("KERUTA_API_TOKEN"));
-	add(tok, "valueFrom", from);
-	json_object_array_add(env, tok);
 	env_value(env, "KERUTA_WORK_DIR", WORK_MOUNT);
 	if (source_pod)
 		env_value(env, "KERUTA_SOURCE_POD", source_pod);
@@ -671,6 +666,9 @@ static json_object *container(const kr_settings *s, const kr_ltask *t, const cha
 	json_object_array_add(cmd, kr_json_str(kr_settings_get(s, KR_S_K8S_AGENT_COMMAND)));
 	for (size_t i = 0; args[i]; i++)
 		json_object_array_add(cmd, str(args[i]));
+	/* a file, not an env var: a child process inherits the environment */
+	json_object_array_add(cmd, str("--api-token-file"));
+	json_object_array_add(cmd, str(TOKEN_FILE));
 	add(c, "command", cmd);
 	add(c, "env", env);
 	json_object *res = resources(s, t);
@@ -681,6 +679,11 @@ static json_object *container(const kr_settings *s, const kr_ltask *t, const cha
 	json_object *mounts = json_object_new_array(), *m = json_object_new_object();
 	add(m, "name", str(VOLUME));
 	add(m, "mountPath", str(WORK_MOUNT));
+	json_object_array_add(mounts, m);
+	m = json_object_new_object();
+	add(m, "name", str(TOKEN_VOLUME));
+	add(m, "mountPath", str(TOKEN_DIR));
+	add(m, "readOnly", json_object_new_boolean(1));
 	json_object_array_add(mounts, m);
 	add(c, "volumeMounts", mounts);
 	/* the agent writes its outcome there; the launcher reads it back */
@@ -754,6 +757,18 @@ static json_object *pod_spec(const kr_settings *s, const kr_ltask *t, json_objec
 		add(v, "emptyDir", json_object_new_object());
 	}
 	json_object_array_add(vols, v);
+	/* readable by the agent (root, or the pod's fsGroup), by no other user */
+	json_object *tv = json_object_new_object(), *sec = json_object_new_object(),
+	            *items = json_object_new_array(), *item = json_object_new_object();
+	add(tv, "name", str(TOKEN_VOLUME));
+	add(sec, "secretName", str(TOKEN_SECRET));
+	add(item, "key", str("token"));
+	add(item, "path", str("token"));
+	json_object_array_add(items, item);
+	add(sec, "items", items);
+	add(sec, "defaultMode", json_object_new_int(0440));
+	add(tv, "secret", sec);
+	json_object_array_add(vols, tv);
 	add(spec, "volumes", vols);
 	return spec;
 }

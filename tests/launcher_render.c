@@ -171,6 +171,51 @@ static json_object *doc_of_kind(json_object *docs, const char *kind)
 	return NULL;
 }
 
+/* The API token reaches every container as a read-only file from the
+ * Secret keruta-api-token (key token), never as an environment variable. */
+static void token_as_file(json_object *job, const char *what)
+{
+	json_object *vols = kt_jpath(job, "spec.template.spec.volumes");
+	const char *vname = NULL;
+	for (size_t i = 0; vols && i < json_object_array_length(vols); i++) {
+		json_object *v = json_object_array_get_idx(vols, i);
+		if (kt_jpath(v, "secret") && !strcmp(kt_jstr(v, "secret.secretName"), "keruta-api-token") &&
+		    !strcmp(kt_jstr(v, "secret.items[0].key"), "token"))
+			vname = kt_jstr(v, "name");
+	}
+	cr_assert_not_null(vname, "%s: a volume from Secret keruta-api-token", what);
+	static const char *const lists[] = {"initContainers", "containers"};
+	int seen = 0;
+	for (int l = 0; l < 2; l++) {
+		char p[64];
+		snprintf(p, sizeof(p), "spec.template.spec.%s", lists[l]);
+		json_object *cs = kt_jpath(job, p);
+		for (size_t i = 0; cs && i < json_object_array_length(cs); i++) {
+			json_object *c = json_object_array_get_idx(cs, i);
+			const char *cmd = json_object_to_json_string_ext(
+			        kt_jpath(c, "command"), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+			const char *mount = NULL;
+			json_object *ms = kt_jpath(c, "volumeMounts");
+			for (size_t m = 0; ms && m < json_object_array_length(ms); m++) {
+				json_object *mo = json_object_array_get_idx(ms, m);
+				if (!strcmp(kt_jstr(mo, "name"), vname) &&
+				    json_object_get_boolean(kt_jpath(mo, "readOnly")))
+					mount = kt_jstr(mo, "mountPath");
+			}
+			cr_expect_not_null(mount, "%s: container %s mounts the token read-only", what,
+			                   kt_jstr(c, "name"));
+			cr_expect(kt_contains(cmd, "\"--api-token-file\""), "%s: %s", what, cmd);
+			cr_expect(mount && kt_contains(cmd, mount), "%s: the file is under the mount: %s",
+			          what, cmd);
+			cr_expect(!kt_contains(json_object_to_json_string(kt_jpath(c, "env")),
+			                       "KERUTA_API_TOKEN"),
+			          "%s: no token in the environment", what);
+			seen++;
+		}
+	}
+	cr_expect_gt(seen, 0);
+}
+
 Test(render, every_variant_is_valid_kubernetes)
 {
 	char *task = task_file("task.json", "task123", "Count lines", "Say \"hi\"", NULL,
@@ -237,17 +282,14 @@ Test(render, every_variant_is_valid_kubernetes)
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].terminationMessagePolicy"),
 	                 "FallbackToLogsOnError");
 	json_object *env = kt_jpath(job, "spec.template.spec.containers[0].env");
-	int token = 0, docs = 0;
+	int docs = 0;
 	for (size_t i = 0; i < json_object_array_length(env); i++) {
 		json_object *e = json_object_array_get_idx(env, i);
-		if (!strcmp(kt_jstr(e, "name"), "KERUTA_API_TOKEN"))
-			token = !strcmp(kt_jstr(e, "valueFrom.secretKeyRef.name"), "keruta-api-token") &&
-			        !strcmp(kt_jstr(e, "valueFrom.secretKeyRef.key"), "token");
 		if (!strcmp(kt_jstr(e, "name"), "KERUTA_DOCUMENT_ID"))
 			docs = !strcmp(kt_jstr(e, "value"), "doc-1,doc-2");
 	}
-	cr_expect(token, "the token comes from Secret keruta-api-token, key token");
 	cr_expect(docs, "KERUTA_DOCUMENT_ID lists the task's documents");
+	token_as_file(job, "init and main");
 	json_object_put(d);
 
 	d = load_json("emptydir.yaml");
@@ -281,12 +323,14 @@ Test(render, every_variant_is_valid_kubernetes)
 			pod = !strcmp(kt_jstr(e, "value"), "keruta-job-task123-abcde");
 	}
 	cr_expect(pod, "the cleanup Job gets KERUTA_SOURCE_POD");
+	token_as_file(job, "cleanup");
 	json_object_put(d);
 
 	d = load_json("single.yaml");
 	job = doc_of_kind(d, "Job");
 	cr_expect_null(kt_jpath(job, "spec.template.spec.initContainers"));
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].command[1]"), "execute");
+	token_as_file(job, "single container");
 	json_object_put(d);
 
 	d = load_json("noresources.yaml");
