@@ -385,6 +385,20 @@ int kr_settings_parse_args(kr_settings *s, unsigned command, int argc, char **ar
 			continue; /* "$(NAME)" with NAME unset: as if not given */
 		if (check_text((kr_setting_id)id, val, "command line", err))
 			return -1;
+		if (id == KR_S_DOCUMENT_ID) {
+			/* `--document-id $(KERUTA_DOCUMENT_ID)` (seed 004) carries the
+			 * environment's comma-separated list */
+			for (const char *p = val; *p;) {
+				size_t n = strcspn(p, ",");
+				if (n) {
+					char *item = kr_strndup(p, n);
+					kr_settings_set(s, (kr_setting_id)id, item);
+					free(item);
+				}
+				p += n + (p[n] == ',');
+			}
+			continue;
+		}
 		kr_settings_set(s, (kr_setting_id)id, val);
 	}
 	return 0;

@@ -7,7 +7,8 @@
  * priority, status, createdAt, updatedAt, repositoryId, parentId (or
  * parentTaskId), documentIds (or documents: ids or {id,...} objects),
  * env (or environment; a mapping), script / executeScript, installScript,
- * cleanupScript, and repository: a URL or {id, url, branch|ref}.
+ * cleanupScript, command (a list: program and arguments, run in place of
+ * the script), and repository: a URL or {id, url, branch|ref}.
  *
  * A task file written by a person is checked strictly first
  * (kr_taskfile_load): a typo must not quietly skip the clone.  Records
@@ -57,6 +58,31 @@ static int script(kr_task *t, const kr_node *task, const char *name, const char 
 	if (n && n->type == KR_NODE_MAP) /* {path: FILE}: read by the local backend */
 		return 0;
 	return scalar(t, task, name, field, key, err);
+}
+
+/* `command: [prog, arg...]`: the task's own argv, run by the execute
+ * stage in place of its script (seed: a command per task). */
+static int command(kr_task *t, const kr_node *task, const char *name, kr_error *err)
+{
+	const kr_node *n = kr_node_get(task, "command");
+	if (!n || kr_node_is_null(n))
+		return 0;
+	if (n->type != KR_NODE_SEQ || n->n == 0)
+		return type_error(err, name, "command", n, "a non-empty list of strings (program, arguments)");
+	for (size_t i = 0; i < n->n; i++) {
+		const kr_node *a = n->items[i];
+		if (a->type != KR_NODE_SCALAR || kr_node_is_null(a) || strlen(a->value) != a->value_len ||
+		    (i == 0 && !*a->value)) {
+			kr_error_set(err, KR_EXIT_TASK_FAILED,
+			             "%s: entry %zu of 'command' must be a string without NUL bytes%s "
+			             "(line %d)",
+			             name, i + 1, i == 0 ? ", and the program not empty" : "", a->line);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < n->n; i++)
+		kr_task_list_add(t, KR_TASK_COMMAND, n->items[i]->value);
+	return 0;
 }
 
 int kr_task_fill_repository(kr_task *t, const kr_node *repo, const char *name, kr_error *err)
@@ -152,6 +178,9 @@ int kr_task_fill_from_node(kr_task *t, const kr_node *task, const char *name, kr
 			free(entry);
 		}
 	}
+
+	if (command(t, task, name, err))
+		return -1;
 
 	const kr_node *repo = kr_node_get(task, "repository");
 	if (repo && repo->type == KR_NODE_SCALAR && !kr_node_is_null(repo)) {

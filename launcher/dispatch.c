@@ -543,9 +543,77 @@ static char *node_of(dispatcher *d, const char *task_id)
 
 static int rwo_child(const dispatcher *d, const kr_ltask *lt)
 {
-	return kr_ltask_parent(lt) &&
-	       strcmp(kr_settings_get(d->s, KR_S_K8S_WORK_VOLUME), "pvc") == 0 &&
-	       strcmp(kr_settings_get(d->s, KR_S_K8S_PVC_ACCESS_MODE), "ReadWriteMany") != 0;
+	return kr_ltask_parent(lt) && !kr_ltask_existing_claim(lt) && kr_ltask_rwo(d->s, lt);
+}
+
+/*
+ * A task that mounts an existing claim (pvcName): the claim must exist
+ * (the launcher never creates it), and when it attaches to one node only
+ * the pod goes where a pod using it runs or ran.  *node: that node or
+ * NULL.  0, or -1 with err.
+ */
+static int existing_claim(dispatcher *d, const kr_ltask *lt, char **node, kr_error *err)
+{
+	const char *claim = kr_ltask_existing_claim(lt);
+	*node = NULL;
+	if (!claim || strcmp(kr_settings_get(d->s, KR_S_K8S_WORK_VOLUME), "pvc") != 0)
+		return 0;
+	char *p = path(d, "/api/v1", "persistentvolumeclaims", claim);
+	json_object *pvc = NULL;
+	long st = kr_kube_call(d->k, "GET", p, NULL, NULL, &pvc, err);
+	free(p);
+	if (st != 200) {
+		if (st > 0)
+			kr_error_set(err, st == 404 ? KR_EXIT_TASK_FAILED : KR_EXIT_API,
+			             "the task's pvcName names PVC %s, which %s in namespace %s%s%s; the "
+			             "launcher mounts existing claims only, never creates them",
+			             claim, st == 404 ? "does not exist" : "cannot be read",
+			             kr_kube_namespace(d->k), st == 404 ? "" : ": ",
+			             st == 404 ? "" : kr_kube_status_message(pvc));
+		json_object_put(pvc);
+		return -1;
+	}
+	json_object *modes = at(pvc, "spec", "accessModes", NULL);
+	int many = 0;
+	for (size_t i = 0; modes && i < json_object_array_length(modes); i++)
+		many |= strcmp(json_object_get_string(json_object_array_get_idx(modes, i)),
+		               "ReadWriteMany") == 0;
+	json_object_put(pvc);
+	if (many)
+		return 0;
+	/* where it is attached: the node of a pod that mounts it, a live one first */
+	p = kr_asprintf("/api/v1%s/pods", d->ns_path);
+	json_object *ans = NULL;
+	kr_error lerr = {0};
+	int best = -1;
+	if (kr_kube_call(d->k, "GET", p, NULL, NULL, &ans, &lerr) == 200) {
+		json_object *items = at(ans, "items", NULL, NULL);
+		for (size_t i = 0; items && i < json_object_array_length(items); i++) {
+			json_object *pod = json_object_array_get_idx(items, i);
+			const char *n = str_at(pod, "spec", "nodeName", NULL);
+			const char *phase = str_at(pod, "status", "phase", NULL);
+			json_object *vols = at(pod, "spec", "volumes", NULL);
+			int uses = 0;
+			for (size_t v = 0; vols && v < json_object_array_length(vols); v++) {
+				const char *c = str_at(json_object_array_get_idx(vols, v),
+				                       "persistentVolumeClaim", "claimName", NULL);
+				uses |= c && strcmp(c, claim) == 0;
+			}
+			int live = phase && (!strcmp(phase, "Running") || !strcmp(phase, "Pending"));
+			if (uses && n && live > best) {
+				replace(node, n);
+				best = live;
+			}
+		}
+	}
+	json_object_put(ans);
+	free(p);
+	if (!*node)
+		kr_log(KR_LOG_INFO, NULL,
+		       "task %s: no pod mounts its ReadWriteOnce PVC %s now, so the pod is not pinned "
+		       "to a node",
+		       kr_ltask_id(lt), claim);
+	return 0;
 }
 
 /* Create what runs the task.  0 started (or adopted), -1 err. */
@@ -562,6 +630,8 @@ static int start(dispatcher *d, kr_ltask *lt, kr_error *err)
 			return -1;
 	}
 	char *node = NULL;
+	if (existing_claim(d, lt, &node, err))
+		return -1;
 	if (rwo_child(d, lt)) {
 		node = node_of(d, kr_ltask_parent(lt));
 		if (!node)
@@ -791,15 +861,45 @@ static int mark_done(dispatcher *d, track *t)
 	return 0;
 }
 
+/* A claim the launcher made for this task: its labels and annotation say
+ * so.  One made by hand under the same name is never ours to delete.
+ * 1 ours, 0 not, -1 the API server did not answer (try later). */
+static int created_by_us(dispatcher *d, const char *p, const char *task_id)
+{
+	json_object *pvc = NULL;
+	kr_error err = {0};
+	int ours = 0;
+	long st = kr_kube_call(d->k, "GET", p, NULL, NULL, &pvc, &err);
+	if (st < 0)
+		ours = -1;
+	else if (st == 200) {
+		const char *by = str_at(pvc, "metadata", "labels", "app.kubernetes.io/managed-by");
+		const char *id = str_at(pvc, "metadata", "annotations", "keruta.io/task-id");
+		ours = by && id && strcmp(by, "keruta-agent") == 0 && strcmp(id, task_id) == 0;
+	}
+	json_object_put(pvc);
+	return ours;
+}
+
 /* 0 done (or nothing to do), -1 later. */
 static int delete_pvc(dispatcher *d, track *t)
 {
 	if (!kr_settings_bool(d->s, KR_S_K8S_DELETE_PVC) || !t->have_task ||
-	    kr_ltask_parent(&t->lt) || strcmp(kr_settings_get(d->s, KR_S_K8S_WORK_VOLUME), "pvc"))
+	    kr_ltask_parent(&t->lt) || kr_ltask_existing_claim(&t->lt) ||
+	    strcmp(kr_settings_get(d->s, KR_S_K8S_WORK_VOLUME), "pvc"))
 		return 0;
 	char *name = kr_render_pvc_name(&t->lt);
 	char *p = path(d, "/api/v1", "persistentvolumeclaims", name);
 	kr_error err = {0};
+	int ours = created_by_us(d, p, t->id);
+	if (ours <= 0) {
+		if (ours == 0)
+			kr_log(KR_LOG_INFO, NULL,
+			       "task %s: PVC %s was not created by keruta-agent for it; kept", t->id, name);
+		free(p);
+		free(name);
+		return ours;
+	}
 	long st = kr_kube_call(d->k, "DELETE", p, NULL, NULL, NULL, &err);
 	if (st != 200 && st != 202 && st != 404 && st > 0)
 		kr_log(KR_LOG_WARN, NULL, "task %s: cannot delete PVC %s: HTTP %ld", t->id, name, st);
@@ -1049,7 +1149,8 @@ static int take_pending(dispatcher *d)
 	     i++) {
 		kr_ltask lt;
 		char *what = kr_asprintf("PENDING task %zu", i + 1);
-		if (kr_ltask_load(&lt, items->items[i], what, &err)) {
+		if (kr_ltask_load(&lt, items->items[i], what, &err) ||
+		    kr_launcher_task_repository(d->s, d->api, &lt, &err)) {
 			kr_log(KR_LOG_WARN, NULL, "%s; skipped", err.msg);
 			kr_error_clear(&err);
 		} else if (!find(d, kr_ltask_id(&lt))) {

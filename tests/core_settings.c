@@ -122,6 +122,30 @@ Test(settings, kubernetes_dollar_paren_falls_back_to_env)
 	clear_env();
 }
 
+/* The init container's command as rendered (seed 004). */
+Test(settings, document_id_from_the_rendered_env_reference)
+{
+	clear_env();
+	char *argv[] = {"k", "init", "--document-id", "$(KERUTA_DOCUMENT_ID)", NULL};
+	char **rest;
+	int n_rest;
+	kr_error err = {0};
+	setenv("KERUTA_DOCUMENT_ID", "d1,,d2", 1);
+	kr_settings *s = kr_settings_new();
+	cr_assert_eq(kr_settings_parse_args(s, KR_CMD_INIT, 4, argv, 2, &rest, &n_rest, &err), 0);
+	cr_expect_eq(kr_settings_list_count(s, KR_S_DOCUMENT_ID), 2, "the list is split");
+	cr_expect_str_eq(kr_settings_list_item(s, KR_S_DOCUMENT_ID, 1), "d2");
+	free(rest);
+	kr_settings_free(s);
+	unsetenv("KERUTA_DOCUMENT_ID"); /* a task without documents */
+	s = kr_settings_new();
+	cr_assert_eq(kr_settings_parse_args(s, KR_CMD_INIT, 4, argv, 2, &rest, &n_rest, &err), 0);
+	cr_expect_eq(kr_settings_list_count(s, KR_S_DOCUMENT_ID), 0, "no document asked for");
+	free(rest);
+	kr_settings_free(s);
+	clear_env();
+}
+
 Test(settings, document_ids_repeat_and_split)
 {
 	clear_env();

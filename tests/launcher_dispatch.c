@@ -804,3 +804,110 @@ Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .ti
 	json_object_put(state);
 	cr_expect_eq(once, N, "every task reported exactly once (%d of %d)", once, N);
 }
+
+/* A pod of someone else's that mounts claim `claim` on `node`. */
+static void seed_claim_and_user(const char *claim, const char *mode, const char *pod,
+                                const char *node, const char *phase)
+{
+	char body[1024];
+	snprintf(body, sizeof(body),
+	         "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": \"PersistentVolumeClaim\", "
+	         "\"metadata\": {\"name\": \"%s\", \"namespace\": \"keruta\"}, \"spec\": "
+	         "{\"accessModes\": [\"%s\"]}}, {\"apiVersion\": \"v1\", \"kind\": \"Pod\", "
+	         "\"metadata\": {\"name\": \"%s\", \"namespace\": \"keruta\"}, \"spec\": {\"nodeName\": "
+	         "\"%s\", \"volumes\": [{\"name\": \"data\", \"persistentVolumeClaim\": {\"claimName\": "
+	         "\"%s\"}}]}, \"status\": {\"phase\": \"%s\"}}]}",
+	         claim, mode, pod, node, claim, phase);
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed", body));
+}
+
+Test(dispatch, an_existing_claim_is_mounted_pinned_and_never_created_or_deleted)
+{
+	seed_claim_and_user("shared-cache", "ReadWriteOnce", "old-user", "node-1", "Succeeded");
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed",
+	                             "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", "
+	                             "\"metadata\": {\"name\": \"live-user\", \"namespace\": "
+	                             "\"keruta\"}, \"spec\": {\"nodeName\": \"node-9\", \"volumes\": "
+	                             "[{\"name\": \"d\", \"persistentVolumeClaim\": {\"claimName\": "
+	                             "\"shared-cache\"}}]}, \"status\": {\"phase\": \"Running\"}}]}"));
+	seed("{\"tasks\": [{\"id\": \"ex-1\", \"status\": \"PENDING\", \"pvcName\": \"shared-cache\", "
+	     "\"pvcStorageSize\": \"9Gi\"}]}");
+	scenario("{\"nodes\": {\"ex-1\": \"node-9\"}}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	char *s = statuses("ex-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
+	free(s);
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0, "never created");
+	cr_expect_eq(count_requests("DELETE", "/persistentvolumeclaims/shared-cache"), 0,
+	             "never deleted, even with --delete-pvc");
+	json_object *pvc = object("persistentvolumeclaims", "shared-cache");
+	cr_expect_not_null(pvc, "the claim is still there");
+	json_object_put(pvc);
+	const char *jobs[] = {"keruta-job-ex-1", "cleanup-job-for-task-ex-1"};
+	for (int i = 0; i < 2; i++) {
+		json_object *job = object("jobs", jobs[i]);
+		cr_assert_not_null(job, "%s exists", jobs[i]);
+		cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim."
+		                              "claimName"),
+		                 "shared-cache", "%s mounts the existing claim", jobs[i]);
+		cr_expect_str_eq(kt_jstr(job, "spec.template.spec.affinity.nodeAffinity."
+		                              "requiredDuringSchedulingIgnoredDuringExecution."
+		                              "nodeSelectorTerms[0].matchExpressions[0].values[0]"),
+		                 "node-9", "%s goes where the ReadWriteOnce claim is in use", jobs[i]);
+		json_object_put(job);
+	}
+}
+
+Test(dispatch, an_existing_rwx_claim_is_not_pinned_and_a_missing_one_fails_clearly)
+{
+	seed_claim_and_user("wide", "ReadWriteMany", "user", "node-4", "Running");
+	seed("{\"tasks\": [{\"id\": \"wx-1\", \"status\": \"PENDING\", \"pvcName\": \"wide\"}, "
+	     "{\"id\": \"gone-1\", \"status\": \"PENDING\", \"pvcName\": \"no-such-claim\"}]}");
+	kt_result r;
+	static const char *const a1[] = {"--task-id", "wx-1", "--cleanup-job=false", NULL};
+	dispatch(&r, a1);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	json_object *job = object("jobs", "keruta-job-wx-1");
+	cr_assert_not_null(job);
+	cr_expect_null(kt_jpath(job, "spec.template.spec.affinity"), "ReadWriteMany: not pinned");
+	json_object_put(job);
+	static const char *const a2[] = {"--task-id", "gone-1", NULL};
+	dispatch(&r, a2);
+	cr_expect_neq(r.status, 0);
+	cr_expect(kt_contains(r.err, "no-such-claim") && kt_contains(r.err, "does not exist"),
+	          "%s", r.err);
+	kt_result_free(&r);
+	cr_expect(!job_exists("keruta-job-gone-1"), "no Job without its claim");
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0);
+}
+
+Test(dispatch, delete_pvc_removes_only_the_claims_it_created)
+{
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed",
+	                             "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": "
+	                             "\"PersistentVolumeClaim\", \"metadata\": {\"name\": "
+	                             "\"git-repo-pvc-handmade\", \"namespace\": \"keruta\"}, "
+	                             "\"spec\": {}}]}"));
+	seed("{\"tasks\": [{\"id\": \"handmade\", \"status\": \"PENDING\"}, {\"id\": \"fresh\", "
+	     "\"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const a1[] = {"--task-id", "handmade", "--delete-pvc", NULL};
+	dispatch(&r, a1);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	static const char *const a2[] = {"--task-id", "fresh", "--delete-pvc", NULL};
+	dispatch(&r, a2);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	json_object *pvc = object("persistentvolumeclaims", "git-repo-pvc-handmade");
+	cr_expect_not_null(pvc, "a claim made by hand under the task's name is kept");
+	json_object_put(pvc);
+	pvc = object("persistentvolumeclaims", "git-repo-pvc-fresh");
+	cr_expect_null(pvc, "the launcher's own claim is deleted");
+	json_object_put(pvc);
+}
