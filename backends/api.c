@@ -145,6 +145,105 @@ static int get_json(api *a, const char *path, const char *what, kr_node **out, k
 
 /* ---------------------------------------------------------------- ops */
 
+/* An environment variable name a shell can use: what parameters.env may
+ * set in the task's child. */
+static int env_name_ok(const char *k)
+{
+	if (!k || !*k || strlen(k) > 255 || (*k >= '0' && *k <= '9'))
+		return 0;
+	for (const char *p = k; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return 0;
+	return 1;
+}
+
+static int script_string(const kr_node *obj, const char *field, const char *name,
+                         const char **out, kr_error *err)
+{
+	const kr_node *v = kr_node_get(obj, field);
+	*out = NULL;
+	if (!v || kr_node_is_null(v))
+		return 0;
+	if (v->type != KR_NODE_SCALAR || strlen(v->value) != v->value_len) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED, "%s: field 'script.%s' must be a string (line %d)",
+		             name, field, v->line);
+		return -1;
+	}
+	*out = v->value;
+	return 0;
+}
+
+/*
+ * keruta-api's own answer: {success, taskId, script: {content, language,
+ * filename, parameters: {env: {NAME: value}}}}.  content becomes the
+ * execute script; language and filename travel as script.language and
+ * script.filename for the execute stage; parameters.env joins the task's
+ * environment.
+ */
+static int fill_script_object(kr_task *t, const kr_node *n, const kr_node *sc, const char *name,
+                              kr_error *err)
+{
+	const kr_node *tid = kr_node_get(n, "taskId");
+	const char *want = kr_task_get(t, KR_TASK_ID);
+	if (tid && tid->type == KR_NODE_SCALAR && !kr_node_is_null(tid) && want &&
+	    strcmp(tid->value, want) != 0) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED,
+		             "%s: keruta-api sent the script of task '%s'; check the api_paths.script "
+		             "setting",
+		             name, tid->value);
+		return -1;
+	}
+	const char *content, *language, *filename;
+	if (script_string(sc, "content", name, &content, err) ||
+	    script_string(sc, "language", name, &language, err) ||
+	    script_string(sc, "filename", name, &filename, err))
+		return -1;
+	const kr_node *params = kr_node_get(sc, "parameters");
+	const kr_node *env = params && params->type == KR_NODE_MAP ? kr_node_get(params, "env") : NULL;
+	if (params && !kr_node_is_null(params) && params->type != KR_NODE_MAP) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED,
+		             "%s: field 'script.parameters' must be an object (line %d)", name,
+		             params->line);
+		return -1;
+	}
+	if (env && !kr_node_is_null(env)) {
+		if (env->type != KR_NODE_MAP) {
+			kr_error_set(err, KR_EXIT_TASK_FAILED,
+			             "%s: field 'script.parameters.env' must be an object of NAME: value "
+			             "(line %d)",
+			             name, env->line);
+			return -1;
+		}
+		for (size_t i = 0; i < env->n; i++) {
+			const char *k = env->keys[i]->value;
+			const kr_node *v = env->items[i];
+			if (!env_name_ok(k) || v->type != KR_NODE_SCALAR ||
+			    strlen(v->value) != v->value_len) {
+				kr_error_set(err, KR_EXIT_TASK_FAILED,
+				             "%s: script.parameters.env entry '%.64s' (line %d) must be NAME: "
+				             "value, NAME made of letters, digits and '_' not starting with a "
+				             "digit, the value a string without NUL bytes",
+				             name, k, v->line);
+				return -1;
+			}
+		}
+		for (size_t i = 0; i < env->n; i++) {
+			char *entry = kr_asprintf("%s=%s", env->keys[i]->value,
+			                          kr_node_is_null(env->items[i]) ? "" : env->items[i]->value);
+			kr_task_list_add(t, KR_TASK_ENV, entry);
+			free(entry);
+		}
+	}
+	if (content && *content)
+		kr_task_set(t, KR_TASK_SCRIPT_EXECUTE, content);
+	if (language && *language)
+		kr_task_set(t, "script.language", language);
+	if (filename && *filename)
+		kr_task_set(t, "script.filename", filename);
+	return 0;
+}
+
 static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error *err)
 {
 	static const struct {
@@ -153,12 +252,27 @@ static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error
 	         {"executeScript", KR_TASK_SCRIPT_EXECUTE},
 	         {"script", KR_TASK_SCRIPT_EXECUTE},
 	         {"cleanupScript", KR_TASK_SCRIPT_CLEANUP}};
+	const kr_node *ok = kr_node_get(n, "success");
+	if (ok && ok->type == KR_NODE_SCALAR && ok->plain && strcmp(ok->value, "false") == 0) {
+		const kr_node *m = kr_node_get(n, "message");
+		kr_error_set(err, KR_EXIT_TASK_FAILED,
+		             "%s: keruta-api answered success: false%s%s; check the task's script in "
+		             "keruta",
+		             name, m && m->type == KR_NODE_SCALAR ? ": " : "",
+		             m && m->type == KR_NODE_SCALAR ? m->value : "");
+		return -1;
+	}
+	const kr_node *sc = kr_node_get(n, "script");
+	if (sc && sc->type == KR_NODE_MAP)
+		return fill_script_object(t, n, sc, name, err);
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
 		const kr_node *v = kr_node_get(n, f[i].field);
 		if (!v || kr_node_is_null(v))
 			continue;
 		if (v->type != KR_NODE_SCALAR || strlen(v->value) != v->value_len) {
-			kr_error_set(err, KR_EXIT_TASK_FAILED, "%s: field '%s' must be a string (line %d)",
+			kr_error_set(err, KR_EXIT_TASK_FAILED,
+			             "%s: field '%s' must be a string, or 'script' an object {content, "
+			             "language, filename, parameters} (line %d)",
 			             name, f[i].field, v->line);
 			return -1;
 		}
@@ -206,6 +320,8 @@ static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 			kr_error_set(err, serr.code, "%s", serr.msg);
 			rc = KR_FAILED;
 		}
+		if (rc != KR_OK)
+			kr_task_set(t, KR_TASK_ERROR_CODE, "SCRIPT_FETCH_ERROR");
 		kr_node_free(n);
 		free(swhat);
 	}
@@ -350,6 +466,17 @@ static int api_report_status(kr_backend *b, kr_task *t, const char *status, cons
 	if (message && *message) {
 		kr_buf_adds(&body, ",\"message\":\"");
 		kr_buf_add_json_str(&body, message, strlen(message));
+		kr_buf_addc(&body, '"');
+	}
+	/* the original agent's fields; every value a string, as the published
+	 * schema of this body (an object of strings) has it */
+	const char *extra[][2] = {{"progress", kr_task_get(t, KR_TASK_STATUS_PROGRESS)},
+	                          {"errorCode", kr_task_get(t, KR_TASK_ERROR_CODE)}};
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+		if (!extra[i][1] || !*extra[i][1])
+			continue;
+		kr_buf_addf(&body, ",\"%s\":\"", extra[i][0]);
+		kr_buf_add_json_str(&body, extra[i][1], strlen(extra[i][1]));
 		kr_buf_addc(&body, '"');
 	}
 	kr_buf_addc(&body, '}');

@@ -132,6 +132,24 @@ static void write_termination_log(kr_agent *a, const char *status, int code)
 	kr_buf_free(&b);
 }
 
+/* keruta-api's errorCode for a failure no stage named: STAGE_ERROR, the
+ * way the original agent's codes read (EXECUTION_ERROR, ...). */
+static void set_error_code(kr_task *t, const char *stage)
+{
+	if (kr_task_get(t, KR_TASK_ERROR_CODE))
+		return;
+	char code[64];
+	size_t n = 0;
+	for (const char *p = stage && *stage ? stage : "agent"; *p && n < sizeof(code) - 7; p++)
+		code[n++] = (*p >= 'a' && *p <= 'z') ? (char)(*p - 32)
+		            : ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p
+		                                                                       : '_';
+	snprintf(code + n, sizeof(code) - n, "_ERROR");
+	if (code[0] < 'A' || code[0] > 'Z')
+		snprintf(code, sizeof(code), "AGENT_ERROR");
+	kr_task_set(t, KR_TASK_ERROR_CODE, code);
+}
+
 static void emergency(void *ctx, int why)
 {
 	kr_agent *a = ctx;
@@ -248,9 +266,13 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 		kr_buf msg = {0};
 		const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);
 		const char *reason = kr_task_get(a->task, KR_TASK_REASON);
-		if (code != KR_EXIT_OK)
+		if (code != KR_EXIT_OK) {
 			kr_buf_addf(&msg, "stage %s failed: %s", stage ? stage : "?",
 			            reason ? reason : "no reason given");
+			set_error_code(a->task, stage);
+		} else {
+			kr_task_set(a->task, KR_TASK_STATUS_PROGRESS, "100");
+		}
 		kr_error serr = {0};
 		if (a->backend->ops->report_status(a->backend, a->task, final, msg.data, &serr) < 0) {
 			kr_log(KR_LOG_ERROR, NULL, "could not report %s: %s", final, serr.msg);
@@ -278,6 +300,7 @@ out:
 		if (a->backend && kr_task_get(a->task, KR_TASK_ID) && err->code != KR_EXIT_API) {
 			kr_error serr = {0};
 			char *msg = kr_asprintf("stage agent failed: %s", kr_task_get(a->task, KR_TASK_REASON));
+			set_error_code(a->task, "agent");
 			if (a->backend->ops->report_status(a->backend, a->task, failed, msg, &serr) < 0)
 				kr_log(KR_LOG_WARN, NULL, "could not report %s: %s", failed, serr.msg);
 			free(msg);

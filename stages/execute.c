@@ -7,7 +7,11 @@
  *   with: command: "text"          run as `<shell> -c text`
  *   the task's command: [prog, ...] run directly, no shell
  *   the task's execute script      written to <work>/.keruta/execute.sh
- *                                  (0700) and run as `<shell> <path>`
+ *                                  (0700), or to .keruta/script/FILENAME
+ *                                  when keruta-api names a file, and run
+ *                                  by its shebang line, else by the
+ *                                  interpreter keruta-api's `language`
+ *                                  names, else as `<shell> <path>`
  * The process runner passes its output through and ships it, masks
  * secrets, enforces timeouts and reaps everything the command started.
  *
@@ -22,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +135,60 @@ static int write_script(const kr_services *svc, kr_task *t, const char *path)
 	return rc;
 }
 
+/*
+ * keruta-api's `filename` as one harmless name inside .keruta/script/: the
+ * last path component only, letters, digits, '.', '_' and '-' (others
+ * become '_'), no leading dot, at most 100 bytes; "script" when nothing is
+ * left.  The answer comes from a server: it must never pick a path.
+ */
+static void safe_filename(const char *given, char *out, size_t cap)
+{
+	const char *base = given;
+	for (const char *p = given; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	while (*base == '.')
+		base++;
+	size_t n = 0;
+	for (const char *p = base; *p && n + 1 < cap && n < 100; p++) {
+		char c = *p;
+		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		         c == '.' || c == '_' || c == '-';
+		out[n++] = ok ? c : '_';
+	}
+	out[n] = '\0';
+	if (n == 0)
+		snprintf(out, cap, "script");
+}
+
+/* The program keruta-api's `language` names; NULL for one we do not know. */
+static const char *interpreter(const char *language)
+{
+	static const struct {
+		const char *language, *program;
+	} known[] = {{"bash", "bash"},       {"sh", "sh"},           {"shell", "sh"},
+	             {"zsh", "zsh"},         {"python", "python3"},  {"python3", "python3"},
+	             {"py", "python3"},      {"node", "node"},       {"nodejs", "node"},
+	             {"javascript", "node"}, {"js", "node"},         {"perl", "perl"},
+	             {"ruby", "ruby"},       {"php", "php"},         {"powershell", "pwsh"},
+	             {"pwsh", "pwsh"},       {"deno", "deno"},       {"typescript", "deno"}};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcasecmp(language, known[i].language) == 0)
+			return known[i].program;
+	return NULL;
+}
+
+static int has_shebang(const char *path)
+{
+	char head[2] = {0};
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, head, 2);
+	close(fd);
+	return n == 2 && head[0] == '#' && head[1] == '!';
+}
+
 /* Whitespace-separated words of `with: shell:` followed by the rest. */
 static const char **make_argv(const char *shell, char **words_out, const char *a1,
                               const char *a2)
@@ -223,7 +282,35 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 		svc->log(t, KR_LOG_INFO, "running the task's command %s (%zu argument%s) in %s",
 		         argv ? argv[0] : "?", n_list - 1, n_list == 2 ? "" : "s", work);
 	} else {
-		if (asprintf(&script, "%s/execute.sh", area) < 0) {
+		const char *language = svc->task_get(t, "script.language");
+		const char *given = svc->task_get(t, "script.filename");
+		const char *program = language && *language ? interpreter(language) : NULL;
+		if (language && *language && !program) {
+			svc->task_set(t, KR_TASK_ERROR_CODE, "SCRIPT_EXECUTION_ERROR");
+			svc->fail(t, "the task's script is in language '%.64s', which execute does not "
+			             "know; use bash, sh, python, node, perl, ruby or php, or start the "
+			             "script with a #! line",
+			          language);
+			goto out;
+		}
+		char name[128];
+		int r = -1;
+		if (given && *given) {
+			safe_filename(given, name, sizeof(name));
+			char *dir = NULL;
+			if (asprintf(&dir, "%s/script", area) >= 0) {
+				if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+					svc->log(t, KR_LOG_WARN, "cannot create %s: %s", dir, strerror(errno));
+				r = asprintf(&script, "%s/%s", dir, name);
+				free(dir);
+			}
+			if (strcmp(name, given) != 0)
+				svc->log(t, KR_LOG_INFO, "script file name '%.100s' written as '%s'", given,
+				         name);
+		} else {
+			r = asprintf(&script, "%s/execute.sh", area);
+		}
+		if (r < 0) {
 			script = NULL;
 			svc->fail(t, "execute: out of memory");
 			goto out;
@@ -234,11 +321,23 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 			             "task a script or set `with: command:`");
 			goto out;
 		}
-		if (wr != KR_OK)
+		if (wr != KR_OK) {
+			svc->task_set(t, KR_TASK_ERROR_CODE, "SCRIPT_WRITE_ERROR");
 			goto out;
-		argv = make_argv(s->shell, &words, script, NULL);
-		svc->log(t, KR_LOG_INFO, "running the task's script %s with %s in %s", script, s->shell,
-		         work);
+		}
+		if (has_shebang(script)) {
+			argv = make_argv("", &words, script, NULL);
+			svc->log(t, KR_LOG_INFO, "running the task's script %s (its #! line) in %s",
+			         script, work);
+		} else if (program) {
+			argv = make_argv(program, &words, script, NULL);
+			svc->log(t, KR_LOG_INFO, "running the task's %s script %s with %s in %s", language,
+			         script, program, work);
+		} else {
+			argv = make_argv(s->shell, &words, script, NULL);
+			svc->log(t, KR_LOG_INFO, "running the task's script %s with %s in %s", script,
+			         s->shell, work);
+		}
 	}
 	if (!argv) {
 		svc->fail(t, "execute: out of memory");
@@ -262,6 +361,8 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 		rc = judge(svc, t, s, &r);
 	else
 		rc = KR_FAILED; /* the runner said why it could not start */
+	if (rc == KR_FAILED)
+		svc->task_set(t, KR_TASK_ERROR_CODE, "EXECUTION_ERROR");
 out:
 	free(argv);
 	free(words);

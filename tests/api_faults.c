@@ -51,7 +51,7 @@ static const char *statuses(json_object *st, char *buf, size_t n)
 Test(api_faults, normal_run_reports_and_ships_with_bearer_token)
 {
 	at_pipeline(&C, "count: 250", "  log_batch_lines: 100\n");
-	at_control(&C, "/_control/seed", "{\"scripts\":{\"t1\":{\"executeScript\":\"true\"}}}");
+	at_control(&C, "/_control/seed", "{\"scripts\":{\"t1\":{\"content\":\"true\"}}}");
 	kt_result r;
 	const char *const args[] = {"--log-level", "debug", NULL};
 	cr_assert_eq(at_agent(&C, &r, args, token_env, 30), 0, "stderr:\n%s", r.err);
@@ -314,11 +314,46 @@ Test(api_faults, unknown_placeholder_is_named)
 
 Test(api_faults, task_scripts_and_malformed_script_field)
 {
-	at_control(&C, "/_control/seed", "{\"scripts\":{\"t1\":{\"executeScript\":[1,2]}}}");
+	at_control(&C, "/_control/seed", "{\"flatScripts\":{\"t1\":{\"executeScript\":[1,2]}}}");
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.err, "field 'executeScript' must be a string"), "%s", r.err);
 	kt_result_free(&r);
+}
+
+/* keruta-api's own answer with a malformed part: each named, the task
+ * failed with the original agent's SCRIPT_FETCH_ERROR. */
+Test(api_faults, keruta_api_script_answer_malformed)
+{
+	static const struct {
+		const char *seed, *want;
+	} cases[] = {
+	        {"{\"content\":[1]}", "field 'script.content' must be a string"},
+	        {"{\"content\":\"true\",\"parameters\":[1]}", "field 'script.parameters' must be an object"},
+	        {"{\"content\":\"true\",\"parameters\":{\"env\":{\"1BAD\":\"x\"}}}",
+	         "script.parameters.env entry '1BAD'"},
+	        {"{\"content\":\"true\",\"parameters\":{\"env\":{\"A=B\":\"x\"}}}",
+	         "script.parameters.env entry 'A=B'"},
+	        {"{\"content\":\"true\",\"parameters\":{\"env\":{\"OK\":{\"n\":1}}}}",
+	         "script.parameters.env entry 'OK'"},
+	        {"{\"success\":false,\"message\":\"no script\"}", "success: false: no script"},
+	        {"{\"success\":true,\"taskId\":\"t9\",\"script\":{\"content\":\"true\"}}",
+	         "sent the script of task 't9'"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *seed = NULL;
+		cr_assert(asprintf(&seed, "{\"scripts\":{\"t1\":%s}}", cases[i].seed) > 0);
+		at_control(&C, "/_control/seed", seed);
+		free(seed);
+		kt_result r;
+		cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "case %zu stderr:\n%s", i, r.err);
+		cr_expect(kt_contains(r.err, cases[i].want), "case %zu: %s", i, r.err);
+		kt_result_free(&r);
+	}
+	json_object *st = at_get(&C, "/_control/state");
+	const char *text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
+	cr_expect(kt_contains(text, "\"errorCode\":\"SCRIPT_FETCH_ERROR\""), "%s", text);
+	json_object_put(st);
 }
 
 Test(api_faults, documents_and_install_script_download)

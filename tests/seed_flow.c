@@ -44,7 +44,7 @@ static void flow_start(flow *f)
 	                   "\"runs the seeds\", \"priority\": 2, \"status\": \"PENDING\", "
 	                   "\"createdAt\": \"2026-01-01T00:00:00Z\", \"updatedAt\": "
 	                   "\"2026-01-02T00:00:00Z\"}],"
-	                   " \"scripts\": {\"123\": {\"executeScript\": \"#!/bin/sh\\nset -e\\n"
+	                   " \"scripts\": {\"123\": {\"language\": \"sh\", \"content\": \"#!/bin/sh\\nset -e\\n"
 	                   "mkdir -p .keruta/doc\\necho \\\"$KERUTA_TASK_TITLE/$KERUTA_TASK_PRIORITY\\\" > "
 	                   ".keruta/doc/result.txt\\ncat .keruta/documents/spec.md >> .keruta/doc/result.txt\\n"
 	                   "echo execute-output-line\\n\"}},"

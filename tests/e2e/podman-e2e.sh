@@ -113,8 +113,8 @@ print(json.dumps({
                "documentIds": ["doc-1"]}],
     "repositories": [{"id": "r1", "url": sys.argv[1], "ref": "main"}],
     "installScripts": {"r1": "#!/bin/sh\necho install-for-e2e > installed-marker\n"},
-    "scripts": {"e2e-1": {"executeScript": execute},
-                "e2e-fail": {"executeScript": "#!/bin/sh\necho about to fail\nexit 3\n"}},
+    "scripts": {"e2e-1": {"content": execute, "language": "sh"},
+                "e2e-fail": {"content": "#!/bin/sh\necho about to fail\nexit 3\n"}},
     "documents": {"doc-1": {"name": "notes.md", "content": "# notes for e2e\n"}},
 }))
 PY

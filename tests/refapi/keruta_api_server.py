@@ -14,7 +14,11 @@ CLI: keruta_api_server.py [--port 0] [--port-file FILE] [--tls-cert C --tls-key 
 
 API (each path under every --prefix, so /api/v1/... and /api/... both work)
   GET  /tasks[?status=S], /tasks/status/{S}   seeded tasks (filtered on "status")
-  GET  /tasks/{id}  /tasks/{id}/script        seeded task / seeded scripts object, as seeded
+  GET  /tasks/{id}                            seeded task
+  GET  /tasks/{id}/script  keruta-api's answer {"success":true,"taskId":id,"script":{"content",
+                               "language"(bash),"filename"(script.sh),"parameters":{"env":{..}}}}
+                               around the seeded scripts[id] object; a seed holding "success" or
+                               "script" is the whole answer; flatScripts[id] is sent verbatim
   PUT  /tasks/{id}/status   POST /tasks/{id}/logs     see BODY SHAPES; both answer the task
   POST /tasks/{id}/documents   multipart/form-data; file part(s) named "file" with a filename, streamed
                                to disk -> {"taskId":..,"documents":[{"id","title","size","sha256"}]}
@@ -26,8 +30,9 @@ API (each path under every --prefix, so /api/v1/... and /api/... both work)
 BODY SHAPES, from keruta-api.openapi.yaml: PUT .../status and POST .../logs share the request schema
   {"type":"object","additionalProperties":{"type":"string"}}: a flat object of strings.  Checked even
   without --openapi, and Content-Type must be application/json (else 415):
-  status  {"status":"IN_PROGRESS","message":"..."} (+ optional string fields, e.g. errorCode);
-          "status" required, non-empty, one of --status-values if given.
+  status  {"status":"IN_PROGRESS","message":"...","progress":"50","errorCode":"EXECUTION_ERROR"}
+          (the original agent's fields); "status" required, non-empty, one of --status-values if
+          given; "progress" an integer 0-100, "errorCode" UPPER_SNAKE, when present.
   logs    {"message":"line1\nline2","stream":"stdout","level":"INFO"}: one request = one batch, its
           lines joined by "\n" in "message" (required; one trailing "\n" ignored); the other fields are
           copied onto every line.  A {"lines":[...]} array is not schema-valid: 400.
@@ -36,7 +41,7 @@ BODY SHAPES, from keruta-api.openapi.yaml: PUT .../status and POST .../logs shar
 
 CONTROL (/_control/..., JSON, no token, never recorded or faulted)
   GET  health    {"ok":true,"port":N,"validation":bool,"stateDir":".."}
-  POST seed      {"tasks":[{"id":..}],"repositories":[{"id":..}],"scripts":{taskId:{..}},
+  POST seed      {"tasks":[{"id":..}],"repositories":[{"id":..}],"scripts":{taskId:{content,..}},"flatScripts":{taskId:{..}},
                   "installScripts":{repoId:"text"},"documents":{docId:{"name":"x.md","content_b64":"..",
                   or "content":"text", opt. "content_type", "disposition" (raw header, for hostile names)}}}
                  merged by id
@@ -403,6 +408,8 @@ class State:
                         raise BadRequest(400, f"{key}: every entry needs an \"id\"")
                     table[str(obj["id"])] = obj
             self.scripts.update({str(k): v for k, v in (body.get("scripts") or {}).items()})
+            self.scripts.update({str(k): dict(v, _flat=True) if isinstance(v, dict) else v
+                                 for k, v in (body.get("flatScripts") or {}).items()})
             self.install_scripts.update({str(k): str(v) for k, v in (body.get("installScripts") or {}).items()})
             self.documents.update(docs)
 
@@ -693,8 +700,20 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, task)
 
     def get_task_script(self, task_id, body=b"", query=""):
-        if (script := self.found("scripts", task_id, "script for task")) is not None:
-            self.send_json(200, script)
+        """keruta-api's answer {success, taskId, script: {content, language, filename,
+        parameters}}: a seeded script object is wrapped; a seed that already is a whole answer
+        (has "success" or "script") is sent as is; a flatScripts seed is sent as is."""
+        if (script := self.found("scripts", task_id, "script for task")) is None:
+            return
+        if isinstance(script, dict) and script.get("_flat"):
+            script = {k: v for k, v in script.items() if k != "_flat"}
+        elif not isinstance(script, dict) or "success" in script or "script" in script:
+            pass
+        else:
+            script = {"success": True, "taskId": task_id,
+                      "script": dict({"language": "bash", "filename": "script.sh",
+                                      "parameters": {}}, **script)}
+        self.send_json(200, script)
 
     def put_status(self, task_id, body=b"", query=""):
         st = self.server.state
@@ -703,6 +722,13 @@ class Handler(BaseHTTPRequestHandler):
         allowed = self.server.status_values
         if allowed and data["status"] not in allowed:
             return self.reject(400, f"$.status: {data['status']!r} is not one of {allowed}", "status")
+        # the original agent's body {status, message, progress, errorCode}
+        progress = data.get("progress")
+        if progress is not None and not (str(progress).isdigit() and 0 <= int(progress) <= 100):
+            return self.reject(400, f"$.progress: {progress!r} is not an integer 0-100", "progress")
+        code = data.get("errorCode")
+        if code is not None and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", str(code)):
+            return self.reject(400, f"$.errorCode: {code!r} is not an UPPER_SNAKE code", "errorCode")
         with st.lock:
             task = st.tasks.get(task_id)
             if task is not None:

@@ -49,7 +49,8 @@ b64=$(base64 -w0 "$tmp/doc.bin")
 ctl -d "{\"tasks\":[{\"id\":\"t1\",\"name\":\"first\",\"status\":\"PENDING\",\"parentTaskId\":\"t0\"},
                    {\"id\":\"t2\",\"name\":\"second\",\"status\":\"COMPLETED\"}],
         \"repositories\":[{\"id\":\"r1\",\"url\":\"git://127.0.0.1/repo.git\",\"branch\":\"main\"}],
-        \"scripts\":{\"t1\":{\"installScript\":\"true\",\"executeScript\":\"echo hi\",\"cleanupScript\":\"\"}},
+        \"scripts\":{\"t1\":{\"content\":\"echo hi\",\"parameters\":{\"env\":{\"A\":\"1\"}}}},
+        \"flatScripts\":{\"t2\":{\"executeScript\":\"echo flat\"}},
         \"installScripts\":{\"r1\":\"#!/bin/sh\\necho install\\n\"},
         \"documents\":{\"d1\":{\"name\":\"notes \\\"v1\\\".md\",\"content_b64\":\"$b64\"}}}" \
     "$B/_control/seed" >/dev/null
@@ -66,7 +67,9 @@ jcheck "404 error body" 'd["error"]["code"] == "NOT_FOUND"' "$tmp/out"
 C -H "$AUTH" "$B/api/v1/tasks?status=PENDING" >/dev/null
 jcheck "GET tasks?status=PENDING" '[t["id"] for t in d] == ["t1"]' "$tmp/out"
 C -H "$AUTH" "$B/api/v1/tasks/t1/script" >/dev/null
-jcheck "GET task script" 'd["executeScript"] == "echo hi"' "$tmp/out"
+jcheck "GET task script (keruta-api's shape)" 'd["success"] is True and d["taskId"] == "t1" and d["script"] == {"content": "echo hi", "language": "bash", "filename": "script.sh", "parameters": {"env": {"A": "1"}}}' "$tmp/out"
+C -H "$AUTH" "$B/api/v1/tasks/t2/script" >/dev/null
+jcheck "GET task script (flat, when seeded so)" 'd == {"executeScript": "echo flat"}' "$tmp/out"
 [ "$(C -H "$AUTH" "$B/api/v1/repositories/r1/script")" = 200 ] || fail "install script"
 grep -q '^echo install$' "$tmp/out" || fail "install script body"
 grep -qi '^content-type: text/plain' "$tmp/hdr" || fail "install script content type"
@@ -116,6 +119,10 @@ jcheck "PUT status answers the task" 'd["status"] == "IN_PROGRESS"' "$tmp/out"
 jcheck "400 names the field" 'd["error"]["field"] == "progress"' "$tmp/out"
 [ "$(C -X PUT -H "$AUTH" -d '{"status":"FAILED"}' "$B/api/v1/tasks/t1/status")" = 415 ] \
     || fail "form content type must be 415"
+[ "$(C -X PUT -H "$AUTH" -H "$J" -d '{"status":"IN_PROGRESS","progress":"101"}' "$B/api/v1/tasks/t1/status")" = 400 ] \
+    || fail "progress over 100 must be 400"
+[ "$(C -X PUT -H "$AUTH" -H "$J" -d '{"status":"FAILED","errorCode":"exec failed"}' "$B/api/v1/tasks/t1/status")" = 400 ] \
+    || fail "an errorCode that is not UPPER_SNAKE must be 400"
 [ "$(C -H "$AUTH" -H "$J" -d '{"message":"one\ntwo\n","stream":"stdout","level":"INFO"}' "$B/api/v1/tasks/t1/logs")" = 200 ] \
     || fail "POST logs"
 [ "$(C -H "$AUTH" -H "$J" -d '{"lines":[{"line":"x"}]}' "$B/api/v1/tasks/t1/logs")" = 400 ] \
@@ -143,7 +150,7 @@ cmp -s "$tmp/big.bin" "$(python3 -c 'import json,sys; print(json.load(open(sys.a
     || fail "stored upload differs"
 curl -sS "$B/_control/requests" > "$tmp/req.json"
 jcheck "requests recorded, lowercased headers" 'd[0]["headers"]["host"].startswith("127.0.0.1")' "$tmp/req.json"
-jcheck "invalid requests flagged" '[r["response_status"] for r in d if "invalid" in r] == [400, 415, 400, 400]' "$tmp/req.json"
+jcheck "invalid requests flagged" '[r["response_status"] for r in d if "invalid" in r] == [400, 415, 400, 400, 400, 400]' "$tmp/req.json"
 jcheck "upload recorded as parts" 'any(r.get("parts") and r["parts"][0]["sha256"] == "'"$big_sha"'" and "body" not in r for r in d)' "$tmp/req.json"
 
 # --- outage

@@ -118,6 +118,15 @@ typedef struct kr_config kr_config;
 #define KR_TASK_SCRIPT_EXECUTE "script_execute"
 #define KR_TASK_SCRIPT_CLEANUP "script_cleanup"
 
+/*
+ * Free keys the status report reads (keruta-api's status body carries
+ * them as "errorCode" and "progress"): a stage that knows why the task
+ * failed sets KR_TASK_ERROR_CODE (SCRIPT_FETCH_ERROR, SCRIPT_WRITE_ERROR,
+ * EXECUTION_ERROR, ...); the agent sets the progress, 0-100.
+ */
+#define KR_TASK_ERROR_CODE      "status.error_code"
+#define KR_TASK_STATUS_PROGRESS "status.progress"
+
 /* Lists of the task context, read with task_list_count()/task_list_item(). */
 #define KR_TASK_DOCUMENT_IDS "document_ids" /* ids of the task's documents  */
 #define KR_TASK_ENV          "env"          /* extra "NAME=VALUE" entries   */
