@@ -251,7 +251,9 @@ static const char *const synonyms[][2] = {{"title", "name"},
 
 static const char *const source_keys[] = {"path", "content"};
 static const char *const document_keys[] = {"id", "name", "path", "content"};
-static const char *const repo_keys[] = {"id", "name", "url", "branch", "ref"};
+static const char *const repo_keys[] = {"id",  "name",           "url",           "branch",
+                                        "ref", "pvcStorageSize", "pvcAccessMode", "pvcStorageClass",
+                                        "pvcName"};
 static const char *const resource_keys[] = {"requests", "limits"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -436,7 +438,9 @@ static int check_value(check *c, const char *key, kind k, const kr_node *v)
 			if (text(c, v->items[i], what))
 				return -1;
 		}
-		if (!kr_node_get(v, "url")) {
+		/* {id} alone is a keruta-api repository record (render, API mode);
+		 * the clone stage says so if no URL is found for it. */
+		if (!kr_node_get(v, "url") && !kr_node_get(v, "id")) {
 			kr_error_set(c->err, KR_EXIT_USAGE,
 			             "%s:%d:%d: 'repository' has no 'url'; give the URL or path to clone",
 			             c->file, v->line, v->col);

@@ -686,7 +686,12 @@ static int pick_source(clone_run *r, const char **url, const char **ref)
 	} else {
 		if (!svc->task_get(t, KR_TASK_REPOSITORY_URL) && svc->task_get(t, KR_TASK_REPOSITORY_ID)) {
 			int rc = svc->fetch_repository(t);
-			if (rc != KR_OK && rc != KR_NOT_FOUND)
+			if (rc == KR_NOT_FOUND)
+				return svc->fail(t, "clone: the task names repository '%s' but no URL for it "
+				                    "could be found; give the repository's url (in a task "
+				                    "file: repository: {id: ..., url: ...})",
+				                 svc->task_get(t, KR_TASK_REPOSITORY_ID));
+			if (rc != KR_OK)
 				return KR_FAILED;
 		}
 		*url = svc->task_get(t, KR_TASK_REPOSITORY_URL);

@@ -165,3 +165,23 @@ Test(run_taskfile, script_from_a_path_runs)
 	free(script);
 	rt_free(&r);
 }
+
+/* A repository named by id only is keruta-api's record: render accepts it,
+ * but a local run cannot find its URL and says so instead of skipping the
+ * clone and running the script in an empty directory. */
+Test(run_taskfile, repository_id_without_url_fails_the_clone_in_local_mode)
+{
+	rt r;
+	rt_init(&r, "id: t-1\nrepository: {id: repo-7}\nscript: \"touch ran\"\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
+	                      "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1, "exit %d: %s", res.status, res.err);
+	cr_expect(kt_contains(res.err, "repository 'repo-7' but no URL"), "%s", res.err);
+	char *ran = kt_path(r.work, "ran");
+	cr_expect_neq(access(ran, F_OK), 0, "the script ran without its repository");
+	free(ran);
+	kt_result_free(&res);
+	rt_free(&r);
+}
