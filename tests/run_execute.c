@@ -178,7 +178,8 @@ Test(run_execute, task_command_that_is_not_a_list_fails_clearly)
 	kt_result res;
 	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
 	cr_expect_neq(res.status, 0);
-	cr_expect(kt_contains(res.err, "'command' must be a non-empty list"), "%s", res.err);
+	/* the task file's own check finds it first, with its line and column */
+	cr_expect(kt_contains(res.err, "task.yaml:2:10: 'command' must be a list"), "%s", res.err);
 	cr_expect(!kt_contains(res.out, "hi\n"), "%s", res.out);
 	kt_result_free(&res);
 	rt_free(&r);
