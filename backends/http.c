@@ -717,14 +717,22 @@ int kr_http_request(kr_http *h, const kr_http_req *rq, kr_http_resp *rs, kr_erro
 			kr_error_set(err, last.code, "%s", last.msg);
 			break;
 		}
+		/* Retry-After is a floor on our own backoff, never a way to retry
+		 * sooner: "Retry-After: 0" from a proxy during a rolling restart
+		 * spent every retry in a fraction of a second.  The budget of an
+		 * outage is time (api_retry_max_time); api_retries only caps the
+		 * count. */
 		uint64_t spent = kr_now_ms() - start;
-		uint64_t delay = ra >= 0 ? (uint64_t)ra : backoff_ms(h, n);
+		uint64_t delay = backoff_ms(h, n);
+		int server_delay = ra >= 0 && (uint64_t)ra > delay;
+		if (server_delay)
+			delay = (uint64_t)ra;
 		const char *stop = NULL;
 		if (n > h->retries)
-			stop = "retries exhausted";
+			stop = "api_retries exhausted";
 		else if (spent + delay > h->retry_max_ms)
-			stop = ra >= 0 ? "the server's Retry-After goes past api_retry_max_time"
-			               : "api_retry_max_time reached";
+			stop = server_delay ? "the server's Retry-After goes past api_retry_max_time"
+			                    : "api_retry_max_time reached";
 		else if (aborted(h) || kr_supervise_signal())
 			stop = "the agent is stopping";
 		if (stop) {
@@ -734,8 +742,8 @@ int kr_http_request(kr_http *h, const kr_http_req *rq, kr_http_resp *rs, kr_erro
 			rc = KR_FAILED;
 			break;
 		}
-		kr_log(KR_LOG_WARN, NULL, "%s; retry %u of %u in %.1f s", last.msg, n, h->retries,
-		       (double)delay / 1000.0);
+		kr_log(KR_LOG_WARN, NULL, "%s; retry %u in %.1f s (giving up %.0f s from the first try)",
+		       last.msg, n, (double)delay / 1000.0, (double)h->retry_max_ms / 1000.0);
 		if (pause_ms(h, delay) < 0) {
 			kr_error_set(err, last.code ? last.code : KR_EXIT_API,
 			             "%s (not retried: the agent is stopping)", last.msg);
