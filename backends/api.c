@@ -81,6 +81,10 @@ static char *expand(const kr_settings *s, const char *key, const char *task_id,
 			kr_buf_free(&b);
 			return NULL;
 		}
+		if (kr_id_check(what, value, err)) {
+			kr_buf_free(&b);
+			return NULL;
+		}
 		char *e = kr_http_escape(value);
 		kr_buf_adds(&b, e);
 		free(e);

@@ -161,6 +161,21 @@ static void log_to_backend(void *ctx, kr_log_level level, const char *stage, con
 	in_sink = 0;
 }
 
+/* The ids the task brought (task file or keruta-api), before any stage
+ * turns one into a request or a name. */
+static int check_task_ids(const kr_task *t, kr_error *err)
+{
+	if (kr_task_get(t, KR_TASK_ID) && kr_id_check("task id", kr_task_get(t, KR_TASK_ID), err))
+		return -1;
+	if (kr_task_get(t, KR_TASK_REPOSITORY_ID) &&
+	    kr_id_check("repository id", kr_task_get(t, KR_TASK_REPOSITORY_ID), err))
+		return -1;
+	for (size_t i = 0; i < kr_task_list_count(t, KR_TASK_DOCUMENT_IDS); i++)
+		if (kr_id_check("document id", kr_task_list_item(t, KR_TASK_DOCUMENT_IDS, i), err))
+			return -1;
+	return 0;
+}
+
 static int create_backend(kr_agent *a, kr_error *err)
 {
 	const char *backend = kr_settings_get(a->settings, KR_S_BACKEND);
@@ -195,6 +210,18 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	 * environment: export the CA so every TLS client (git too) uses it */
 	if (kr_settings_get(a->settings, KR_S_CA_FILE))
 		setenv("KERUTA_CA_FILE", kr_settings_get(a->settings, KR_S_CA_FILE), 1);
+	/* ids become path segments of keruta-api calls: checked once, here,
+	 * before any request (from the command line) or stage (from the task) */
+	static const kr_setting_id given_ids[] = {KR_S_TASK_ID, KR_S_REPOSITORY_ID};
+	static const char *const given_what[] = {"task id (--task-id)", "repository id (--repository-id)"};
+	for (size_t i = 0; i < 2; i++)
+		if (kr_settings_get(a->settings, given_ids[i]) &&
+		    kr_id_check(given_what[i], kr_settings_get(a->settings, given_ids[i]), err))
+			goto out;
+	for (size_t i = 0; i < kr_settings_list_count(a->settings, KR_S_DOCUMENT_ID); i++)
+		if (kr_id_check("document id (--document-id)",
+		                kr_settings_list_item(a->settings, KR_S_DOCUMENT_ID, i), err))
+			goto out;
 	a->task = kr_task_new();
 	kr_task_set_agent(a->task, a);
 	kr_supervise_set_emergency(emergency, a);
@@ -202,7 +229,7 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	if (create_backend(a, err))
 		goto out;
 	kr_log_set_sink(log_to_backend, a);
-	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0)
+	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0 || check_task_ids(a->task, err))
 		goto out;
 
 	if (kr_runner_init(&runner, a, err))

@@ -329,6 +329,25 @@ int kr_parse_int64(const char *s, int64_t *out)
 	return 0;
 }
 
+int kr_id_check(const char *what, const char *id, kr_error *err)
+{
+	const char *why = NULL;
+	if (!id || !*id)
+		why = "it is empty";
+	else if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		why = "'.' and '..' name no task, repository or document";
+	else if (strchr(id, '/'))
+		why = "it contains '/'";
+	for (const char *p = id; !why && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			why = "it contains a control character";
+	if (!why)
+		return 0;
+	kr_error_set(err, KR_EXIT_USAGE, "invalid %s '%s': %s; give the id keruta-api uses", what,
+	             id ? id : "", why);
+	return -1;
+}
+
 int kr_parse_bool(const char *s, int *out)
 {
 	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};

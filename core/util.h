@@ -68,6 +68,13 @@ int kr_parse_size(const char *s, uint64_t *out);
 int kr_parse_int64(const char *s, int64_t *out);
 /* true/false/yes/no/on/off (YAML 1.1 booleans).  0 on success. */
 int kr_parse_bool(const char *s, int *out);
+/*
+ * An id (task, repository, document) that becomes one segment of a
+ * keruta-api path: not empty, not "." or ".." (curl drops dot segments:
+ * "--task-id .." sent the token to /api/v1/tasks/status), no '/', no
+ * control character.  Returns 0, or -1 with err set (exit 2) naming what.
+ */
+int kr_id_check(const char *what, const char *id, kr_error *err);
 
 /* Levenshtein distance, bounded (returns max+1 when larger). */
 size_t kr_edit_distance(const char *a, const char *b, size_t max);

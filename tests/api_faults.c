@@ -321,20 +321,66 @@ Test(api_faults, no_api_url_is_a_usage_error)
 
 Test(api_faults, path_templates_are_configurable_and_escaped)
 {
-	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"a b/c\",\"title\":\"odd id\"}]}");
-	C.task = "a b/c";
+	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"a b?c#d%\",\"title\":\"odd id\"}]}");
+	C.task = "a b?c#d%";
 	at_pipeline(&C, "count: 3",
 	            "  api_paths:\n    task: /api/tasks/{taskId}\n"
 	            "    status: /api/tasks/{taskId}/status\n    logs: /api/tasks/{taskId}/logs\n"
 	            "    script: /api/tasks/{taskId}/script\n");
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
-	cr_expect_eq(at_count(&C, "GET", "/api/tasks/a%20b%2Fc"), 1);
-	cr_expect_eq(at_count(&C, "PUT", "/api/tasks/a%20b%2Fc/status"), 2);
+	cr_expect_eq(at_count(&C, "GET", "/api/tasks/a%20b%3Fc%23d%25"), 1);
+	cr_expect_eq(at_count(&C, "PUT", "/api/tasks/a%20b%3Fc%23d%25/status"), 2);
 	size_t n;
 	char *got = at_lines(&C, &n);
 	cr_expect_eq(n, 3, "%s", got);
 	free(got);
+	kt_result_free(&r);
+}
+
+/* Ids become one path segment each: ".", "..", "", "/" and control
+ * characters are refused before any request (curl drops dot segments:
+ * "--task-id .." sent the token to /api/v1/tasks/status). */
+Test(api_faults, hostile_ids_are_refused_before_any_request)
+{
+	static const char *const bad[] = {"..", ".", "", "a/b", "/", "t1\n", "t\x01"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		C.task = bad[i];
+		kt_result r;
+		cr_expect_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "task id '%s': stderr:\n%s", bad[i],
+		             r.err);
+		cr_expect(kt_contains(r.err, "invalid task id"), "%s", r.err);
+		kt_result_free(&r);
+		const char *const args[] = {"--repository-id", bad[i], NULL};
+		C.task = "t1";
+		cr_expect_eq(at_agent(&C, &r, args, token_env, 30), 2, "repository id '%s': stderr:\n%s",
+		             bad[i], r.err);
+		cr_expect(kt_contains(r.err, "invalid repository id"), "%s", r.err);
+		kt_result_free(&r);
+	}
+	json_object *reqs = at_get(&C, "/_control/requests");
+	cr_expect_eq(json_object_array_length(reqs), 0, "requests were made: %s",
+	             json_object_to_json_string(reqs));
+	json_object_put(reqs);
+
+	/* from keruta-api itself: the task names a repository and a document
+	 * ".."; nothing is requested with them */
+	at_control(&C, "/_control/seed",
+	           "{\"tasks\":[{\"id\":\"t1\",\"repositoryId\":\"..\",\"documentIds\":[\"..\"]}]}");
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "invalid repository id '..'"), "%s", r.err);
+	reqs = at_get(&C, "/_control/requests");
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		json_object *p;
+		json_object_object_get_ex(json_object_array_get_idx(reqs, i), "path", &p);
+		const char *path = json_object_get_string(p);
+		cr_expect(strcmp(path, "/api/v1/tasks/t1") == 0 ||
+		                  strcmp(path, "/api/v1/tasks/t1/status") == 0 || strcmp(path, "/api/v1/tasks/t1/script") == 0 ||
+		                  strcmp(path, "/api/v1/tasks/t1/logs") == 0,
+		          "unexpected request %s", path);
+	}
+	json_object_put(reqs);
 	kt_result_free(&r);
 }
 
