@@ -173,6 +173,21 @@ static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error
 	return 0;
 }
 
+/* The ids keruta-api's task brought, before any stage turns one into a
+ * request (a document id ".." would leave the documents endpoint). */
+static int check_task_ids(const kr_task *t, kr_error *err)
+{
+	if (kr_id_check("task id", kr_task_get(t, KR_TASK_ID), err))
+		return -1;
+	if (kr_task_get(t, KR_TASK_REPOSITORY_ID) &&
+	    kr_id_check("repository id", kr_task_get(t, KR_TASK_REPOSITORY_ID), err))
+		return -1;
+	for (size_t i = 0; i < kr_task_list_count(t, KR_TASK_DOCUMENT_IDS); i++)
+		if (kr_id_check("document id", kr_task_list_item(t, KR_TASK_DOCUMENT_IDS, i), err))
+			return -1;
+	return 0;
+}
+
 static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 {
 	api *a = b->impl;
@@ -187,7 +202,7 @@ static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 	free(path);
 	if (rc == KR_NOT_FOUND)
 		rc = KR_FAILED;
-	if (rc == KR_OK && kr_task_fill_from_node(t, n, what, err))
+	if (rc == KR_OK && (kr_task_fill_from_node(t, n, what, err) || check_task_ids(t, err)))
 		rc = KR_FAILED;
 	if (rc == KR_OK && strcmp(kr_task_get(t, KR_TASK_ID), id) != 0) {
 		kr_error_set(err, KR_EXIT_TASK_FAILED,
