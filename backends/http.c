@@ -92,10 +92,22 @@ kr_http *kr_http_new(const kr_http_opts *o, kr_error *err)
 		          o->base_url ? o->base_url : "");
 		return NULL;
 	}
-	if (o->ca_file && access(o->ca_file, R_OK) != 0) {
-		set_error(err, KR_EXIT_USAGE, "CA file %s: %s; fix --ca-file or KERUTA_CA_FILE",
-		          o->ca_file, strerror(errno));
-		return NULL;
+	if (o->ca_file) {
+		/* curl would block for good on a FIFO, and read a device forever */
+		kr_error cerr = {0};
+		int fd = kr_open_regular(o->ca_file, 64u << 20, KR_EXIT_USAGE, "CA file", &cerr);
+		if (fd < 0) {
+			set_error(err, KR_EXIT_USAGE, "%s; fix --ca-file or KERUTA_CA_FILE", cerr.msg);
+			return NULL;
+		}
+		close(fd);
+	}
+	for (const char *p = o->token; p && *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			set_error(err, KR_EXIT_USAGE, "the API token contains a control character (a line "
+			          "break?); it must be the token alone, on one line");
+			return NULL;
+		}
 	}
 	CURL *c = curl_easy_init();
 	if (!c) {

@@ -38,23 +38,33 @@ static int load_token(kr_agent *a, kr_error *err)
 {
 	const char *file = kr_settings_get(a->settings, KR_S_API_TOKEN_FILE);
 	if (file) {
-		FILE *f = fopen(file, "r");
-		if (!f) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s: %s", file, strerror(errno));
+		size_t n = 0;
+		char *buf = kr_read_file(file, 65536, &n, KR_EXIT_USAGE, "API token file", err);
+		if (!buf)
 			return -1;
-		}
-		char buf[8192];
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
 		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 			buf[--n] = '\0';
-		if (n == 0) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s is empty", file);
+		if (n == 0 || strlen(buf) != n) {
+			kr_error_set(err, KR_EXIT_USAGE, "API token file %s %s; put the token in it", file,
+			             n == 0 ? "is empty" : "holds a NUL byte");
+			free(buf);
 			return -1;
 		}
 		kr_settings_set(a->settings, KR_S_API_TOKEN, buf);
-		memset(buf, 0, sizeof(buf));
+		memset(buf, 0, n);
+		free(buf);
+	}
+	/* the token goes into a request header: a line break in it would
+	 * inject headers (and it is never printed, so say where it came from) */
+	const char *tok = kr_settings_get(a->settings, KR_S_API_TOKEN);
+	for (const char *p = tok; p && *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "the API token (%s) contains a control character (a line break?) at "
+			             "byte %zu; it must be the token alone, on one line",
+			             file ? file : "KERUTA_API_TOKEN", (size_t)(p - tok) + 1);
+			return -1;
+		}
 	}
 	kr_secret_add(kr_settings_get(a->settings, KR_S_API_TOKEN));
 	kr_secret_add_url_password(kr_settings_get(a->settings, KR_S_API_URL));
@@ -161,21 +171,6 @@ static void log_to_backend(void *ctx, kr_log_level level, const char *stage, con
 	in_sink = 0;
 }
 
-/* The ids the task brought (task file or keruta-api), before any stage
- * turns one into a request or a name. */
-static int check_task_ids(const kr_task *t, kr_error *err)
-{
-	if (kr_task_get(t, KR_TASK_ID) && kr_id_check("task id", kr_task_get(t, KR_TASK_ID), err))
-		return -1;
-	if (kr_task_get(t, KR_TASK_REPOSITORY_ID) &&
-	    kr_id_check("repository id", kr_task_get(t, KR_TASK_REPOSITORY_ID), err))
-		return -1;
-	for (size_t i = 0; i < kr_task_list_count(t, KR_TASK_DOCUMENT_IDS); i++)
-		if (kr_id_check("document id", kr_task_list_item(t, KR_TASK_DOCUMENT_IDS, i), err))
-			return -1;
-	return 0;
-}
-
 static int create_backend(kr_agent *a, kr_error *err)
 {
 	const char *backend = kr_settings_get(a->settings, KR_S_BACKEND);
@@ -210,8 +205,9 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	 * environment: export the CA so every TLS client (git too) uses it */
 	if (kr_settings_get(a->settings, KR_S_CA_FILE))
 		setenv("KERUTA_CA_FILE", kr_settings_get(a->settings, KR_S_CA_FILE), 1);
-	/* ids become path segments of keruta-api calls: checked once, here,
-	 * before any request (from the command line) or stage (from the task) */
+	/* ids become path segments of keruta-api calls: those given here are
+	 * checked before any request, those of a fetched task by the API
+	 * backend when it reads the task */
 	static const kr_setting_id given_ids[] = {KR_S_TASK_ID, KR_S_REPOSITORY_ID};
 	static const char *const given_what[] = {"task id (--task-id)", "repository id (--repository-id)"};
 	for (size_t i = 0; i < 2; i++)
@@ -229,7 +225,7 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	if (create_backend(a, err))
 		goto out;
 	kr_log_set_sink(log_to_backend, a);
-	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0 || check_task_ids(a->task, err))
+	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0)
 		goto out;
 
 	if (kr_runner_init(&runner, a, err))

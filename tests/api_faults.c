@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api_util.h"
@@ -213,6 +214,55 @@ Test(api_faults, token_file_is_read)
 	cr_expect_eq(at_agent(&C, &r, args, NULL, 30), 0, "stderr:\n%s", r.err);
 	kt_result_free(&r);
 	free(tf);
+}
+
+/* The token goes into a header: a line break in it (file or environment)
+ * would inject headers.  Refused, exit 2, nothing requested, the token
+ * never printed. */
+Test(api_faults, token_with_a_line_break_is_refused)
+{
+	char *tf = kt_path(C.dir, "token");
+	kt_write_file(tf, TOKEN "\r\nX-Injected: 1\n");
+	const char *const args[] = {"--api-token-file", tf, NULL};
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, args, NULL, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "contains a control character"), "%s", r.err);
+	cr_expect(kt_contains(r.err, tf), "the file is named: %s", r.err);
+	cr_expect(!kt_contains(r.err, TOKEN), "%s", r.err);
+	kt_result_free(&r);
+	const char *const env[] = {"KERUTA_API_TOKEN=" TOKEN "\nX-Injected: 1", NULL};
+	cr_expect_eq(at_agent(&C, &r, NULL, env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "KERUTA_API_TOKEN"), "%s", r.err);
+	cr_expect(!kt_contains(r.err, TOKEN), "%s", r.err);
+	kt_result_free(&r);
+	json_object *reqs = at_get(&C, "/_control/requests");
+	cr_expect_eq(json_object_array_length(reqs), 0, "%s", json_object_to_json_string(reqs));
+	json_object_put(reqs);
+	free(tf);
+}
+
+/* A directory, a FIFO: said as such, never read (a FIFO hung the agent). */
+Test(api_faults, token_and_ca_file_that_are_not_files)
+{
+	char *dir = kt_path(C.dir, "tokdir"), *fifo = kt_path(C.dir, "fifo");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	kt_result r;
+	const char *const a1[] = {"--api-token-file", dir, NULL};
+	cr_expect_eq(at_agent(&C, &r, a1, NULL, 20), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "is a directory"), "%s", r.err);
+	kt_result_free(&r);
+	const char *const a2[] = {"--api-token-file", fifo, NULL};
+	cr_expect_eq(at_agent(&C, &r, a2, NULL, 20), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "is not a regular file"), "%s", r.err);
+	kt_result_free(&r);
+	const char *const a3[] = {"--ca-file", fifo, NULL};
+	cr_expect_eq(at_agent(&C, &r, a3, token_env, 20), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "CA file"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "is not a regular file"), "%s", r.err);
+	kt_result_free(&r);
+	free(dir);
+	free(fifo);
 }
 
 Test(api_faults, unknown_task_is_a_404_naming_the_server_error)
