@@ -287,7 +287,9 @@ static int api_fetch_script(kr_backend *b, kr_task *t, const char *which, const 
 	int rc = KR_FAILED;
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
-		                  .max_bytes = a->max_download, .what = what};
+		                  .max_bytes = a->max_download,
+		                  .limit_fix = "raise the max_download setting if it is legitimate",
+		                  .what = what};
 		kr_http_resp rs = {0};
 		kr_error gerr = {0};
 		rc = kr_http_request(a->http, &rq, &rs, &gerr);
@@ -319,6 +321,10 @@ static int api_fetch_document(kr_backend *b, kr_task *t, const char *id, const c
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
 		                  .max_bytes = max_bytes ? max_bytes : a->max_download,
+		                  .limit_fix = max_bytes ? "raise the document stage's max_size if it is "
+		                                           "legitimate"
+		                                         : "raise the max_download setting if it is "
+		                                           "legitimate",
 		                  .what = what};
 		kr_http_resp rs = {0};
 		rc = kr_http_request(a->http, &rq, &rs, err);

@@ -574,9 +574,12 @@ static enum outcome attempt(kr_http *h, xfer *x, const char *url, struct curl_sl
 			unlink(rq->dest);
 		set_error(err, KR_EXIT_TASK_FAILED,
 		          "%s %s (%s): the answer is larger than the limit of %llu bytes; the transfer "
-		          "was stopped%s (raise max_download if it is legitimate)",
+		          "was stopped%s (%s)",
 		          rq->method, url, what, (unsigned long long)rq->max_bytes,
-		          rq->dest ? " and the partial file removed" : "");
+		          rq->dest ? " and the partial file removed" : "",
+		          rq->limit_fix ? rq->limit_fix
+		                        : "a fixed limit for JSON answers: check that api_url and "
+		                          "api_paths name keruta-api's endpoints");
 		return DONE_FINAL;
 	}
 	if (x->write_errno) {
@@ -642,7 +645,8 @@ static enum outcome attempt(kr_http *h, xfer *x, const char *url, struct curl_sl
 		          what, code, d);
 		out = DONE_RETRY;
 	} else if (code == 401 || code == 403) {
-		set_error(err, KR_EXIT_USAGE,
+		/* exit 3 as documented: keruta-api refused the agent */
+		set_error(err, KR_EXIT_API,
 		          "%s %s (%s): keruta-api refused the request with %ld%s; check the API token "
 		          "(KERUTA_API_TOKEN or --api-token-file)",
 		          rq->method, url, what, code, d);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -171,6 +172,24 @@ static void log_to_backend(void *ctx, kr_log_level level, const char *stage, con
 	in_sink = 0;
 }
 
+/* Only a clone creates the work dir: with no repository to clone, a
+ * missing work dir failed later in whichever stage first wrote there,
+ * with a message about that stage's file. */
+static int check_work_dir(kr_agent *a, kr_error *err)
+{
+	const char *work = kr_task_get(a->task, KR_TASK_WORK_DIR);
+	struct stat st;
+	if (strcmp(a->command, "cleanup") == 0 || !work || stat(work, &st) == 0 || errno != ENOENT ||
+	    kr_task_get(a->task, KR_TASK_REPOSITORY_ID) || kr_task_get(a->task, KR_TASK_REPOSITORY_URL))
+		return 0;
+	kr_error_set(err, KR_EXIT_USAGE,
+	             "the work dir %s does not exist and the task names no repository to clone "
+	             "into it; create the work dir, give --work-dir, or give the task a repository "
+	             "(--repository-id)",
+	             work);
+	return -1;
+}
+
 static int create_backend(kr_agent *a, kr_error *err)
 {
 	const char *backend = kr_settings_get(a->settings, KR_S_BACKEND);
@@ -225,7 +244,7 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	if (create_backend(a, err))
 		goto out;
 	kr_log_set_sink(log_to_backend, a);
-	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0)
+	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0 || check_work_dir(a, err))
 		goto out;
 
 	if (kr_runner_init(&runner, a, err))

@@ -195,7 +195,7 @@ Test(api_faults, wrong_token_is_final_and_never_printed)
 	const char *const env[] = {"KERUTA_API_TOKEN=not-the-right-token", NULL};
 	kt_result r;
 	const char *const args[] = {"--log-level", "debug", NULL};
-	cr_assert_eq(at_agent(&C, &r, args, env, 30), 2, "stderr:\n%s", r.err);
+	cr_assert_eq(at_agent(&C, &r, args, env, 30), 3, "stderr:\n%s", r.err);
 	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "a 401 is not retried");
 	cr_expect(kt_contains(r.err, "401: UNAUTHORIZED: missing or wrong bearer token"), "%s",
 	          r.err);
@@ -294,7 +294,25 @@ Test(api_faults, oversize_answer_is_cut_off)
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.err, "larger than the limit of 4194304 bytes"), "%s", r.err);
+	/* max_download does not govern JSON answers: the message said it did */
+	cr_expect(!kt_contains(r.err, "max_download"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "a fixed limit for JSON answers"), "%s", r.err);
 	kt_result_free(&r);
+}
+
+/* No repository to clone and no work dir: said at once, not as a failure
+ * to write some stage's file. */
+Test(api_faults, no_repository_and_no_work_dir_is_named)
+{
+	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\",\"title\":\"no repo\"}]}");
+	char *missing = kt_path(C.dir, "no-such-work");
+	const char *const args[] = {"--work-dir", missing, NULL};
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, args, token_env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "does not exist and the task names no repository"), "%s",
+	          r.err);
+	kt_result_free(&r);
+	free(missing);
 }
 
 Test(api_faults, stall_past_the_timeout_is_retried)
