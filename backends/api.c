@@ -81,6 +81,10 @@ static char *expand(const kr_settings *s, const char *key, const char *task_id,
 			kr_buf_free(&b);
 			return NULL;
 		}
+		if (kr_id_check(what, value, err)) {
+			kr_buf_free(&b);
+			return NULL;
+		}
 		char *e = kr_http_escape(value);
 		kr_buf_adds(&b, e);
 		free(e);
@@ -283,6 +287,21 @@ static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error
 	return 0;
 }
 
+/* The ids keruta-api's task brought, before any stage turns one into a
+ * request (a document id ".." would leave the documents endpoint). */
+static int check_task_ids(const kr_task *t, kr_error *err)
+{
+	if (kr_id_check("task id", kr_task_get(t, KR_TASK_ID), err))
+		return -1;
+	if (kr_task_get(t, KR_TASK_REPOSITORY_ID) &&
+	    kr_id_check("repository id", kr_task_get(t, KR_TASK_REPOSITORY_ID), err))
+		return -1;
+	for (size_t i = 0; i < kr_task_list_count(t, KR_TASK_DOCUMENT_IDS); i++)
+		if (kr_id_check("document id", kr_task_list_item(t, KR_TASK_DOCUMENT_IDS, i), err))
+			return -1;
+	return 0;
+}
+
 static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 {
 	api *a = b->impl;
@@ -297,7 +316,7 @@ static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 	free(path);
 	if (rc == KR_NOT_FOUND)
 		rc = KR_FAILED;
-	if (rc == KR_OK && kr_task_fill_from_node(t, n, what, err))
+	if (rc == KR_OK && (kr_task_fill_from_node(t, n, what, err) || check_task_ids(t, err)))
 		rc = KR_FAILED;
 	if (rc == KR_OK && strcmp(kr_task_get(t, KR_TASK_ID), id) != 0) {
 		kr_error_set(err, KR_EXIT_TASK_FAILED,
@@ -384,7 +403,9 @@ static int api_fetch_script(kr_backend *b, kr_task *t, const char *which, const 
 	int rc = KR_FAILED;
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
-		                  .max_bytes = a->max_download, .what = what};
+		                  .max_bytes = a->max_download,
+		                  .limit_fix = "raise the max_download setting if it is legitimate",
+		                  .what = what};
 		kr_http_resp rs = {0};
 		kr_error gerr = {0};
 		rc = kr_http_request(a->http, &rq, &rs, &gerr);
@@ -416,6 +437,10 @@ static int api_fetch_document(kr_backend *b, kr_task *t, const char *id, const c
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
 		                  .max_bytes = max_bytes ? max_bytes : a->max_download,
+		                  .limit_fix = max_bytes ? "raise the document stage's max_size if it is "
+		                                           "legitimate"
+		                                         : "raise the max_download setting if it is "
+		                                           "legitimate",
 		                  .what = what};
 		kr_http_resp rs = {0};
 		rc = kr_http_request(a->http, &rq, &rs, err);

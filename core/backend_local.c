@@ -162,11 +162,9 @@ static char *resolve(local *l, const char *path)
 
 static int copy_file(const char *from, const char *to, uint64_t max, kr_error *err)
 {
-	int in = open(from, O_RDONLY | O_CLOEXEC);
-	if (in < 0) {
-		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot read %s: %s", from, strerror(errno));
+	int in = kr_open_regular(from, max, KR_EXIT_TASK_FAILED, "cannot read", err);
+	if (in < 0)
 		return KR_FAILED;
-	}
 	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (out < 0) {
 		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", to, strerror(errno));

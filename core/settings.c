@@ -80,7 +80,9 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                               KR_ST_DURATION, "60s", T | KR_CMD_LAUNCH /* launcher */, "DURATION",
                               "total timeout of each API call"},
         [KR_S_API_RETRIES] = {"api_retries", "--api-retries", {"KERUTA_API_RETRIES"}, KR_ST_INT,
-                              "5", T | KR_CMD_LAUNCH /* launcher */, "N", "retries of a failed API call"},
+                              "100", T | KR_CMD_LAUNCH /* launcher */, "N",
+                              "most retries of a failed API call (outages are bounded by "
+                              "api_retry_max_time; this only caps the count)"},
         [KR_S_API_RETRY_MAX_TIME] = {"api_retry_max_time", "--api-retry-max-time",
                                      {"KERUTA_API_RETRY_MAX_TIME"}, KR_ST_DURATION, "2m", T | KR_CMD_LAUNCH /* launcher */,
                                      "DURATION", "give up retrying a call after this long"},

@@ -120,6 +120,22 @@ Test(document, oversized_is_refused_without_a_partial_file)
 	kx_free(&x);
 }
 
+/* A {path:} that is a FIFO hung the agent for good: refused, named. */
+Test(document, fifo_as_the_path_is_refused, .timeout = 60)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, "  document: {plugin: document}\n");
+	char *fifo = kt_path(x.dir, "pipe");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: p, name: p.md, path: pipe}]\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.termtext, "is not a regular file"), "%s", x.termtext);
+	free(fifo);
+	kx_free(&x);
+}
+
 Test(document, oversized_inline_is_refused)
 {
 	kx x;
