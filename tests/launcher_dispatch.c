@@ -703,7 +703,7 @@ Test(dispatch, kubernetes_api_outage_backs_off_and_recovers, .timeout = 150)
 		usleep(100000);
 	cr_expect(all_terminal("ko", 3), "every task finished after the outage");
 	for (int i = 0; i < 3; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof(id), "ko%d", i);
 		cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "%s: %s", id, statuses(id));
 	}
