@@ -807,13 +807,19 @@ static int note_owed(dispatcher *d, track *t)
 	json_object_put(o);
 	kr_error err = {0};
 	long st = patch_job(d, t, ann, &err);
-	if (st == 200 || st == 404) {
-		t->owed_noted = 1;
-		return 0;
+	if (st < 0) {
+		kr_log(KR_LOG_DEBUG, NULL, "task %s: cannot note the owed report on its Job yet: %s",
+		       t->id, err.msg);
+		return -1;
 	}
-	kr_log(KR_LOG_DEBUG, NULL, "task %s: cannot note the owed report on its Job yet: %s", t->id,
-	       st < 0 ? err.msg : "HTTP error");
-	return -1;
+	/* refused (no patch right?): said once, not asked again and again */
+	if (st != 200 && st != 404)
+		kr_log(KR_LOG_WARN, NULL,
+		       "task %s: cannot note the owed report on its Job (HTTP %ld); a restarted "
+		       "launcher works it out again from the Job",
+		       t->id, st);
+	t->owed_noted = 1;
+	return 0;
 }
 
 /* The Job is done with: marked reported (the owed note removed), or
