@@ -193,6 +193,55 @@ Test(git_clone, rerun_fetches_after_remote_moved)
 	free(url), free(marker), free(dotgit), free(want), free(head);
 }
 
+/* A local path: the source's objects are taken as they are (no pack is
+ * built), and the result is the clone a fetch would make: default branch,
+ * branches, tags and commits resolve; git sees a sound repository; a
+ * re-run fetches what moved. */
+Test(git_clone, local_path_clone_is_complete_and_reruns_fetch)
+{
+	gt_make_repo(base, 0);
+	char *url = kt_path(base, "srv/repo.git");
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "object files"), "%s", r.err);
+	cr_assert_str_eq(gt_q(wd, "git symbolic-ref --short HEAD"), "main");
+	cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	cr_assert_str_eq(gt_q(wd, "git rev-parse origin/feature"),
+	                 gt_q(base, "git -C src rev-parse feature"));
+	cr_assert_str_eq(gt_q(wd, "git rev-parse 'v1^{commit}'"),
+	                 gt_q(base, "git -C src rev-parse 'v1^{commit}'"));
+	cr_assert_str_eq(gt_q(wd, "git fsck --no-progress --connectivity-only 2>&1 && echo sound"),
+	                 "sound");
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain | grep -v '^?? .keruta' | wc -l"), "0");
+	kt_result_free(&r);
+
+	/* the source moves on: the re-run fetches it */
+	free(gt_sh(base, "cd src && echo three >> README && git commit -qam third && "
+	                 "git push -q ../srv/repo.git main"));
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "fetching"), "not a fetch: %s", r.err);
+	cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	kt_result_free(&r);
+
+	/* a tag and a branch of a non-bare source */
+	const char *refs[][2] = {{"v1", "v1^{commit}"}, {"feature", "feature"}};
+	char *src = kt_path(base, "src");
+	for (size_t i = 0; i < 2; i++) {
+		kt_rmrf(wd);
+		run_clone(&r, src, refs[i][0], NULL, NULL);
+		expect_ok(&r);
+		char *q = NULL;
+		cr_assert(asprintf(&q, "git -C src rev-parse '%s'", refs[i][1]) > 0);
+		cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, q));
+		free(q);
+		kt_result_free(&r);
+	}
+	free(src);
+	free(url);
+}
+
 Test(git_clone, basic_auth_good_and_wrong_credentials)
 {
 	gt_make_repo(base, 0);
