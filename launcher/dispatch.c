@@ -670,7 +670,11 @@ static char *source_pod(dispatcher *d, track *t)
 static void finish(dispatcher *d, track *t)
 {
 	if (t->outcome > 0) {
-		int cleanup = kr_settings_bool(d->s, KR_S_K8S_CLEANUP_JOB);
+		int cleanup = kr_settings_bool(d->s, KR_S_K8S_CLEANUP_JOB) && kr_render_has_cleanup(d->s);
+		if (!kr_render_has_cleanup(d->s))
+			kr_log(KR_LOG_INFO, NULL,
+			       "task %s: emptyDir work volume: no cleanup Job, its main container collected",
+			       t->id);
 		if (cleanup && need_task(d, t) == 0) {
 			char *pod = source_pod(d, t);
 			kr_error err = {0};

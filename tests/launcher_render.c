@@ -226,7 +226,7 @@ Test(render, every_variant_is_valid_kubernetes)
 	                      "{\"requests\": {\"cpu\": \"2\", \"memory\": \"1Gi\"}, "
 	                      "\"limits\": {\"memory\": \"4Gi\"}}");
 	static const char *const none[] = {NULL};
-	static const char *const emptydir[] = {"--work-volume", "emptydir", NULL};
+	static const char *const emptydir[] = {"--work-volume", "emptydir", "--objects", "all", NULL};
 	static const char *const childargs[] = {"--node-name", "node-7", NULL};
 	static const char *const cleanup[] = {"--objects", "cleanup", "--source-pod", "keruta-job-task123-abcde", NULL};
 	static const char *const single[] = {"--single-container", NULL};
@@ -294,7 +294,18 @@ Test(render, every_variant_is_valid_kubernetes)
 
 	d = load_json("emptydir.yaml");
 	cr_expect_null(doc_of_kind(d, "PersistentVolumeClaim"), "emptyDir: no PVC");
-	cr_expect_not_null(kt_jpath(doc_of_kind(d, "Job"), "spec.template.spec.volumes[0].emptyDir"));
+	cr_expect_eq(json_object_array_length(d), 1, "--objects all, emptyDir: no cleanup Job");
+	job = doc_of_kind(d, "Job");
+	cr_expect_not_null(kt_jpath(job, "spec.template.spec.volumes[0].emptyDir"));
+	cr_expect(kt_contains(json_object_to_json_string(kt_jpath(job, "spec.template.spec.containers[0].command")),
+	                      "\"--final\""),
+	          "emptyDir: the main container is the final reporter");
+	json_object_put(d);
+	d = load_json("pvc.yaml");
+	cr_expect(!kt_contains(json_object_to_json_string(kt_jpath(doc_of_kind(d, "Job"),
+	                                                           "spec.template.spec.containers[0].command")),
+	                       "--final"),
+	          "a PVC: the cleanup Job reports last");
 	json_object_put(d);
 
 	d = load_json("child.yaml");
@@ -472,9 +483,13 @@ Test(render, bad_settings_are_usage_errors)
 	             {"--toleration", "bad key:Never", "toleration"},
 	             {"--node-selector", "novalue", "node selector"},
 	             {"--objects", "everything", "--objects"},
+	             {"--objects", "cleanup", "emptydir"},
 	             {"--ttl-after-finished", "soon", "duration"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *more[] = {cases[i].a, cases[i].b, NULL};
+		/* the emptydir case needs the volume kind too */
+		const char *more[] = {cases[i].a, cases[i].b,
+		                      strcmp(cases[i].want, "emptydir") ? NULL : "--work-volume", "emptydir",
+		                      NULL};
 		kt_result r;
 		render(&r, "bad.yaml", task, more);
 		cr_expect_eq(r.status, 2, "%s %s: exit %d", cases[i].a, cases[i].b, r.status);
