@@ -481,7 +481,9 @@ Test(dispatch, an_existing_claim_is_mounted_pinned_and_never_created_or_deleted)
 	     "\"pvcStorageSize\": \"9Gi\"}]}");
 	scenario("{\"nodes\": {\"ex-1\": \"node-9\"}}");
 	kt_result r;
-	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", NULL};
+	/* the claim's own mode counts, not the launcher's setting */
+	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", "--pvc-access-mode",
+	                                   "ReadWriteMany", NULL};
 	dispatch(&r, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
