@@ -43,6 +43,9 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                               T, "ID", "document to fetch (repeatable; env: comma-separated)"},
         [KR_S_SOURCE_POD] = {NULL, "--source-pod", {"KERUTA_SOURCE_POD"}, KR_ST_STRING, NULL,
                              KR_CMD_CLEANUP | KR_CMD_RENDER /* launcher */, "POD", "pod whose artifacts cleanup collects"},
+        [KR_S_FINAL] = {NULL, "--final", {"KERUTA_FINAL"}, KR_ST_BOOL, "false", KR_CMD_RUN, NULL,
+                        "no cleanup Job follows (emptyDir work volume): this run collects and "
+                        "reports the task's terminal status"},
         [KR_S_WORK_DIR] = {"work_dir", "--work-dir", {"KERUTA_WORK_DIR"}, KR_ST_STRING, NULL,
                            T, "DIR",
                            "work directory (the repository is cloned here; default /work in a "

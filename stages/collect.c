@@ -25,6 +25,8 @@
 
 #include "keruta/plugin.h"
 
+#include "stage_util.h"
+
 #define MAX_DEPTH 64
 #define MAX_SKIP_LINES 100
 #define MAX_FAILED_NAMES 10
@@ -299,6 +301,74 @@ static int collect_root(walk *w, int fd, const char *display)
 	return 0;
 }
 
+/*
+ * Which pod's work a volume holds, per task: the main container records
+ * its pod (KERUTA_POD_NAME, which `render` sets from the downward API) in
+ * <work>/.keruta/pods/<task>, and the cleanup Job (--source-pod) checks
+ * that it mounted that pod's volume before it uploads anything from it.
+ * 0 to go on; KR_FAILED (with the reason) on another pod's volume.
+ */
+static int source_pod_check(const kr_services *svc, kr_task *t, int wfd, const char *work)
+{
+	const char *id = svc->task_get(t, KR_TASK_ID);
+	const char *pod = svc->task_get(t, "cleanup.source_pod");
+	const char *me = getenv("KERUTA_POD_NAME");
+	if (wfd < 0 || !id || !*id || (!(pod && *pod) && !(me && *me)))
+		return 0;
+	char name[256];
+	size_t n = 0;
+	for (const char *p = id; *p && n < sizeof(name) - 1; p++, n++)
+		name[n] = (strchr("/\\", *p) || (*p == '.' && n == 0)) ? '_' : *p;
+	name[n] = '\0';
+	int kfd = open_below(wfd, ".keruta");
+	if (kfd < 0 && errno == ENOENT && !(pod && *pod) && mkdirat(wfd, ".keruta", 0755) == 0)
+		kfd = open_below(wfd, ".keruta");
+	if (kfd >= 0 && !(pod && *pod))
+		mkdirat(kfd, "pods", 0755);
+	int pfd = kfd >= 0 ? open_below(kfd, "pods") : -1;
+	if (kfd >= 0)
+		close(kfd);
+	if (!(pod && *pod)) {
+		/* the main container: record this pod */
+		int fd = pfd >= 0 ? openat(pfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		                           0644)
+		                  : -1;
+		if (fd < 0 || kr_stage_write_all(fd, me) != 0)
+			svc->log(t, KR_LOG_WARN,
+			         "cannot record pod %s in %s/.keruta/pods/%s: %s; the cleanup Job will not "
+			         "be able to check its volume",
+			         me, work, name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		if (pfd >= 0)
+			close(pfd);
+		return 0;
+	}
+	char seen[256] = "";
+	int fd = pfd >= 0 ? openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	ssize_t got = fd >= 0 ? read(fd, seen, sizeof(seen) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (pfd >= 0)
+		close(pfd);
+	if (got <= 0) {
+		svc->log(t, KR_LOG_WARN,
+		         "the work volume at %s has no record of the pod that ran task %s "
+		         "(.keruta/pods/%s); cannot confirm it is the volume of pod %s",
+		         work, id, name, pod);
+		return 0;
+	}
+	seen[got] = '\0';
+	seen[strcspn(seen, "\r\n")] = '\0';
+	if (strcmp(seen, pod) != 0)
+		return svc->fail(t, "the work volume at %s holds task %s's work from pod %s, not from "
+		                    "source pod %s: the cleanup Job mounted another volume than the "
+		                    "task's pod; nothing collected",
+		                 work, id, seen, pod);
+	svc->log(t, KR_LOG_INFO, "the work volume at %s is the one source pod %s used", work, pod);
+	return 0;
+}
+
 static int collect_run(const kr_services *svc, void *state, kr_task *t)
 {
 	collect_state *s = state;
@@ -315,6 +385,11 @@ static int collect_run(const kr_services *svc, void *state, kr_task *t)
 	w.use_proc = access("/proc/self/fd", X_OK) == 0;
 	int found = 0;
 	int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (source_pod_check(svc, t, wfd, work) != 0) {
+		if (wfd >= 0)
+			close(wfd);
+		return KR_FAILED;
+	}
 	char *display = NULL;
 	if (s->dir) {
 		if (s->dir[0] == '/') {

@@ -245,3 +245,39 @@ Test(collect, cleanup_command_with_source_pod)
 	cr_assert(kt_contains(x.log, "pod pod-from-env"), "%s", x.log);
 	kx_free(&x);
 }
+
+/* The run records its pod on the work volume; the cleanup Job collects
+ * only from the volume of the pod it was told about. */
+Test(collect, cleanup_checks_the_volume_is_the_source_pods)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE "  cleanup: [collect]\n", NULL);
+	kx_write(x.work, ".keruta/doc/result.txt", "done");
+	const char *id[] = {"--task-id", "t-1", NULL};
+	kx_agent(&x, "run", id, (const char *const[]){"KERUTA_POD_NAME=keruta-job-t-1-aaaaa", NULL});
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *rec = kx_read(x.work, ".keruta/pods/t-1", NULL);
+	cr_assert_not_null(rec, "the run records its pod; log:\n%s", x.log);
+	cr_expect_str_eq(rec, "keruta-job-t-1-aaaaa");
+	free(rec);
+	kt_rmrf(x.arts);
+	mkdir(x.arts, 0755);
+
+	/* another pod's volume: nothing collected, the task's cleanup fails */
+	const char *wrong[] = {"--task-id", "t-1", "--source-pod", "keruta-job-t-1-zzzzz", NULL};
+	kx_agent(&x, "cleanup", wrong, NULL);
+	cr_expect_neq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "keruta-job-t-1-aaaaa") && kt_contains(x.log, "not from source pod keruta-job-t-1-zzzzz"),
+	          "%s", x.log);
+	cr_expect(!kx_exists(x.arts, "result.txt"), "nothing collected from another pod's volume");
+
+	/* the right one: collected, and the check is in the task's log */
+	const char *right[] = {"--task-id", "t-1", "--source-pod", "keruta-job-t-1-aaaaa", NULL};
+	kx_agent(&x, "cleanup", right, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.events, "is the one source pod keruta-job-t-1-aaaaa used"), "%s",
+	          x.events);
+	assert_artifact(&x, "result.txt", "done", 4);
+	kx_free(&x);
+}

@@ -837,7 +837,9 @@ Test(dispatch, an_existing_claim_is_mounted_pinned_and_never_created_or_deleted)
 	     "\"pvcStorageSize\": \"9Gi\"}]}");
 	scenario("{\"nodes\": {\"ex-1\": \"node-9\"}}");
 	kt_result r;
-	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", NULL};
+	/* the claim's own mode counts, not the launcher's setting */
+	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", "--pvc-access-mode",
+	                                   "ReadWriteMany", NULL};
 	dispatch(&r, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
@@ -913,4 +915,27 @@ Test(dispatch, delete_pvc_removes_only_the_claims_it_created)
 	pvc = object("persistentvolumeclaims", "git-repo-pvc-fresh");
 	cr_expect_null(pvc, "the launcher's own claim is deleted");
 	json_object_put(pvc);
+}
+
+Test(dispatch, emptydir_starts_no_cleanup_job)
+{
+	seed("{\"tasks\": [{\"id\": \"ed-1\", \"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "ed-1", "--work-volume", "emptydir", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "no cleanup Job"), "it says why: %s", r.err);
+	kt_result_free(&r);
+	cr_expect_eq(count_requests("POST", "/jobs"), 1, "the Job only");
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0);
+	json_object *job = object("jobs", "keruta-job-ed-1");
+	cr_assert_not_null(job);
+	cr_expect(kt_contains(json_object_to_json_string(
+	                              kt_jpath(job, "spec.template.spec.containers[0].command")),
+	                      "\"--final\""),
+	          "the main container reports last");
+	json_object_put(job);
+	char *s = statuses("ed-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
+	free(s);
 }
