@@ -71,6 +71,8 @@ Test(api_unit, content_disposition)
 	            "\xc3\xa9t\xc3\xa9.md");
 	expect_name("attachment; filename*=UTF-8''bad%zz; filename=\"fallback.md\"", "fallback.md");
 	expect_name("attachment; filename*=UTF-8''nul%00byte", NULL);
+	/* a first hex digit 0 is not a NUL: only %00 is */
+	expect_name("attachment; filename*=UTF-8''tab%09x%0A.md", "tab\tx\n.md");
 	expect_name("attachment", NULL);
 	expect_name("attachment; filename=\"\"", NULL);
 	/* the name is returned unchecked: the document stage vets it */
