@@ -22,7 +22,7 @@ AM_TESTS_ENVIRONMENT = \
 	CRITERION_NO_EARLY_EXIT=1; export CRITERION_NO_EARLY_EXIT;
 
 EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh \
-	tests/mutation/run tests/mutation/map tests/mutation/equivalent
+	tests/mutation/run tests/mutation/map tests/mutation/equivalent tests/README.md
 
 include $(srcdir)/tests/core.mk
 include $(srcdir)/tests/api.mk
