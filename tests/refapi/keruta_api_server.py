@@ -556,6 +556,13 @@ class Handler(BaseHTTPRequestHandler):
             st.note(self.rec, response_status="dropped")
             self.close_connection = True
             return
+        # Python's server turns a leading "//" into "/" before we see it;
+        # the real keruta-api (Spring's StrictHttpFirewall) refuses it
+        raw = self.requestline.split(" ")[1] if self.requestline.count(" ") >= 2 else path
+        if "//" in raw.partition("?")[0]:
+            st.note(self.rec, raw_path=raw)
+            return self.send_error_json(400, "The request was rejected because the URL contained "
+                                             "a potentially malicious String \"//\"")
         fault = st.take_fault(self.command, path)
         if fault:
             st.note(self.rec, fault=fault["action"])
