@@ -103,7 +103,7 @@ Test(run_execute, task_script_is_written_and_run)
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "from-script\nid=t-1\n"), "%s", res.out);
 	struct stat st;
-	char *sh = kt_path(r.work, ".keruta/execute.sh");
+	char *sh = kt_path(r.work, ".keruta/tasks/t-1/execute.sh");
 	cr_assert_eq(stat(sh, &st), 0);
 	cr_expect_eq(st.st_mode & 0777, 0700);
 	char *status = rt_final_status(&r);
