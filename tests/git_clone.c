@@ -542,3 +542,30 @@ Test(git_clone, repository_committing_keruta_is_refused)
 	free(victim);
 	kt_result_free(&r);
 }
+
+/* A repository holding .keruta/events.jsonl once replaced the local
+ * events file silently: the clone is refused and the events stay the
+ * agent's. */
+Test(git_clone, repository_with_keruta_never_replaces_the_events)
+{
+	gt_make_repo(base, 0);
+	free(gt_sh(base, "cd src && mkdir .keruta && echo fake > .keruta/events.jsonl && "
+	                 "git add -A && git commit -qm events && cd .. && rm -rf srv/repo.git && "
+	                 "git clone -q --bare src srv/repo.git && "
+	                 "touch srv/repo.git/git-daemon-export-ok"));
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	cr_assert_eq(mkdir(wd, 0755), 0);
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "commits a .keruta entry"), "%s", all);
+	char *ev = kt_read_file(kt_path(wd, ".keruta/events.jsonl"), NULL);
+	cr_assert(ev && !kt_contains(ev, "fake") && kt_contains(ev, "\"FAILED\""), "%s",
+	          ev ? ev : "(none)");
+	free(ev);
+	free(all);
+	free(url);
+	kt_result_free(&r);
+}
