@@ -74,7 +74,9 @@ static int open_events(local *l, kr_error *err)
 	if (l->area_events) {
 		/* .keruta/events.jsonl: a link or file a repository put there is
 		 * never written through. */
-		int dir = kr_area_open(l->work, NULL, 1);
+		char *area = kr_asprintf("%s/" KR_AREA_DIR, l->work);
+		int dir = kr_area_mkdirs(area) == 0 ? kr_area_open(l->work, NULL, 1) : -1;
+		free(area);
 		int fd = dir >= 0 ? kr_area_create_file(dir, "events.jsonl", O_CREAT | O_APPEND, 0644)
 		                  : -1;
 		int e = errno;
