@@ -354,3 +354,18 @@ Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
 	json_object_put(st);
 	kt_result_free(&r);
 }
+
+/* keruta-api never takes the log: the run does not end as a plain success,
+ * and says where the lines are. */
+Test(api_logs, undelivered_log_is_reported_in_the_exit_code, .timeout = 120)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"times\":-1}");
+	at_pipeline(&C, "count: 5", "  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, NULL, NULL, 100), 3, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "the task's log did not reach keruta-api"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "log-spool"), "%s", r.err);
+	kt_result_free(&r);
+}

@@ -452,3 +452,30 @@ Test(run_execute, sigterm_still_runs_always_stages_within_the_grace_period)
 	kt_result_free(&res);
 	rt_free(&r);
 }
+
+/* A flood of empty lines costs its records, not its bytes: the events
+ * file stays within the log budget, and the last line (the tail) is kept. */
+Test(run_execute, empty_line_flood_is_bounded_by_the_log_budget)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        head -c 2000000 /dev/zero | tr '\\0' '\\n'\n"
+	                   "        echo the-last-line\n",
+	                   "settings:\n  log_max_total: 1MiB\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 120), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	struct stat st;
+	cr_assert_eq(stat(r.events, &st), 0);
+	cr_expect(st.st_size < 2 * 1024 * 1024,
+	          "2,000,000 empty lines made an events file of %lld bytes, over the 1 MiB budget",
+	          (long long)st.st_size);
+	char *ev = kt_read_file(r.events, NULL);
+	cr_expect(kt_contains(ev, "the-last-line"), "the tail was not kept");
+	cr_expect(kt_contains(ev, "of output cut here"), "the cut is not marked");
+	free(ev);
+	kt_result_free(&res);
+	rt_free(&r);
+}
