@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "api_paths.h"
+#include "area.h"
 #include "http.h"
 #include "log.h"
 #include "logship.h"
@@ -455,6 +456,22 @@ static int api_fetch_document(kr_backend *b, kr_task *t, const char *id, const c
 	return rc;
 }
 
+/* The id keruta-api gave the uploaded document ({"documents": [{"id"}]}),
+ * for the task's upload record (core/upload.c); none is not an error. */
+static void remember_document_id(kr_task *t, const kr_buf *body)
+{
+	kr_node *n = NULL;
+	kr_error perr = {0};
+	if (!body->len || kr_node_load_string("upload answer", body->data, body->len, &n, &perr))
+		return;
+	const kr_node *docs = kr_node_get(n, "documents");
+	const kr_node *id = docs && docs->n && !docs->keys ? kr_node_get(docs->items[0], "id")
+	                                                   : kr_node_get(n, "id");
+	if (id && id->value && !id->n)
+		kr_task_set(t, "upload.document_id", id->value);
+	kr_node_free(n);
+}
+
 static int api_upload_artifact(kr_backend *b, kr_task *t, const char *file, const char *name,
                                kr_error *err)
 {
@@ -470,6 +487,8 @@ static int api_upload_artifact(kr_backend *b, kr_task *t, const char *file, cons
 		rc = kr_http_request(a->http, &rq, &rs, err);
 		if (rc == KR_NOT_FOUND)
 			rc = KR_FAILED;
+		if (rc == KR_OK)
+			remember_document_id(t, &rs.body);
 		kr_http_resp_free(&rs);
 	}
 	free(path);
@@ -613,7 +632,13 @@ static kr_backend *create(const kr_settings *s, kr_error *err)
 	};
 	lo.http.retries = 0;
 	lo.http.retry_max_ms = 0;
-	char *spool = kr_asprintf("%s/.keruta/log-spool", kr_settings_get(s, KR_S_WORK_DIR));
+	/* The task's own spool (core/area.h): another task's on a shared
+	 * volume is never replayed as this one's. */
+	const char *tid = kr_settings_get(s, KR_S_TASK_ID);
+	char *spool = kr_area_id_ok(tid) ? kr_asprintf("%s/" KR_AREA_DIR "/" KR_AREA_TASKS "/%s/log-spool",
+	                                               kr_settings_get(s, KR_S_WORK_DIR), tid)
+	                                 : kr_asprintf("%s/" KR_AREA_DIR "/log-spool",
+	                                               kr_settings_get(s, KR_S_WORK_DIR));
 	lo.spool_path = spool;
 	a->ship = kr_logship_new(&lo, err);
 	free(spool);

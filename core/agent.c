@@ -301,9 +301,13 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	kr_log_set_sink(NULL, NULL);
 	kr_error ferr = {0};
 	uint64_t flush_ms = kr_supervise_signal() ? kr_supervise_grace_ms() / 2 + 1 : 30000;
-	if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0)
-		kr_log(KR_LOG_WARN, NULL, "some log lines were not delivered: %s (kept in the spool)",
-		       ferr.msg);
+	if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0) {
+		/* The task's log is part of its record: a run whose lines did not
+		 * reach keruta-api does not end as a plain success. */
+		kr_log(KR_LOG_ERROR, NULL, "the task's log did not reach keruta-api: %s", ferr.msg);
+		if (code == KR_EXIT_OK)
+			code = ferr.code ? ferr.code : KR_EXIT_API;
+	}
 	if (final && id) {
 		kr_buf msg = {0};
 		const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);

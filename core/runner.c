@@ -135,6 +135,12 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 				snprintf(reason, sizeof(reason), "terminated by %s%s%s",
 				         sig == SIGINT ? "SIGINT" : "SIGTERM", a->reason_set ? ": " : "",
 				         a->reason_set ? a->reason : "");
+			} else if (cancel == KR_CANCEL_TIMEOUT && signalled &&
+			           (!d->timeout_ms || took < d->timeout_ms)) {
+				snprintf(reason, sizeof(reason),
+				         "did not finish within the grace period after %s%s%s",
+				         kr_supervise_signal() == SIGINT ? "SIGINT" : "SIGTERM",
+				         a->reason_set ? ": " : "", a->reason_set ? a->reason : "");
 			} else if (cancel == KR_CANCEL_TIMEOUT) {
 				kr_format_ms(d->timeout_ms, limit, sizeof(limit));
 				snprintf(reason, sizeof(reason), "timed out after %s%s%s", limit,

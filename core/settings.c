@@ -103,7 +103,8 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
         [KR_S_LOG_MAX_LINE] = {"log_max_line", NULL, {NULL}, KR_ST_SIZE, "16KiB", T, NULL,
                                "longer lines are shipped in parts, marked"},
         [KR_S_LOG_MAX_TOTAL] = {"log_max_total", NULL, {NULL}, KR_ST_SIZE, "64MiB", T, NULL,
-                                "beyond this, only the head and the tail are shipped"},
+                                "beyond this, only the head and the tail are shipped (each line "
+                                "counts 80 bytes more than its text: its record)"},
         [KR_S_MAX_DOWNLOAD] = {"max_download", NULL, {NULL}, KR_ST_SIZE, "100MB", T, NULL,
                                "largest document or script downloaded"},
         /* ---- launcher (render, dispatch): launcher/ owns this section ---- */

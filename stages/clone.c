@@ -16,6 +16,8 @@
  *   - a clone of the same URL (a volume inherited from a parent task):
  *     fetch and check out; files the checkout does not touch stay;
  *   - anything else: the stage fails and deletes nothing.
+ * A repository that commits a .keruta entry (the agent's own area) is
+ * refused before anything is checked out.
  * A transfer that breaks off is retried from a clean state: a failed fresh
  * clone removes what it created (only that), a failed fetch leaves the
  * existing clone as it was.
@@ -502,6 +504,27 @@ static int checkout(attempt *a, const git_oid *oid)
 		git_commit_free(commit);
 		if (git_commit_lookup(&commit, a->repo, &target) < 0)
 			return r->svc->fail(r->task, "clone: cannot read commit: %s", lg2_msg());
+	}
+	/* .keruta is the agent's own area (scripts, env files, the upload
+	 * record, the log spool, the events): a repository that commits one
+	 * could aim the agent's writes anywhere through links, or replace its
+	 * files.  Refused before anything is checked out. */
+	git_tree *tree = NULL;
+	if (git_commit_tree(&tree, commit) < 0) {
+		git_commit_free(commit);
+		return r->svc->fail(r->task, "clone: cannot read the commit's tree: %s", lg2_msg());
+	}
+	int has_area = git_tree_entry_byname(tree, ".keruta") != NULL;
+	git_tree_free(tree);
+	if (has_area) {
+		git_commit_free(commit);
+		char *pub = url_public(a->url);
+		r->svc->fail(r->task,
+		             "clone: %s at %s commits a .keruta entry, the agent's own area in the "
+		             "work dir; remove .keruta from the repository (nothing was checked out)",
+		             pub ? pub : "the repository", a->ref && *a->ref ? a->ref : "the default branch");
+		free(pub);
+		return -1;
 	}
 	git_checkout_options co;
 	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);

@@ -4,6 +4,7 @@
  * repositories made by the git CLI.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ static void teardown(void)
 TestSuite(git_clone, .init = setup, .fini = teardown, .timeout = 120);
 
 #define STAGES_CLONE "  clone: { plugin: clone, with: { retry_delay: 100ms %s } }"
+#define STAGES_CLONE_PLAIN "  clone: { plugin: clone, with: { retry_delay: 100ms } }"
 
 /* Run the clone stage (with: extra given as ", key: value" text). */
 static int run_clone(kt_result *r, const char *url, const char *ref, const char *with_extra,
@@ -612,4 +614,86 @@ Test(git_clone, ssh_key_and_known_hosts)
 	free(all);
 	free(root), free(hostkey), free(auth), free(user), free(url), free(extra), free(wrong),
 	        free(stranger);
+}
+
+/* A repository that commits .keruta/ with links aimed outside the work
+ * dir (env values, the log spool, local artifacts, the doc dir, the
+ * events file, the per-task area): the clone is refused before anything
+ * is checked out, and no stage after it writes anywhere. */
+Test(git_clone, repository_committing_keruta_is_refused)
+{
+	gt_make_repo(base, 0);
+	char *outside = kt_path(base, "outside");
+	cr_assert_eq(mkdir(outside, 0755), 0);
+	char *victim = kt_path(base, "victim");
+	kt_write_file(victim, "precious\n");
+	free(gt_sh(base,
+	           "cd src && mkdir .keruta && ln -s '%s' .keruta/env && ln -s '%s' "
+	           ".keruta/log-spool && ln -s '%s' .keruta/artifacts && ln -s /etc .keruta/doc && "
+	           "ln -s '%s' .keruta/tasks && ln -s '%s' .keruta/events.jsonl && "
+	           "git add -A && git commit -qm hostile && cd .. && rm -rf srv/repo.git && "
+	           "git clone -q --bare src srv/repo.git && touch srv/repo.git/git-daemon-export-ok",
+	           outside, victim, outside, outside, victim));
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	char *task = NULL;
+	char big[40000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert(asprintf(&task,
+	                   "id: t1\nrepository: { url: \"%s\", ref: main }\ndescription: %s\n"
+	                   "script: \"echo out > .keruta/doc/out.txt\"\n",
+	                   url, big) > 0);
+	kt_result r;
+	gt_agent(&r, "execute", wd, task, "[clone, execute, collect]",
+	         STAGES_CLONE_PLAIN "\n  execute: {plugin: execute}\n  collect: {plugin: collect}",
+	         NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "commits a .keruta entry"), "%s", all);
+	DIR *d = opendir(outside);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	cr_assert_eq(n, 0, "something was written through a committed link:\n%s", all);
+	char *v = kt_read_file(victim, NULL);
+	cr_assert_str_eq(v ? v : "", "precious\n");
+	struct stat st;
+	cr_assert(lstat(kt_path(wd, ".keruta/env"), &st) != 0, "the hostile tree was checked out");
+	free(v);
+	free(all);
+	free(task);
+	free(url);
+	free(outside);
+	free(victim);
+	kt_result_free(&r);
+}
+
+/* A repository holding .keruta/events.jsonl once replaced the local
+ * events file silently: the clone is refused and the events stay the
+ * agent's. */
+Test(git_clone, repository_with_keruta_never_replaces_the_events)
+{
+	gt_make_repo(base, 0);
+	free(gt_sh(base, "cd src && mkdir .keruta && echo fake > .keruta/events.jsonl && "
+	                 "git add -A && git commit -qm events && cd .. && rm -rf srv/repo.git && "
+	                 "git clone -q --bare src srv/repo.git && "
+	                 "touch srv/repo.git/git-daemon-export-ok"));
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	cr_assert_eq(mkdir(wd, 0755), 0);
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "commits a .keruta entry"), "%s", all);
+	char *ev = kt_read_file(kt_path(wd, ".keruta/events.jsonl"), NULL);
+	cr_assert(ev && !kt_contains(ev, "fake") && kt_contains(ev, "\"FAILED\""), "%s",
+	          ev ? ev : "(none)");
+	free(ev);
+	free(all);
+	free(url);
+	kt_result_free(&r);
 }
