@@ -270,99 +270,32 @@ int kr_area_task_open(const char *work, const char *task_id, const char *rel, un
 int kr_area_create_file(int dir, const char *name, int extra, mode_t mode)
 {
 	for (int attempt = 0; attempt < 3; attempt++) {
-		int fd = openat(dir, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | extra,
-		                mode);
+		/* Look before opening: opening a device or FIFO can act. */
 		struct stat st;
-		if (fd >= 0) {
-			if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-				fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-				return fd;
+		if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode)) {
+			if (S_ISDIR(st.st_mode)) {
+				errno = EISDIR;
+				return -1;
 			}
-			close(fd);
-		} else if (errno != ELOOP && errno != EISDIR && errno != ENXIO &&
-		           errno != EEXIST) {
-			return -1;
-		} else if (errno == EEXIST) {
-			return -1;
-		}
-		if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
 			kr_log(KR_LOG_WARN, NULL,
 			       "removed '%s' from the agent's area: a %s where the agent writes a file",
-			       name, S_ISLNK(st.st_mode) ? "symlink" : "non-regular file");
-		if (S_ISDIR(st.st_mode)) {
-			errno = EISDIR;
+			       name, S_ISLNK(st.st_mode) ? "symlink" : "special file");
+			if (unlinkat(dir, name, 0) != 0 && errno != ENOENT)
+				return -1;
+		}
+		int fd = openat(dir, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | extra,
+		                mode);
+		if (fd < 0) {
+			if (errno == ELOOP || errno == ENXIO)
+				continue; /* replaced meanwhile: look again */
 			return -1;
 		}
-		if (unlinkat(dir, name, 0) != 0 && errno != ENOENT)
-			return -1;
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+			return fd;
+		}
+		close(fd);
 	}
 	errno = ELOOP;
 	return -1;
-}
-
-int kr_area_replace_file(int dir, const char *name, const void *data, size_t len)
-{
-	char tmp[300];
-	snprintf(tmp, sizeof(tmp), ".%s.%ld.tmp", name, (long)getpid());
-	int fd = kr_area_create_file(dir, tmp, O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return -1;
-	const char *p = data;
-	size_t left = len;
-	while (left) {
-		ssize_t n = write(fd, p, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int e = errno;
-			close(fd);
-			unlinkat(dir, tmp, 0);
-			errno = e;
-			return -1;
-		}
-		p += n;
-		left -= (size_t)n;
-	}
-	if (close(fd) != 0) {
-		int e = errno;
-		unlinkat(dir, tmp, 0);
-		errno = e;
-		return -1;
-	}
-	if (renameat(dir, tmp, dir, name) != 0) {
-		int e = errno;
-		unlinkat(dir, tmp, 0);
-		errno = e;
-		return -1;
-	}
-	return 0;
-}
-
-char *kr_area_read_file(int dir, const char *name, size_t max, size_t *len)
-{
-	int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-		int e = errno;
-		if (e == 0 || S_ISREG(st.st_mode))
-			e = EFBIG;
-		if (!S_ISREG(st.st_mode))
-			e = EINVAL;
-		close(fd);
-		errno = e;
-		return NULL;
-	}
-	kr_buf b = {0};
-	char chunk[8192];
-	ssize_t n;
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0 && b.len + (size_t)n <= max)
-		kr_buf_add(&b, chunk, (size_t)n);
-	close(fd);
-	if (len)
-		*len = b.len;
-	if (!b.data)
-		return kr_strdup("");
-	return b.data;
 }

@@ -17,7 +17,9 @@
  * accident.  .keruta/doc and .keruta/documents, the names task scripts
  * use, are symlinks the agent points at the running task's own
  * directories before it starts task code; the parent's stay readable
- * under .keruta/tasks/<parent id>/.
+ * under .keruta/tasks/<parent id>/.  A real directory found at one of
+ * those names (left by an older agent, or made by hand) is moved to
+ * .keruta/unowned/, never uploaded as anyone's.
  *
  * Every function here is the one place this is done: stages reach it
  * through kr_services.area_open/area_path, backends call it directly.
@@ -72,14 +74,5 @@ int kr_area_mkdirs(const char *path);
 /* Open `name` in dir for writing (O_WRONLY | extra, O_NOFOLLOW), removing
  * a symlink or anything else but a regular file in its place first. */
 int kr_area_create_file(int dir, const char *name, int extra, mode_t mode);
-
-/* Replace `name` in dir by data: a temporary file, renameat (no fsync:
- * callers accept the old content after a machine crash).  0 or
- * -1 with errno. */
-int kr_area_replace_file(int dir, const char *name, const void *data, size_t len);
-
-/* Read the regular file `name` in dir (at most max bytes; NUL added).
- * NULL with errno (ENOENT when missing, EFBIG when larger). */
-char *kr_area_read_file(int dir, const char *name, size_t max, size_t *len);
 
 #endif

@@ -168,56 +168,121 @@ static int digest_file(const char *path, char hex[65], uint64_t *size)
 /* ------------------------------------------------------------- record */
 
 /* What this process has read of one task's record, so that each upload
- * reads only what other processes appended since (collect with 10,000
- * files stays linear). */
+ * reads only what other processes appended since, and an index of its
+ * lines by name (collect with 10,000 files stays linear). */
 static struct {
 	pthread_mutex_t lock;
 	char *where;    /* work dir + task id the cache is of (owned) */
 	kr_buf seen;    /* the record's first seen.len bytes           */
-} cache = {PTHREAD_MUTEX_INITIALIZER, NULL, {0}};
+	size_t parsed;  /* bytes of seen indexed                       */
+	size_t *slot;   /* open addressing: line start + 1, 0 = empty  */
+	size_t cap, n;
+} cache = {PTHREAD_MUTEX_INITIALIZER, NULL, {0}, 0, NULL, 0, 0};
+
+/* The name of the complete line at off ("<digest> <size> <id> <name>"),
+ * or NULL for a malformed line. */
+static const char *line_name(size_t off, size_t *len)
+{
+	const char *l = cache.seen.data + off;
+	const char *end = memchr(l, '\n', cache.seen.len - off);
+	const char *p = l;
+	for (int field = 0; field < 3 && p; field++) {
+		p = memchr(p, ' ', (size_t)(end - p));
+		if (p)
+			p++;
+	}
+	if (!p)
+		return NULL;
+	*len = (size_t)(end - p);
+	return p;
+}
+
+static uint64_t name_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	while (n--)
+		h = (h ^ (unsigned char)*p++) * 1099511628211ull;
+	return h;
+}
+
+/* The slot for name: its line, or the empty slot where it would go. */
+static size_t *slot_of(const char *name, size_t nl)
+{
+	size_t i = (size_t)name_hash(name, nl) & (cache.cap - 1);
+	for (;; i = (i + 1) & (cache.cap - 1)) {
+		size_t len;
+		const char *n;
+		if (!cache.slot[i] || ((n = line_name(cache.slot[i] - 1, &len)) && len == nl &&
+		                       memcmp(n, name, nl) == 0))
+			return &cache.slot[i];
+	}
+}
+
+static void index_line(size_t off)
+{
+	size_t nl;
+	const char *name = line_name(off, &nl);
+	if (!name)
+		return;
+	if ((cache.n + 1) * 2 > cache.cap) {
+		size_t *old = cache.slot, ocap = cache.cap;
+		cache.cap = ocap ? ocap * 2 : 1024;
+		cache.slot = kr_calloc(cache.cap, sizeof(*cache.slot));
+		cache.n = 0;
+		for (size_t i = 0; i < ocap; i++)
+			if (old[i]) {
+				size_t len;
+				const char *n = line_name(old[i] - 1, &len);
+				*slot_of(n, len) = old[i];
+				cache.n++;
+			}
+		free(old);
+	}
+	size_t *s = slot_of(name, nl);
+	cache.n += !*s;
+	*s = off + 1; /* the last line for a name wins */
+}
 
 /* Bring the cache up to the record at fd (locked). */
 static void cache_sync(int fd, const char *where)
 {
-	if (!cache.where || strcmp(cache.where, where) != 0) {
+	struct stat st;
+	if (!cache.where || strcmp(cache.where, where) != 0 || fstat(fd, &st) != 0 ||
+	    (uint64_t)st.st_size < cache.seen.len) {
+		/* another task, or the record was replaced: read it all again */
 		free(cache.where);
 		cache.where = kr_strdup(where);
 		kr_buf_reset(&cache.seen);
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size < cache.seen.len) {
-		kr_buf_reset(&cache.seen); /* replaced or cut: read it all again */
+		cache.parsed = 0;
+		if (cache.slot)
+			memset(cache.slot, 0, cache.cap * sizeof(*cache.slot));
+		cache.n = 0;
 	}
 	char chunk[65536];
 	ssize_t n;
 	while ((n = pread(fd, chunk, sizeof(chunk), (off_t)cache.seen.len)) > 0)
 		kr_buf_add(&cache.seen, chunk, (size_t)n);
+	/* index the complete lines; a line cut short by a crash (no newline)
+	 * never matches */
+	for (const char *nl; cache.parsed < cache.seen.len &&
+	                     (nl = memchr(cache.seen.data + cache.parsed, '\n',
+	                                  cache.seen.len - cache.parsed));) {
+		index_line(cache.parsed);
+		cache.parsed = (size_t)(nl - cache.seen.data) + 1;
+	}
 }
 
-/* The complete line recorded for name, or NULL.  A line cut short by a
- * crash (no newline) never matches. */
+/* The complete line recorded for name, or NULL. */
 static const char *cache_find(const char *name, size_t *len)
 {
-	const char *found = NULL;
-	size_t nl = strlen(name);
-	for (const char *l = cache.seen.data; l && l < cache.seen.data + cache.seen.len;) {
-		const char *end = memchr(l, '\n', cache.seen.len - (size_t)(l - cache.seen.data));
-		if (!end)
-			break;
-		/* digest, size, document id, then the name to the end of the line */
-		const char *p = l;
-		for (int field = 0; field < 3 && p; field++) {
-			p = memchr(p, ' ', (size_t)(end - p));
-			if (p)
-				p++;
-		}
-		if (p && (size_t)(end - p) == nl && memcmp(p, name, nl) == 0) {
-			found = l; /* the last line for a name wins */
-			*len = (size_t)(end - l);
-		}
-		l = end + 1;
-	}
-	return found;
+	if (!cache.cap)
+		return NULL;
+	size_t off = *slot_of(name, strlen(name));
+	if (!off)
+		return NULL;
+	const char *l = cache.seen.data + off - 1;
+	*len = (size_t)((const char *)memchr(l, '\n', cache.seen.len - (off - 1)) - l);
+	return l;
 }
 
 int kr_upload_once(kr_backend *b, kr_task *t, const char *path, const char *name,

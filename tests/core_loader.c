@@ -87,7 +87,7 @@ Test(loader, not_found_lists_every_directory_searched)
 Test(loader, other_major_is_refused_naming_both_versions)
 {
 	char *msg = load_error("fx_major");
-	cr_expect(strstr(msg, "built for plugin ABI 2.0, but this agent speaks ABI 1.0") != NULL,
+	cr_expect(strstr(msg, "built for plugin ABI 2.0, but this agent speaks ABI 1.1") != NULL,
 	          "%s", msg);
 	free(msg);
 }
@@ -95,7 +95,7 @@ Test(loader, other_major_is_refused_naming_both_versions)
 Test(loader, newer_minor_is_refused)
 {
 	char *msg = load_error("fx_minor");
-	cr_expect(strstr(msg, "built for plugin ABI 1.1, newer than this agent's ABI 1.0") != NULL,
+	cr_expect(strstr(msg, "built for plugin ABI 1.2, newer than this agent's ABI 1.1") != NULL,
 	          "%s", msg);
 	free(msg);
 }
@@ -299,8 +299,8 @@ Test(loader_cli, nan_inf_and_hex_are_not_numbers)
 Test(loader_cli, each_failure_is_one_line_and_exit_2)
 {
 	validate_fails_with("nosuch", "plugin 'nosuch' not found");
-	validate_fails_with("fx_major", "but this agent speaks ABI 1.0");
-	validate_fails_with("fx_minor", "newer than this agent's ABI 1.0");
+	validate_fails_with("fx_major", "but this agent speaks ABI 1.1");
+	validate_fails_with("fx_minor", "newer than this agent's ABI 1.1");
 	validate_fails_with("fx_nodesc", "not a keruta-agent plugin");
 	validate_fails_with("fx_norun", "no run callback");
 }
@@ -337,10 +337,10 @@ Test(loader_cli, plugins_lists_good_and_bad)
 	kt_result r;
 	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 30), 0);
 	cr_expect_eq(r.status, 2, "invalid plugins in the path make the listing fail: %s", r.out);
-	cr_expect(kt_contains(r.out, "fx_ok            1.0"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "fx_ok            1.1"), "%s", r.out);
 	cr_expect(kt_contains(r.out, "with trace"), "options are listed with -v: %s", r.out);
 	cr_expect(kt_contains(r.out, "fx_major.so      INVALID"), "%s", r.out);
-	cr_expect(kt_contains(r.out, "hello            1.0"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "hello            1.1"), "%s", r.out);
 	kt_result_free(&r);
 	free(fx);
 }
