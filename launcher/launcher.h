@@ -17,7 +17,9 @@ int kr_launcher_main(const char *command, kr_settings *s, kr_error *err);
 /* A keruta-api client from the settings, or NULL when no URL is set. */
 kr_http *kr_launcher_api(const kr_settings *s, kr_error *err);
 
-/* The task from --task-file, or from the API by id. */
+/* The task from --task-file, or from the API by id (the volume fields it
+ * leaves unset from its repository record).  *t is the caller's to free
+ * only when 0 is returned. */
 int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltask *t,
                      kr_error *err);
 /* The volume fields a task left unset, from its repository record. */

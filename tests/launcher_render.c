@@ -700,7 +700,7 @@ Test(render, bad_pvc_fields_name_the_task_and_the_field)
 		char *task = task_file("bad.json", "bad-task-7", "t", NULL, NULL, cases[i].extra);
 		kt_result r;
 		render(&r, "bad.yaml", task, NULL);
-		cr_expect_neq(r.status, 0, "%s: accepted", cases[i].extra);
+		cr_expect_eq(r.status, 1, "%s: exit %d, not 1 (task failed)", cases[i].extra, r.status);
 		cr_expect(kt_contains(r.err, "bad-task-7") && kt_contains(r.err, cases[i].field) &&
 		                  kt_contains(r.err, cases[i].value),
 		          "%s: the message names the task, the field and the value: %s", cases[i].extra,
