@@ -187,6 +187,8 @@ int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltas
 	}
 	if (rc == 0 && !(file && *file))
 		rc = kr_launcher_task_repository(s, api, t, err);
+	if (rc)
+		kr_ltask_free(t); /* the caller owns a task only on success */
 	kr_node_free(n);
 	free(what);
 	return rc;

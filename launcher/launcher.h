@@ -21,7 +21,9 @@ int kr_launcher_main(const char *command, kr_settings *s, kr_error *err);
 kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, int single_attempt,
                          kr_error *err);
 
-/* The task from --task-file, or from the API by id. */
+/* The task from --task-file, or from the API by id (the volume fields it
+ * leaves unset from its repository record).  *t is the caller's to free
+ * only when 0 is returned. */
 int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltask *t,
                      kr_error *err);
 /* The volume fields a task left unset, from its repository record. */

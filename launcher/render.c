@@ -482,6 +482,14 @@ int kr_render_check(const kr_settings *s, kr_error *err)
 			return -1;
 		}
 	}
+	v = kr_settings_get(s, KR_S_K8S_STORAGE_CLASS);
+	if (set(v) && !is_dns_subdomain(v)) {
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "--storage-class '%s' is not a storage class name (DNS-1123: lowercase "
+		             "letters, digits, '-' and '.')",
+		             v);
+		return -1;
+	}
 	if (!set(kr_settings_get(s, KR_S_K8S_PVC_SIZE))) {
 		kr_error_set(err, KR_EXIT_USAGE, "--pvc-size must be given (e.g. 1Gi)");
 		return -1;

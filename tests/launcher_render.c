@@ -483,6 +483,7 @@ Test(render, bad_settings_are_usage_errors)
 	             {"--node-selector", "novalue", "node selector"},
 	             {"--objects", "everything", "--objects"},
 	             {"--objects", "cleanup", "emptydir"},
+	             {"--storage-class", "Fast_SSD", "--storage-class"},
 	             {"--ttl-after-finished", "soon", "duration"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		/* the emptydir case needs the volume kind too */
