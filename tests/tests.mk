@@ -22,6 +22,13 @@ AM_TESTS_ENVIRONMENT = \
 	CRITERION_NO_EARLY_EXIT=1; export CRITERION_NO_EARLY_EXIT;
 
 EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh
+EXTRA_DIST += tests/README.md tests/valgrind/run tests/valgrind/libraries.supp
+
+# Test programs (and the agent they start) under valgrind: tests/README.md.
+check-valgrind: all
+	$(MAKE) $(AM_MAKEFLAGS) $(check_PROGRAMS) $(check_LTLIBRARIES)
+	$(SHELL) $(srcdir)/tests/valgrind/run -b $(abs_top_builddir)
+.PHONY: check-valgrind
 
 include $(srcdir)/tests/core.mk
 include $(srcdir)/tests/api.mk
