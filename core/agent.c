@@ -190,14 +190,16 @@ static void log_to_backend(void *ctx, kr_log_level level, const char *stage, con
 	in_sink = 0;
 }
 
-/* Only a clone creates the work dir: with no repository to clone, a
+/* In API mode only a clone creates the work dir (a Job mounts it; a
+ * local run's stages make it as they go): with no repository to clone, a
  * missing work dir failed later in whichever stage first wrote there,
  * with a message about that stage's file. */
 static int check_work_dir(kr_agent *a, kr_error *err)
 {
 	const char *work = kr_task_get(a->task, KR_TASK_WORK_DIR);
 	struct stat st;
-	if (strcmp(a->command, "cleanup") == 0 || !work || stat(work, &st) == 0 || errno != ENOENT ||
+	if (strcmp(a->backend->ops->name, "api") != 0 || strcmp(a->command, "cleanup") == 0 || !work ||
+	    stat(work, &st) == 0 || errno != ENOENT ||
 	    kr_task_get(a->task, KR_TASK_REPOSITORY_ID) || kr_task_get(a->task, KR_TASK_REPOSITORY_URL))
 		return 0;
 	kr_error_set(err, KR_EXIT_USAGE,

@@ -23,6 +23,13 @@ AM_TESTS_ENVIRONMENT = \
 
 EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh \
 	tests/mutation/run tests/mutation/map tests/mutation/equivalent tests/README.md
+EXTRA_DIST += tests/valgrind/run tests/valgrind/libraries.supp
+
+# Test programs (and the agent they start) under valgrind: tests/README.md.
+check-valgrind: all
+	$(MAKE) $(AM_MAKEFLAGS) $(check_PROGRAMS) $(check_LTLIBRARIES)
+	$(SHELL) $(srcdir)/tests/valgrind/run -b $(abs_top_builddir)
+.PHONY: check-valgrind
 
 include $(srcdir)/tests/core.mk
 include $(srcdir)/tests/api.mk

@@ -5,14 +5,8 @@
 EXTRA_DIST += tests/fuzz/run tests/fuzz/corpus tests/fuzz/fuzz.h tests/fuzz/masker.dict \
 	tests/fuzz/fuzz_pipeline.c tests/fuzz/fuzz_task.c tests/fuzz/fuzz_api_answers.c \
 	tests/fuzz/fuzz_watch.c tests/fuzz/fuzz_numbers.c tests/fuzz/fuzz_http_text.c \
-	tests/fuzz/fuzz_json_escape.c tests/fuzz/fuzz_masker.c \
-	tests/valgrind/run tests/valgrind/libraries.supp tests/README.md
+	tests/fuzz/fuzz_json_escape.c tests/fuzz/fuzz_masker.c
 
-# Test programs (and the agent they start) under valgrind: tests/README.md.
-check-valgrind: all
-	$(MAKE) $(AM_MAKEFLAGS) $(check_PROGRAMS) $(check_LTLIBRARIES)
-	$(SHELL) $(srcdir)/tests/valgrind/run -b $(abs_top_builddir)
-.PHONY: check-valgrind
 if FUZZING
 FUZZ_HARNESSES = tests/fuzz/fuzz_pipeline tests/fuzz/fuzz_task tests/fuzz/fuzz_api_answers \
 	tests/fuzz/fuzz_watch tests/fuzz/fuzz_numbers tests/fuzz/fuzz_http_text \
