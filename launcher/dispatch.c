@@ -465,36 +465,71 @@ static char *path(dispatcher *d, const char *group, const char *kind, const char
 	return kr_asprintf("%s%s/%s%s%s", group, d->ns_path, kind, name ? "/" : "", name ? name : "");
 }
 
+/* Items per list request: a namespace that kept 10,000 finished Jobs
+ * and their pods is read in pages, so the launcher never holds the whole
+ * list (tens of MiB of JSON) at once. */
+#define LIST_PAGE 500
+
+/* List kind (app=keruta plus extra, a URL-encoded selector term or "")
+ * page by page, each item to cb; *rv: the first page's resourceVersion
+ * when rv[0] is empty. */
+static int list_pages(dispatcher *d, const char *group, const char *kind, const char *extra,
+                      kr_watch_event cb, char *rv, size_t rvlen, kr_error *err)
+{
+	char *cont = NULL;
+	int rc = 0;
+	do {
+		char *e = cont ? curl_easy_escape(NULL, cont, 0) : NULL;
+		char *p = kr_asprintf("%s%s/%s?" SEL "%s&limit=%d%s%s", group, d->ns_path, kind, extra,
+		                      LIST_PAGE, e ? "&continue=" : "", e ? e : "");
+		curl_free(e);
+		free(cont);
+		cont = NULL;
+		json_object *ans = NULL;
+		long st = kr_kube_call(d->k, "GET", p, NULL, NULL, &ans, err);
+		free(p);
+		if (st != 200) {
+			if (st > 0)
+				kr_error_set(err, st == 401 || st == 403 ? KR_EXIT_USAGE : KR_EXIT_API,
+				             "cannot list %s in namespace %s: HTTP %ld %s%s", kind,
+				             kr_kube_namespace(d->k), st, kr_kube_status_message(ans),
+				             st == 401 || st == 403 ? " (check the token and the launcher's Role)"
+				                                    : "");
+			json_object_put(ans);
+			rc = -1;
+			break;
+		}
+		json_object *items = arr_at(ans, "items", NULL, NULL);
+		for (size_t i = 0; i < arr_len(items); i++)
+			cb(d, "ADDED", json_object_array_get_idx(items, i));
+		const char *v = str_at(ans, "metadata", "resourceVersion", NULL);
+		if (!rv[0] && v && strlen(v) < rvlen)
+			snprintf(rv, rvlen, "%s", v);
+		const char *c = str_at(ans, "metadata", "continue", NULL);
+		if (c && *c)
+			cont = kr_strdup(c);
+		json_object_put(ans);
+	} while (cont && !stop_requested);
+	free(cont);
+	return rc;
+}
+
 static int relist(dispatcher *d, kr_watch *w, const char *group, const char *kind,
                   kr_watch_event cb, kr_error *err)
 {
-	char *p = kr_asprintf("%s%s/%s?" SEL, group, d->ns_path, kind);
-	json_object *ans = NULL;
-	long st = kr_kube_call(d->k, "GET", p, NULL, NULL, &ans, err);
-	free(p);
-	if (st != 200) {
-		if (st > 0)
-			kr_error_set(err, st == 401 || st == 403 ? KR_EXIT_USAGE : KR_EXIT_API,
-			             "cannot list %s in namespace %s: HTTP %ld %s%s", kind,
-			             kr_kube_namespace(d->k), st, kr_kube_status_message(ans),
-			             st == 401 || st == 403 ? " (check the token and the launcher's Role)"
-			                                    : "");
-		json_object_put(ans);
+	char rv[sizeof(w->rv)] = "";
+	int rc;
+	if (cb == on_job)
+		/* main Jobs first: a cleanup Job is only heard once its task is
+		 * followed (adopted); the watch resumes from the first list, so
+		 * nothing between the two is missed */
+		rc = list_pages(d, group, kind, ",keruta.io%2Frole%21%3Dcleanup", cb, rv, sizeof(rv), err) ||
+		     list_pages(d, group, kind, ",keruta.io%2Frole%3Dcleanup", cb, rv, sizeof(rv), err);
+	else
+		rc = list_pages(d, group, kind, "", cb, rv, sizeof(rv), err);
+	if (rc)
 		return -1;
-	}
-	json_object *items = arr_at(ans, "items", NULL, NULL);
-	/* main Jobs first: a cleanup Job is only heard once its task is
-	 * followed (adopted) */
-	for (int pass = 0; pass < 2; pass++)
-		for (size_t i = 0; i < arr_len(items); i++) {
-			json_object *o = json_object_array_get_idx(items, i);
-			const char *role = str_at(o, "metadata", "labels", "keruta.io/role");
-			if ((role && strcmp(role, "cleanup") == 0) == pass)
-				cb(d, "ADDED", o);
-		}
-	const char *rv = str_at(ans, "metadata", "resourceVersion", NULL);
-	snprintf(w->rv, sizeof(w->rv), "%s", rv ? rv : "");
-	json_object_put(ans);
+	snprintf(w->rv, sizeof(w->rv), "%s", rv);
 	return kr_watch_start(w, err);
 }
 

@@ -939,3 +939,53 @@ Test(dispatch, emptydir_starts_no_cleanup_job)
 	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
 	free(s);
 }
+
+/* A namespace that kept many finished Jobs is read in pages (the whole
+ * list at once was hundreds of MiB for the launcher at 10,000 tasks); a
+ * Job of ours on the last page is still adopted and reported. */
+Test(dispatch, long_lists_are_read_in_pages)
+{
+	enum { OLD = 1100, CHUNK = 100 };
+	/* seeded in chunks: the control call's body goes on a command line */
+	for (int from = 0; from <= OLD; from += CHUNK) {
+		size_t cap = 400 * CHUNK + 64, len = 0;
+		char *objs = malloc(cap);
+		len += (size_t)snprintf(objs + len, cap - len, "{\"objects\": [");
+		for (int i = from; i <= OLD && i < from + CHUNK; i++)
+			len += (size_t)snprintf(
+			        objs + len, cap - len,
+			        "%s{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": {\"name\": "
+			        "\"keruta-job-%s%05d\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
+			        "\"keruta\", \"keruta.io/role\": \"main\"}, \"annotations\": "
+			        "{\"keruta.io/task-id\": \"%s%05d\"%s}}, \"spec\": {}, \"status\": "
+			        "{\"conditions\": [{\"type\": \"Complete\", \"status\": \"True\"}]}}",
+			        i > from ? ", " : "", i < OLD ? "old" : "zz", i, i < OLD ? "old" : "zz", i,
+			        i < OLD ? ", \"keruta.io/reported\": \"COMPLETED\"" : "");
+		snprintf(objs + len, cap - len, "]}");
+		json_object *ok = kt_kube_json(&kube, "POST", "/_control/seed", objs);
+		cr_assert_not_null(ok, "seeded");
+		json_object_put(ok);
+		free(objs);
+	}
+	char task[128];
+	snprintf(task, sizeof(task), "{\"tasks\": [{\"id\": \"zz%05d\", \"status\": \"PENDING\"}]}", OLD);
+	seed(task);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "200ms",
+	                                   "--cleanup-job=false", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	char id[16];
+	snprintf(id, sizeof(id), "zz%05d", OLD);
+	cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "the Job on the last page: %s", statuses(id));
+	cr_expect(kt_contains(r.err, "adopting"), "adopted, not created: %s", r.err);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	int pages = 0;
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		const char *q = kt_jstr(json_object_array_get_idx(reqs, i), "query");
+		pages += kt_contains(q, "limit=500") && kt_contains(q, "continue=");
+	}
+	json_object_put(reqs);
+	cr_expect_geq(pages, 2, "the Jobs were read in pages (%d follow-up pages)", pages);
+	kt_result_free(&r);
+}

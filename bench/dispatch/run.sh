@@ -20,9 +20,9 @@ tmp=$(mktemp -d)
 trap 'kill $kpid $apid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
 
 python3 "$src/tests/kubeapi/kube_api_server.py" --port-file "$tmp/kport" --token t \
-	--step 0.01 --parent-pid $$ >"$tmp/kube.log" 2>&1 &
+	--step 0.01 --idle-exit 0 --parent-pid $$ >"$tmp/kube.log" 2>&1 &
 kpid=$!
-python3 "$src/tests/refapi/keruta_api_server.py" --port-file "$tmp/aport" --parent-pid $$ \
+python3 "$src/tests/refapi/keruta_api_server.py" --port-file "$tmp/aport" --idle-exit 0 --parent-pid $$ \
 	>"$tmp/api.log" 2>&1 &
 apid=$!
 for i in $(seq 100); do [ -s "$tmp/kport" ] && [ -s "$tmp/aport" ] && break; sleep 0.1; done

@@ -12,7 +12,7 @@ CLI: kube_api_server.py [--port 0] [--port-file FILE] [--token T] [--idle-exit S
 API (namespaced; the conventions of the real API server, as far as the launcher uses them)
   /api/v1/namespaces/{ns}/persistentvolumeclaims[/{name}]   /api/v1/namespaces/{ns}/pods[/{name}]
   /apis/batch/v1/namespaces/{ns}/jobs[/{name}]
-  GET list (?labelSelector=a=b,c!=d,e  ?watch=1&resourceVersion=RV&timeoutSeconds=N
+  GET list (?labelSelector=a=b,c!=d,e  &limit=N&continue=TOKEN pages  ?watch=1&resourceVersion=RV&timeoutSeconds=N
   &allowWatchBookmarks=true), GET one, POST create (201; 409 AlreadyExists; 422 without
   metadata.name), DELETE (?propagationPolicy= or a DeleteOptions body; Background/Foreground also
   delete the Job's pods), PATCH (application/merge-patch+json only, else 415).
@@ -561,12 +561,25 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(400, status_obj(400, f"unable to parse requirement: {e}"), rec)
             if q.get("watch") in ("1", "true"):
                 return self.watch(kind, ns, sel, q, rec)
+            limit = int(q.get("limit") or 0)
+            cont = q.get("continue") or ""
+            md = {}
             with st.cond:
-                items = [copy.deepcopy(o) for (k, n, _), o in sorted(st.objects.items())
-                         if k == kind and n == ns and matches(sel, o["metadata"].get("labels"))]
-                rv = str(st.rv)
+                keys = [key for key, o in sorted(st.objects.items())
+                        if key[0] == kind and key[1] == ns and matches(sel, o["metadata"].get("labels"))]
+                rv, start = str(st.rv), 0
+                if cont:  # "RV:OFFSET": the first page's resourceVersion and where to go on
+                    try:
+                        rv, start = cont.split(":")[0], int(cont.split(":")[1])
+                    except (ValueError, IndexError):
+                        return self.send_json(400, status_obj(400, f"invalid continue token {cont!r}"), rec)
+                end = start + limit if limit > 0 else len(keys)
+                items = [copy.deepcopy(st.objects[key]) for key in keys[start:end]]
+                if end < len(keys):
+                    md["continue"] = f"{rv}:{end}"
+            md["resourceVersion"] = rv
             return self.send_json(200, {"kind": kind_name + "List", "apiVersion": api_version,
-                                        "metadata": {"resourceVersion": rv}, "items": items}, rec)
+                                        "metadata": md, "items": items}, rec)
         if name is None and self.command == "POST":
             return self.create(kind, ns, rec.get("body"), rec)
         if name is None:
