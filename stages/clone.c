@@ -20,7 +20,9 @@
  * refused before anything is checked out.
  * A transfer that breaks off is retried from a clean state: a failed fresh
  * clone removes what it created (only that), a failed fetch leaves the
- * existing clone as it was.
+ * existing clone as it was.  A refusal (no such repository or path, 4xx,
+ * authentication, certificate) is final at once.  A fresh clone of a local
+ * path takes the source's object files and refs instead of a pack.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
