@@ -5,6 +5,11 @@ TESTS += tests/edge_masking
 tests_edge_masking_SOURCES = tests/edge_masking.c $(RUN_COMMON)
 tests_edge_masking_CFLAGS = $(KT_CFLAGS)
 tests_edge_masking_LDADD = $(KT_LIBS)
+# a stage that ignores cancellation, for the agent's last resort
+check_LTLIBRARIES += tests/fixtures/stuck.la
+tests_fixtures_stuck_la_SOURCES = tests/fixtures/stuck.c
+tests_fixtures_stuck_la_CFLAGS = $(KR_PLUGIN_COMPILE)
+tests_fixtures_stuck_la_LDFLAGS = $(KT_FIXTURE_LINK) -export-symbols-regex '^keruta_plugin$$'
 check_PROGRAMS += tests/edge_stages
 TESTS += tests/edge_stages
 tests_edge_stages_SOURCES = tests/edge_stages.c $(RUN_COMMON)

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "run_common.h"
 
@@ -201,4 +203,38 @@ Test(edge_stages, cleanup_refuses_entries_leaving_keruta_first_or_last)
 	refused("[a.tmp, 'sub/../../outside.txt']", "sub/../../outside.txt");
 	refused("[a.tmp, 'sub/..']", "sub/..");
 	refused("[a.tmp, '']", "must be a path");
+}
+
+/* A failed stage, then a `when: always` stage that does not stop after
+ * SIGTERM: the agent gives up on it after the grace period, and what it
+ * reports is still the first failure, not the stuck stage. */
+Test(edge_stages, a_stuck_stage_after_a_failure_keeps_the_first_reason)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [first, stuck]\nstages:\n"
+	                      "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
+	                      "  stuck: {plugin: stuck, when: always}\n");
+	const char *args[] = {"--grace-period", "1s", NULL};
+	int out_fd, err_fd;
+	pid_t pid = rt_agent_spawn(&r, args, NULL, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	char *mark = kt_path(r.work, ".keruta/stuck.txt");
+	for (int i = 0; i < 600 && access(mark, F_OK) != 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(mark, F_OK), 0, "the stuck stage never started");
+	free(mark);
+	kill(pid, SIGTERM);
+	kt_result res;
+	cr_assert_eq(kt_wait(&res, pid, out_fd, err_fd, 30), 0);
+	cr_assert(!res.timed_out, "the agent did not give up on the stuck stage");
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	json_object *t = termination(&r);
+	cr_expect_str_eq(str_field(t, "status"), "FAILED");
+	cr_expect_str_eq(str_field(t, "stage"), "first");
+	const char *reason = str_field(t, "reason");
+	cr_expect(reason && kt_contains(reason, "exit code 3"), "reason: %s", reason);
+	json_object_put(t);
+	kt_result_free(&res);
+	rt_free(&r);
 }
