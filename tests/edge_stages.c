@@ -152,21 +152,25 @@ Test(edge_stages, cleanup_removes_the_first_and_the_last_entry)
 {
 	rt r;
 	rt_init(&r, NULL);
-	char *k = kt_path(r.work, ".keruta");
-	mkdir(k, 0755);
+	/* `remove:` names files of the task's own area */
+	char *k = kt_path(r.work, ".keruta/tasks/t-1");
+	const char *mk[] = {"mkdir", "-p", k, NULL};
+	kt_result m;
+	cr_assert_eq(kt_run(&m, mk, NULL, NULL, NULL, 30), 0);
+	kt_result_free(&m);
 	free(k);
-	touch(&r, ".keruta/first.tmp");
-	touch(&r, ".keruta/middle.tmp");
-	touch(&r, ".keruta/last.tmp");
-	touch(&r, ".keruta/kept.txt");
+	touch(&r, ".keruta/tasks/t-1/first.tmp");
+	touch(&r, ".keruta/tasks/t-1/middle.tmp");
+	touch(&r, ".keruta/tasks/t-1/last.tmp");
+	touch(&r, ".keruta/tasks/t-1/kept.txt");
 	cleanup_pipeline(&r, "[first.tmp, middle.tmp, last.tmp]");
 	kt_result res;
 	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
-	cr_expect(!exists(&r, ".keruta/first.tmp"), "the first entry was not removed");
-	cr_expect(!exists(&r, ".keruta/middle.tmp"));
-	cr_expect(!exists(&r, ".keruta/last.tmp"), "the last entry was not removed");
-	cr_expect(exists(&r, ".keruta/kept.txt"), "a file not listed was removed");
+	cr_expect(!exists(&r, ".keruta/tasks/t-1/first.tmp"), "the first entry was not removed");
+	cr_expect(!exists(&r, ".keruta/tasks/t-1/middle.tmp"));
+	cr_expect(!exists(&r, ".keruta/tasks/t-1/last.tmp"), "the last entry was not removed");
+	cr_expect(exists(&r, ".keruta/tasks/t-1/kept.txt"), "a file not listed was removed");
 	kt_result_free(&res);
 	rt_free(&r);
 }
