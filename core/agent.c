@@ -267,7 +267,10 @@ static void read_record(kr_agent *a)
 			snprintf(a->reported, sizeof(a->reported), "%s", r->value);
 		const kr_node *st = kr_node_get(n, "status"), *stage = kr_node_get(n, "stage"),
 		              *reason = kr_node_get(n, "reason"), *ec = kr_node_get(n, "errorCode");
-		if (st && st->type == KR_NODE_SCALAR) {
+		const kr_node *cmd = kr_node_get(n, "command");
+		/* only the main container's outcome is the task's; init's is not */
+		int main_run = cmd && cmd->type == KR_NODE_SCALAR && strcmp(cmd->value, "run") == 0;
+		if (main_run && st && st->type == KR_NODE_SCALAR) {
 			snprintf(a->prior_status, sizeof(a->prior_status), "%s", st->value);
 			a->prior = 1;
 		}
@@ -302,7 +305,8 @@ static void add_json_field(kr_buf *b, const char *name, const char *value)
 }
 
 /* Written whole to a temporary name and renamed: a reader never sees half. */
-static void write_record(kr_agent *a, const char *status, const char *stage, const char *reason)
+static void write_record(kr_agent *a, const char *command, const char *status,
+                         const char *stage, const char *reason, const char *error_code)
 {
 	char *path = record_path(a);
 	if (!path)
@@ -331,11 +335,11 @@ static void write_record(kr_agent *a, const char *status, const char *stage, con
 	kr_buf_adds(&b, "{\"taskId\":\"");
 	kr_buf_add_json_str(&b, kr_task_get(a->task, KR_TASK_ID), strlen(kr_task_get(a->task, KR_TASK_ID)));
 	kr_buf_addc(&b, '"');
-	add_json_field(&b, "command", a->command);
+	add_json_field(&b, "command", command);
 	add_json_field(&b, "status", status);
 	add_json_field(&b, "stage", stage);
 	add_json_field(&b, "reason", reason);
-	add_json_field(&b, "errorCode", kr_task_get(a->task, KR_TASK_ERROR_CODE));
+	add_json_field(&b, "errorCode", error_code);
 	add_json_field(&b, "reported", a->reported[0] ? a->reported : NULL);
 	kr_buf_adds(&b, "}\n");
 	char *tmp = kr_asprintf("%s.tmp.%d", name, (int)getpid());
@@ -430,9 +434,15 @@ static void finish(kr_agent *a, int *code)
 		}
 		kr_buf_free(&msg);
 	}
-	if (id)
-		write_record(a, outcome, *code == KR_EXIT_OK ? NULL : stage_c,
-		             *code == KR_EXIT_OK ? NULL : reason_c);
+	/* a cleanup Job keeps the main container's outcome for its retries */
+	if (id && strcmp(a->command, "cleanup") == 0 && a->prior)
+		write_record(a, "run", a->prior_status, a->prior_stage[0] ? a->prior_stage : NULL,
+		             a->prior_reason[0] ? a->prior_reason : NULL,
+		             a->prior_code[0] ? a->prior_code : NULL);
+	else if (id)
+		write_record(a, a->command, outcome, *code == KR_EXIT_OK ? NULL : stage_c,
+		             *code == KR_EXIT_OK ? NULL : reason_c,
+		             *code == KR_EXIT_OK ? NULL : kr_task_get(a->task, KR_TASK_ERROR_CODE));
 	write_termination_log(a, send ? send : outcome, *code);
 	free(stage_c);
 	free(reason_c);

@@ -409,3 +409,28 @@ Test(seeds, a_failing_main_container_is_reported_once_by_the_cleanup_job, .timeo
 	free(state);
 	flow_stop(&f);
 }
+
+Test(seeds, a_cleanup_job_without_the_main_containers_outcome_sends_nothing, .timeout = 300)
+{
+	flow f;
+	flow_start(&f);
+	kt_result r;
+	const char *init_env[] = {"KERUTA_REPOSITORY_ID=r1", "KERUTA_DOCUMENT_ID=d1", NULL};
+	agent(&f, &r, init_args, init_env);
+	cr_assert_eq(r.status, 0, "init failed:\n%s", r.err);
+	kt_result_free(&r);
+	/* the main container died (OOM, a deleted pod) before it finished */
+	const char *cleanup_env[] = {"KERUTA_TASK_ID=123",
+	                             "KERUTA_SOURCE_POD=keruta-job-task123-pod-xyz", NULL};
+	agent(&f, &r, cleanup_args, cleanup_env);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "left no outcome"), "%s", r.err);
+	kt_result_free(&r);
+	char *s1 = statuses_of_123(&f);
+	cr_expect_str_eq(s1, "", "the launcher reports how the pod ended");
+	free(s1);
+	char *tl = kt_read_file(f.termlog, NULL);
+	cr_expect(kt_contains(tl, "\"reported\":null"), "%s", tl ? tl : "(none)");
+	free(tl);
+	flow_stop(&f);
+}
