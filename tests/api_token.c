@@ -210,3 +210,42 @@ Test(api_token, the_script_commands_need_the_agent)
 	cr_expect(kt_contains(r.err, "Usage: keruta-agent progress PERCENT"), "%s", r.err);
 	kt_result_free(&r);
 }
+
+/* What the agent refuses over the channel, the script learns on stderr
+ * with a non-zero exit; the task goes on. */
+Test(api_token, the_channel_refuses_bad_requests_clearly)
+{
+	char *script = NULL;
+	cr_assert(asprintf(&script,
+	                   "#!/bin/sh\n"
+	                   "K='%s'\n"
+	                   "$K log LOUD x; echo \"log=$?\"\n"
+	                   "$K progress 150; echo \"progress=$?\"\n"
+	                   "$K progress ten; echo \"word=$?\"\n"
+	                   "$K artifact .; echo \"dir=$?\"\n"
+	                   "$K artifact /nonexistent/x; echo \"missing=$?\"\n"
+	                   "$K log ERROR 'two' 'words'; echo \"ok=$?\"\n",
+	                   kt_agent()) > 0);
+	json_object *seed = json_object_new_object(), *scripts = json_object_new_object(),
+	            *t1 = json_object_new_object();
+	json_object_object_add(t1, "content", json_object_new_string(script));
+	json_object_object_add(scripts, "t1", t1);
+	json_object_object_add(seed, "scripts", scripts);
+	at_control(&C, "/_control/seed", json_object_to_json_string(seed));
+	json_object_put(seed);
+	free(script);
+	kt_result r;
+	const char *env[] = {"KERUTA_API_TOKEN=" TOKEN, NULL};
+	cr_assert_eq(at_agent(&C, &r, NULL, env, 60), 0, "%s", r.err);
+	cr_expect(kt_contains(r.out, "log=1"), "%s", r.out);
+	cr_expect(kt_contains(r.err, "LEVEL must be DEBUG, INFO, WARN or ERROR"), "%s", r.err);
+	cr_expect(kt_contains(r.out, "progress=1"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "word=1"), "%s", r.out);
+	cr_expect(kt_contains(r.err, "PERCENT must be a whole number from 0 to 100"), "%s", r.err);
+	cr_expect(kt_contains(r.out, "dir=1"), "%s", r.out);
+	cr_expect(kt_contains(r.err, "FILE must be a regular file"), "%s", r.err);
+	cr_expect(kt_contains(r.out, "missing=1"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "ok=0"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "[ERROR] two words"), "%s", r.out);
+	kt_result_free(&r);
+}
