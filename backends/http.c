@@ -58,6 +58,7 @@ typedef struct xfer {
 	int write_errno;
 	char *retry_after;
 	char *disposition;
+	uint64_t progress_ms; /* an upload's last progress line (0: not begun) */
 } xfer;
 
 /* Format, mask every secret, store: no message leaves this file with the
@@ -286,13 +287,14 @@ char *kr_http_disposition_filename(const char *value)
 		if (q2) {
 			kr_buf b = {0};
 			int ok = 1;
-			for (const char *p = q2 + 1; *p && ok; p++) {
+			for (const char *p = q2 + 1; *p; p++) {
 				if (*p == '%') {
 					int hi = p[1] ? hexval(p[1]) : -1, lo = hi >= 0 && p[2] ? hexval(p[2]) : -1;
-					if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
-						ok = 0;
-					else
-						kr_buf_addc(&b, (char)(hi * 16 + lo));
+					if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+						ok = 0; /* also stops before a cut escape's terminator */
+						break;
+					}
+					kr_buf_addc(&b, (char)(hi * 16 + lo));
 					p += 2;
 				} else {
 					kr_buf_addc(&b, *p);
@@ -392,10 +394,23 @@ static size_t on_body(char *data, size_t size, size_t n, void *ctx)
 	return len;
 }
 
+/* A large upload says how far it is every 2 s, so collect is not silent
+ * for minutes. */
 static int on_progress(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-	(void)dt, (void)dn, (void)ut, (void)un;
-	return aborted(ctx) ? 1 : 0;
+	xfer *x = ctx;
+	(void)dt, (void)dn;
+	if (x->rq->upload_path && ut > 0) {
+		uint64_t now = kr_now_ms();
+		if (!x->progress_ms) {
+			x->progress_ms = now;
+		} else if (now - x->progress_ms >= 2000) {
+			x->progress_ms = now;
+			kr_log(KR_LOG_INFO, NULL, "uploading %s: %.1f of %.1f MiB", x->rq->upload_name,
+			       (double)un / 1048576.0, (double)ut / 1048576.0);
+		}
+	}
+	return aborted(x->h) ? 1 : 0;
 }
 
 /* Headers at DEBUG, with the Authorization value replaced. */
@@ -489,7 +504,7 @@ static void setup(kr_http *h, xfer *x, const char *url, struct curl_slist *hdrs,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
 	if (h->debug) {
 		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);

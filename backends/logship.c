@@ -89,6 +89,28 @@ struct kr_logship {
 	uint64_t sent_lines, sent_batches, dropped_lines;
 };
 
+/*
+ * Anything the shipper does can log, and the core's log sink feeds the
+ * log back into kr_logship_line: from the shipper thread, or from any
+ * thread that holds the lock (a spool error while queueing), that would
+ * take the lock again and hang the agent for good.  Such lines are not
+ * shipped (they still reach stderr); a thread-local mark says so without
+ * touching the lock.
+ */
+static __thread int in_shipper; /* nonzero: this thread holds the lock or is the shipper */
+
+static void ls_lock(kr_logship *ls)
+{
+	pthread_mutex_lock(&ls->lock);
+	in_shipper++;
+}
+
+static void ls_unlock(kr_logship *ls)
+{
+	in_shipper--;
+	pthread_mutex_unlock(&ls->lock);
+}
+
 /* ---------------------------------------------------------------- queue */
 
 static item *item_new(const char *task, const char *stream, const char *line, size_t len)
@@ -511,7 +533,8 @@ static void timed_wait(kr_logship *ls, uint64_t until_ms)
 static void *shipper(void *arg)
 {
 	kr_logship *ls = arg;
-	pthread_mutex_lock(&ls->lock);
+	in_shipper = 1; /* for the thread's whole life: its HTTP errors log too */
+	ls_lock(ls);
 	while (!ls->stop) {
 		uint64_t now = kr_now_ms();
 		if (ls->retry_at > now) {
@@ -530,9 +553,9 @@ static void *shipper(void *arg)
 			}
 			batch b = {0};
 			batch_from_memory(ls, &b);
-			pthread_mutex_unlock(&ls->lock);
+			ls_unlock(ls);
 			enum sent s = send_batch(ls, &b);
-			pthread_mutex_lock(&ls->lock);
+			ls_lock(ls);
 			if (s == SENT_FAILED) {
 				if (!ls->spooling)
 					spool_memory(ls);
@@ -554,12 +577,12 @@ static void *shipper(void *arg)
 				continue;
 			}
 			uint64_t from = ls->read_off, end = ls->write_off;
-			pthread_mutex_unlock(&ls->lock);
+			ls_unlock(ls);
 			batch b = {0};
 			enum sent s = SENT_FAILED;
 			if (batch_from_spool(ls, &b, from, end) == 0)
 				s = b.lines ? send_batch(ls, &b) : SENT_OK;
-			pthread_mutex_lock(&ls->lock);
+			ls_lock(ls);
 			if (s != SENT_FAILED)
 				ls->read_off = b.end_off > from ? b.end_off : end;
 			after_send(ls, s, b.lines);
@@ -569,7 +592,7 @@ static void *shipper(void *arg)
 		pthread_cond_broadcast(&ls->done);
 		pthread_cond_wait(&ls->wake, &ls->lock);
 	}
-	pthread_mutex_unlock(&ls->lock);
+	ls_unlock(ls);
 	return NULL;
 }
 
@@ -657,13 +680,11 @@ void kr_logship_line(kr_logship *ls, const char *stream, const char *line, size_
 {
 	if (!ls->task_id)
 		return;
-	pthread_mutex_lock(&ls->lock);
-	if (ls->started && pthread_equal(pthread_self(), ls->thread)) {
-		/* the shipper's own warnings (through the core's log sink) would
-		 * feed the queue they are about, forever when the API refuses */
-		pthread_mutex_unlock(&ls->lock);
+	/* the shipper's own warnings would also feed the queue they are
+	 * about, forever when the API refuses */
+	if (in_shipper)
 		return;
-	}
+	ls_lock(ls);
 	start(ls);
 	for (;;) {
 		const char *nl = memchr(line, '\n', len);
@@ -677,7 +698,7 @@ void kr_logship_line(kr_logship *ls, const char *stream, const char *line, size_
 		line += n + 1;
 		len -= n + 1;
 	}
-	pthread_mutex_unlock(&ls->lock);
+	ls_unlock(ls);
 }
 
 /* The tail kept past max_total, after a line saying what was left out. */
@@ -743,7 +764,7 @@ kr_logship *kr_logship_new(const kr_logship_opts *o, kr_error *err)
 	/* A spool left by an earlier run goes out first. */
 	struct stat st;
 	if (stat(ls->spool_path, &st) == 0 && st.st_size > 0) {
-		pthread_mutex_lock(&ls->lock);
+		ls_lock(ls);
 		if (spool_open(ls) == 0) {
 			int fd = open(ls->spool_path, O_RDONLY | O_CLOEXEC);
 			char last = '\n';
@@ -758,7 +779,7 @@ kr_logship *kr_logship_new(const kr_logship_opts *o, kr_error *err)
 			       (unsigned long long)ls->write_off, ls->spool_path);
 			start(ls);
 		}
-		pthread_mutex_unlock(&ls->lock);
+		ls_unlock(ls);
 	}
 	return ls;
 }
@@ -771,7 +792,7 @@ static int pending(const kr_logship *ls)
 int kr_logship_flush(kr_logship *ls, uint64_t timeout_ms, kr_error *err)
 {
 	uint64_t deadline = kr_now_ms() + timeout_ms;
-	pthread_mutex_lock(&ls->lock);
+	ls_lock(ls);
 	release_tail(ls);
 	if (pending(ls))
 		start(ls);
@@ -807,7 +828,7 @@ int kr_logship_flush(kr_logship *ls, uint64_t timeout_ms, kr_error *err)
 		             (unsigned long long)ls->lost_lines, ls->spool_path);
 		rc = KR_FAILED;
 	}
-	pthread_mutex_unlock(&ls->lock);
+	ls_unlock(ls);
 	return rc;
 }
 
@@ -862,20 +883,20 @@ void kr_logship_free(kr_logship *ls)
 {
 	if (!ls)
 		return;
-	pthread_mutex_lock(&ls->lock);
+	ls_lock(ls);
 	int healthy = ls->failures == 0;
 	int left = pending(ls);
-	pthread_mutex_unlock(&ls->lock);
+	ls_unlock(ls);
 	if (left && healthy) {
 		kr_error e = {0};
 		kr_logship_flush(ls, 2000, &e);
 	}
-	pthread_mutex_lock(&ls->lock);
+	ls_lock(ls);
 	ls->stop = 1;
 	ls->abort_io = 1;
 	pthread_cond_broadcast(&ls->wake);
 	int started = ls->started;
-	pthread_mutex_unlock(&ls->lock);
+	ls_unlock(ls);
 	if (started)
 		pthread_join(ls->thread, NULL);
 	persist(ls);

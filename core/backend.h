@@ -81,6 +81,14 @@ void kr_backend_api_versions(kr_buf *out);
 int kr_task_fill_from_node(kr_task *t, const kr_node *task, const char *name, kr_error *err);
 /* Fill repository_url/_ref from a repository record ({url, branch}). */
 int kr_task_fill_repository(kr_task *t, const kr_node *repo, const char *name, kr_error *err);
+/*
+ * Read a task file written by a person and check it strictly: unknown
+ * keys (with a suggestion), wrong types and {path: FILE} references that
+ * cannot be read are errors with file:line:col and code KR_EXIT_USAGE.
+ * The tree is the caller's.  kr_taskfile_check checks a tree already read.
+ */
+int kr_taskfile_load(const char *file, kr_node **out, kr_error *err);
+int kr_taskfile_check(const kr_node *task, const char *file, kr_error *err);
 /* dlopen the api module from the installed or build-tree location. */
 kr_backend *kr_backend_api_create(const struct kr_settings *s, kr_error *err);
 

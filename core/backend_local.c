@@ -31,6 +31,9 @@ typedef struct local {
 	FILE *events;        /* owned                         */
 	pthread_mutex_t lock;
 	uint64_t n_lines, n_artifacts;
+	uint64_t started_ms;
+	int run_marked;      /* the run-start record is written (lock) */
+	kr_task *last_task;  /* not owned: the agent's, for the summary */
 	kr_buf statuses;     /* "IN_PROGRESS -> COMPLETED"    */
 	kr_buf line;         /* the event being written (lock) */
 } local;
@@ -111,8 +114,15 @@ static void event(local *l, const char *type, const char *k1, const char *v1, co
 		add_field(b, k2, v2, v2len);
 	kr_buf_adds(b, "}\n");
 	kr_error err = {0};
-	if (open_events(l, &err) == 0)
+	if (open_events(l, &err) == 0) {
+		if (!l->run_marked) {
+			/* the file appends across runs: say where this one begins */
+			fprintf(l->events, "{\"time\":\"%s\",\"type\":\"run-start\",\"pid\":%ld}\n", ts,
+			        (long)getpid());
+			l->run_marked = 1;
+		}
 		fwrite(b->data, 1, b->len, l->events);
+	}
 	if (b->cap > 1u << 20) /* do not keep a huge line's buffer */
 		kr_buf_free(b);
 	pthread_mutex_unlock(&l->lock);
@@ -126,7 +136,7 @@ static int local_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 			kr_task_set(t, KR_TASK_ID, "local");
 		return KR_OK;
 	}
-	if (kr_node_load_file(l->task_file, &l->task, err))
+	if (kr_taskfile_load(l->task_file, &l->task, err))
 		return KR_FAILED;
 	if (kr_task_fill_from_node(t, l->task, l->task_file, err)) {
 		err->code = KR_EXIT_USAGE; /* the user's own file, not the API's data */
@@ -336,6 +346,7 @@ static int local_report_status(kr_backend *b, kr_task *t, const char *status, co
 	event(l, "status", "status", status, "message", msg, msg ? strlen(msg) : 0);
 	pthread_mutex_lock(&l->lock);
 	kr_buf_addf(&l->statuses, "%s%s", l->statuses.len ? " -> " : "", status);
+	l->last_task = t;
 	pthread_mutex_unlock(&l->lock);
 	return KR_OK;
 }
@@ -359,15 +370,56 @@ static int local_flush(kr_backend *b, uint64_t timeout_ms, kr_error *err)
 	return rc ? KR_FAILED : KR_OK;
 }
 
+/* The last status of "IN_PROGRESS -> COMPLETED". */
+static const char *strrstr_arrow(const char *chain)
+{
+	const char *last = chain ? chain : "(none)";
+	for (const char *p = last; (p = strstr(p, " -> ")); p += 4)
+		last = p + 4;
+	return last;
+}
+
+static const char *plural(uint64_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/* The closing summary, only for a task whose stages ran (not for a task
+ * file that could not be read), naming only files that were written.
+ * Text on stdout; one JSON log line in JSON mode, where stdout is not
+ * ours to format. */
+static void summary(local *l)
+{
+	const char *times = l->last_task ? kr_task_get(l->last_task, KR_TASK_STAGE_TIMES) : NULL;
+	if (!times)
+		return;
+	char total[32];
+	kr_format_ms(kr_now_ms() - l->started_ms, total, sizeof(total));
+	kr_buf b = {0};
+	const char *arrow = strrstr_arrow(l->statuses.data);
+	kr_buf_addf(&b, "local run: %s in %s (%s); %llu log %s; ", arrow, total, times,
+	            (unsigned long long)l->n_lines, plural(l->n_lines, "line", "lines"));
+	if (l->n_artifacts)
+		kr_buf_addf(&b, "%llu %s copied to %s; ", (unsigned long long)l->n_artifacts,
+		            plural(l->n_artifacts, "artifact", "artifacts"), l->artifacts_dir);
+	else
+		kr_buf_adds(&b, "no artifacts; ");
+	kr_buf_addf(&b, "events in %s", l->events_path);
+	if (kr_log_is_json()) {
+		kr_log(KR_LOG_INFO, NULL, "%s", b.data);
+	} else {
+		printf("%s\n", b.data);
+		fflush(stdout);
+	}
+	kr_buf_free(&b);
+}
+
 static void local_destroy(kr_backend *b)
 {
 	local *l = b->impl;
 	if (l->events)
 		fclose(l->events);
-	printf("local run: status %s; %llu log lines and %llu artifacts (in %s); events in %s\n",
-	       l->statuses.len ? l->statuses.data : "(none)", (unsigned long long)l->n_lines,
-	       (unsigned long long)l->n_artifacts, l->artifacts_dir, l->events_path);
-	fflush(stdout);
+	summary(l);
 	kr_node_free(l->task);
 	free(l->task_file);
 	free(l->base_dir);
@@ -397,6 +449,7 @@ kr_backend *kr_backend_local_create(const kr_settings *s, kr_error *err)
 {
 	local *l = kr_calloc(1, sizeof(*l));
 	pthread_mutex_init(&l->lock, NULL);
+	l->started_ms = kr_now_ms();
 	const char *work = kr_settings_get(s, KR_S_WORK_DIR);
 	const char *tf = kr_settings_get(s, KR_S_TASK_FILE);
 	if (tf) {

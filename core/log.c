@@ -39,6 +39,11 @@ void kr_log_set_sink(kr_log_sink s, void *ctx)
 	pthread_mutex_unlock(&lock);
 }
 
+int kr_log_is_json(void)
+{
+	return json_format;
+}
+
 kr_log_level kr_log_get_level(void)
 {
 	return min_level;

@@ -20,6 +20,8 @@ typedef void (*kr_log_sink)(void *ctx, kr_log_level level, const char *stage, co
 void kr_log_setup(kr_log_format format, kr_log_level level, int fd);
 void kr_log_set_sink(kr_log_sink sink, void *ctx);
 kr_log_level kr_log_get_level(void);
+/* Whether lines go out as JSON (the chosen format, or auto off a tty). */
+int kr_log_is_json(void);
 int kr_log_parse_level(const char *s, kr_log_level *out);
 int kr_log_parse_format(const char *s, kr_log_format *out);
 

@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "agent.h"
+#include "backend.h"
 #include "chan.h"
 #include "log.h"
 #include "runner.h"
@@ -52,8 +53,9 @@ static const command commands[] = {
          "run --task-id ID [OPTIONS]", cmd_task},
         {"cleanup", KR_CMD_CLEANUP, "collect artifacts and clean up (cleanup Job)",
          "cleanup --task-id ID [--source-pod POD] [OPTIONS]", cmd_task},
-        {"validate", KR_CMD_VALIDATE, "check a pipeline file and its plugins without running it",
-         "validate [FILE | --pipeline FILE] [--plugin-dir DIR]...", cmd_validate},
+        {"validate", KR_CMD_VALIDATE, "check a pipeline file and its plugins, or a task file, without running them",
+         "validate [FILE | --pipeline FILE] [--task-file FILE] [--plugin-dir DIR]...",
+         cmd_validate},
         {"plugins", KR_CMD_PLUGINS, "list the plugins found, their ABI and description",
          "plugins [-v] [--plugin-dir DIR]...", cmd_plugins},
         {"version", 0, "print the versions of the agent and its libraries", "version",
@@ -196,6 +198,41 @@ out:
 	return code;
 }
 
+/* `validate --task-file FILE`: the check every task command makes before
+ * any stage runs.  With no pipeline named, the task file is all there is
+ * to check.  1 when that was the whole job (*code says how it went). */
+static int validate_task_file(const command *c, int argc, char **argv, int *code)
+{
+	kr_error err = {0};
+	kr_settings *s = kr_settings_new();
+	char **rest = NULL;
+	int n_rest = 0, done = 0;
+	*code = KR_EXIT_OK;
+	if (kr_settings_parse_args(s, c->mask, argc, argv, 2, &rest, &n_rest, &err) ||
+	    kr_settings_apply_env(s, &err)) {
+		*code = fail(&err);
+		done = 1;
+		goto out;
+	}
+	setup_logging(s);
+	const char *file = kr_settings_get(s, KR_S_TASK_FILE);
+	if (!file)
+		goto out;
+	kr_node *n = NULL;
+	if (kr_taskfile_load(file, &n, &err)) {
+		*code = fail(&err);
+		done = 1;
+		goto out;
+	}
+	kr_node_free(n);
+	printf("%s: valid task file\n", file);
+	done = n_rest == 0 && !kr_settings_get(s, KR_S_PIPELINE);
+out:
+	free(rest);
+	kr_settings_free(s);
+	return done;
+}
+
 static int cmd_validate(const command *c, int argc, char **argv)
 {
 	kr_error err = {0};
@@ -205,6 +242,8 @@ static int cmd_validate(const command *c, int argc, char **argv)
 	char **rest = NULL;
 	int n_rest = 0, code = KR_EXIT_OK;
 	kr_loader_init(&l);
+	if (validate_task_file(c, argc, argv, &code))
+		goto out;
 	if (load_config(c, argc, argv, s, &p, &rest, &n_rest, &err)) {
 		code = fail(&err);
 		goto out;
@@ -396,13 +435,35 @@ out:
 }
 /* ---- end of the launcher section ---- */
 
+/* The log format asked for, before the command line is parsed, so that
+ * the first error (an unknown command or option) already has that form:
+ * in JSON mode every line on stderr is JSON.  The full parse sets it
+ * again, with the pipeline file's settings. */
+static void early_logging(int argc, char **argv)
+{
+	const char *fmt = getenv("KERUTA_LOG_FORMAT");
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "--log-format") == 0 && i + 1 < argc)
+			fmt = argv[i + 1];
+		else if (strncmp(argv[i], "--log-format=", 13) == 0)
+			fmt = argv[i] + 13;
+	}
+	kr_log_format format = KR_LOG_FORMAT_AUTO;
+	if (fmt)
+		kr_log_parse_format(fmt, &format);
+	kr_log_setup(format, KR_LOG_INFO, 2);
+}
+
 int main(int argc, char **argv)
 {
 	/* a closed pipe is an error to report, not a reason to die silently */
 	signal(SIGPIPE, SIG_IGN);
-	kr_log_setup(KR_LOG_FORMAT_AUTO, KR_LOG_INFO, 2);
+	early_logging(argc, argv);
 	if (argc < 2) {
-		usage(stderr);
+		if (kr_log_is_json())
+			kr_log(KR_LOG_ERROR, NULL, "no command given; see keruta-agent --help");
+		else
+			usage(stderr);
 		return KR_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -425,7 +486,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		names[i] = commands[i].name;
 	const char *near = kr_nearest(argv[1], names, N_COMMANDS);
-	fprintf(stderr, "keruta-agent: unknown command '%s'%s%s%s; see keruta-agent --help\n",
-	        argv[1], near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+	kr_log(KR_LOG_ERROR, NULL, "unknown command '%s'%s%s%s; see keruta-agent --help", argv[1],
+	       near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
 	return KR_EXIT_USAGE;
 }

@@ -69,6 +69,52 @@ static int next_event(parse_state *st, yaml_event_t *ev)
 
 static kr_node *parse_node(parse_state *st, yaml_event_t *ev);
 
+typedef struct key_ref {
+	const kr_node *key;
+	size_t at; /* position in the mapping */
+} key_ref;
+
+static int key_order(const void *a, const void *b)
+{
+	const key_ref *x = a, *y = b;
+	int c = strcmp(x->key->value, y->key->value);
+	return c ? c : (x->at > y->at) - (x->at < y->at);
+}
+
+/*
+ * A key given twice in a mapping: the error names the repeat that comes
+ * first in the document.  Sorted, not compared pairwise: every keruta-api
+ * answer (up to the size limit) goes through here, and 150,000 keys
+ * compared pairwise take minutes.
+ */
+static int duplicate_key(parse_state *st, const kr_node *map)
+{
+	if (map->n < 2)
+		return 0;
+	key_ref *k = kr_malloc(map->n * sizeof(*k));
+	for (size_t i = 0; i < map->n; i++)
+		k[i] = (key_ref){map->keys[i], i};
+	qsort(k, map->n, sizeof(*k), key_order);
+	size_t first = 0, second = 0, run = 0; /* second == 0: none found */
+	for (size_t i = 1; i < map->n; i++) {
+		if (strcmp(k[i - 1].key->value, k[i].key->value) != 0) {
+			run = i;
+			continue;
+		}
+		if (!second || k[i].at < second) {
+			first = k[run].at;
+			second = k[i].at;
+		}
+	}
+	free(k);
+	if (!second)
+		return 0;
+	const kr_node *key = map->keys[second];
+	kr_error_set(st->err, KR_EXIT_USAGE, "%s:%d:%d: duplicate key '%s' (first at line %d)",
+	             st->name, key->line, key->col, key->value, map->keys[first]->line);
+	return -1;
+}
+
 /* Parse the body of a sequence or mapping whose start event was `start`. */
 static kr_node *parse_collection(parse_state *st, kr_node *n)
 {
@@ -78,6 +124,8 @@ static kr_node *parse_collection(parse_state *st, kr_node *n)
 			goto fail;
 		if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) {
 			yaml_event_delete(&ev);
+			if (n->type == KR_NODE_MAP && duplicate_key(st, n))
+				goto fail;
 			return n;
 		}
 		if (n->type == KR_NODE_SEQ) {
@@ -100,16 +148,6 @@ static kr_node *parse_collection(parse_state *st, kr_node *n)
 		yaml_event_delete(&ev);
 		if (!key)
 			goto fail;
-		for (size_t i = 0; i < n->n; i++) {
-			if (strcmp(n->keys[i]->value, key->value) == 0) {
-				kr_error_set(st->err, KR_EXIT_USAGE,
-				             "%s:%d:%d: duplicate key '%s' (first at line %d)",
-				             st->name, key->line, key->col, key->value,
-				             n->keys[i]->line);
-				kr_node_free(key);
-				goto fail;
-			}
-		}
 		if (next_event(st, &ev)) {
 			kr_node_free(key);
 			goto fail;

@@ -946,7 +946,9 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 		capture c;
 		memset(&c, 0, sizeof(c));
 		c.s[0] = (stream){.fd = outp[0], .out_fd = 1, .id = 0};
-		c.s[1] = (stream){.fd = errp[0], .out_fd = 2, .id = 1};
+		/* in JSON mode stderr holds only the agent's JSON lines: the
+		 * task's stderr is echoed on stdout (its events keep the stream) */
+		c.s[1] = (stream){.fd = errp[0], .out_fd = kr_log_is_json() ? 1 : 2, .id = 1};
 		c.b = a ? a->backend : NULL;
 		uint64_t max_line = a ? kr_settings_u64(a->settings, KR_S_LOG_MAX_LINE) : 16384;
 		uint64_t max_total = a ? kr_settings_u64(a->settings, KR_S_LOG_MAX_TOTAL) : 64 << 20;

@@ -70,15 +70,15 @@ static const char *when_name(kr_when w)
 	return w == KR_WHEN_ALWAYS ? "always" : w == KR_WHEN_ON_FAILURE ? "on_failure" : "on_success";
 }
 
-static void format_ms(uint64_t ms, char *out, size_t n)
+/* "clone 1.20s, execute 3.01s (failed)" in the task, for the closing
+ * summary: the stages that ran, in order, with their durations. */
+static void note_time(kr_task *t, const char *stage, const char *dur, int ok)
 {
-	if (ms < 1000)
-		snprintf(out, n, "%llums", (unsigned long long)ms);
-	else if (ms < 60000)
-		snprintf(out, n, "%.2fs", (double)ms / 1000.0);
-	else
-		snprintf(out, n, "%llum%02llus", (unsigned long long)(ms / 60000),
-		         (unsigned long long)(ms / 1000 % 60));
+	const char *was = kr_task_get(t, KR_TASK_STAGE_TIMES);
+	char *now = kr_asprintf("%s%s%s %s%s", was ? was : "", was ? ", " : "", stage, dur,
+	                        ok ? "" : " (failed)");
+	kr_task_set(t, KR_TASK_STAGE_TIMES, now);
+	free(now);
 }
 
 int kr_runner_run(kr_runner *r, kr_agent *a)
@@ -115,7 +115,8 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 		kr_supervise_stage_end();
 		uint64_t took = kr_now_ms() - start;
 		char dur[32];
-		format_ms(took, dur, sizeof(dur));
+		kr_format_ms(took, dur, sizeof(dur));
+		note_time(t, d->name, dur, rc >= 0 && !(cancel && rc == KR_CANCELLED));
 
 		if (rc >= 0 && !(cancel && rc == KR_CANCELLED)) {
 			if (rc == KR_SKIPPED)
@@ -131,7 +132,7 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 				         sig == SIGINT ? "SIGINT" : "SIGTERM", a->reason_set ? ": " : "",
 				         a->reason_set ? a->reason : "");
 			} else if (cancel == KR_CANCEL_TIMEOUT) {
-				format_ms(d->timeout_ms, limit, sizeof(limit));
+				kr_format_ms(d->timeout_ms, limit, sizeof(limit));
 				snprintf(reason, sizeof(reason), "timed out after %s%s%s", limit,
 				         a->reason_set ? ": " : "", a->reason_set ? a->reason : "");
 			} else if (a->reason_set) {

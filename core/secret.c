@@ -65,6 +65,19 @@ size_t kr_secret_max_len(void)
 	return m;
 }
 
+/* The next byte at or after text[i] that can start a secret (lock held):
+ * this runs over every byte of a task's output, hence memchr. */
+static const char *next_start(const char *text, size_t i, size_t len)
+{
+	const char *next = NULL;
+	for (size_t s = 0; s < count; s++) {
+		const char *c = memchr(text + i, secrets[s][0], (size_t)((next ? next : text + len) - (text + i)));
+		if (c)
+			next = c;
+	}
+	return next;
+}
+
 void kr_secret_mask(const char *text, size_t len, kr_buf *out)
 {
 	pthread_mutex_lock(&lock);
@@ -75,14 +88,7 @@ void kr_secret_mask(const char *text, size_t len, kr_buf *out)
 	}
 	size_t start = 0, i = 0;
 	while (i < len) {
-		/* jump to the next byte that can start a secret: this runs over
-		 * every byte of a task's output */
-		const char *next = NULL;
-		for (size_t s = 0; s < count; s++) {
-			const char *c = memchr(text + i, secrets[s][0], (size_t)((next ? next : text + len) - (text + i)));
-			if (c)
-				next = c;
-		}
+		const char *next = next_start(text, i, len);
 		if (!next)
 			break;
 		i = (size_t)(next - text);
@@ -105,21 +111,44 @@ void kr_secret_mask(const char *text, size_t len, kr_buf *out)
 	pthread_mutex_unlock(&lock);
 }
 
+/*
+ * The cut is where the masker's own left-to-right scan first reaches a
+ * position whose outcome depends on bytes not read yet: some secret that
+ * is longer than what is left would match what is left.  Every decision
+ * before that point is final, and no secret found by the scan straddles
+ * it (the scan resumes after a match), so masking the prefix now and the
+ * rest with the next read gives what masking everything at once gives.
+ * Cutting at the longest suffix that begins a secret instead is wrong: a
+ * complete secret whose tail equals its head, or one secret's tail that
+ * begins another, would be cut in two and each half would pass.
+ */
 size_t kr_secret_safe_prefix(const char *text, size_t len)
 {
 	pthread_mutex_lock(&lock);
-	size_t keep = 0; /* bytes at the end that could begin a secret */
-	for (size_t s = 0; s < count; s++) {
-		size_t maxk = lens[s] - 1 < len ? lens[s] - 1 : len;
-		for (size_t k = maxk; k > keep; k--) {
-			if (memcmp(text + len - k, secrets[s], k) == 0) {
-				keep = k;
-				break;
+	size_t i = 0, cut = len;
+	while (i < len && count) {
+		const char *next = next_start(text, i, len);
+		if (!next)
+			break;
+		i = (size_t)(next - text);
+		size_t hit = 0, left = len - i;
+		int open = 0;
+		for (size_t s = 0; s < count; s++) {
+			if (lens[s] > left) {
+				if (memcmp(text + i, secrets[s], left) == 0)
+					open = 1;
+			} else if (memcmp(text + i, secrets[s], lens[s]) == 0 && lens[s] > hit) {
+				hit = lens[s];
 			}
 		}
+		if (open) {
+			cut = i;
+			break;
+		}
+		i += hit ? hit : 1;
 	}
 	pthread_mutex_unlock(&lock);
-	return len - keep;
+	return cut;
 }
 
 void kr_secret_reset(void)

@@ -25,7 +25,7 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
         [KR_S_TASK_ID] = {NULL, "--task-id", {"KERUTA_TASK_ID"}, KR_ST_STRING, NULL, T | KR_CMD_LAUNCH /* launcher */, "ID",
                           "task to run"},
         [KR_S_TASK_FILE] = {"task_file", "--task-file", {"KERUTA_TASK_FILE"}, KR_ST_STRING, NULL,
-                            T | KR_CMD_LAUNCH /* launcher */, "FILE", "read the task from a YAML/JSON file (local backend)"},
+                            T | KR_CMD_VALIDATE | KR_CMD_LAUNCH /* launcher */, "FILE", "read the task from a YAML/JSON file (local backend)"},
         [KR_S_API_URL] = {"api_url", "--api-url", {"KERUTA_API_URL", "KERUTA_API_ENDPOINT"},
                           KR_ST_STRING, NULL, T | KR_CMD_LAUNCH /* launcher */, "URL", "base URL of keruta-api"},
         [KR_S_API_TOKEN] = {NULL, NULL, {"KERUTA_API_TOKEN"}, KR_ST_STRING, NULL, T | KR_CMD_LAUNCH /* launcher */, NULL,
@@ -43,8 +43,10 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                               T, "ID", "document to fetch (repeatable; env: comma-separated)"},
         [KR_S_SOURCE_POD] = {NULL, "--source-pod", {"KERUTA_SOURCE_POD"}, KR_ST_STRING, NULL,
                              KR_CMD_CLEANUP | KR_CMD_RENDER /* launcher */, "POD", "pod whose artifacts cleanup collects"},
-        [KR_S_WORK_DIR] = {"work_dir", "--work-dir", {"KERUTA_WORK_DIR"}, KR_ST_STRING, "/work",
-                           T, "DIR", "work directory (the repository is cloned here)"},
+        [KR_S_WORK_DIR] = {"work_dir", "--work-dir", {"KERUTA_WORK_DIR"}, KR_ST_STRING, NULL,
+                           T, "DIR",
+                           "work directory (the repository is cloned here; default /work in a "
+                           "pod, else ./keruta-work)"},
         [KR_S_ARTIFACTS_DIR] = {"artifacts_dir", "--artifacts-dir", {"KERUTA_ARTIFACTS_DIR"},
                                 KR_ST_STRING, NULL, T, "DIR",
                                 "local backend: where artifacts are copied "
@@ -66,8 +68,9 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                                "time between SIGTERM and SIGKILL for a task's processes"},
         [KR_S_TERMINATION_LOG] = {"termination_log", "--termination-log",
                                   {"KERUTA_TERMINATION_LOG"}, KR_ST_STRING,
-                                  "/dev/termination-log", T, "FILE",
-                                  "where the final outcome is written for Kubernetes"},
+                                  NULL, T, "FILE",
+                                  "where the final outcome is written for Kubernetes "
+                                  "(default /dev/termination-log in a pod, else none)"},
         [KR_S_SECRETS] = {"secrets", NULL, {NULL}, KR_ST_LIST, NULL, T, NULL,
                           "environment variables whose values are masked in all output"},
         [KR_S_API_CONNECT_TIMEOUT] = {"api_connect_timeout", "--api-connect-timeout",
@@ -395,6 +398,20 @@ int kr_settings_parse_args(kr_settings *s, unsigned command, int argc, char **ar
 			continue; /* "$(NAME)" with NAME unset: as if not given */
 		if (check_text((kr_setting_id)id, val, "command line", err))
 			return -1;
+		if (id == KR_S_DOCUMENT_ID) {
+			/* `--document-id $(KERUTA_DOCUMENT_ID)` (seed 004) carries the
+			 * environment's comma-separated list */
+			for (const char *p = val; *p;) {
+				size_t n = strcspn(p, ",");
+				if (n) {
+					char *item = kr_strndup(p, n);
+					kr_settings_set(s, (kr_setting_id)id, item);
+					free(item);
+				}
+				p += n + (p[n] == ',');
+			}
+			continue;
+		}
 		kr_settings_set(s, (kr_setting_id)id, val);
 	}
 	return 0;
@@ -519,9 +536,32 @@ int kr_settings_apply_pipeline(kr_settings *s, const char *file, const kr_node *
 	return 0;
 }
 
+/* Defaults that depend on where the agent runs.  Kubernetes sets
+ * KUBERNETES_SERVICE_HOST in every container: a pod has its volume at
+ * /work and reads /dev/termination-log; on anyone's laptop nothing is
+ * written outside the work dir unless asked. */
+static const struct {
+	kr_setting_id id;
+	const char *in_pod, *elsewhere;
+} placed[] = {
+        {KR_S_WORK_DIR, "/work", "keruta-work"},
+        {KR_S_TERMINATION_LOG, "/dev/termination-log", NULL},
+};
+
 int kr_settings_finish(kr_settings *s, kr_error *err)
 {
 	(void)err;
+	const char *k8s = getenv("KUBERNETES_SERVICE_HOST");
+	int in_pod = k8s && *k8s;
+	for (size_t i = 0; i < sizeof(placed) / sizeof(placed[0]); i++) {
+		value *v = &s->v[placed[i].id];
+		const char *def = in_pod ? placed[i].in_pod : placed[i].elsewhere;
+		if (v->set || !def)
+			continue;
+		v->text = kr_strdup(def);
+		v->set = 1;
+		v->source = in_pod ? "default in a pod" : "default";
+	}
 	for (int id = 0; id < KR_S_COUNT; id++) {
 		value *v = &s->v[id];
 		if (v->set || !kr_setting_defs[id].def)

@@ -15,7 +15,8 @@ static const char *const field_names[] = {
         KR_TASK_SCRIPT_EXECUTE, KR_TASK_SCRIPT_CLEANUP};
 #define N_FIELDS (sizeof(field_names) / sizeof(field_names[0]))
 
-static const char *const list_names[] = {KR_TASK_DOCUMENT_IDS, KR_TASK_ENV, KR_TASK_ARTIFACTS};
+static const char *const list_names[] = {KR_TASK_DOCUMENT_IDS, KR_TASK_ENV, KR_TASK_ARTIFACTS,
+                                          KR_TASK_COMMAND};
 #define N_LISTS (sizeof(list_names) / sizeof(list_names[0]))
 
 typedef struct strlist {

@@ -19,6 +19,10 @@
 
 struct kr_agent;
 
+/* Kept by the runner: "STAGE DURATION[ (failed)]" of each stage that ran,
+ * comma-separated, in order; unset until a stage has run. */
+#define KR_TASK_STAGE_TIMES "agent.stage_times"
+
 kr_task *kr_task_new(void);
 void kr_task_free(kr_task *t);
 

@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,15 +228,40 @@ void kr_buf_free(kr_buf *b)
 	b->len = b->cap = 0;
 }
 
-/* Parse "<number><unit>" with an unsigned integer or decimal number. */
+/*
+ * Parse "<number><unit>" with an unsigned decimal number: digits, an
+ * optional fraction and exponent.  strtod alone also takes "nan", "inf"
+ * and hex ("0x10"): NaN converted to an integer is undefined (in practice
+ * 2^63: `timeout: nan` switched the timeout off), so the spelling is
+ * checked first and the value must be finite.
+ */
 static int split_number(const char *s, double *num, const char **unit)
 {
-	char *end;
-	if (!s || !*s || isspace((unsigned char)*s) || *s == '-' || *s == '+')
+	if (!s)
 		return -1;
+	const char *p = s;
+	size_t digits = 0;
+	for (; isdigit((unsigned char)*p); p++)
+		digits++;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			digits++;
+	if (!digits)
+		return -1;
+	if (*p == 'e' || *p == 'E') {
+		const char *q = p + 1;
+		if (*q == '+' || *q == '-')
+			q++;
+		if (isdigit((unsigned char)*q)) {
+			while (isdigit((unsigned char)*q))
+				q++;
+			p = q;
+		}
+	}
+	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || v < 0)
+	if (end != p || errno || !isfinite(v) || v < 0)
 		return -1;
 	while (*end == ' ')
 		end++;
@@ -361,6 +387,17 @@ const char *kr_nearest(const char *word, const char *const *candidates, size_t n
 		}
 	}
 	return best;
+}
+
+void kr_format_ms(uint64_t ms, char *out, size_t n)
+{
+	if (ms < 1000)
+		snprintf(out, n, "%llums", (unsigned long long)ms);
+	else if (ms < 60000)
+		snprintf(out, n, "%.2fs", (double)ms / 1000.0);
+	else
+		snprintf(out, n, "%llum%02llus", (unsigned long long)(ms / 60000),
+		         (unsigned long long)(ms / 1000 % 60));
 }
 
 uint64_t kr_now_ms(void)

@@ -76,6 +76,8 @@ const char *kr_nearest(const char *word, const char *const *candidates, size_t n
 
 /* Monotonic clock in milliseconds. */
 uint64_t kr_now_ms(void);
+/* A duration for people: "850ms", "2.35s", "3m07s". */
+void kr_format_ms(uint64_t ms, char *out, size_t n);
 
 /* mkdir -p with mode; 0 on success, -1 with errno. */
 int kr_mkdirs(const char *path, unsigned mode);

@@ -2,6 +2,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,14 @@
 #define EVENT_MAX (16u << 20)   /* one watch event                              */
 #define WATCH_SECONDS 300
 #define TOKEN_REREAD_MS 60000   /* bound service-account tokens rotate         */
+#define BACKOFF_FIRST_MS 200
+#define BACKOFF_MAX_MS 30000
+/* a watch that lived this long ended normally (timeoutSeconds, a proxy's
+ * idle limit): reopened at once; a shorter one backs off */
+#define WATCH_HEALTHY_MS 10000
+/* kr_kube_call retries inside one call only while the backoff is short;
+ * past this the caller is told at once and tries again later */
+#define CALL_WAIT_MAX_MS 3000
 
 struct kr_kube {
 	char *server;     /* https://host:port, no trailing slash */
@@ -37,6 +46,11 @@ struct kr_kube {
 	CURL *easy;
 	CURLM *multi;
 	unsigned long requests;
+	unsigned fails;      /* failed rounds in a row (health)          */
+	uint64_t retry_at;   /* no request before (monotonic ms)         */
+	unsigned seed;
+	const volatile sig_atomic_t *cancel;
+	int wake_fd;
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -281,6 +295,8 @@ kr_kube *kr_kube_new(const kr_settings *s, kr_error *err)
 	k->connect_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT);
 	k->timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT);
 	k->retries = 4;
+	k->wake_fd = -1;
+	k->seed = (unsigned)kr_now_ms() ^ (unsigned)getpid();
 	k->easy = curl_easy_init();
 	k->multi = curl_multi_init();
 	if (!k->easy || !k->multi) {
@@ -327,6 +343,78 @@ unsigned long kr_kube_requests(const kr_kube *k)
 	return k->requests;
 }
 
+void kr_kube_set_cancel(kr_kube *k, const volatile sig_atomic_t *flag, int wake_fd)
+{
+	k->cancel = flag;
+	k->wake_fd = wake_fd;
+}
+
+static int cancelled(const kr_kube *k)
+{
+	return k->cancel && *k->cancel;
+}
+
+uint64_t kr_backoff_ms(unsigned fails, unsigned *seed)
+{
+	uint64_t base = BACKOFF_FIRST_MS;
+	for (unsigned i = 1; i < fails && base < BACKOFF_MAX_MS; i++)
+		base *= 2;
+	if (base > BACKOFF_MAX_MS)
+		base = BACKOFF_MAX_MS;
+	/* jitter in the lower half: launchers restarted together spread out */
+	return base / 2 + (uint64_t)rand_r(seed) % (base / 2 + 1);
+}
+
+uint64_t kr_kube_retry_at(const kr_kube *k)
+{
+	return k->retry_at > kr_now_ms() ? k->retry_at : 0;
+}
+
+/* A request found the server unusable.  Failures while a backoff runs
+ * (the other watch, a call made in the same moment) are one round. */
+static void health_failed(kr_kube *k, const char *why)
+{
+	uint64_t now = kr_now_ms();
+	if (now < k->retry_at)
+		return;
+	k->fails++;
+	uint64_t delay = kr_backoff_ms(k->fails, &k->seed);
+	k->retry_at = now + delay;
+	kr_log(k->fails == 1 ? KR_LOG_WARN : KR_LOG_DEBUG, NULL,
+	       "Kubernetes API %s unavailable (%s); next attempt in %.1f s%s", k->server, why,
+	       (double)delay / 1000.0, k->fails == 1 ? ", backing off up to 30 s" : "");
+}
+
+static void health_ok(kr_kube *k)
+{
+	if (k->fails)
+		kr_log(KR_LOG_INFO, NULL, "Kubernetes API %s answers again (after %u failed attempt%s)",
+		       k->server, k->fails, k->fails == 1 ? "" : "s");
+	k->fails = 0;
+	k->retry_at = 0;
+}
+
+/* Sleep until `until` (monotonic ms); -1 if cancelled meanwhile. */
+static int pause_until(kr_kube *k, uint64_t until)
+{
+	for (;;) {
+		if (cancelled(k))
+			return -1;
+		uint64_t now = kr_now_ms();
+		if (now >= until)
+			return 0;
+		struct pollfd p = {k->wake_fd, POLLIN, 0};
+		uint64_t step = until - now > 1000 ? 1000 : until - now;
+		poll(&p, k->wake_fd >= 0 ? 1 : 0, (int)step);
+	}
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+	(void)a, (void)b, (void)c, (void)d;
+	return cancelled(ud) ? 1 : 0;
+}
+
 /* TLS and auth on one easy handle; the header list is the caller's. */
 static struct curl_slist *setup(kr_kube *k, CURL *c, const char *url, kr_error *err)
 {
@@ -336,6 +424,9 @@ static struct curl_slist *setup(kr_kube *k, CURL *c, const char *url, kr_error *
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "keruta-agent/" PACKAGE_VERSION);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, k);
 	if (k->insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -419,9 +510,21 @@ long kr_kube_call(kr_kube *k, const char *method, const char *path, json_object 
 	char *url = kr_asprintf("%s%s", k->server, path);
 	const char *json = body ? json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN) : NULL;
 	long status = -1;
-	uint64_t backoff = 200;
 	if (out)
 		*out = NULL;
+	if (cancelled(k)) {
+		kr_error_set(err, KR_EXIT_API, "Kubernetes API %s %s: not sent (stopping)", method, path);
+		free(url);
+		return -1;
+	}
+	if (kr_kube_retry_at(k)) {
+		kr_error_set(err, KR_EXIT_API,
+		             "Kubernetes API %s %s: not sent: %s is unavailable (next attempt in %.1f "
+		             "s)",
+		             method, path, k->server, (double)(k->retry_at - kr_now_ms()) / 1000.0);
+		free(url);
+		return -1;
+	}
 	for (unsigned attempt = 0; attempt <= k->retries; attempt++) {
 		CURL *c = k->easy;
 		curl_easy_reset(c);
@@ -446,6 +549,7 @@ long kr_kube_call(kr_kube *k, const char *method, const char *path, json_object 
 		long code = 0;
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 		if (rc == CURLE_OK && code != 429 && code < 500) {
+			health_ok(k);
 			status = code;
 			if (out)
 				*out = parse(&b);
@@ -461,6 +565,14 @@ long kr_kube_call(kr_kube *k, const char *method, const char *path, json_object 
 			break;
 		}
 		json_object *ans = parse(&b);
+		if (rc == CURLE_ABORTED_BY_CALLBACK) {
+			kr_error_set(err, KR_EXIT_API, "Kubernetes API %s %s: interrupted (stopping)",
+			             method, path);
+			json_object_put(ans);
+			kr_buf_free(&b);
+			break;
+		}
+		health_failed(k, rc != CURLE_OK ? curl_easy_strerror(rc) : code == 429 ? "HTTP 429" : "HTTP 5xx");
 		if (rc != CURLE_OK)
 			kr_error_set(err, KR_EXIT_API,
 			             "Kubernetes API %s %s at %s: %s; check the server address, the network "
@@ -471,13 +583,16 @@ long kr_kube_call(kr_kube *k, const char *method, const char *path, json_object 
 			             code, kr_kube_status_message(ans));
 		json_object_put(ans);
 		kr_buf_free(&b);
-		if (attempt < k->retries) {
+		/* a short outage is ridden out here; a longer one is the caller's
+		 * to retry later, while the loop goes on following the watches */
+		uint64_t again = kr_kube_retry_at(k), now = kr_now_ms();
+		if (attempt < k->retries && (!again || again - now <= CALL_WAIT_MAX_MS) &&
+		    pause_until(k, again) == 0) {
 			kr_log(KR_LOG_DEBUG, NULL, "%s (retrying)", err->msg);
 			kr_error_clear(err);
-			struct timespec ts = {(time_t)(backoff / 1000), (long)(backoff % 1000) * 1000000L};
-			nanosleep(&ts, NULL);
-			backoff = backoff * 2 > 3000 ? 3000 : backoff * 2;
+			continue;
 		}
+		break;
 	}
 	free(url);
 	return status;
@@ -494,17 +609,29 @@ void kr_watch_init(kr_watch *w, kr_kube *k, const char *path, kr_watch_event cb,
 	w->ctx = ctx;
 }
 
+/* One line of the stream.  Whatever the server (or a proxy in front of
+ * it) sends, a line that is not {"type": string, "object": {...}} is
+ * counted and skipped: a launcher that runs for months must not die on
+ * one bad event. */
 static void deliver(kr_watch *w, const char *line, size_t len)
 {
-	if (w->status != 200 || len == 0)
+	if (w->status != 200 || len == 0 || (len == 1 && line[0] == '\r'))
 		return;
 	kr_buf b = {(char *)line, len, len};
 	json_object *ev = parse(&b);
-	json_object *type, *obj, *md, *rv;
+	json_object *type = NULL, *obj = NULL, *md, *rv;
 	if (!ev || !json_object_object_get_ex(ev, "type", &type) ||
-	    !json_object_object_get_ex(ev, "object", &obj)) {
-		kr_log(KR_LOG_WARN, NULL, "watch %s: an event that is not {type, object}; ignored",
-		       w->path);
+	    !json_object_is_type(type, json_type_string) ||
+	    !json_object_object_get_ex(ev, "object", &obj) ||
+	    !json_object_is_type(obj, json_type_object)) {
+		w->bad++;
+		/* the first few, then one in a thousand: a broken peer must
+		 * not fill the log either */
+		if (w->bad <= 3 || w->bad % 1000 == 0)
+			kr_log(KR_LOG_WARN, NULL,
+			       "watch %s: a line that is not an event {\"type\": string, \"object\": "
+			       "{...}} (%lu so far); ignored: %.120s",
+			       w->path, w->bad, line);
 		json_object_put(ev);
 		return;
 	}
@@ -512,7 +639,10 @@ static void deliver(kr_watch *w, const char *line, size_t len)
 	w->events++;
 	if (strcmp(t, "ERROR") == 0) {
 		json_object *code;
-		long c = json_object_object_get_ex(obj, "code", &code) ? json_object_get_int(code) : 0;
+		long c = json_object_object_get_ex(obj, "code", &code) &&
+		                         json_object_is_type(code, json_type_int)
+		                 ? (long)json_object_get_int64(code)
+		                 : 0;
 		if (c == 410)
 			w->gone = 1;
 		kr_log(c == 410 ? KR_LOG_DEBUG : KR_LOG_WARN, NULL, "watch %s: error %ld %s", w->path,
@@ -520,8 +650,18 @@ static void deliver(kr_watch *w, const char *line, size_t len)
 		json_object_put(ev);
 		return;
 	}
+	if (strcmp(t, "ADDED") != 0 && strcmp(t, "MODIFIED") != 0 && strcmp(t, "DELETED") != 0 &&
+	    strcmp(t, "BOOKMARK") != 0) {
+		kr_log(KR_LOG_DEBUG, NULL, "watch %s: event type '%.40s' ignored", w->path, t);
+		json_object_put(ev);
+		return;
+	}
+	/* a resume point is an opaque string; anything else would be sent
+	 * back as "(null)" or a number the server never gave */
 	if (json_object_object_get_ex(obj, "metadata", &md) &&
-	    json_object_object_get_ex(md, "resourceVersion", &rv))
+	    json_object_object_get_ex(md, "resourceVersion", &rv) &&
+	    json_object_is_type(rv, json_type_string) && json_object_get_string_len(rv) > 0 &&
+	    (size_t)json_object_get_string_len(rv) < sizeof(w->rv))
 		snprintf(w->rv, sizeof(w->rv), "%s", json_object_get_string(rv));
 	if (strcmp(t, "BOOKMARK") != 0)
 		w->cb(w->ctx, t, obj);
@@ -532,8 +672,11 @@ static size_t on_stream(char *p, size_t sz, size_t n, void *ud)
 {
 	kr_watch *w = ud;
 	size_t len = sz * n;
-	if (!w->status)
+	if (!w->status) {
 		curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->status);
+		if (w->status && w->status < 500 && w->status != 429)
+			health_ok(w->k);
+	}
 	if (w->status != 200) { /* a Status object: keep a little for the message */
 		if (w->line.len < 65536)
 			kr_buf_add(&w->line, p, len);
@@ -595,8 +738,16 @@ int kr_watch_start(kr_watch *w, kr_error *err)
 	w->status = 0;
 	w->gone = 0;
 	w->active = 1;
+	w->opened_ms = kr_now_ms();
 	curl_multi_add_handle(w->k->multi, c);
 	return 0;
+}
+
+uint64_t kr_watch_due(const kr_watch *w)
+{
+	uint64_t k = kr_kube_retry_at(w->k), now = kr_now_ms();
+	uint64_t own = w->retry_at > now ? w->retry_at : 0;
+	return k > own ? k : own;
 }
 
 void kr_watch_stop(kr_watch *w)
@@ -619,16 +770,44 @@ void kr_watch_fini(kr_watch *w)
 	memset(w, 0, sizeof(*w));
 }
 
+/* A stream ended: decide when it may be reopened. */
+static void watch_ended(kr_kube *k, kr_watch *w, CURLcode rc)
+{
+	uint64_t now = kr_now_ms();
+	int answered = w->status != 0;
+	if (!answered || w->status >= 500 || w->status == 429)
+		health_failed(k, !answered ? curl_easy_strerror(rc) : "HTTP 5xx");
+	if (w->status == 410) {
+		w->gone = 1;
+	} else if (answered && w->status != 200) {
+		kr_log(w->fails ? KR_LOG_DEBUG : KR_LOG_WARN, NULL, "watch %s: HTTP %ld %.200s; reopened with backoff",
+		       w->path, w->status, w->line.data ? w->line.data : "");
+	} else if (rc != CURLE_OK) {
+		kr_log(KR_LOG_DEBUG, NULL, "watch %s ended: %s", w->path, curl_easy_strerror(rc));
+	}
+	if (w->status == 200 && now - w->opened_ms >= WATCH_HEALTHY_MS) {
+		w->fails = 0;
+		w->retry_at = 0;
+	} else {
+		w->fails++;
+		w->retry_at = now + kr_backoff_ms(w->fails, &k->seed);
+	}
+	kr_watch_stop(w);
+}
+
 void kr_kube_pump(kr_kube *k, int timeout_ms)
 {
 	int running = 0;
+	if (cancelled(k))
+		return;
 	curl_multi_perform(k->multi, &running);
-	if (running)
-		curl_multi_poll(k->multi, NULL, 0, timeout_ms, NULL);
-	else if (timeout_ms > 0) {
-		struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-		nanosleep(&ts, NULL);
-	}
+	struct curl_waitfd wake = {k->wake_fd, CURL_WAIT_POLLIN, 0};
+	/* waits the whole timeout even with no stream open; the wake fd ends
+	 * it early when a signal arrives */
+	curl_multi_poll(k->multi, k->wake_fd >= 0 ? &wake : NULL, k->wake_fd >= 0 ? 1 : 0,
+	                timeout_ms, NULL);
+	if (cancelled(k))
+		return;
 	curl_multi_perform(k->multi, &running);
 	CURLMsg *m;
 	int left;
@@ -642,14 +821,6 @@ void kr_kube_pump(kr_kube *k, int timeout_ms)
 			continue;
 		if (!w->status)
 			curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &w->status);
-		if (w->status == 410)
-			w->gone = 1;
-		else if (w->status != 200)
-			kr_log(KR_LOG_WARN, NULL, "watch %s: HTTP %ld %.200s; reconnecting", w->path,
-			       w->status, w->line.data ? w->line.data : "");
-		else if (rc != CURLE_OK)
-			kr_log(KR_LOG_DEBUG, NULL, "watch %s ended: %s; reconnecting", w->path,
-			       curl_easy_strerror(rc));
-		kr_watch_stop(w);
+		watch_ended(k, w, rc);
 	}
 }

@@ -8,6 +8,7 @@
 
 #include "launcher.h"
 #include "api_paths.h"
+#include "backend.h"
 #include "log.h"
 #include "secret.h"
 
@@ -20,9 +21,12 @@ static char *api_path(const kr_settings *s, const char *key, const char *id)
 	if (t[0] != '/')
 		kr_buf_addc(&b, '/');
 	const char *ph = strstr(t, "{taskId}");
+	size_t plen = 8;
+	if (!ph && (ph = strstr(t, "{repositoryId}")))
+		plen = 14;
 	if (ph && id) {
 		char *e = kr_http_escape(id);
-		kr_buf_addf(&b, "%.*s%s%s", (int)(ph - t), t, e, ph + 8);
+		kr_buf_addf(&b, "%.*s%s%s", (int)(ph - t), t, e, ph + plen);
 		free(e);
 	} else {
 		kr_buf_adds(&b, t);
@@ -42,7 +46,8 @@ const char *kr_launcher_status_name(const kr_settings *s, const char *which)
 	return "IN_PROGRESS";
 }
 
-kr_http *kr_launcher_api(const kr_settings *s, kr_error *err)
+kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, int single_attempt,
+                         kr_error *err)
 {
 	const char *url = kr_settings_get(s, KR_S_API_URL);
 	if (!url || !*url)
@@ -76,8 +81,9 @@ kr_http *kr_launcher_api(const kr_settings *s, kr_error *err)
 	        .insecure = kr_settings_bool(s, KR_S_INSECURE),
 	        .connect_timeout_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT),
 	        .timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT),
-	        .retries = retries > 100 ? 100 : (unsigned)retries,
+	        .retries = single_attempt ? 0 : retries > 100 ? 100 : (unsigned)retries,
 	        .retry_max_ms = kr_settings_u64(s, KR_S_API_RETRY_MAX_TIME),
+	        .abort_flag = abort_flag,
 	};
 	if (o.ca_file && !*o.ca_file)
 		o.ca_file = NULL;
@@ -86,12 +92,18 @@ kr_http *kr_launcher_api(const kr_settings *s, kr_error *err)
 	return h;
 }
 
-static int get_node(kr_http *api, const char *path, const char *what, kr_node **out,
-                    kr_error *err)
+/* 0, or -1 with err set; KR_NOT_FOUND-style 404s give 1 when missing_ok. */
+static int get_node_opt(kr_http *api, const char *path, const char *what, kr_node **out,
+                        int missing_ok, kr_error *err)
 {
 	kr_http_req rq = {.method = "GET", .path = path, .max_bytes = JSON_MAX, .what = what};
 	kr_http_resp rs = {0};
 	int rc = kr_http_request(api, &rq, &rs, err);
+	if (rc == KR_NOT_FOUND && missing_ok) {
+		kr_http_resp_free(&rs);
+		kr_error_clear(err);
+		return 1;
+	}
 	if (rc == KR_OK) {
 		kr_error perr = {0};
 		if (kr_node_load_string(what, rs.body.data ? rs.body.data : "", rs.body.len, out,
@@ -105,6 +117,38 @@ static int get_node(kr_http *api, const char *path, const char *what, kr_node **
 	return rc == KR_OK ? 0 : -1;
 }
 
+static int get_node(kr_http *api, const char *path, const char *what, kr_node **out,
+                    kr_error *err)
+{
+	return get_node_opt(api, path, what, out, 0, err);
+}
+
+/* The volume fields the task left unset come from its repository record
+ * (one record shared by a parent and its children).  A repository that
+ * keruta-api does not know leaves the launcher's settings in force. */
+int kr_launcher_task_repository(const kr_settings *s, kr_http *api, kr_ltask *t, kr_error *err)
+{
+	const char *rid = kr_task_get(t->task, KR_TASK_REPOSITORY_ID);
+	int missing = 0;
+	for (int i = 0; i < KR_PVC_FIELDS; i++)
+		missing |= !t->pvc[i];
+	if (!api || !rid || !*rid || !missing)
+		return 0;
+	char *what = kr_asprintf("repository %s of task %s", rid, kr_ltask_id(t));
+	char *path = api_path(s, "repository", rid);
+	kr_node *n = NULL;
+	int rc = get_node_opt(api, path, what, &n, 1, err);
+	if (rc == 1)
+		kr_log(KR_LOG_DEBUG, NULL, "%s: keruta-api does not know it; the launcher's volume "
+		                           "settings apply", what);
+	else if (rc == 0 && n->type == KR_NODE_MAP)
+		rc = kr_ltask_load_repository(t, n, what, err);
+	kr_node_free(n);
+	free(path);
+	free(what);
+	return rc < 0 ? -1 : 0;
+}
+
 int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltask *t,
                      kr_error *err)
 {
@@ -112,7 +156,7 @@ int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltas
 	kr_node *n = NULL;
 	char *what;
 	if (file && *file) {
-		if (kr_node_load_file(file, &n, err))
+		if (kr_taskfile_load(file, &n, err))
 			return -1;
 		what = kr_strdup(file);
 	} else {
@@ -141,6 +185,8 @@ int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltas
 		             kr_ltask_id(t), id);
 		rc = -1;
 	}
+	if (rc == 0 && !(file && *file))
+		rc = kr_launcher_task_repository(s, api, t, err);
 	kr_node_free(n);
 	free(what);
 	return rc;
@@ -198,7 +244,7 @@ static int render(kr_settings *s, kr_error *err)
 	const char *id = kr_settings_get(s, KR_S_TASK_ID);
 	const char *file = kr_settings_get(s, KR_S_TASK_FILE);
 	if (!(file && *file)) {
-		api = kr_launcher_api(s, err);
+		api = kr_launcher_api(s, NULL, 0, err);
 		if (err->code)
 			return err->code;
 	}
@@ -210,13 +256,16 @@ static int render(kr_settings *s, kr_error *err)
 	}
 	const char *what = kr_settings_get(s, KR_S_K8S_OBJECTS);
 	const char *node = kr_settings_get(s, KR_S_K8S_NODE_NAME);
-	if (kr_ltask_parent(&t) && !(node && *node) &&
-	    strcmp(kr_settings_get(s, KR_S_K8S_WORK_VOLUME), "pvc") == 0 &&
-	    strcmp(kr_settings_get(s, KR_S_K8S_PVC_ACCESS_MODE), "ReadWriteMany") != 0)
+	if ((kr_ltask_parent(&t) || kr_ltask_existing_claim(&t)) && !(node && *node) &&
+	    kr_ltask_rwo(s, &t)) {
+		char *claim = kr_render_pvc_name(&t);
 		kr_log(KR_LOG_WARN, NULL,
-		       "task %s shares the ReadWriteOnce PVC of task %s: give --node-name NODE (where "
-		       "the parent's pod ran) or the pod may not start elsewhere",
-		       kr_ltask_id(&t), kr_ltask_parent(&t));
+		       "task %s mounts the ReadWriteOnce PVC %s that %s: give --node-name NODE (where "
+		       "it is attached) or the pod may not start elsewhere",
+		       kr_ltask_id(&t), claim,
+		       kr_ltask_existing_claim(&t) ? "exists already" : "its parent task used");
+		free(claim);
+	}
 	kr_buf out = {0};
 	int docs = 0;
 	if (strcmp(what, "cleanup") != 0) {

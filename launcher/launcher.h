@@ -14,12 +14,18 @@
 /* The entry the executable looks up (render, dispatch). */
 int kr_launcher_main(const char *command, kr_settings *s, kr_error *err);
 
-/* A keruta-api client from the settings, or NULL when no URL is set. */
-kr_http *kr_launcher_api(const kr_settings *s, kr_error *err);
+/* A keruta-api client from the settings, or NULL when no URL is set.
+ * abort_flag (or NULL): every call ends at once when it becomes
+ * non-zero.  single_attempt: no retries inside a call (the caller keeps
+ * its own view of keruta-api's health and retries on a backoff). */
+kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, int single_attempt,
+                         kr_error *err);
 
 /* The task from --task-file, or from the API by id. */
 int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltask *t,
                      kr_error *err);
+/* The volume fields a task left unset, from its repository record. */
+int kr_launcher_task_repository(const kr_settings *s, kr_http *api, kr_ltask *t, kr_error *err);
 /* Every PENDING task, as records; *n set.  -1 with err. */
 int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_node **list, kr_error *err);
 /* The task's status as keruta-api has it (caller frees), or NULL. */

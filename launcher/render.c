@@ -6,11 +6,15 @@
 #include <strings.h>
 
 #include "backend.h"
+#include "log.h"
 #include "render.h"
 
 #define WORK_MOUNT "/work"
 #define VOLUME "work"
 #define TOKEN_SECRET "keruta-api-token"
+#define TOKEN_VOLUME "api-token"
+#define TOKEN_DIR "/var/run/secrets/keruta"
+#define TOKEN_FILE TOKEN_DIR "/token"
 #define NAME_MAX_LEN 63
 
 /* ------------------------------------------------------------ strings */
@@ -161,6 +165,91 @@ char *kr_render_cleanup_name(const char *task_id)
 
 /* -------------------------------------------------------------- tasks */
 
+static int is_quantity(const char *q);
+
+/* A DNS-1123 subdomain: what names a PVC or a storage class. */
+static int is_dns_subdomain(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > 253 || !isalnum((unsigned char)v[0]) || !isalnum((unsigned char)v[n - 1]))
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (!(isdigit(c) || (c >= 'a' && c <= 'z') || c == '-' || c == '.'))
+			return 0;
+		if (c == '.' && (!isalnum((unsigned char)v[i - 1]) || !isalnum((unsigned char)v[i + 1])))
+			return 0;
+	}
+	return 1;
+}
+
+static const struct {
+	const char *field, *want;
+} pvc_defs[KR_PVC_FIELDS] = {
+        [KR_PVC_SIZE] = {"pvcStorageSize", "a Kubernetes quantity such as 1Gi, 500Mi or 20G"},
+        [KR_PVC_ACCESS_MODE] = {"pvcAccessMode",
+                                "ReadWriteOnce, ReadWriteMany or ReadWriteOncePod"},
+        [KR_PVC_STORAGE_CLASS] = {"pvcStorageClass",
+                                  "a storage class name (DNS-1123: lowercase letters, digits, "
+                                  "'-' and '.')"},
+        [KR_PVC_NAME] = {"pvcName", "the name of an existing PersistentVolumeClaim (DNS-1123: "
+                                    "lowercase letters, digits, '-' and '.')"},
+};
+
+static int pvc_valid(int i, const char *v)
+{
+	switch (i) {
+	case KR_PVC_SIZE: return is_quantity(v) && v[0] != '-';
+	case KR_PVC_ACCESS_MODE:
+		return !strcmp(v, "ReadWriteOnce") || !strcmp(v, "ReadWriteMany") ||
+		       !strcmp(v, "ReadWriteOncePod");
+	default: return is_dns_subdomain(v);
+	}
+}
+
+/*
+ * The volume fields of a record (the task's, then its repository's): the
+ * first record that sets a field wins.  A child task mounts its parent's
+ * claim, so its own task-level fields say nothing about that volume: they
+ * are ignored, loudly, and only its repository's (shared with the parent)
+ * count.
+ */
+static int pvc_fields(kr_ltask *t, const kr_node *rec, const char *name, const char *where,
+                      kr_error *err)
+{
+	int is_task = strcmp(where, "the task") == 0;
+	kr_buf ignored = {0};
+	for (int i = 0; i < KR_PVC_FIELDS; i++) {
+		const char *field = pvc_defs[i].field;
+		const kr_node *n = kr_node_get(rec, field);
+		if (!n || kr_node_is_null(n) || t->pvc[i])
+			continue;
+		if (is_task && kr_ltask_parent(t)) {
+			kr_buf_addf(&ignored, "%s%s", ignored.len ? ", " : "", field);
+			continue;
+		}
+		if (n->type != KR_NODE_SCALAR || strlen(n->value) != n->value_len ||
+		    !pvc_valid(i, n->value)) {
+			/* the task's id first: a file name or a repository says little */
+			kr_error_set(err, KR_EXIT_TASK_FAILED,
+			             "task %s (%s): field '%s' of %s is '%s', not %s; fix the record or "
+			             "remove the field (the launcher's setting then applies)",
+			             kr_ltask_id(t), name, field, where,
+			             n->type == KR_NODE_SCALAR ? n->value : "not a string", pvc_defs[i].want);
+			kr_buf_free(&ignored);
+			return -1;
+		}
+		t->pvc[i] = kr_strdup(n->value);
+	}
+	if (ignored.len)
+		kr_log(KR_LOG_WARN, NULL,
+		       "task %s mounts the volume of its parent task %s: its own %s %s ignored",
+		       kr_ltask_id(t), kr_ltask_parent(t), ignored.data,
+		       strchr(ignored.data, ',') ? "are" : "is");
+	kr_buf_free(&ignored);
+	return 0;
+}
+
 int kr_ltask_load(kr_ltask *t, const kr_node *record, const char *name, kr_error *err)
 {
 	memset(t, 0, sizeof(*t));
@@ -194,6 +283,11 @@ int kr_ltask_load(kr_ltask *t, const kr_node *record, const char *name, kr_error
 			}
 		}
 	}
+	if (pvc_fields(t, record, name, "the task", err))
+		return -1;
+	const kr_node *repo = kr_node_get(record, "repository");
+	if (repo && repo->type == KR_NODE_MAP && kr_ltask_load_repository(t, repo, name, err))
+		return -1;
 	return 0;
 bad:
 	kr_error_set(err, KR_EXIT_TASK_FAILED,
@@ -202,12 +296,47 @@ bad:
 	return -1;
 }
 
+int kr_ltask_load_repository(kr_ltask *t, const kr_node *repo, const char *name, kr_error *err)
+{
+	return pvc_fields(t, repo, name, "its repository record", err);
+}
+
 void kr_ltask_free(kr_ltask *t)
 {
 	kr_task_free(t->task);
 	free(t->image);
 	json_object_put(t->resources);
+	for (size_t i = 0; i < KR_PVC_FIELDS; i++)
+		free(t->pvc[i]);
 	memset(t, 0, sizeof(*t));
+}
+
+const char *kr_ltask_pvc_size(const kr_settings *s, const kr_ltask *t)
+{
+	return t->pvc[KR_PVC_SIZE] ? t->pvc[KR_PVC_SIZE] : kr_settings_get(s, KR_S_K8S_PVC_SIZE);
+}
+
+const char *kr_ltask_pvc_access_mode(const kr_settings *s, const kr_ltask *t)
+{
+	return t->pvc[KR_PVC_ACCESS_MODE] ? t->pvc[KR_PVC_ACCESS_MODE]
+	                                  : kr_settings_get(s, KR_S_K8S_PVC_ACCESS_MODE);
+}
+
+const char *kr_ltask_pvc_storage_class(const kr_settings *s, const kr_ltask *t)
+{
+	return t->pvc[KR_PVC_STORAGE_CLASS] ? t->pvc[KR_PVC_STORAGE_CLASS]
+	                                    : kr_settings_get(s, KR_S_K8S_STORAGE_CLASS);
+}
+
+const char *kr_ltask_existing_claim(const kr_ltask *t)
+{
+	return t->pvc[KR_PVC_NAME];
+}
+
+int kr_ltask_rwo(const kr_settings *s, const kr_ltask *t)
+{
+	return strcmp(kr_settings_get(s, KR_S_K8S_WORK_VOLUME), "pvc") == 0 &&
+	       strcmp(kr_ltask_pvc_access_mode(s, t), "ReadWriteMany") != 0;
 }
 
 const char *kr_ltask_id(const kr_ltask *t)
@@ -421,13 +550,16 @@ static json_object *metadata(const kr_settings *s, const char *name, const kr_lt
 
 char *kr_render_pvc_name(const kr_ltask *t)
 {
+	if (kr_ltask_existing_claim(t))
+		return kr_strdup(kr_ltask_existing_claim(t));
 	const char *parent = kr_ltask_parent(t);
 	return kr_k8s_name("git-repo-pvc-", parent ? parent : kr_ltask_id(t));
 }
 
 json_object *kr_render_pvc(const kr_settings *s, const kr_ltask *t)
 {
-	if (strcmp(kr_settings_get(s, KR_S_K8S_WORK_VOLUME), "pvc") != 0 || kr_ltask_parent(t))
+	if (strcmp(kr_settings_get(s, KR_S_K8S_WORK_VOLUME), "pvc") != 0 || kr_ltask_parent(t) ||
+	    kr_ltask_existing_claim(t))
 		return NULL;
 	json_object *o = json_object_new_object();
 	add(o, "apiVersion", str("v1"));
@@ -437,13 +569,13 @@ json_object *kr_render_pvc(const kr_settings *s, const kr_ltask *t)
 	free(name);
 	json_object *spec = json_object_new_object();
 	json_object *modes = json_object_new_array();
-	json_object_array_add(modes, kr_json_str(kr_settings_get(s, KR_S_K8S_PVC_ACCESS_MODE)));
+	json_object_array_add(modes, kr_json_str(kr_ltask_pvc_access_mode(s, t)));
 	add(spec, "accessModes", modes);
 	json_object *res = json_object_new_object(), *req = json_object_new_object();
-	add(req, "storage", kr_json_str(kr_settings_get(s, KR_S_K8S_PVC_SIZE)));
+	add(req, "storage", kr_json_str(kr_ltask_pvc_size(s, t)));
 	add(res, "requests", req);
 	add(spec, "resources", res);
-	const char *sc = kr_settings_get(s, KR_S_K8S_STORAGE_CLASS);
+	const char *sc = kr_ltask_pvc_storage_class(s, t);
 	if (set(sc))
 		add(spec, "storageClassName", kr_json_str(sc));
 	add(o, "spec", spec);
@@ -486,14 +618,6 @@ static json_object *task_env(const kr_settings *s, const kr_ltask *t, const char
 	const char *url = kr_settings_get(s, KR_S_API_URL);
 	env_value(env, "KERUTA_API_URL", url ? url : "http://keruta-api:8080");
 	env_value(env, "KERUTA_API_ENDPOINT", url ? url : "http://keruta-api:8080");
-	json_object *tok = json_object_new_object(), *from = json_object_new_object(),
-	            *ref = json_object_new_object();
-	add(ref, "name", str(TOKEN_SECRET));
-	add(ref, "key", str("token"));
-	add(from, "secretKeyRef", ref);
-	add(tok, "name", str("KERUTA_API_TOKEN"));
-	add(tok, "valueFrom", from);
-	json_object_array_add(env, tok);
 	env_value(env, "KERUTA_WORK_DIR", WORK_MOUNT);
 	if (source_pod)
 		env_value(env, "KERUTA_SOURCE_POD", source_pod);
@@ -542,6 +666,9 @@ static json_object *container(const kr_settings *s, const kr_ltask *t, const cha
 	json_object_array_add(cmd, kr_json_str(kr_settings_get(s, KR_S_K8S_AGENT_COMMAND)));
 	for (size_t i = 0; args[i]; i++)
 		json_object_array_add(cmd, str(args[i]));
+	/* a file, not an env var: a child process inherits the environment */
+	json_object_array_add(cmd, str("--api-token-file"));
+	json_object_array_add(cmd, str(TOKEN_FILE));
 	add(c, "command", cmd);
 	add(c, "env", env);
 	json_object *res = resources(s, t);
@@ -553,18 +680,16 @@ static json_object *container(const kr_settings *s, const kr_ltask *t, const cha
 	add(m, "name", str(VOLUME));
 	add(m, "mountPath", str(WORK_MOUNT));
 	json_object_array_add(mounts, m);
+	m = json_object_new_object();
+	add(m, "name", str(TOKEN_VOLUME));
+	add(m, "mountPath", str(TOKEN_DIR));
+	add(m, "readOnly", json_object_new_boolean(1));
+	json_object_array_add(mounts, m);
 	add(c, "volumeMounts", mounts);
 	/* the agent writes its outcome there; the launcher reads it back */
 	add(c, "terminationMessagePath", str("/dev/termination-log"));
 	add(c, "terminationMessagePolicy", str("FallbackToLogsOnError"));
 	return c;
-}
-
-/* A volume that attaches to one node at a time. */
-static int rwo(const kr_settings *s)
-{
-	return strcmp(kr_settings_get(s, KR_S_K8S_WORK_VOLUME), "pvc") == 0 &&
-	       strcmp(kr_settings_get(s, KR_S_K8S_PVC_ACCESS_MODE), "ReadWriteMany") != 0;
 }
 
 static json_object *pod_spec(const kr_settings *s, const kr_ltask *t, json_object *containers,
@@ -632,6 +757,18 @@ static json_object *pod_spec(const kr_settings *s, const kr_ltask *t, json_objec
 		add(v, "emptyDir", json_object_new_object());
 	}
 	json_object_array_add(vols, v);
+	/* readable by the agent (root, or the pod's fsGroup), by no other user */
+	json_object *tv = json_object_new_object(), *sec = json_object_new_object(),
+	            *items = json_object_new_array(), *item = json_object_new_object();
+	add(tv, "name", str(TOKEN_VOLUME));
+	add(sec, "secretName", str(TOKEN_SECRET));
+	add(item, "key", str("token"));
+	add(item, "path", str("token"));
+	json_object_array_add(items, item);
+	add(sec, "items", items);
+	add(sec, "defaultMode", json_object_new_int(0440));
+	add(tv, "secret", sec);
+	json_object_array_add(vols, tv);
 	add(spec, "volumes", vols);
 	return spec;
 }
@@ -672,9 +809,12 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 		json_object_array_add(containers,
 		                      container(s, t, "main", exec_args, task_env(s, t, NULL)));
 	} else {
+		/* a task without documents has no KERUTA_DOCUMENT_ID: the agent
+		 * then reads the unexpanded $(KERUTA_DOCUMENT_ID) as not given */
 		static const char *const init_args[] = {
-		        "init", "--repository-id", "$(KERUTA_REPOSITORY_ID)", "--api-url",
-		        "$(KERUTA_API_ENDPOINT)", "--work-dir", WORK_MOUNT, NULL};
+		        "init", "--repository-id", "$(KERUTA_REPOSITORY_ID)", "--document-id",
+		        "$(KERUTA_DOCUMENT_ID)", "--api-url", "$(KERUTA_API_ENDPOINT)", "--work-dir",
+		        WORK_MOUNT, NULL};
 		static const char *const run_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)",
 		                                       "--api-url", "$(KERUTA_API_ENDPOINT)", NULL};
 		init = json_object_new_array();
@@ -683,8 +823,9 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 		json_object_array_add(containers, container(s, t, "main", run_args, task_env(s, t, NULL)));
 	}
 	char *name = kr_render_job_name(kr_ltask_id(t));
-	/* only a child needs to go where its parent's volume is */
-	if (!kr_ltask_parent(t) || !rwo(s))
+	/* only a volume that may be attached already (the parent's, or an
+	 * existing claim) needs the pod to go where it is */
+	if (!(kr_ltask_parent(t) || kr_ltask_existing_claim(t)) || !kr_ltask_rwo(s, t))
 		node = NULL;
 	json_object *o = job(s, t, name, "main", pod_spec(s, t, containers, init, node),
 	                     (int64_t)kr_settings_u64(s, KR_S_K8S_BACKOFF_LIMIT));
@@ -704,7 +845,7 @@ json_object *kr_render_cleanup_job(const kr_settings *s, const kr_ltask *t,
 	                      container(s, t, "cleanup-container", args,
 	                                task_env(s, t, source_pod ? source_pod : "")));
 	/* it mounts the volume the task's pod used: go to that pod's node */
-	if (!rwo(s))
+	if (!kr_ltask_rwo(s, t))
 		node = NULL;
 	char *name = kr_render_cleanup_name(kr_ltask_id(t));
 	json_object *o = job(s, t, name, "cleanup", pod_spec(s, t, containers, NULL, node), 2);

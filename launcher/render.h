@@ -17,16 +17,34 @@
 /* Longest env value put in a manifest; longer ones are cut, marked. */
 #define KR_RENDER_MAX_ENV (64u << 10)
 
+/* The per-task volume fields, in the order of kr_ltask.pvc[]. */
+enum { KR_PVC_SIZE, KR_PVC_ACCESS_MODE, KR_PVC_STORAGE_CLASS, KR_PVC_NAME, KR_PVC_FIELDS };
+
 /* A task as the launcher sees it: the context fields, plus what only
- * the launcher reads from the record (image, resources). */
+ * the launcher reads from the record (image, resources, the volume). */
 typedef struct kr_ltask {
 	kr_task *task;
 	char *image;            /* the task's own image, or NULL       */
 	json_object *resources; /* {requests:{..},limits:{..}} or NULL */
+	/* pvcStorageSize, pvcAccessMode, pvcStorageClass, pvcName from the
+	 * task record, else its repository record; NULL: the launcher's
+	 * setting (pvcName: none, the launcher's own git-repo-pvc-ID). */
+	char *pvc[KR_PVC_FIELDS];
 } kr_ltask;
 
-/* Read a task record (API JSON or task file). */
+/* Read a task record (API JSON or task file); an embedded `repository`
+ * mapping is read as its repository record. */
 int kr_ltask_load(kr_ltask *t, const kr_node *record, const char *name, kr_error *err);
+/* Fill the volume fields the task left unset from its repository record. */
+int kr_ltask_load_repository(kr_ltask *t, const kr_node *repo, const char *name, kr_error *err);
+/* The resolved volume values (task, repository, then the settings). */
+const char *kr_ltask_pvc_size(const kr_settings *s, const kr_ltask *t);
+const char *kr_ltask_pvc_access_mode(const kr_settings *s, const kr_ltask *t);
+const char *kr_ltask_pvc_storage_class(const kr_settings *s, const kr_ltask *t);
+/* The existing claim the task mounts (pvcName), or NULL. */
+const char *kr_ltask_existing_claim(const kr_ltask *t);
+/* The work volume attaches to one node at a time (pinning needed). */
+int kr_ltask_rwo(const kr_settings *s, const kr_ltask *t);
 void kr_ltask_free(kr_ltask *t);
 const char *kr_ltask_id(const kr_ltask *t);
 const char *kr_ltask_parent(const kr_ltask *t);
@@ -45,9 +63,12 @@ char *kr_k8s_label_value(const char *id);
 
 char *kr_render_job_name(const char *task_id);
 char *kr_render_cleanup_name(const char *task_id);
-char *kr_render_pvc_name(const kr_ltask *t); /* the parent's for a child */
+/* The claim the task mounts: its pvcName, else git-repo-pvc-ID (the
+ * parent's id for a child). */
+char *kr_render_pvc_name(const kr_ltask *t);
 
-/* The PVC to create, or NULL (emptyDir, or a child using its parent's). */
+/* The PVC to create, or NULL (emptyDir, an existing claim, or a child
+ * using its parent's). */
 json_object *kr_render_pvc(const kr_settings *s, const kr_ltask *t);
 /* node: where the parent's pod ran (ReadWriteOnce child), or NULL. */
 json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *node,

@@ -228,6 +228,41 @@ static int remove_created(const char *dir, char **keep)
 	return rc;
 }
 
+/* A path (or file:// URL) rather than a remote, as git tells them apart:
+ * no "://" and no ':' before the first '/' (that would be host:path). */
+static const char *local_path(const char *url)
+{
+	if (strncmp(url, "file://", 7) == 0)
+		return url + 7;
+	if (strstr(url, "://"))
+		return NULL;
+	const char *colon = strchr(url, ':'), *slash = strchr(url, '/');
+	return !colon || (slash && slash < colon) ? url : NULL;
+}
+
+/* A local repository that is not there is a mistake in the task, found
+ * before any attempt: libgit2 would call it an unsupported protocol. */
+static int check_local(clone_run *r, const char *url)
+{
+	const char *path = local_path(url);
+	if (!path)
+		return 0;
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return r->svc->fail(r->task,
+		                    "clone: repository %s does not exist (%s); check the task's "
+		                    "repository URL or path",
+		                    url, strerror(errno));
+	if (!S_ISDIR(st.st_mode) ||
+	    git_repository_open_ext(NULL, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		return r->svc->fail(r->task,
+		                    "clone: %s is not a git repository; check the task's repository "
+		                    "URL or path (a local path must name a repository or a bare "
+		                    "repository)",
+		                    url);
+	return 0;
+}
+
 /* ---- one attempt ----------------------------------------------------- */
 
 typedef struct attempt {
@@ -240,6 +275,48 @@ typedef struct attempt {
 	int retryable;
 	char why[512]; /* the last transfer error, for the retry line */
 } attempt;
+
+/* The HTTP status of the failed request: seen by our stream for plain
+ * HTTP; behind TLS only libgit2's report of it is left. */
+static int http_status(const clone_run *r)
+{
+	const git_error *e = git_error_last();
+	int status = r->http_status;
+	if (status < 400 && e && e->klass == GIT_ERROR_HTTP && e->message &&
+	    sscanf(e->message, "unexpected http status code: %d", &status) != 1)
+		status = r->http_status;
+	return status;
+}
+
+/* Whether another attempt can help, from the kind of failure (libgit2's
+ * error class and code, the HTTP status), not from its wording. */
+static int retryable(const clone_run *r, int rc, int status)
+{
+	if (r->auth_failed || r->cert_failed || r->cancelled || rc == GIT_EAUTH ||
+	    rc == GIT_ECERTIFICATE)
+		return 0;
+	if (status >= 400) /* the server answered: only "later" is worth a retry */
+		return status == 408 || status == 429 || status >= 500;
+	const git_error *e = git_error_last();
+	if (!e)
+		return 1;
+	switch (e->klass) {
+	case GIT_ERROR_NET:
+		/* an ERR packet: the server refused (no such repository, not
+		 * exported, access denied); libgit2 gives no other sign of it */
+		return !(e->message && strncmp(e->message, "remote error:", 13) == 0);
+	case GIT_ERROR_OS:
+	case GIT_ERROR_SSL:
+	case GIT_ERROR_SSH:
+	case GIT_ERROR_ZLIB:
+	case GIT_ERROR_INDEXER:
+	case GIT_ERROR_HTTP:
+	case GIT_ERROR_CALLBACK:
+		return 1; /* the connection or the data broke off */
+	default:
+		return 0; /* a bad URL, ref, repository or configuration */
+	}
+}
 
 static int fetch(attempt *a, git_remote *remote)
 {
@@ -267,6 +344,10 @@ static int fetch(attempt *a, git_remote *remote)
 		refspecs.count = 2;
 	}
 	r->cred_attempts = 0;
+	r->http_status = 0;
+	r->side_len = 0;
+	r->side_line[0] = '\0';
+	r->side_logged = 0;
 	r->started_ms = r->last_log_ms = clone_now_ms();
 	r->last_bytes = 0;
 	int rc = git_remote_fetch(remote, &refspecs, &fo, "keruta: fetch");
@@ -278,13 +359,10 @@ static int fetch(attempt *a, git_remote *remote)
 	}
 	const char *m = lg2_msg();
 	snprintf(a->why, sizeof a->why, "%s", m);
-	a->retryable = !(r->auth_failed || r->cert_failed || r->cancelled || rc == GIT_EAUTH ||
-	                 rc == GIT_ECERTIFICATE || strstr(m, "404") || strstr(m, "403") ||
-	                 strstr(m, "401") || strstr(m, "not found") || strstr(m, "not exported") ||
-	                 strstr(m, "access denied") || strstr(m, "does not appear") ||
-	                 strstr(m, "remote error") || strstr(m, "no such repository"));
+	int status = http_status(r);
+	a->retryable = retryable(r, rc, status);
 	char *pub = url_public(a->url);
-	if (r->auth_failed || rc == GIT_EAUTH || strstr(m, "401"))
+	if (r->auth_failed || rc == GIT_EAUTH || status == 401)
 		r->svc->fail(r->task,
 		             "clone: authentication to %s failed: %s; check the token or password "
 		             "(token_file, password_file, KERUTA_GIT_TOKEN) or the SSH key",
@@ -608,7 +686,12 @@ static int pick_source(clone_run *r, const char **url, const char **ref)
 	} else {
 		if (!svc->task_get(t, KR_TASK_REPOSITORY_URL) && svc->task_get(t, KR_TASK_REPOSITORY_ID)) {
 			int rc = svc->fetch_repository(t);
-			if (rc != KR_OK && rc != KR_NOT_FOUND)
+			if (rc == KR_NOT_FOUND)
+				return svc->fail(t, "clone: the task names repository '%s' but no URL for it "
+				                    "could be found; give the repository's url (in a task "
+				                    "file: repository: {id: ..., url: ...})",
+				                 svc->task_get(t, KR_TASK_REPOSITORY_ID));
+			if (rc != KR_OK)
 				return KR_FAILED;
 		}
 		*url = svc->task_get(t, KR_TASK_REPOSITORY_URL);
@@ -683,6 +766,11 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		         "clone instead",
 		         (long long)cfg->depth, LIBGIT2_VER_MAJOR, LIBGIT2_VER_MINOR);
 	if (clone_load_credentials(&r) < 0) {
+		free(pub);
+		return KR_FAILED;
+	}
+	if (check_local(&r, url) < 0) {
+		clone_free_credentials(&r);
 		free(pub);
 		return KR_FAILED;
 	}

@@ -36,12 +36,19 @@ typedef struct clone_run {
 	int cred_attempts;
 	int auth_failed, cert_failed, cert_checked, cancelled;
 	int warned_insecure_ssh;
+	/* Status of the last plain-HTTP response our stream saw (0: none or
+	 * TLS), so a 404 is told from a 503 without reading libgit2's words. */
+	int http_status;
 	int ssh_port;
 	/* Progress: rate-limited log lines. */
 	uint64_t started_ms, last_log_ms;
 	unsigned int last_objects, total_objects;
 	size_t last_bytes;
 	int progress_logged;
+	/* The remote's own progress text (sideband), relayed by lines. */
+	char side[256], side_line[256];
+	size_t side_len;
+	int side_logged;
 } clone_run;
 
 uint64_t clone_now_ms(void);

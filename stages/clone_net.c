@@ -44,7 +44,35 @@ typedef struct nstream {
 	git_stream parent;
 	char *host, *port;
 	int fd;
+	/* the start of an HTTP response after a request was written:
+	 * "HTTP/1.1 404" is all we keep of it */
+	int want_status;
+	char status[12];
+	size_t status_len;
 } nstream;
+
+static void note_request(nstream *s, const char *data, size_t len)
+{
+	if ((len >= 4 && memcmp(data, "GET ", 4) == 0) || (len >= 5 && memcmp(data, "POST ", 5) == 0)) {
+		s->want_status = 1;
+		s->status_len = 0;
+	}
+}
+
+static void note_response(nstream *s, const char *data, size_t len)
+{
+	if (!s->want_status)
+		return;
+	while (len && s->status_len < sizeof s->status)
+		s->status[s->status_len++] = *data++, len--;
+	if (s->status_len < sizeof s->status)
+		return;
+	s->want_status = 0;
+	const char *p = s->status;
+	if (memcmp(p, "HTTP/1.", 7) == 0 && p[8] == ' ' && p[9] >= '1' && p[9] <= '5' &&
+	    p[10] >= '0' && p[10] <= '9' && p[11] >= '0' && p[11] <= '9' && g_run)
+		g_run->http_status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+}
 
 static int stream_error(const char *what, const nstream *s, int err)
 {
@@ -131,8 +159,10 @@ static ssize_t ns_read(git_stream *st, void *buf, size_t len)
 	nstream *s = (nstream *)st;
 	for (;;) {
 		ssize_t n = recv(s->fd, buf, len, 0);
-		if (n >= 0)
+		if (n >= 0) {
+			note_response(s, buf, (size_t)n);
 			return n;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -146,6 +176,7 @@ static ssize_t ns_write(git_stream *st, const char *data, size_t len, int flags)
 {
 	nstream *s = (nstream *)st;
 	(void)flags;
+	note_request(s, data, len);
 	size_t off = 0;
 	while (off < len) {
 		ssize_t n = send(s->fd, data + off, len - off, MSG_NOSIGNAL);
@@ -515,6 +546,40 @@ static int progress_cb(const git_indexer_progress *p, void *payload)
 	return 0;
 }
 
+/* The server's text ("Counting objects: 45% ...", "Compressing ...", and
+ * for a local path libgit2's own pack building): a long clone spends most
+ * of its time here before the first object arrives.  The first line is
+ * logged at once, then the latest at most every PROGRESS_EVERY_MS. */
+static int sideband_cb(const char *str, int len, void *payload)
+{
+	clone_run *r = payload;
+	if (r->svc->cancelled(r->task)) {
+		r->cancelled = 1;
+		git_error_set_str(GIT_ERROR_NET, "transfer stopped: the stage was cancelled");
+		return -1;
+	}
+	for (int i = 0; i < len; i++) {
+		char c = str[i];
+		if (c == '\r' || c == '\n') {
+			if (r->side_len) {
+				memcpy(r->side_line, r->side, r->side_len);
+				r->side_line[r->side_len] = '\0';
+				r->side_len = 0;
+			}
+		} else if (r->side_len < sizeof r->side - 1) {
+			r->side[r->side_len++] = (c >= ' ' && c != 0x7f) ? c : '?';
+		}
+	}
+	uint64_t now = clone_now_ms();
+	if (r->side_line[0] && (!r->side_logged || now - r->last_log_ms >= PROGRESS_EVERY_MS)) {
+		r->svc->log(r->task, KR_LOG_INFO, "remote: %s", r->side_line);
+		r->side_line[0] = '\0';
+		r->side_logged = 1;
+		r->last_log_ms = now;
+	}
+	return 0;
+}
+
 void clone_progress_done(clone_run *r, const git_indexer_progress *p)
 {
 	if (p && p->total_objects)
@@ -526,5 +591,6 @@ void clone_callbacks(git_remote_callbacks *cb, clone_run *r)
 	cb->credentials = cred_cb;
 	cb->certificate_check = cert_cb;
 	cb->transfer_progress = progress_cb;
+	cb->sideband_progress = sideband_cb;
 	cb->payload = r;
 }

@@ -5,6 +5,7 @@
  * What runs, first match wins:
  *   with: argv: [prog, arg...]     run directly, no shell
  *   with: command: "text"          run as `<shell> -c text`
+ *   the task's command: [prog, ...] run directly, no shell
  *   the task's execute script      written to <work>/.keruta/execute.sh
  *                                  (0700), or to .keruta/script/FILENAME
  *                                  when keruta-api names a file, and run
@@ -273,6 +274,13 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 	} else if (s->command && *s->command) {
 		argv = make_argv(s->shell, &words, "-c", s->command);
 		svc->log(t, KR_LOG_INFO, "running `%s` with %s in %s", s->command, s->shell, work);
+	} else if ((n_list = svc->task_list_count(t, KR_TASK_COMMAND)) > 0) {
+		/* the task's own command stands where its script would */
+		argv = calloc(n_list + 1, sizeof(*argv));
+		for (size_t i = 0; argv && i < n_list; i++)
+			argv[i] = svc->task_list_item(t, KR_TASK_COMMAND, i);
+		svc->log(t, KR_LOG_INFO, "running the task's command %s (%zu argument%s) in %s",
+		         argv ? argv[0] : "?", n_list - 1, n_list == 2 ? "" : "s", work);
 	} else {
 		const char *language = svc->task_get(t, "script.language");
 		const char *given = svc->task_get(t, "script.filename");

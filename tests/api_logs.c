@@ -295,6 +295,93 @@ Test(api_logs, token_never_reaches_the_spool_nor_the_debug_log)
 	kt_result_free(&r);
 }
 
+/* The secret masker on the way to keruta-api: a secret whose last byte
+ * equals its first, ending a read, is not cut in two. */
+Test(api_logs, secret_ending_like_it_begins_never_reaches_the_api)
+{
+	char *text = NULL;
+	cr_assert(asprintf(&text,
+	                   "version: 1\nphases:\n  execute: [run]\nstages:\n  run:\n"
+	                   "    plugin: execute\n    with:\n"
+	                   "      command: printf 'token=eyJhbGciOie'; sleep 0.5; echo\n"
+	                   "settings:\n  secrets: [MY_SECRET]\n  log_batch_interval: 50ms\n") > 0);
+	kt_write_file(C.pipeline, text);
+	free(text);
+	const char *const env[] = {"MY_SECRET=eyJhbGciOie", NULL};
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, env, 60), 0, "stderr:\n%s", r.err);
+	size_t n;
+	char *got = at_lines(&C, &n);
+	cr_expect(got && kt_contains(got, "token=***"), "received: %s", got ? got : "");
+	cr_expect(got && !kt_contains(got, "eyJ") && !kt_contains(got, "Oie"), "received: %s", got);
+	json_object *st = at_get(&C, "/_control/state");
+	const char *all = json_object_to_json_string(st);
+	cr_expect(!kt_contains(all, "eyJ") && !kt_contains(all, "Oie"), "server state: %s", all);
+	cr_expect(!kt_contains(r.out, "eyJ") && !kt_contains(r.out, "Oie"), "%s", r.out);
+	json_object_put(st);
+	free(got);
+	kt_result_free(&r);
+}
+
+static char *final_status(void)
+{
+	json_object *st = at_get(&C, "/_control/state"), *all, *t1, *s;
+	char *out = strdup("");
+	if (json_object_object_get_ex(st, "statuses", &all) &&
+	    json_object_object_get_ex(all, "t1", &t1) && json_object_array_length(t1) &&
+	    json_object_object_get_ex(json_object_array_get_idx(t1, json_object_array_length(t1) - 1),
+	                              "status", &s)) {
+		free(out);
+		out = strdup(json_object_get_string(s));
+	}
+	json_object_put(st);
+	return out;
+}
+
+/* An ordinary outage: /logs answers 503 twice, then works.  The shipper
+ * said "resumed" while holding its own lock, and that line came back to
+ * it through the log sink: the agent hung for good. */
+Test(api_logs, log_shipping_resumes_after_an_outage_and_the_run_ends)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"times\":2}");
+	at_pipeline(&C, "count: 30, every: 10, pause: 300ms", "  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "log shipping resumed"), "%s", r.err);
+	char *st = final_status();
+	cr_expect_str_eq(st, "COMPLETED");
+	size_t n;
+	char *got = at_lines(&C, &n), *want = at_expected("line", 1, 30);
+	cr_expect_str_eq(got, want);
+	free(got);
+	free(want);
+	free(st);
+	kt_result_free(&r);
+}
+
+/* SIGTERM acts while keruta-api refuses every log batch. */
+Test(api_logs, sigterm_acts_during_a_log_outage)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"times\":-1}");
+	at_pipeline(&C, "count: 600, every: 10, pause: 100ms", "  log_batch_interval: 50ms\n");
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(at_agent_argv(&C, NULL), NULL, C.dir, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	for (int i = 0; i < 200 && at_count(&C, "POST", "/logs") < 3; i++)
+		sleep_ms(50);
+	cr_assert_geq(at_count(&C, "POST", "/logs"), 3, "no log batch was tried");
+	kill(pid, SIGTERM);
+	kt_result r;
+	cr_assert_eq(kt_wait(&r, pid, out_fd, err_fd, 40), 0);
+	cr_expect(!r.timed_out, "SIGTERM did not end the agent; stderr:\n%s", r.err);
+	cr_expect_neq(r.status, 0);
+	kt_result_free(&r);
+}
+
 Test(api_logs, refused_batches_are_dropped_without_looping)
 {
 	/* a refusal is final; the warning it causes must not be shipped into

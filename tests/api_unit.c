@@ -71,6 +71,17 @@ Test(api_unit, content_disposition)
 	            "\xc3\xa9t\xc3\xa9.md");
 	expect_name("attachment; filename*=UTF-8''bad%zz; filename=\"fallback.md\"", "fallback.md");
 	expect_name("attachment; filename*=UTF-8''nul%00byte", NULL);
+	/* a cut escape at the very end: the decoder stepped past the
+	 * terminator.  The value fills the 64 bytes the header parser
+	 * allocates, so the over-read leaves the block (ASan, valgrind). */
+	expect_name("attachment; filename*=UTF-8''"
+	            "0123456789012345678901234567890123456789012345678901234%", NULL);
+	expect_name("attachment; filename*=UTF-8''"
+	            "012345678901234567890123456789012345678901234567890123%4", NULL);
+	expect_name("attachment; filename*=UTF-8''cut%", NULL);
+	expect_name("attachment; filename*=UTF-8''cut%4", NULL);
+	expect_name("attachment; filename*=UTF-8''%", NULL);
+	expect_name("attachment; filename*=UTF-8''a%4; filename=\"f.md\"", "f.md");
 	expect_name("attachment", NULL);
 	expect_name("attachment; filename=\"\"", NULL);
 	/* the name is returned unchecked: the document stage vets it */

@@ -234,30 +234,65 @@ Test(loader, search_order_flag_env_pipeline)
 	free(env);
 }
 
-/* Through the binary: one line on stderr, exit status 2, no crash. */
-static void validate_fails_with(const char *plugin, const char *fragment)
+/* Through the binary: `validate` on a pipeline with one stage `s` (its
+ * flow mapping body) and a settings block; one line on stderr naming
+ * where (file:line:col), exit status 2, no crash. */
+static void validate_stage_fails(const char *stage, const char *settings, const char *fragment,
+                                 const char *where)
 {
 	char *dir = kt_tmpdir();
 	char *pipeline = kt_path(dir, "p.yaml");
 	char *text = NULL;
-	cr_assert(asprintf(&text, "version: 1\nphases:\n  execute: [s]\nstages:\n  s: {plugin: %s}\n",
-	                   plugin) > 0);
+	cr_assert(asprintf(&text, "version: 1\nphases:\n  execute: [s]\nstages:\n  s: {%s}\n%s%s",
+	                   stage, settings ? "settings:\n" : "", settings ? settings : "") > 0);
 	kt_write_file(pipeline, text);
 	char *fx = fixtures();
 	const char *argv[] = {kt_agent(), "validate", pipeline, "--plugin-dir", fx,
 	                      "--log-format", "text", NULL};
 	kt_result r;
 	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 30), 0);
-	cr_expect_eq(r.status, 2, "exit status %d for %s; stderr: %s", r.status, plugin, r.err);
+	cr_expect_eq(r.status, 2, "exit status %d for %s; stderr: %s", r.status, text, r.err);
 	cr_expect_eq(kt_count(r.err, "\n"), 1, "want exactly one line, got: %s", r.err);
 	cr_expect(kt_contains(r.err, fragment), "want '%s' in: %s", fragment, r.err);
-	cr_expect(kt_contains(r.err, "p.yaml:5:"), "the line points into the pipeline: %s", r.err);
+	cr_expect(kt_contains(r.err, where), "want '%s' (where) in: %s", where, r.err);
 	kt_result_free(&r);
 	kt_rmrf(dir);
 	free(dir);
 	free(pipeline);
 	free(text);
 	free(fx);
+}
+
+static void validate_fails_with(const char *plugin, const char *fragment)
+{
+	char stage[128];
+	snprintf(stage, sizeof(stage), "plugin: %s", plugin);
+	validate_stage_fails(stage, NULL, fragment, "p.yaml:5:");
+}
+
+/* Durations, sizes and numbers are finite decimals: strtod's "nan" (which
+ * switched a timeout off), "inf" and hex are refused where they are
+ * written. */
+Test(loader_cli, nan_inf_and_hex_are_not_numbers)
+{
+	static const char *const bad[] = {"nan", "NaN", "nan(0x1)", "inf", "-inf", "infinity",
+	                                  "0x10", "0x1p4", " 5", ".", "1e", "e5"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char stage[128];
+		snprintf(stage, sizeof(stage), "plugin: fx_ok, timeout: \"%s\", with: {trace: t}", bad[i]);
+		validate_stage_fails(stage, NULL, "'timeout' must be a duration", "p.yaml:5:31:");
+		char settings[128];
+		snprintf(settings, sizeof(settings), "  log_max_total: \"%s\"\n", bad[i]);
+		validate_stage_fails("plugin: fx_ok, with: {trace: t}", settings, "must be a size", "p.yaml:7:");
+		snprintf(settings, sizeof(settings), "  api_retry_max_time: \"%s\"\n", bad[i]);
+		validate_stage_fails("plugin: fx_ok, with: {trace: t}", settings, "must be a duration", "p.yaml:7:");
+		snprintf(settings, sizeof(settings), "  log_batch_lines: \"%s\"\n", bad[i]);
+		validate_stage_fails("plugin: fx_ok, with: {trace: t}", settings, "must be a non-negative integer",
+		                     "p.yaml:7:");
+	}
+	/* what stays valid */
+	validate_stage_fails("plugin: fx_ok, timeout: 1.5m, with: {trace: t}", "  log_max_total: 1e3\n  nope: 1\n",
+	                     "unknown key 'nope'", "p.yaml:8:3:");
 }
 
 Test(loader_cli, each_failure_is_one_line_and_exit_2)

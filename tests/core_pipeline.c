@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "node.h"
 #include "pipeline.h"
 #include "secret.h"
 #include "util.h"
@@ -237,4 +238,87 @@ Test(pipeline, url_passwords_are_masked)
 	cr_expect(strstr(m, "https://bob:") && strstr(m, "@host:8443/api"), "%s", m);
 	free(m);
 	kr_secret_reset();
+}
+
+/* Mask text as the process runner does: fed in reads of `step` bytes,
+ * each time writing the safe prefix and holding the rest. */
+static char *masked_stream(const char *text, size_t step)
+{
+	kr_buf out = {0}, hold = {0};
+	size_t len = strlen(text);
+	for (size_t off = 0; off < len; off += step) {
+		size_t n = len - off < step ? len - off : step;
+		kr_buf_add(&hold, text + off, n);
+		size_t safe = off + n == len ? hold.len : kr_secret_safe_prefix(hold.data, hold.len);
+		kr_secret_mask(hold.data, safe, &out);
+		memmove(hold.data, hold.data + safe, hold.len - safe);
+		hold.len -= safe;
+	}
+	free(hold.data);
+	return out.data ? out.data : strdup("");
+}
+
+/* A read that ends exactly after a whole secret whose last bytes equal its
+ * first ones, or after a secret whose tail begins another secret, must not
+ * be cut inside that secret: each half alone matches nothing. */
+Test(pipeline, stream_masking_never_cuts_inside_a_secret)
+{
+	kr_secret_reset();
+	kr_secret_add("eyJhbGciOie");
+	kr_secret_add("abcab");
+	kr_secret_add("xyzw");
+	kr_secret_add("zwQQQ");
+	static const char *const text[] = {"token=eyJhbGciOie", "token=eyJhbGciOie\n",
+	                                   "a abcab b", "eyJhbGciOieyJhbGciOie!", "1 xyzwQQQ 2",
+	                                   "xyzxyzw", "abcabcab", "eeyJhbGciOi"};
+	for (size_t t = 0; t < sizeof(text) / sizeof(text[0]); t++) {
+		char *whole = masked(text[t]);
+		for (size_t step = 1; step <= strlen(text[t]); step++) {
+			char *m = masked_stream(text[t], step);
+			cr_expect_str_eq(m, whole, "'%s' read %zu bytes at a time", text[t], step);
+			cr_expect(!strstr(m, "eyJhbGciOie") && !strstr(m, "abcab") && !strstr(m, "xyzw") &&
+			                  !strstr(m, "zwQQQ"),
+			          "'%s' read %zu bytes at a time gave '%s'", text[t], step, m);
+			free(m);
+		}
+		free(whole);
+	}
+	kr_secret_reset();
+}
+
+/* A JSON object of n keys "k0".."k(n-1)", then the extra text (a repeat). */
+static char *many_keys(size_t n, const char *extra)
+{
+	kr_buf b = {0};
+	kr_buf_adds(&b, "{");
+	for (size_t i = 0; i < n; i++)
+		kr_buf_addf(&b, "%s\"k%zu\": %zu", i ? ", " : "", i, i);
+	kr_buf_adds(&b, extra);
+	kr_buf_adds(&b, "}");
+	return b.data;
+}
+
+/* Every keruta-api answer goes through the reader: 150,000 keys took
+ * minutes when each key was compared with all before it.  The timeout is
+ * only a bound against a hang; the test asserts what was read. */
+Test(pipeline, many_keys_are_read_and_duplicates_still_found, .timeout = 60)
+{
+	char *text = many_keys(150000, "");
+	kr_node *root = NULL;
+	kr_error err = {0};
+	cr_assert_eq(kr_node_load_string("big.json", text, strlen(text), &root, &err), 0, "%s",
+	             err.msg);
+	cr_assert_eq(root->n, 150000);
+	const kr_node *v = kr_node_get(root, "k149999");
+	cr_assert(v && v->value);
+	cr_expect_str_eq(v->value, "149999");
+	kr_node_free(root);
+	free(text);
+
+	/* the repeat that comes first in the file is named, with where it
+	 * first appeared */
+	text = many_keys(150000, ", \"k7\": 1, \"k5\": 2, \"k7\": 3");
+	cr_assert_neq(kr_node_load_string("big.json", text, strlen(text), &root, &err), 0);
+	cr_expect(strstr(err.msg, "duplicate key 'k7' (first at line 1)") != NULL, "%s", err.msg);
+	free(text);
 }

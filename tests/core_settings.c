@@ -54,12 +54,34 @@ Test(settings, precedence_flag_env_pipeline_default)
 	cr_expect_str_eq(kr_settings_get(s, KR_S_API_URL), "http://pipe");
 	cr_expect_str_eq(kr_settings_source(s, KR_S_API_URL), "pipeline");
 	cr_expect_eq(kr_settings_u64(s, KR_S_GRACE_PERIOD), 3000u);
-	cr_expect_str_eq(kr_settings_get(s, KR_S_TERMINATION_LOG), "/dev/termination-log");
-	cr_expect_str_eq(kr_settings_source(s, KR_S_TERMINATION_LOG), "default");
+	cr_expect_null(kr_settings_get(s, KR_S_TERMINATION_LOG), "no termination log outside a pod");
 	free(rest);
 	kr_settings_free(s);
 	kr_node_free(root);
 	clear_env();
+}
+
+/* In a pod (Kubernetes sets KUBERNETES_SERVICE_HOST) the work dir is the
+ * volume at /work and the outcome goes to /dev/termination-log; elsewhere
+ * the work dir is ./keruta-work and no termination log is written. */
+Test(settings, work_dir_and_termination_log_defaults_depend_on_the_place)
+{
+	clear_env();
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	kr_settings *s = kr_settings_new();
+	kr_error err = {0};
+	cr_assert_eq(kr_settings_finish(s, &err), 0);
+	cr_expect_str_eq(kr_settings_get(s, KR_S_WORK_DIR), "keruta-work");
+	cr_expect_null(kr_settings_get(s, KR_S_TERMINATION_LOG));
+	kr_settings_free(s);
+
+	setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
+	s = kr_settings_new();
+	cr_assert_eq(kr_settings_finish(s, &err), 0);
+	cr_expect_str_eq(kr_settings_get(s, KR_S_WORK_DIR), "/work");
+	cr_expect_str_eq(kr_settings_get(s, KR_S_TERMINATION_LOG), "/dev/termination-log");
+	kr_settings_free(s);
+	unsetenv("KUBERNETES_SERVICE_HOST");
 }
 
 Test(settings, api_endpoint_env_is_an_alias_and_url_env_wins)
@@ -95,6 +117,30 @@ Test(settings, kubernetes_dollar_paren_falls_back_to_env)
 	cr_expect_str_eq(kr_settings_get(s, KR_S_TASK_ID), "123");
 	cr_expect_str_eq(kr_settings_get(s, KR_S_API_URL), "http://api:8080");
 	cr_expect_null(kr_settings_get(s, KR_S_REPOSITORY_ID), "an unset $(NAME) is as if not given");
+	free(rest);
+	kr_settings_free(s);
+	clear_env();
+}
+
+/* The init container's command as rendered (seed 004). */
+Test(settings, document_id_from_the_rendered_env_reference)
+{
+	clear_env();
+	char *argv[] = {"k", "init", "--document-id", "$(KERUTA_DOCUMENT_ID)", NULL};
+	char **rest;
+	int n_rest;
+	kr_error err = {0};
+	setenv("KERUTA_DOCUMENT_ID", "d1,,d2", 1);
+	kr_settings *s = kr_settings_new();
+	cr_assert_eq(kr_settings_parse_args(s, KR_CMD_INIT, 4, argv, 2, &rest, &n_rest, &err), 0);
+	cr_expect_eq(kr_settings_list_count(s, KR_S_DOCUMENT_ID), 2, "the list is split");
+	cr_expect_str_eq(kr_settings_list_item(s, KR_S_DOCUMENT_ID, 1), "d2");
+	free(rest);
+	kr_settings_free(s);
+	unsetenv("KERUTA_DOCUMENT_ID"); /* a task without documents */
+	s = kr_settings_new();
+	cr_assert_eq(kr_settings_parse_args(s, KR_CMD_INIT, 4, argv, 2, &rest, &n_rest, &err), 0);
+	cr_expect_eq(kr_settings_list_count(s, KR_S_DOCUMENT_ID), 0, "no document asked for");
 	free(rest);
 	kr_settings_free(s);
 	clear_env();

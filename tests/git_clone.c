@@ -279,6 +279,85 @@ Test(git_clone, missing_repository)
 	free(all), free(url);
 }
 
+/* A path that is not there is the task's mistake: said at once, naming
+ * the path and what to check, never retried. */
+Test(git_clone, missing_local_path_is_final_and_named)
+{
+	char *url = kt_path(base, "x/nope.git");
+	kt_result r;
+	run_clone(&r, url, NULL, ", retries: 3", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, url), "%s", all);
+	cr_assert(kt_contains(all, "does not exist"), "%s", all);
+	cr_assert(kt_contains(all, "check the task's repository URL or path"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	cr_assert_not(kt_contains(all, "unsupported URL protocol"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+
+	/* a directory that is not a repository */
+	free(gt_sh(base, "mkdir -p plain && echo x > plain/file"));
+	free(url);
+	url = kt_path(base, "plain");
+	run_clone(&r, url, NULL, ", retries: 3", NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "is not a git repository"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+	free(url);
+}
+
+/* A 404 over HTTP is final even when retries are allowed. */
+Test(git_clone, http_404_is_final_even_with_retries)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("anon", "gone.git");
+	kt_result r;
+	run_clone(&r, url, NULL, ", retries: 3", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "gone.git"), "%s", all);
+	cr_assert(kt_contains(all, "check the URL and that the repository exists"), "%s", all);
+	cr_assert_not(kt_contains(all, "retrying"), "%s", all);
+	kt_result_free(&r);
+	free(all), free(url);
+}
+
+/* A server that thinks for a long time before it sends the first object
+ * (its pack-objects slowed by a hook, as on a big repository): its own
+ * progress text is relayed, so the clone is not silent meanwhile. */
+Test(git_clone, slow_remote_shows_progress_before_any_object)
+{
+	gt_make_repo(base, 1);
+	char *hook = kt_path(base, "slow-pack-objects");
+	kt_write_file(hook, "#!/bin/sh\necho 'preparing the pack, slowly' >&2\nsleep 3\nexec \"$@\"\n");
+	chmod(hook, 0755);
+	char *gitconfig = kt_path(base, "server-gitconfig");
+	char *cfg = NULL;
+	cr_assert(asprintf(&cfg, "[uploadpack]\n\tpackObjectsHook = %s\n", hook) > 0);
+	kt_write_file(gitconfig, cfg);
+	/* only the server's git reads it (the hook is honoured from global
+	 * config only); the agent uses libgit2 */
+	setenv("GIT_CONFIG_GLOBAL", gitconfig, 1);
+	start_server("daemon");
+	unsetenv("GIT_CONFIG_GLOBAL");
+	char *url = url_of("daemon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	const char *side = strstr(r.err, "remote: preparing the pack, slowly");
+	const char *objects = strstr(r.err, "objects");
+	cr_assert_not_null(side, "the remote's progress text was not relayed:\n%s", r.err);
+	cr_assert_not_null(objects, "%s", r.err);
+	cr_assert(side < objects, "progress came only after the objects:\n%s", r.err);
+	kt_result_free(&r);
+	free(url), free(cfg), free(gitconfig), free(hook);
+}
+
 Test(git_clone, server_cut_mid_transfer_is_retried_then_cleaned_up)
 {
 	gt_make_repo(base, 1);

@@ -4,7 +4,14 @@
 KT_LAUNCHER_COMMON = tests/launcher_util.c tests/launcher_util.h
 
 check_PROGRAMS += tests/launcher_render tests/launcher_dispatch
-TESTS += tests/launcher_render tests/launcher_dispatch
+TESTS += tests/launcher_render tests/launcher_schema.sh tests/launcher_dispatch
+# validates the manifests launcher_render leaves; SKIP (77) without npm
+TEST_EXTENSIONS = .test .sh
+SH_LOG_COMPILER = $(SHELL)
+tests/launcher_schema.log: tests/launcher_render.log
+clean-local: clean-launcher-manifests
+clean-launcher-manifests:
+	rm -rf tests/launcher_render.manifests
 
 tests_launcher_render_SOURCES = tests/launcher_render.c $(KT_LAUNCHER_COMMON)
 tests_launcher_render_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
@@ -13,5 +20,5 @@ tests_launcher_dispatch_SOURCES = tests/launcher_dispatch.c $(KT_LAUNCHER_COMMON
 tests_launcher_dispatch_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_launcher_dispatch_LDADD = $(KT_LIBS) $(JSONC_LIBS)
 
-EXTRA_DIST += tests/kubeapi/kube_api_server.py tests/schema/validate.sh \
+EXTRA_DIST += tests/kubeapi/kube_api_server.py tests/schema/validate.sh tests/launcher_schema.sh \
 	tests/schema/validate.js tests/schema/check_render.py launcher/OPERATOR.md

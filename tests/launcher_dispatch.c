@@ -21,6 +21,10 @@ static void setup(void)
 {
 	cr_assert_eq(kt_kube_start(&kube, "0.02"), 0, "the Kubernetes API test server did not start");
 	cr_assert_eq(kt_api_start(&api, NULL), 0, "the reference keruta-api did not start");
+	/* the pods' agents report to keruta-api as the real ones do */
+	char sc[256];
+	snprintf(sc, sizeof(sc), "{\"report_url\": \"%s/api/v1\"}", api.url);
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/scenario", sc));
 }
 
 static void teardown(void)
@@ -450,4 +454,460 @@ Test(dispatch, credentials_and_config_errors_are_clear)
 	cr_expect(kt_contains(r.err, "exec"), "%s", r.err);
 	kt_result_free(&r);
 	free(bad);
+}
+
+/* ------------------------------------------------ one terminal status */
+
+/* Terminal statuses keruta-api received for a task (COMPLETED, FAILED). */
+static int terminal_count(const char *id, const char *which)
+{
+	char *s = statuses(id);
+	json_object *l = json_tokener_parse(s);
+	int n = 0;
+	for (size_t i = 0; l && i < json_object_array_length(l); i++) {
+		const char *st = kt_jstr(json_object_array_get_idx(l, i), "status");
+		if (st && (!which ? !strcmp(st, "COMPLETED") || !strcmp(st, "FAILED") : !strcmp(st, which)))
+			n++;
+	}
+	json_object_put(l);
+	free(s);
+	return n;
+}
+
+/* The cleanup Job's agent reports COMPLETED; dispatch sends nothing of
+ * its own (it used to send COMPLETED before the cleanup Job even ran). */
+Test(dispatch, success_is_reported_once_by_the_cleanup_agent)
+{
+	seed("{\"tasks\": [{\"id\": \"once-1\", \"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "once-1", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect_eq(terminal_count("once-1", NULL), 1, "one terminal status: %s", statuses("once-1"));
+	cr_expect_eq(count_requests("PATCH", "/jobs/keruta-job-once-1"), 1, "only the reported mark");
+	kt_result_free(&r);
+}
+
+/* Without a cleanup Job: an agent that reported (older termination
+ * message) is left alone; one that did not is reported for. */
+Test(dispatch, main_container_report_is_not_repeated_either_message_form)
+{
+	seed("{\"tasks\": [{\"id\": \"leg-1\", \"status\": \"PENDING\"}]}");
+	scenario("{\"message_format\": \"legacy\"}");
+	kt_result r;
+	static const char *const a1[] = {"--task-id", "leg-1", "--cleanup-job=false", NULL};
+	dispatch(&r, a1);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect_eq(terminal_count("leg-1", "COMPLETED"), 1, "%s", statuses("leg-1"));
+	kt_result_free(&r);
+	seed("{\"tasks\": [{\"id\": \"new-1\", \"status\": \"PENDING\"}, {\"id\": \"new-2\", "
+	     "\"status\": \"PENDING\"}]}");
+	scenario("{\"message_format\": \"new\", \"main_reports\": true}");
+	static const char *const a2[] = {"--task-id", "new-1", "--cleanup-job=false", NULL};
+	dispatch(&r, a2);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect_eq(terminal_count("new-1", "COMPLETED"), 1, "%s", statuses("new-1"));
+	kt_result_free(&r);
+	/* the pod ended without reporting ("reported": null): dispatch does */
+	scenario("{\"main_reports\": false}");
+	static const char *const a3[] = {"--task-id", "new-2", "--cleanup-job=false", NULL};
+	dispatch(&r, a3);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect_eq(terminal_count("new-2", "COMPLETED"), 1, "%s", statuses("new-2"));
+	kt_result_free(&r);
+}
+
+/* The cleanup Job fails after its agent reported COMPLETED: a log line
+ * and an annotation, never a second (FAILED) status. */
+Test(dispatch, late_failure_is_an_annotation_not_a_second_status)
+{
+	seed("{\"tasks\": [{\"id\": \"late-1\", \"status\": \"PENDING\"}]}");
+	scenario("{\"cleanup\": \"late_failure\"}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "late-1", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(terminal_count("late-1", NULL), 1, "%s", statuses("late-1"));
+	cr_expect_eq(terminal_count("late-1", "COMPLETED"), 1, "%s", statuses("late-1"));
+	cr_expect(kt_contains(r.err, "after it was reported COMPLETED"), "%s", r.err);
+	json_object *job = object("jobs", "keruta-job-late-1");
+	json_object *ann = kt_jpath(job, "metadata.annotations"), *late = NULL;
+	cr_expect(ann && json_object_object_get_ex(ann, "keruta.io/late-failure", &late) &&
+	                  kt_contains(json_object_get_string(late), "cleanup Job failed"),
+	          "annotated: %s", json_object_to_json_string(job));
+	json_object_put(job);
+	kt_result_free(&r);
+}
+
+/* The cleanup pod dies before its agent could report: dispatch reports
+ * FAILED, once. */
+Test(dispatch, cleanup_that_died_before_reporting_is_reported_by_dispatch)
+{
+	seed("{\"tasks\": [{\"id\": \"cdie-1\", \"status\": \"PENDING\"}]}");
+	scenario("{\"cleanup\": \"cleanup_failure\"}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "cdie-1", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	cr_expect_eq(terminal_count("cdie-1", NULL), 1, "%s", statuses("cdie-1"));
+	char *s = statuses("cdie-1");
+	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "cleanup Job failed"), "%s", s);
+	free(s);
+	kt_result_free(&r);
+}
+
+/* ------------------------------------------------- hostile watch lines */
+
+static pid_t spawn_dispatch(const char *const *more, int *out_fd, int *err_fd)
+{
+	const char *argv[40] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                        api.url, "--log-format", "text"};
+	size_t n = 8;
+	for (size_t i = 0; more && more[i]; i++)
+		argv[n++] = more[i];
+	argv[n] = NULL;
+	pid_t pid = kt_spawn(argv, kt_launcher_env(), NULL, out_fd, err_fd);
+	cr_assert_gt(pid, 0);
+	return pid;
+}
+
+static int open_watches(void)
+{
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	int n = 0;
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++)
+		n += kt_contains(kt_jstr(json_object_array_get_idx(reqs, i), "query"), "watch=1");
+	json_object_put(reqs);
+	return n;
+}
+
+/* Whatever a proxy or a broken API server puts on a watch stream, the
+ * launcher keeps going: each kind of malformed line is skipped, a null
+ * resourceVersion never becomes "(null)", and the task still finishes. */
+Test(dispatch, malformed_watch_events_are_skipped)
+{
+	seed("{\"tasks\": [{\"id\": \"mal-1\", \"status\": \"PENDING\"}]}");
+	scenario("{\"default\": \"wait\"}");
+	int out_fd, err_fd;
+	static const char *const args[] = {"--task-id", "mal-1", NULL};
+	pid_t pid = spawn_dispatch(args, &out_fd, &err_fd);
+	for (int i = 0; i < 200 && !(job_exists("keruta-job-mal-1") && open_watches() >= 2); i++)
+		usleep(50000);
+	cr_assert(open_watches() >= 2, "both watches are open");
+	usleep(300000);
+	json_object_put(kt_kube_json(
+	        &kube, "POST", "/_control/inject",
+	        "{\"lines\": ["
+	        "\"{\\\"type\\\": null, \\\"object\\\": {}}\","
+	        "\"{\\\"type\\\": 7, \\\"object\\\": {}}\","
+	        "\"{\\\"type\\\": \\\"ADDED\\\"}\","
+	        "\"{\\\"type\\\": \\\"ADDED\\\", \\\"object\\\": null}\","
+	        "\"{\\\"type\\\": \\\"MODIFIED\\\", \\\"object\\\": \\\"text\\\"}\","
+	        "\"{\\\"type\\\": \\\"MODIFIED\\\", \\\"object\\\": [1, 2]}\","
+	        "\"{\\\"type\\\": \\\"MODIFIED\\\", \\\"object\\\": {\\\"metadata\\\": []}}\","
+	        "\"{\\\"type\\\": \\\"MODIFIED\\\", \\\"object\\\": {\\\"metadata\\\": "
+	        "{\\\"resourceVersion\\\": null}}}\","
+	        "\"{\\\"type\\\": \\\"MODIFIED\\\", \\\"object\\\": {\\\"metadata\\\": "
+	        "{\\\"resourceVersion\\\": {\\\"a\\\": 1}}}}\","
+	        "\"{\\\"type\\\": \\\"MODIFIED\\\", \\\"object\\\": {\\\"metadata\\\": {\\\"labels\\\": "
+	        "{\\\"keruta.io/role\\\": \\\"main\\\"}, \\\"annotations\\\": {\\\"keruta.io/task-id\\\": "
+	        "\\\"mal-1\\\"}}, \\\"status\\\": {\\\"conditions\\\": \\\"Complete\\\", "
+	        "\\\"containerStatuses\\\": {\\\"name\\\": 1}, \\\"initContainerStatuses\\\": 5}}}\","
+	        "\"{\\\"type\\\": \\\"ERROR\\\", \\\"object\\\": {\\\"code\\\": \\\"410\\\"}}\","
+	        "\"{\\\"type\\\": \\\"SOMETHING\\\", \\\"object\\\": {}}\","
+	        "\"[]\", \"null\", \"42\", \"not json at all\", \"{\\\"type\\\": \","
+	        "\"\\u0000\\u0001\\u00ff\""
+	        "]}"));
+	usleep(500000);
+	/* reconnect from the resume point: it must be one the server gave */
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/drop", "{}"));
+	usleep(800000);
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 40);
+	cr_expect(!r.timed_out, "dispatch finished");
+	cr_expect_eq(r.status, 0, "exit %d (128+11 is SIGSEGV): %s", r.status, r.err);
+	cr_expect(kt_contains(r.err, "not an event"), "the bad lines are said: %s", r.err);
+	cr_expect_eq(terminal_count("mal-1", "COMPLETED"), 1, "%s", statuses("mal-1"));
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+		const char *q = kt_jstr(json_object_array_get_idx(reqs, i), "query");
+		cr_expect(!kt_contains(q, "null") && !kt_contains(q, "%7B"), "resume point: %s", q);
+	}
+	json_object_put(reqs);
+	kt_result_free(&r);
+}
+
+/* ------------------------------------------------------------ outages */
+
+static int count_dropped(json_object *reqs, const char *key, const char *dropped)
+{
+	int n = 0;
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+		const char *st = kt_jstr(json_object_array_get_idx(reqs, i), key);
+		n += st && !strcmp(st, dropped);
+	}
+	return n;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* SIGTERM, then the seconds until the launcher exited. */
+static double stop_and_time(pid_t pid, int out_fd, int err_fd, kt_result *r)
+{
+	double t0 = now_s();
+	kill(pid, SIGTERM);
+	kt_wait(r, pid, out_fd, err_fd, 20);
+	return now_s() - t0;
+}
+
+static int all_terminal(const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "%s%d", prefix, i);
+		if (terminal_count(id, NULL) == 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* The Kubernetes API is gone for 20 s: the launcher backs off (a few
+ * dozen requests at most, where it used to make tens of thousands),
+ * resumes its watches when the server is back and finishes its tasks;
+ * SIGTERM in a later outage ends it within 2 s. */
+Test(dispatch, kubernetes_api_outage_backs_off_and_recovers, .timeout = 150)
+{
+	seed("{\"tasks\": [{\"id\": \"ko0\", \"status\": \"PENDING\"}, {\"id\": \"ko1\", \"status\": "
+	     "\"PENDING\"}, {\"id\": \"ko2\", \"status\": \"PENDING\"}]}");
+	scenario("{\"default\": \"wait\"}");
+	int out_fd, err_fd;
+	static const char *const args[] = {"--pending-interval", "200ms", NULL};
+	pid_t pid = spawn_dispatch(args, &out_fd, &err_fd);
+	for (int i = 0; i < 200 && !(job_exists("keruta-job-ko2") && open_watches() >= 2); i++)
+		usleep(50000);
+	cr_assert(job_exists("keruta-job-ko2"), "the Jobs were created");
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/down", "{\"seconds\": 20}"));
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
+	sleep(20);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	int during = count_dropped(reqs, "status", "dropped");
+	json_object_put(reqs);
+	cr_expect_leq(during, 36, "requests during the 20 s outage: %d", during);
+	cr_expect_geq(during, 2, "the launcher kept probing (%d)", during);
+	for (int i = 0; i < 400 && !all_terminal("ko", 3); i++)
+		usleep(100000);
+	cr_expect(all_terminal("ko", 3), "every task finished after the outage");
+	for (int i = 0; i < 3; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "ko%d", i);
+		cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "%s: %s", id, statuses(id));
+	}
+	/* a second outage, and SIGTERM in it */
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/down", "{\"seconds\": 10}"));
+	sleep(3);
+	kt_result r;
+	double took = stop_and_time(pid, out_fd, err_fd, &r);
+	cr_expect_lt(took, 2.0, "exited %.2f s after SIGTERM", took);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* keruta-api is gone for 20 s while 200 tasks finish: a handful of
+ * requests probe it; SIGTERM in the outage ends the launcher within 2 s
+ * with every owed report written on its Job; the next launcher sends
+ * each exactly once when keruta-api is back. */
+Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .timeout = 180)
+{
+	enum { N = 200 };
+	size_t cap = 64 * N + 64, len = 0;
+	char *tasks = malloc(cap);
+	len += (size_t)snprintf(tasks + len, cap - len, "{\"tasks\": [");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(tasks + len, cap - len, "%s{\"id\": \"ka%d\", \"status\": \"PENDING\"}",
+		                        i ? ", " : "", i);
+	snprintf(tasks + len, cap - len, "]}");
+	seed(tasks);
+	free(tasks);
+	scenario("{\"default\": \"wait\"}");
+	int out_fd, err_fd;
+	static const char *const args[] = {"--pending-interval", "200ms", "--concurrency", "200",
+	                                   "--cleanup-job=false", "--work-volume", "emptydir",
+	                                   "--log-level", "warn", NULL};
+	pid_t pid = spawn_dispatch(args, &out_fd, &err_fd);
+	int jobs = 0;
+	for (int i = 0; i < 600 && jobs < N; i++) {
+		usleep(100000);
+		json_object *all = kt_kube_json(&kube, "GET", "/_control/objects?kind=jobs", NULL);
+		jobs = (int)json_object_array_length(kt_jpath(all, "jobs"));
+		json_object_put(all);
+	}
+	cr_assert_eq(jobs, N, "every task has its Job");
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/down", "{\"seconds\": 20}", &st));
+	double t0 = now_s();
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
+	sleep(10);
+	kt_result r;
+	double took = stop_and_time(pid, out_fd, err_fd, &r);
+	cr_expect_lt(took, 2.0, "exited %.2f s after SIGTERM", took);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	/* what it owes is on the Jobs */
+	json_object *all = kt_kube_json(&kube, "GET", "/_control/objects?kind=jobs", NULL);
+	json_object *list = kt_jpath(all, "jobs");
+	int owed = 0;
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *ann = kt_jpath(json_object_array_get_idx(list, i), "metadata.annotations"), *o;
+		owed += ann && json_object_object_get_ex(ann, "keruta.io/owed", &o);
+	}
+	json_object_put(all);
+	cr_expect_eq(owed, N, "every finished task's report is noted on its Job (%d)", owed);
+	/* the next launcher starts in the outage and reports when it ends */
+	static const char *const again[] = {"--once", "--pending-interval", "200ms", "--concurrency",
+	                                    "200", "--cleanup-job=false", "--work-volume", "emptydir",
+	                                    "--log-level", "warn", NULL};
+	pid = spawn_dispatch(again, &out_fd, &err_fd);
+	while (now_s() - t0 < 21)
+		usleep(100000);
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = json_tokener_parse(text);
+	free(text);
+	int during = count_dropped(reqs, "response_status", "dropped");
+	json_object_put(reqs);
+	cr_expect_leq(during, 20, "requests to keruta-api during its 20 s outage, two launchers: %d",
+	              during);
+	kt_wait(&r, pid, out_fd, err_fd, 90);
+	cr_expect(!r.timed_out && r.status == 0, "the second launcher finished: %d %s", r.status, r.err);
+	kt_result_free(&r);
+	text = kt_api_call(&api, "GET", "/_control/state", NULL, &st);
+	json_object *state = json_tokener_parse(text), *byid = kt_jpath(state, "statuses");
+	free(text);
+	int once = 0;
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "ka%d", i);
+		json_object *l = NULL;
+		int done = 0, terminal = 0;
+		json_object_object_get_ex(byid, id, &l);
+		for (size_t j = 0; l && j < json_object_array_length(l); j++) {
+			const char *v = kt_jstr(json_object_array_get_idx(l, j), "status");
+			done += !strcmp(v, "COMPLETED");
+			terminal += !strcmp(v, "COMPLETED") || !strcmp(v, "FAILED");
+		}
+		once += done == 1 && terminal == 1;
+	}
+	json_object_put(state);
+	cr_expect_eq(once, N, "every task reported exactly once (%d of %d)", once, N);
+}
+
+/* A pod of someone else's that mounts claim `claim` on `node`. */
+static void seed_claim_and_user(const char *claim, const char *mode, const char *pod,
+                                const char *node, const char *phase)
+{
+	char body[1024];
+	snprintf(body, sizeof(body),
+	         "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": \"PersistentVolumeClaim\", "
+	         "\"metadata\": {\"name\": \"%s\", \"namespace\": \"keruta\"}, \"spec\": "
+	         "{\"accessModes\": [\"%s\"]}}, {\"apiVersion\": \"v1\", \"kind\": \"Pod\", "
+	         "\"metadata\": {\"name\": \"%s\", \"namespace\": \"keruta\"}, \"spec\": {\"nodeName\": "
+	         "\"%s\", \"volumes\": [{\"name\": \"data\", \"persistentVolumeClaim\": {\"claimName\": "
+	         "\"%s\"}}]}, \"status\": {\"phase\": \"%s\"}}]}",
+	         claim, mode, pod, node, claim, phase);
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed", body));
+}
+
+Test(dispatch, an_existing_claim_is_mounted_pinned_and_never_created_or_deleted)
+{
+	seed_claim_and_user("shared-cache", "ReadWriteOnce", "old-user", "node-1", "Succeeded");
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed",
+	                             "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", "
+	                             "\"metadata\": {\"name\": \"live-user\", \"namespace\": "
+	                             "\"keruta\"}, \"spec\": {\"nodeName\": \"node-9\", \"volumes\": "
+	                             "[{\"name\": \"d\", \"persistentVolumeClaim\": {\"claimName\": "
+	                             "\"shared-cache\"}}]}, \"status\": {\"phase\": \"Running\"}}]}"));
+	seed("{\"tasks\": [{\"id\": \"ex-1\", \"status\": \"PENDING\", \"pvcName\": \"shared-cache\", "
+	     "\"pvcStorageSize\": \"9Gi\"}]}");
+	scenario("{\"nodes\": {\"ex-1\": \"node-9\"}}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	char *s = statuses("ex-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
+	free(s);
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0, "never created");
+	cr_expect_eq(count_requests("DELETE", "/persistentvolumeclaims/shared-cache"), 0,
+	             "never deleted, even with --delete-pvc");
+	json_object *pvc = object("persistentvolumeclaims", "shared-cache");
+	cr_expect_not_null(pvc, "the claim is still there");
+	json_object_put(pvc);
+	const char *jobs[] = {"keruta-job-ex-1", "cleanup-job-for-task-ex-1"};
+	for (int i = 0; i < 2; i++) {
+		json_object *job = object("jobs", jobs[i]);
+		cr_assert_not_null(job, "%s exists", jobs[i]);
+		cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim."
+		                              "claimName"),
+		                 "shared-cache", "%s mounts the existing claim", jobs[i]);
+		cr_expect_str_eq(kt_jstr(job, "spec.template.spec.affinity.nodeAffinity."
+		                              "requiredDuringSchedulingIgnoredDuringExecution."
+		                              "nodeSelectorTerms[0].matchExpressions[0].values[0]"),
+		                 "node-9", "%s goes where the ReadWriteOnce claim is in use", jobs[i]);
+		json_object_put(job);
+	}
+}
+
+Test(dispatch, an_existing_rwx_claim_is_not_pinned_and_a_missing_one_fails_clearly)
+{
+	seed_claim_and_user("wide", "ReadWriteMany", "user", "node-4", "Running");
+	seed("{\"tasks\": [{\"id\": \"wx-1\", \"status\": \"PENDING\", \"pvcName\": \"wide\"}, "
+	     "{\"id\": \"gone-1\", \"status\": \"PENDING\", \"pvcName\": \"no-such-claim\"}]}");
+	kt_result r;
+	static const char *const a1[] = {"--task-id", "wx-1", "--cleanup-job=false", NULL};
+	dispatch(&r, a1);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	json_object *job = object("jobs", "keruta-job-wx-1");
+	cr_assert_not_null(job);
+	cr_expect_null(kt_jpath(job, "spec.template.spec.affinity"), "ReadWriteMany: not pinned");
+	json_object_put(job);
+	static const char *const a2[] = {"--task-id", "gone-1", NULL};
+	dispatch(&r, a2);
+	cr_expect_neq(r.status, 0);
+	cr_expect(kt_contains(r.err, "no-such-claim") && kt_contains(r.err, "does not exist"),
+	          "%s", r.err);
+	kt_result_free(&r);
+	cr_expect(!job_exists("keruta-job-gone-1"), "no Job without its claim");
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0);
+}
+
+Test(dispatch, delete_pvc_removes_only_the_claims_it_created)
+{
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed",
+	                             "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": "
+	                             "\"PersistentVolumeClaim\", \"metadata\": {\"name\": "
+	                             "\"git-repo-pvc-handmade\", \"namespace\": \"keruta\"}, "
+	                             "\"spec\": {}}]}"));
+	seed("{\"tasks\": [{\"id\": \"handmade\", \"status\": \"PENDING\"}, {\"id\": \"fresh\", "
+	     "\"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const a1[] = {"--task-id", "handmade", "--delete-pvc", NULL};
+	dispatch(&r, a1);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	static const char *const a2[] = {"--task-id", "fresh", "--delete-pvc", NULL};
+	dispatch(&r, a2);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	json_object *pvc = object("persistentvolumeclaims", "git-repo-pvc-handmade");
+	cr_expect_not_null(pvc, "a claim made by hand under the task's name is kept");
+	json_object_put(pvc);
+	pvc = object("persistentvolumeclaims", "git-repo-pvc-fresh");
+	cr_expect_null(pvc, "the launcher's own claim is deleted");
+	json_object_put(pvc);
 }

@@ -1,7 +1,8 @@
 /*
  * launcher_render.c - `keruta-agent render`: every variant is read back by
- * a YAML 1.1 loader, checked for valid names, and validated against the
- * strict Kubernetes v1.32 JSON schemas and kubernetes-models; hostile task
+ * a YAML 1.1 loader, checked for valid names, and kept for
+ * tests/launcher_schema.sh, which validates them against the strict
+ * Kubernetes v1.32 JSON schemas and kubernetes-models; hostile task
  * ids and texts still give valid manifests whose env values equal the
  * task's text exactly.
  */
@@ -123,33 +124,33 @@ static int check(const char *name, const char *expect_json, char **output)
 	return rc;
 }
 
-/* validate.sh over NAME.json files: 0 valid, 77 skipped, else invalid. */
-static int validate(const char *const *names)
+/* The manifests go to BUILDDIR/tests/launcher_render.manifests/SET/ for
+ * tests/launcher_schema.sh, which validates them against the Kubernetes
+ * schemas (or says SKIP with its reason when it cannot): a separate test,
+ * so a skipped validation is never counted as a pass here. */
+static void keep_for_schema(const char *set, const char *const *names)
 {
-	const char *argv[32] = {"sh", NULL};
-	char *script = kt_path(kt_srcdir(), "tests/schema/validate.sh");
-	argv[1] = script;
-	size_t n = 2;
-	char *paths[32];
+	char *sub = NULL;
+	cr_assert(asprintf(&sub, "tests/launcher_render.manifests/%s", set) > 0);
+	char *out = kt_path(kt_builddir(), sub);
+	kt_rmrf(out);
+	const char *mk[] = {"mkdir", "-p", out, NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, mk, NULL, NULL, NULL, 30), 0);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
 	for (size_t i = 0; names[i]; i++) {
 		char *y = kt_path(dir, names[i]);
-		paths[i] = json_name(y);
+		char *j = json_name(y);
+		const char *cp[] = {"cp", j, out, NULL};
+		cr_assert_eq(kt_run(&r, cp, NULL, NULL, NULL, 30), 0);
+		cr_expect_eq(r.status, 0, "%s", r.err);
+		kt_result_free(&r);
 		free(y);
-		argv[n++] = paths[i];
+		free(j);
 	}
-	argv[n] = NULL;
-	kt_result r;
-	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 240), 0);
-	int rc = r.status;
-	if (rc == 77)
-		cr_log_info("schema validation skipped: %s", r.out);
-	else if (rc)
-		cr_log_error("schema validation failed:\n%s%s", r.out, r.err);
-	for (size_t i = 0; names[i]; i++)
-		free(paths[i]);
-	free(script);
-	kt_result_free(&r);
-	return rc;
+	free(out);
+	free(sub);
 }
 
 static json_object *load_json(const char *name)
@@ -171,12 +172,57 @@ static json_object *doc_of_kind(json_object *docs, const char *kind)
 	return NULL;
 }
 
+/* The API token reaches every container as a read-only file from the
+ * Secret keruta-api-token (key token), never as an environment variable. */
+static void token_as_file(json_object *job, const char *what)
+{
+	json_object *vols = kt_jpath(job, "spec.template.spec.volumes");
+	const char *vname = NULL;
+	for (size_t i = 0; vols && i < json_object_array_length(vols); i++) {
+		json_object *v = json_object_array_get_idx(vols, i);
+		if (kt_jpath(v, "secret") && !strcmp(kt_jstr(v, "secret.secretName"), "keruta-api-token") &&
+		    !strcmp(kt_jstr(v, "secret.items[0].key"), "token"))
+			vname = kt_jstr(v, "name");
+	}
+	cr_assert_not_null(vname, "%s: a volume from Secret keruta-api-token", what);
+	static const char *const lists[] = {"initContainers", "containers"};
+	int seen = 0;
+	for (int l = 0; l < 2; l++) {
+		char p[64];
+		snprintf(p, sizeof(p), "spec.template.spec.%s", lists[l]);
+		json_object *cs = kt_jpath(job, p);
+		for (size_t i = 0; cs && i < json_object_array_length(cs); i++) {
+			json_object *c = json_object_array_get_idx(cs, i);
+			const char *cmd = json_object_to_json_string_ext(
+			        kt_jpath(c, "command"), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+			const char *mount = NULL;
+			json_object *ms = kt_jpath(c, "volumeMounts");
+			for (size_t m = 0; ms && m < json_object_array_length(ms); m++) {
+				json_object *mo = json_object_array_get_idx(ms, m);
+				if (!strcmp(kt_jstr(mo, "name"), vname) &&
+				    json_object_get_boolean(kt_jpath(mo, "readOnly")))
+					mount = kt_jstr(mo, "mountPath");
+			}
+			cr_expect_not_null(mount, "%s: container %s mounts the token read-only", what,
+			                   kt_jstr(c, "name"));
+			cr_expect(kt_contains(cmd, "\"--api-token-file\""), "%s: %s", what, cmd);
+			cr_expect(mount && kt_contains(cmd, mount), "%s: the file is under the mount: %s",
+			          what, cmd);
+			cr_expect(!kt_contains(json_object_to_json_string(kt_jpath(c, "env")),
+			                       "KERUTA_API_TOKEN"),
+			          "%s: no token in the environment", what);
+			seen++;
+		}
+	}
+	cr_expect_gt(seen, 0);
+}
+
 Test(render, every_variant_is_valid_kubernetes)
 {
 	char *task = task_file("task.json", "task123", "Count lines", "Say \"hi\"", NULL,
 	                       "\"documents\": [\"doc-1\", \"doc-2\"]");
 	char *child = task_file("child.json", "task124", "Child", NULL, "task123", NULL);
-	char *own = task_file("own.json", "task125", "Own resources", NULL, NULL,
+	char *own = task_file("t-own.json", "task125", "Own resources", NULL, NULL,
 	                      "\"image\": \"registry.example/agent:v2\", \"resources\": "
 	                      "{\"requests\": {\"cpu\": \"2\", \"memory\": \"1Gi\"}, "
 	                      "\"limits\": {\"memory\": \"4Gi\"}}");
@@ -210,8 +256,7 @@ Test(render, every_variant_is_valid_kubernetes)
 		names[n++] = v[i].name;
 	}
 	names[n] = NULL;
-	int rc = validate(names);
-	cr_expect(rc == 0 || rc == 77, "the manifests are not valid Kubernetes objects (see log)");
+	keep_for_schema("variants", names);
 
 	/* what each variant must hold */
 	json_object *d = load_json("pvc.yaml");
@@ -226,6 +271,9 @@ Test(render, every_variant_is_valid_kubernetes)
 	cr_expect_eq(json_object_get_int(kt_jpath(job, "spec.backoffLimit")), 0);
 	cr_expect_gt(json_object_get_int(kt_jpath(job, "spec.ttlSecondsAfterFinished")), 3600);
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].command[1]"), "init");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].command[4]"), "--document-id");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].command[5]"),
+	                 "$(KERUTA_DOCUMENT_ID)", "seed 004's init command");
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].command[1]"), "run");
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].volumeMounts[0].mountPath"), "/work");
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.initContainers[0].volumeMounts[0].mountPath"), "/work");
@@ -234,17 +282,14 @@ Test(render, every_variant_is_valid_kubernetes)
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].terminationMessagePolicy"),
 	                 "FallbackToLogsOnError");
 	json_object *env = kt_jpath(job, "spec.template.spec.containers[0].env");
-	int token = 0, docs = 0;
+	int docs = 0;
 	for (size_t i = 0; i < json_object_array_length(env); i++) {
 		json_object *e = json_object_array_get_idx(env, i);
-		if (!strcmp(kt_jstr(e, "name"), "KERUTA_API_TOKEN"))
-			token = !strcmp(kt_jstr(e, "valueFrom.secretKeyRef.name"), "keruta-api-token") &&
-			        !strcmp(kt_jstr(e, "valueFrom.secretKeyRef.key"), "token");
 		if (!strcmp(kt_jstr(e, "name"), "KERUTA_DOCUMENT_ID"))
 			docs = !strcmp(kt_jstr(e, "value"), "doc-1,doc-2");
 	}
-	cr_expect(token, "the token comes from Secret keruta-api-token, key token");
 	cr_expect(docs, "KERUTA_DOCUMENT_ID lists the task's documents");
+	token_as_file(job, "init and main");
 	json_object_put(d);
 
 	d = load_json("emptydir.yaml");
@@ -278,12 +323,14 @@ Test(render, every_variant_is_valid_kubernetes)
 			pod = !strcmp(kt_jstr(e, "value"), "keruta-job-task123-abcde");
 	}
 	cr_expect(pod, "the cleanup Job gets KERUTA_SOURCE_POD");
+	token_as_file(job, "cleanup");
 	json_object_put(d);
 
 	d = load_json("single.yaml");
 	job = doc_of_kind(d, "Job");
 	cr_expect_null(kt_jpath(job, "spec.template.spec.initContainers"));
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.containers[0].command[1]"), "execute");
+	token_as_file(job, "single container");
 	json_object_put(d);
 
 	d = load_json("noresources.yaml");
@@ -380,8 +427,7 @@ Test(render, hostile_ids_and_texts_give_valid_safe_manifests)
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = i + 1; j < n; j++)
 			cr_expect_str_neq(jobnames[i], jobnames[j], "two ids got one Job name");
-	int rc = validate(names);
-	cr_expect(rc == 0 || rc == 77, "hostile manifests are not valid Kubernetes objects");
+	keep_for_schema("hostile", names);
 	for (size_t i = 0; i < n; i++) {
 		free((char *)names[i]);
 		free(jobnames[i]);
@@ -479,5 +525,200 @@ Test(render, task_from_the_api)
 	cr_expect_neq(r.status, 0);
 	cr_expect(kt_contains(r.err, "nope"), "%s", r.err);
 	kt_result_free(&r);
+	kt_api_stop(&api);
+}
+
+/* The claim a rendered Job (document `kind`) mounts. */
+static const char *claim_of(json_object *job)
+{
+	return kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim.claimName");
+}
+
+static const char *pinned_node(json_object *job)
+{
+	return kt_jstr(job, "spec.template.spec.affinity.nodeAffinity."
+	                    "requiredDuringSchedulingIgnoredDuringExecution."
+	                    "nodeSelectorTerms[0].matchExpressions[0].values[0]");
+}
+
+Test(render, pvc_fields_come_from_the_task_then_its_repository_then_the_settings)
+{
+	char *own = task_file("t-own.json", "own-1", "t", NULL, NULL,
+	                      "\"pvcStorageSize\": \"20Gi\", \"pvcAccessMode\": \"ReadWriteMany\", "
+	                      "\"pvcStorageClass\": \"fast-ssd\", \"repository\": {\"id\": \"repo-1\", "
+	                      "\"pvcStorageSize\": \"5Gi\", \"pvcStorageClass\": \"repo-class\"}");
+	char *repo = task_file("t-repo.json", "repo-1t", "t", NULL, NULL,
+	                       "\"repository\": {\"id\": \"repo-1\", \"pvcStorageSize\": \"5Gi\", "
+	                       "\"pvcAccessMode\": \"ReadWriteOncePod\", \"pvcStorageClass\": "
+	                       "\"repo-class\"}");
+	char *mixed = task_file("t-mixed.json", "mixed-1", "t", NULL, NULL,
+	                        "\"pvcStorageSize\": \"30Gi\", \"repository\": {\"id\": \"repo-1\", "
+	                        "\"pvcStorageClass\": \"repo-class\"}");
+	char *none = task_file("t-none.json", "none-1", "t", NULL, NULL, NULL);
+	static const char *const no_args[] = {NULL};
+	static const char *const settings[] = {"--pvc-size", "3Gi", "--storage-class", "launcher-class",
+	                                       "--pvc-access-mode", "ReadWriteMany", NULL};
+	struct {
+		const char *yaml, *task;
+		const char *const *args;
+		const char *size, *mode, *cls; /* cls NULL: none */
+	} v[] = {
+	        {"own.yaml", own, settings, "20Gi", "ReadWriteMany", "fast-ssd"},
+	        {"repo.yaml", repo, settings, "5Gi", "ReadWriteOncePod", "repo-class"},
+	        {"mixed.yaml", mixed, settings, "30Gi", "ReadWriteMany", "repo-class"},
+	        {"none.yaml", none, settings, "3Gi", "ReadWriteMany", "launcher-class"},
+	        {"defaults.yaml", none, no_args, "1Gi", "ReadWriteOnce", NULL},
+	};
+	const char *names[8];
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		kt_result r;
+		render(&r, v[i].yaml, v[i].task, v[i].args);
+		cr_expect_eq(r.status, 0, "%s: %s", v[i].yaml, r.err);
+		kt_result_free(&r);
+		cr_assert_eq(check(v[i].yaml, NULL, NULL), 0);
+		json_object *d = load_json(v[i].yaml);
+		json_object *pvc = doc_of_kind(d, "PersistentVolumeClaim");
+		cr_assert_not_null(pvc, "%s: a PVC", v[i].yaml);
+		cr_expect_str_eq(kt_jstr(pvc, "spec.resources.requests.storage"), v[i].size, "%s", v[i].yaml);
+		cr_expect_str_eq(kt_jstr(pvc, "spec.accessModes[0]"), v[i].mode, "%s", v[i].yaml);
+		if (v[i].cls)
+			cr_expect_str_eq(kt_jstr(pvc, "spec.storageClassName"), v[i].cls, "%s", v[i].yaml);
+		else
+			cr_expect_null(kt_jpath(pvc, "spec.storageClassName"), "%s", v[i].yaml);
+		json_object_put(d);
+		names[n++] = v[i].yaml;
+	}
+	names[n] = NULL;
+	keep_for_schema("pvc-fields", names);
+	free(own);
+	free(repo);
+	free(mixed);
+	free(none);
+}
+
+Test(render, a_child_ignores_its_own_pvc_fields_and_says_so)
+{
+	char *child = task_file("t-child.json", "kid-1", "t", NULL, "dad-1",
+	                        "\"pvcStorageSize\": \"50Gi\", \"pvcStorageClass\": \"other\"");
+	static const char *const args[] = {"--node-name", "node-3", "--objects", "all", NULL};
+	kt_result r;
+	render(&r, "child.yaml", child, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "kid-1") && kt_contains(r.err, "dad-1") &&
+	                  kt_contains(r.err, "pvcStorageSize, pvcStorageClass are ignored"),
+	          "a log line names what is ignored: %s", r.err);
+	kt_result_free(&r);
+	cr_assert_eq(check("child.yaml", NULL, NULL), 0);
+	json_object *d = load_json("child.yaml");
+	cr_expect_null(doc_of_kind(d, "PersistentVolumeClaim"));
+	cr_expect_not(kt_contains(json_object_to_json_string(d), "50Gi"));
+	cr_expect_str_eq(claim_of(doc_of_kind(d, "Job")), "git-repo-pvc-dad-1");
+	json_object_put(d);
+	static const char *const names[] = {"child.yaml", NULL};
+	keep_for_schema("pvc-child", names);
+	free(child);
+}
+
+Test(render, an_existing_claim_is_mounted_not_created_and_pinned_when_rwo)
+{
+	char *own = task_file("t-own.json", "ex-1", "t", NULL, NULL,
+	                      "\"pvcName\": \"shared-cache\", \"pvcStorageSize\": \"9Gi\"");
+	char *repo = task_file("t-repo.json", "ex-2", "t", NULL, NULL,
+	                       "\"repository\": {\"id\": \"r\", \"pvcName\": \"repo-volume\", "
+	                       "\"pvcAccessMode\": \"ReadWriteMany\"}");
+	static const char *const pin[] = {"--node-name", "node-5", "--objects", "all", "--source-pod",
+	                                  "keruta-job-ex-1-abcde", NULL};
+	kt_result r;
+	render(&r, "own.yaml", own, pin);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	render(&r, "repo.yaml", repo, pin);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	static const char *const nonode[] = {NULL};
+	render(&r, "warn.yaml", own, nonode);
+	cr_expect(kt_contains(r.err, "shared-cache") && kt_contains(r.err, "--node-name"),
+	          "without --node-name a warning says where it may not start: %s", r.err);
+	kt_result_free(&r);
+	cr_assert_eq(check("own.yaml", NULL, NULL), 0);
+	cr_assert_eq(check("repo.yaml", NULL, NULL), 0);
+
+	json_object *d = load_json("own.yaml");
+	cr_expect_null(doc_of_kind(d, "PersistentVolumeClaim"), "an existing claim is never created");
+	for (size_t i = 0; i < json_object_array_length(d); i++) {
+		json_object *job = json_object_array_get_idx(d, i);
+		cr_expect_str_eq(claim_of(job), "shared-cache");
+		cr_expect_str_eq(pinned_node(job), "node-5", "ReadWriteOnce: pinned like a child");
+	}
+	json_object_put(d);
+	d = load_json("repo.yaml");
+	cr_expect_null(doc_of_kind(d, "PersistentVolumeClaim"));
+	cr_expect_str_eq(claim_of(doc_of_kind(d, "Job")), "repo-volume", "from the repository record");
+	cr_expect_null(kt_jpath(doc_of_kind(d, "Job"), "spec.template.spec.affinity"),
+	               "ReadWriteMany: not pinned");
+	json_object_put(d);
+	static const char *const names[] = {"own.yaml", "repo.yaml", NULL};
+	keep_for_schema("pvc-existing", names);
+	free(own);
+	free(repo);
+}
+
+Test(render, bad_pvc_fields_name_the_task_and_the_field)
+{
+	struct {
+		const char *extra, *field, *value;
+	} cases[] = {
+	        {"\"pvcStorageSize\": \"20 GB\"", "pvcStorageSize", "20 GB"},
+	        {"\"pvcStorageSize\": \"-1Gi\"", "pvcStorageSize", "-1Gi"},
+	        {"\"pvcAccessMode\": \"ReadOnlyMany\"", "pvcAccessMode", "ReadOnlyMany"},
+	        {"\"pvcStorageClass\": \"Fast_SSD\"", "pvcStorageClass", "Fast_SSD"},
+	        {"\"pvcName\": \"../etc\"", "pvcName", "../etc"},
+	        {"\"pvcName\": [\"a\"]", "pvcName", "must be a string"},
+	        {"\"repository\": {\"id\": \"r\", \"pvcAccessMode\": \"rwo\"}", "pvcAccessMode", "rwo"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *task = task_file("bad.json", "bad-task-7", "t", NULL, NULL, cases[i].extra);
+		kt_result r;
+		render(&r, "bad.yaml", task, NULL);
+		cr_expect_neq(r.status, 0, "%s: accepted", cases[i].extra);
+		/* the task by its id, or (a type error the task file's own check
+		 * finds first) by the file's line and column */
+		cr_expect((kt_contains(r.err, "bad-task-7") || kt_contains(r.err, "bad.json:1:")) &&
+		                  kt_contains(r.err, cases[i].field) && kt_contains(r.err, cases[i].value),
+		          "%s: the message names the task, the field and the value: %s", cases[i].extra,
+		          r.err);
+		cr_expect_eq(r.out_len, 0, "nothing printed on error");
+		kt_result_free(&r);
+		free(task);
+	}
+}
+
+Test(render, pvc_fields_from_the_repository_record_in_keruta_api)
+{
+	kt_api api;
+	cr_assert_eq(kt_api_start(&api, NULL), 0);
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/seed",
+	                 "{\"tasks\": [{\"id\": \"api-7\", \"title\": \"t\", \"status\": \"PENDING\", "
+	                 "\"repositoryId\": \"big-repo\", \"pvcAccessMode\": \"ReadWriteMany\"}], "
+	                 "\"repositories\": [{\"id\": \"big-repo\", \"name\": \"big\", "
+	                 "\"pvcStorageSize\": \"20Gi\", \"pvcAccessMode\": \"ReadWriteOnce\"}]}",
+	                 &st));
+	cr_assert_eq(st, 200);
+	const char *args[] = {"render", "--task-id", "api-7", "--api-url", api.url, NULL};
+	kt_result r;
+	cr_assert_eq(kt_agent_run(&r, args, NULL, 30), 0);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	char *out = kt_path(dir, "api.yaml");
+	kt_write_file(out, r.out ? r.out : "");
+	free(out);
+	kt_result_free(&r);
+	cr_assert_eq(check("api.yaml", NULL, NULL), 0);
+	json_object *d = load_json("api.yaml");
+	json_object *pvc = doc_of_kind(d, "PersistentVolumeClaim");
+	cr_expect_str_eq(kt_jstr(pvc, "spec.resources.requests.storage"), "20Gi", "from the repository");
+	cr_expect_str_eq(kt_jstr(pvc, "spec.accessModes[0]"), "ReadWriteMany", "the task's wins");
+	json_object_put(d);
 	kt_api_stop(&api);
 }

@@ -6,12 +6,20 @@ tests_fixtures_run_always_la_LDFLAGS = $(KT_FIXTURE_LINK) -export-symbols-regex 
 
 RUN_COMMON = tests/run_common.c tests/run_common.h
 
-check_PROGRAMS += tests/run_execute tests/run_output tests/run_proc
-TESTS += tests/run_execute tests/run_output tests/run_proc
+check_PROGRAMS += tests/run_execute tests/run_output tests/run_proc tests/run_taskfile tests/run_local
+TESTS += tests/run_execute tests/run_output tests/run_proc tests/run_taskfile tests/run_local
 
 tests_run_execute_SOURCES = tests/run_execute.c $(RUN_COMMON)
 tests_run_execute_CFLAGS = $(KT_CFLAGS)
 tests_run_execute_LDADD = $(KT_LIBS)
+
+tests_run_taskfile_SOURCES = tests/run_taskfile.c $(RUN_COMMON)
+tests_run_taskfile_CFLAGS = $(KT_CFLAGS)
+tests_run_taskfile_LDADD = $(KT_LIBS)
+
+tests_run_local_SOURCES = tests/run_local.c $(RUN_COMMON)
+tests_run_local_CFLAGS = $(KT_CFLAGS)
+tests_run_local_LDADD = $(KT_LIBS)
 
 tests_run_output_SOURCES = tests/run_output.c $(RUN_COMMON)
 tests_run_output_CFLAGS = $(KT_CFLAGS)
@@ -21,3 +29,4 @@ tests_run_output_LDADD = $(KT_LIBS)
 tests_run_proc_SOURCES = tests/run_proc.c
 tests_run_proc_CFLAGS = $(KT_CFLAGS) $(YAML_CFLAGS)
 tests_run_proc_LDADD = libkrcore.la $(KT_LIBS)
+EXTRA_DIST += tests/readme-commands.sh

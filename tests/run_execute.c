@@ -127,6 +127,64 @@ Test(run_execute, argv_list_runs_without_a_shell)
 	rt_free(&r);
 }
 
+Test(run_execute, task_command_runs_in_place_of_the_script)
+{
+	rt r;
+	rt_init(&r, "id: t-cmd\nscript: echo from-script\n"
+	            "command: [/bin/sh, -c, 'echo \"id=$KERUTA_TASK_ID secret=$MY_SECRET\"; exit 3']\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	                      "stages:\n  execute: {plugin: execute}\n"
+	                      "settings:\n  secrets: [MY_SECRET]\n");
+	const char *env[] = {"MY_SECRET=hunter2-long-secret", NULL};
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	cr_expect(kt_contains(res.out, "id=t-cmd secret=***\n"), "env and masking: %s", res.out);
+	cr_expect(!kt_contains(res.out, "from-script"), "the script does not run: %s", res.out);
+	rt_line *l;
+	size_t n = rt_lines(&r, "stdout", &l);
+	cr_assert_eq(n, 1, "the command's output is shipped as the task's log");
+	cr_expect_str_eq(l[0].text, "id=t-cmd secret=***");
+	rt_lines_free(l, n);
+	char *status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "FAILED", 6) == 0 && kt_contains(status, "exit code 3"),
+	          "%s", status);
+	free(status);
+	char *sh = kt_path(r.work, ".keruta/execute.sh");
+	cr_expect_neq(access(sh, F_OK), 0, "no script written");
+	free(sh);
+	kt_result_free(&res);
+	rt_free(&r);
+
+	rt_init(&r, "id: t-cmd2\ncommand: [/bin/echo, \"a  b\", \"$HOME\"]\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	                      "stages:\n  execute: {plugin: execute}\n");
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(kt_contains(res.out, "a  b $HOME\n"), "no shell: %s", res.out);
+	status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "COMPLETED", 9) == 0, "%s", status);
+	free(status);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(run_execute, task_command_that_is_not_a_list_fails_clearly)
+{
+	rt r;
+	rt_init(&r, "id: t-bad\ncommand: echo hi\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	                      "stages:\n  execute: {plugin: execute}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_neq(res.status, 0);
+	/* the task file's own check finds it first, with its line and column */
+	cr_expect(kt_contains(res.err, "task.yaml:2:10: 'command' must be a list"), "%s", res.err);
+	cr_expect(!kt_contains(res.out, "hi\n"), "%s", res.out);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
 Test(run_execute, no_command_and_no_script_fails_clearly)
 {
 	rt r;

@@ -193,6 +193,30 @@ Test(run_output, secrets_split_across_reads_are_masked)
 	rt_free(&r);
 }
 
+/* A read ending just after a whole secret whose last byte equals its
+ * first (one random token in 64) used to be cut inside the secret, and
+ * both halves were written in clear. */
+Test(run_output, secret_ending_like_it_begins_is_masked)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r, "      command: printf 'token=eyJhbGciOie'; sleep 0.5; echo\n",
+	                   "settings:\n  secrets: [MY_SECRET]\n");
+	const char *env[] = {"MY_SECRET=eyJhbGciOie", NULL};
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(kt_contains(res.out, "token=***\n"), "%s", res.out);
+	cr_expect(!kt_contains(res.out, "eyJ") && !kt_contains(res.out, "Oie"), "%s", res.out);
+	cr_expect(!kt_contains(res.err, "eyJhbGciOie"), "%s", res.err);
+	char *ev = kt_read_file(r.events, NULL);
+	cr_assert(ev);
+	cr_expect(!kt_contains(ev, "eyJ") && !kt_contains(ev, "Oie"), "%s", ev);
+	free(ev);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
 Test(run_output, binary_output_passes_through_unchanged)
 {
 	rt r;

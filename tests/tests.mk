@@ -31,3 +31,4 @@ include $(srcdir)/tests/run.mk
 include $(srcdir)/tests/collect.mk
 include $(srcdir)/tests/deploy.mk
 include $(srcdir)/tests/launcher.mk
+include $(srcdir)/tests/coverage.mk

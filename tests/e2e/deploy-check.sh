@@ -79,6 +79,40 @@ else
 	fi
 fi
 
+# 4. What podman-e2e.sh plays: the rendered Job turned into a Pod by
+# job-to-pod.py still carries the token as a read-only file (podman runs
+# are root-only, so this part of it runs here).
+agent=$build/keruta-agent
+if [ ! -x "$agent" ] || ! python3 -c 'import yaml' 2>/dev/null; then
+	sk "job-to-pod.py on a rendered Job: no $agent or no python3 yaml module"
+else
+	printf '{"id": "conv-1", "repositoryId": "r1"}\n' > "$tmp/task.json"
+	mkdir -p "$tmp/token"
+	if KERUTA_LAUNCHER_MODULE=${KERUTA_LAUNCHER_MODULE:-$build/.libs/launcher.so} "$agent" render \
+		--task-file "$tmp/task.json" --work-volume emptydir > "$tmp/job.yaml" 2> "$tmp/render.err" &&
+	   python3 "$src/tests/e2e/job-to-pod.py" "$tmp/job.yaml" keruta-job-conv api-token-x "$tmp/token" \
+		> "$tmp/pod.yaml" 2> "$tmp/conv.err" &&
+	   python3 - "$tmp/pod.yaml" "$tmp/token" > "$tmp/conv.out" 2>&1 <<'PY'
+import sys, yaml
+pod = yaml.safe_load(open(sys.argv[1]))
+spec = pod["spec"]
+vols = {v["name"]: v for v in spec["volumes"]}
+tok = [n for n, v in vols.items() if v.get("hostPath", {}).get("path") == sys.argv[2]]
+assert tok and not any("secret" in v for v in vols.values()), vols
+for c in spec.get("initContainers", []) + spec["containers"]:
+    m = [m for m in c["volumeMounts"] if m["name"] == tok[0]]
+    assert m and m[0].get("readOnly"), c["name"]
+    i = c["command"].index("--api-token-file")
+    assert c["command"][i + 1].startswith(m[0]["mountPath"] + "/"), c["command"]
+    assert "KERUTA_API_TOKEN" not in str(c.get("env")), c["name"]
+PY
+	then
+		ok "job-to-pod.py: the rendered pod reads the token from a read-only file"
+	else
+		ko "job-to-pod.py on a rendered Job"; cat "$tmp/render.err" "$tmp/conv.err" "$tmp/conv.out" 2>/dev/null
+	fi
+fi
+
 echo "$pass passed, $fail failed${skip:+, $skip skipped}"
 [ "$fail" -eq 0 ] || exit 1
 [ -z "$why" ] || exit 77

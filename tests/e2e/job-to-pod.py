@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""job-to-pod.py JOB.yaml POD_NAME SECRET_NAME
+"""job-to-pod.py JOB.yaml POD_NAME SECRET_NAME [TOKEN_DIR]
 
 Turns the Job that `keruta-agent render` printed into the Pod that podman
 4.3 can play (`podman kube play` runs no Jobs; their pod template is the
@@ -9,8 +9,12 @@ differ from a cluster:
   - emptyDir volumes renamed after the pod (podman makes an emptyDir a
     named volume shared by every pod using that name);
   - the token Secret renamed (podman secrets are per host, not per
-    namespace), restartPolicy Never, and init containers kept after they
-    succeed so that their exit codes and logs can be checked.
+    namespace); a volume from it (the agent's --api-token-file) becomes a
+    read-only hostPath of TOKEN_DIR, a directory holding the file `token`
+    (podman's secret volumes want a Kubernetes Secret stored as the podman
+    secret, this test stores the flat form secretKeyRef reads);
+  - restartPolicy Never, and init containers kept after they succeed so
+    that their exit codes and logs can be checked.
 Prints the Pod as YAML.  Everything else is the rendered spec as is.
 """
 import sys
@@ -20,6 +24,7 @@ import yaml
 
 def main():
     job_file, pod_name, secret = sys.argv[1:4]
+    token_dir = sys.argv[4] if len(sys.argv) > 4 else None
     docs = [d for d in yaml.safe_load_all(open(job_file)) if d]
     jobs = [d for d in docs if d.get("kind") == "Job"]
     if len(jobs) != 1:
@@ -39,6 +44,12 @@ def main():
         if "emptyDir" in vol:
             renamed[vol["name"]] = "%s-%s" % (pod_name, vol["name"])
             vol["name"] = renamed[vol["name"]]
+        sec = vol.get("secret")
+        if sec and sec.get("secretName") == "keruta-api-token":
+            if not token_dir:
+                sys.exit("job-to-pod: the Job mounts the token Secret; give TOKEN_DIR")
+            del vol["secret"]
+            vol["hostPath"] = {"path": token_dir, "type": "Directory"}
     for c in spec.get("initContainers", []) + spec.get("containers", []):
         for m in c.get("volumeMounts", []):
             m["name"] = renamed.get(m["name"], m["name"])

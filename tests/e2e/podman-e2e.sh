@@ -124,6 +124,9 @@ control seed "$seed" > /dev/null || bail "cannot seed the API server"
 # --- the token as podman wants it for secretKeyRef: flat JSON, base64 values
 printf '{"token":"%s"}' "$(printf '%s' "$token" | base64 -w0)" |
 	podman secret create "api-token-$run" - > /dev/null || bail "podman secret create failed"
+# ... and as the file the rendered pods mount from the Secret (--api-token-file)
+mkdir -p "$tmp/token" && printf '%s' "$token" > "$tmp/token/token" && chmod 0440 "$tmp/token/token" ||
+	bail "cannot write the token file"
 
 # --- the pod: what `keruta-agent render` prints for the task (the Job of
 # seed 004: init container + main container sharing the work volume),
@@ -135,7 +138,8 @@ podyaml() { # NAME TASK_ID
 		--api-url "$api" --work-volume emptydir --image "$image" --image-pull-policy Never \
 		--memory-limit 512Mi --log-format text > "$tmp/job-$1.yaml" 2> "$tmp/render-$1.err" ||
 		{ ko "$2: keruta-agent render failed: $(cat "$tmp/render-$1.err")"; return 1; }
-	python3 "$src/tests/e2e/job-to-pod.py" "$tmp/job-$1.yaml" "keruta-job-$1" "api-token-$run"
+	python3 "$src/tests/e2e/job-to-pod.py" "$tmp/job-$1.yaml" "keruta-job-$1" "api-token-$run" \
+		"$tmp/token"
 }
 
 # Schema validation of the pod YAML (skipped without node and npm).

@@ -36,7 +36,15 @@ JOB HISTORIES.  Creating a Job starts a scripted history for it, one step every 
     drop         like success; while Running, every watch is closed and the event history expired
                  (a client resuming from its old resourceVersion gets 410 and must re-list)
     silent       the pod stays Pending
-  Cleanup Jobs (label keruta.io/role=cleanup) play "cleanup" (default success).
+  Cleanup Jobs (label keruta.io/role=cleanup) play "cleanup": success (the agent reports
+  COMPLETED), cleanup_failure (exits 1 before reporting), late_failure (reports COMPLETED, then
+  exits 1).
+  The agent's end: with scenario "report_url" (keruta-api base, e.g. http://127.0.0.1:P/api/v1;
+  "report_token" optional) an agent that reports PUTs its terminal status there first, as the real
+  one does: the failing main container, the init failure, the cleanup agent, and the succeeding
+  main container only with "main_reports": true (no cleanup Job follows).  Its termination message
+  is {"taskId", "reported": STATUS|null, "stage", "reason", "exitCode"}, or with "message_format":
+  "legacy" the older {"status", "agentExitCode", ...}.
 
 CONTROL (/_control/..., JSON, no token, never recorded)
   GET  health                  {"ok":true,"port":N,"rv":N}
@@ -46,12 +54,16 @@ CONTROL (/_control/..., JSON, no token, never recorded)
                  "node":"node-1","nodes":{"id":"node-7"}}   merged
   POST release  {"task":"id"} | {"job":"name"} | {} (all)
   POST drop     {"expire":true}   close every watch; with expire, old resourceVersions get 410
+  POST inject   {"lines":["raw text", ...]}  sent as they are, one line each, on every open watch
+                (malformed events for the launcher's robustness tests)
+  POST down     {"seconds":S}   an outage: open watches are closed, and for S seconds every API
+                request's connection is closed without an answer (recorded with status "dropped")
   POST seed     {"objects":[{apiVersion, kind, metadata{name,namespace}, ...}]}  stored as if created
   POST fault    {"method":"POST","path_regex":"/jobs$","code":500,"times":1}
   POST reset    everything back to empty
 """
 import argparse
-import collections
+import bisect
 import copy
 import json
 import os
@@ -62,6 +74,7 @@ import string
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -142,8 +155,11 @@ class State:
         with self.cond:
             self.rv = 1000
             self.objects = {}                      # (kind, ns, name) -> obj
-            self.events = collections.deque()      # (rv, kind, ns, type, obj)
+            self.events = []                       # (rv, kind, ns, type, obj), rv ascending
+            self.event_rvs = []                    # their rvs, for bisect
             self.compacted = 0                     # rv <= this is gone (410)
+            self.injected = []                     # raw lines for every open watch
+            self.down_until = 0.0                  # API connections closed until (monotonic)
             self.drop_gen = 0
             self.requests = []
             self.scenario = {"default": "success", "tasks": {}, "cleanup": "success",
@@ -159,10 +175,21 @@ class State:
 
     def emit(self, kind, ns, etype, obj):
         """Record an event; caller holds cond."""
-        self.events.append((int(obj["metadata"]["resourceVersion"]), kind, ns, etype, copy.deepcopy(obj)))
-        while len(self.events) > self.history_max:
-            self.compacted = self.events.popleft()[0]
+        rv = int(obj["metadata"]["resourceVersion"])
+        self.events.append((rv, kind, ns, etype, copy.deepcopy(obj)))
+        self.event_rvs.append(rv)
+        if len(self.events) > self.history_max + self.history_max // 10:
+            cut = len(self.events) - self.history_max
+            self.compacted = self.event_rvs[cut - 1]
+            del self.events[:cut], self.event_rvs[:cut]
         self.cond.notify_all()
+
+    def events_after(self, rv):
+        """Events newer than rv; caller holds cond.  Bisect: a 10,000-task run keeps 100,000."""
+        return self.events[bisect.bisect_right(self.event_rvs, rv):]
+
+    def is_down(self):
+        return time.monotonic() < self.down_until
 
     def put(self, kind, ns, obj, etype):
         with self.cond:
@@ -200,6 +227,7 @@ class State:
 # --------------------------------------------------------------------------- histories
 
 def agent_message(status, code=0, stage=None, reason=None, exit_code=None):
+    """The older termination message: the status the agent meant to send."""
     m = {"status": status, "agentExitCode": code}
     if exit_code is not None: m["exitCode"] = exit_code
     if stage: m["stage"] = stage
@@ -215,7 +243,7 @@ class Player:
         self.job = job["metadata"]["name"]
         md = job["metadata"]
         self.task = (md.get("annotations") or {}).get("keruta.io/task-id", "")
-        role = (md.get("labels") or {}).get("keruta.io/role")
+        role = self.role = (md.get("labels") or {}).get("keruta.io/role")
         sc = self.st.scenario
         self.history = sc["cleanup"] if role == "cleanup" else sc["tasks"].get(self.task, sc["default"])
         self.node = sc["nodes"].get(self.task, sc["node"])
@@ -224,6 +252,33 @@ class Player:
         self.pod = f"{self.job}-{''.join(random.choices(string.ascii_lowercase + string.digits, k=5))}"
         self.tmpl = tmpl
         threading.Thread(target=self.run, daemon=True).start()
+
+    def agent(self, status, code=0, stage=None, reason=None, exit_code=None, reports=True):
+        """Play the agent's end: send the terminal status to keruta-api (scenario report_url) when
+        this agent reports, then the termination message saying whether it did."""
+        sc = self.st.scenario
+        terminal = status in ("COMPLETED", "FAILED")
+        reported = None
+        if terminal and reports and sc.get("report_url"):
+            body = {"status": status}
+            if code:
+                body["message"] = f"stage {stage or '?'} failed: {reason or 'no reason given'}"
+            req = urllib.request.Request(f"{sc['report_url']}/tasks/{self.task}/status", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"}, method="PUT")
+            if sc.get("report_token"):
+                req.add_header("Authorization", f"Bearer {sc['report_token']}")
+            try:
+                urllib.request.urlopen(req, timeout=10).read()
+                reported = status
+            except (OSError, ValueError):
+                reported = None
+        if sc.get("message_format") == "legacy":
+            return agent_message(status, code, stage, reason, exit_code)
+        m = {"taskId": self.task, "reported": reported}
+        if exit_code is not None: m["exitCode"] = exit_code
+        if stage: m["stage"] = stage
+        if reason: m["reason"] = reason
+        return json.dumps(m)
 
     def sleep(self, n=1):
         time.sleep(self.srv.step * n)
@@ -354,7 +409,7 @@ class Player:
                     "message": 'secret "keruta-api-token" not found'}}) for c in self.containers("containers")]
             return self.forever(f)
         if h == "init_failure":
-            msg = agent_message("FAILED", 1, "clone", "cannot clone https://git.example/repo.git: not found")
+            msg = self.agent("FAILED", 1, "clone", "cannot clone https://git.example/repo.git: not found")
             self.init_done(1, msg)
             self.sleep()
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
@@ -377,16 +432,26 @@ class Player:
             self.srv.drop_watches(expire=True)
             self.sleep(2)
         if h == "failure":
-            self.main_done(1, "Error", agent_message("FAILED", 1, "execute", "script exited with status 3", 3))
+            self.main_done(1, "Error", self.agent("FAILED", 1, "execute", "script exited with status 3", 3))
             self.sleep()
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
         if h == "oom":
             self.main_done(137, "OOMKilled", None)
             self.sleep()
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        ok = h != "cleanup_failure"
-        self.main_done(0 if ok else 1, "Completed" if ok else "Error",
-                       agent_message("COMPLETED" if ok else "FAILED", 0 if ok else 1))
+        if self.role == "cleanup":
+            # success: the cleanup agent reports COMPLETED; cleanup_failure: it dies before
+            # reporting; late_failure: it reports COMPLETED, then fails
+            ok = h == "success"
+            msg = self.agent("COMPLETED", 0 if ok else 1, None if ok else "cleanup",
+                             None if ok else "upload failed", reports=h != "cleanup_failure")
+        else:
+            # the main container reports only when no cleanup Job follows (scenario main_reports)
+            ok = h != "cleanup_failure"
+            msg = self.agent("COMPLETED" if ok else "FAILED", 0 if ok else 1,
+                             reports=bool(self.st.scenario.get("main_reports"))
+                             or self.st.scenario.get("message_format") == "legacy")
+        self.main_done(0 if ok else 1, "Completed" if ok else "Error", msg)
         self.sleep()
         self.job_finished(ok, None if ok else "BackoffLimitExceeded", None if ok else "failed")
 
@@ -453,6 +518,10 @@ class Handler(BaseHTTPRequestHandler):
         with st.cond:
             rec["seq"] = len(st.requests) + 1
             st.requests.append(rec)
+            if st.is_down():
+                rec["status"] = "dropped"
+                self.close_connection = True
+                return
             fault = None
             for f in st.faults:
                 if f["times"] != 0 and f.get("method", self.command) == self.command and \
@@ -557,6 +626,7 @@ class Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + timeout
         with st.cond:
             gen = st.drop_gen
+            inj_seen = len(st.injected)
             expired = rv not in ("", "0") and (not rv.isdigit() or int(rv) < st.compacted)
             start = st.rv if rv in ("", "0") else (int(rv) if rv.isdigit() else 0)
             initial = [] if rv not in ("", "0") else [
@@ -588,14 +658,20 @@ class Handler(BaseHTTPRequestHandler):
                             if st.drop_gen != gen or time.monotonic() >= deadline or srv.stopping:
                                 pending = None
                                 break
-                            pending = [e for e in st.events if e[0] > last]
-                            if pending:
+                            raw = st.injected[inj_seen:]
+                            pending = st.events_after(last)
+                            if pending or raw:
+                                inj_seen += len(raw)
                                 break
                             st.cond.wait(min(1.0, max(0.01, deadline - time.monotonic())))
                         if pending is None:
                             break
                         if last < st.compacted:
                             pending = "expired"
+                    for line in raw:
+                        data = line.encode() + b"\n"
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                        self.wfile.flush()
                     if pending == "expired":
                         chunk({"type": "ERROR", "object": status_obj(410, "too old resource version", reason="Expired")})
                         break
@@ -646,6 +722,16 @@ class Handler(BaseHTTPRequestHandler):
                 if data.get("task"): st.released.add(data["task"])
                 if data.get("job"): st.released.add(data["job"])
                 if not data: st.release_all = True
+            return self.send_json(200, {"ok": True})
+        if op == "inject" and self.command == "POST":
+            with st.cond:
+                st.injected.extend(str(x) for x in data.get("lines", []))
+                st.cond.notify_all()
+            return self.send_json(200, {"ok": True})
+        if op == "down" and self.command == "POST":
+            with st.cond:
+                st.down_until = time.monotonic() + float(data.get("seconds", 10))
+            srv.drop_watches(False)
             return self.send_json(200, {"ok": True})
         if op == "drop" and self.command == "POST":
             srv.drop_watches(bool(data.get("expire")))

@@ -131,6 +131,7 @@ typedef struct kr_config kr_config;
 #define KR_TASK_DOCUMENT_IDS "document_ids" /* ids of the task's documents  */
 #define KR_TASK_ENV          "env"          /* extra "NAME=VALUE" entries   */
 #define KR_TASK_ARTIFACTS    "artifacts"    /* names uploaded by collect    */
+#define KR_TASK_COMMAND      "command"      /* the task's own argv, if any  */
 
 /*
  * The task fields a task's scripts see as environment variables (seed
