@@ -17,6 +17,7 @@
 
 #include "backend.h"
 #include "api_paths.h"
+#include "area.h"
 #include "http.h"
 #include "log.h"
 #include "logship.h"
@@ -78,6 +79,10 @@ static char *expand(const kr_settings *s, const char *key, const char *task_id,
 			             "keruta-api endpoint %s (%s) needs a %s and there is none; give it "
 			             "with --task-id / --repository-id or in the task",
 			             key, tmpl, what);
+			kr_buf_free(&b);
+			return NULL;
+		}
+		if (kr_id_check(what, value, err)) {
 			kr_buf_free(&b);
 			return NULL;
 		}
@@ -283,6 +288,21 @@ static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error
 	return 0;
 }
 
+/* The ids keruta-api's task brought, before any stage turns one into a
+ * request (a document id ".." would leave the documents endpoint). */
+static int check_task_ids(const kr_task *t, kr_error *err)
+{
+	if (kr_id_check("task id", kr_task_get(t, KR_TASK_ID), err))
+		return -1;
+	if (kr_task_get(t, KR_TASK_REPOSITORY_ID) &&
+	    kr_id_check("repository id", kr_task_get(t, KR_TASK_REPOSITORY_ID), err))
+		return -1;
+	for (size_t i = 0; i < kr_task_list_count(t, KR_TASK_DOCUMENT_IDS); i++)
+		if (kr_id_check("document id", kr_task_list_item(t, KR_TASK_DOCUMENT_IDS, i), err))
+			return -1;
+	return 0;
+}
+
 static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 {
 	api *a = b->impl;
@@ -297,7 +317,7 @@ static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 	free(path);
 	if (rc == KR_NOT_FOUND)
 		rc = KR_FAILED;
-	if (rc == KR_OK && kr_task_fill_from_node(t, n, what, err))
+	if (rc == KR_OK && (kr_task_fill_from_node(t, n, what, err) || check_task_ids(t, err)))
 		rc = KR_FAILED;
 	if (rc == KR_OK && strcmp(kr_task_get(t, KR_TASK_ID), id) != 0) {
 		kr_error_set(err, KR_EXIT_TASK_FAILED,
@@ -384,7 +404,9 @@ static int api_fetch_script(kr_backend *b, kr_task *t, const char *which, const 
 	int rc = KR_FAILED;
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
-		                  .max_bytes = a->max_download, .what = what};
+		                  .max_bytes = a->max_download,
+		                  .limit_fix = "raise the max_download setting if it is legitimate",
+		                  .what = what};
 		kr_http_resp rs = {0};
 		kr_error gerr = {0};
 		rc = kr_http_request(a->http, &rq, &rs, &gerr);
@@ -416,6 +438,10 @@ static int api_fetch_document(kr_backend *b, kr_task *t, const char *id, const c
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
 		                  .max_bytes = max_bytes ? max_bytes : a->max_download,
+		                  .limit_fix = max_bytes ? "raise the document stage's max_size if it is "
+		                                           "legitimate"
+		                                         : "raise the max_download setting if it is "
+		                                           "legitimate",
 		                  .what = what};
 		kr_http_resp rs = {0};
 		rc = kr_http_request(a->http, &rq, &rs, err);
@@ -428,6 +454,22 @@ static int api_fetch_document(kr_backend *b, kr_task *t, const char *id, const c
 	free(path);
 	free(what);
 	return rc;
+}
+
+/* The id keruta-api gave the uploaded document ({"documents": [{"id"}]}),
+ * for the task's upload record (core/upload.c); none is not an error. */
+static void remember_document_id(kr_task *t, const kr_buf *body)
+{
+	kr_node *n = NULL;
+	kr_error perr = {0};
+	if (!body->len || kr_node_load_string("upload answer", body->data, body->len, &n, &perr))
+		return;
+	const kr_node *docs = kr_node_get(n, "documents");
+	const kr_node *id = docs && docs->n && !docs->keys ? kr_node_get(docs->items[0], "id")
+	                                                   : kr_node_get(n, "id");
+	if (id && id->value && !id->n)
+		kr_task_set(t, "upload.document_id", id->value);
+	kr_node_free(n);
 }
 
 static int api_upload_artifact(kr_backend *b, kr_task *t, const char *file, const char *name,
@@ -445,6 +487,8 @@ static int api_upload_artifact(kr_backend *b, kr_task *t, const char *file, cons
 		rc = kr_http_request(a->http, &rq, &rs, err);
 		if (rc == KR_NOT_FOUND)
 			rc = KR_FAILED;
+		if (rc == KR_OK)
+			remember_document_id(t, &rs.body);
 		kr_http_resp_free(&rs);
 	}
 	free(path);
@@ -588,7 +632,13 @@ static kr_backend *create(const kr_settings *s, kr_error *err)
 	};
 	lo.http.retries = 0;
 	lo.http.retry_max_ms = 0;
-	char *spool = kr_asprintf("%s/.keruta/log-spool", kr_settings_get(s, KR_S_WORK_DIR));
+	/* The task's own spool (core/area.h): another task's on a shared
+	 * volume is never replayed as this one's. */
+	const char *tid = kr_settings_get(s, KR_S_TASK_ID);
+	char *spool = kr_area_id_ok(tid) ? kr_asprintf("%s/" KR_AREA_DIR "/" KR_AREA_TASKS "/%s/log-spool",
+	                                               kr_settings_get(s, KR_S_WORK_DIR), tid)
+	                                 : kr_asprintf("%s/" KR_AREA_DIR "/log-spool",
+	                                               kr_settings_get(s, KR_S_WORK_DIR));
 	lo.spool_path = spool;
 	a->ship = kr_logship_new(&lo, err);
 	free(spool);

@@ -93,10 +93,22 @@ kr_http *kr_http_new(const kr_http_opts *o, kr_error *err)
 		          o->base_url ? o->base_url : "");
 		return NULL;
 	}
-	if (o->ca_file && access(o->ca_file, R_OK) != 0) {
-		set_error(err, KR_EXIT_USAGE, "CA file %s: %s; fix --ca-file or KERUTA_CA_FILE",
-		          o->ca_file, strerror(errno));
-		return NULL;
+	if (o->ca_file) {
+		/* curl would block for good on a FIFO, and read a device forever */
+		kr_error cerr = {0};
+		int fd = kr_open_regular(o->ca_file, 64u << 20, KR_EXIT_USAGE, "CA file", &cerr);
+		if (fd < 0) {
+			set_error(err, KR_EXIT_USAGE, "%s; fix --ca-file or KERUTA_CA_FILE", cerr.msg);
+			return NULL;
+		}
+		close(fd);
+	}
+	for (const char *p = o->token; p && *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			set_error(err, KR_EXIT_USAGE, "the API token contains a control character (a line "
+			          "break?); it must be the token alone, on one line");
+			return NULL;
+		}
 	}
 	CURL *c = curl_easy_init();
 	if (!c) {
@@ -576,9 +588,12 @@ static enum outcome attempt(kr_http *h, xfer *x, const char *url, struct curl_sl
 			unlink(rq->dest);
 		set_error(err, KR_EXIT_TASK_FAILED,
 		          "%s %s (%s): the answer is larger than the limit of %llu bytes; the transfer "
-		          "was stopped%s (raise max_download if it is legitimate)",
+		          "was stopped%s (%s)",
 		          rq->method, url, what, (unsigned long long)rq->max_bytes,
-		          rq->dest ? " and the partial file removed" : "");
+		          rq->dest ? " and the partial file removed" : "",
+		          rq->limit_fix ? rq->limit_fix
+		                        : "a fixed limit for JSON answers: check that api_url and "
+		                          "api_paths name keruta-api's endpoints");
 		return DONE_FINAL;
 	}
 	if (x->write_errno) {
@@ -644,7 +659,8 @@ static enum outcome attempt(kr_http *h, xfer *x, const char *url, struct curl_sl
 		          what, code, d);
 		out = DONE_RETRY;
 	} else if (code == 401 || code == 403) {
-		set_error(err, KR_EXIT_USAGE,
+		/* exit 3 as documented: keruta-api refused the agent */
+		set_error(err, KR_EXIT_API,
 		          "%s %s (%s): keruta-api refused the request with %ld%s; check the API token "
 		          "(KERUTA_API_TOKEN or --api-token-file)",
 		          rq->method, url, what, code, d);
@@ -731,14 +747,22 @@ int kr_http_request(kr_http *h, const kr_http_req *rq, kr_http_resp *rs, kr_erro
 			kr_error_set(err, last.code, "%s", last.msg);
 			break;
 		}
+		/* Retry-After is a floor on our own backoff, never a way to retry
+		 * sooner: "Retry-After: 0" from a proxy during a rolling restart
+		 * spent every retry in a fraction of a second.  The budget of an
+		 * outage is time (api_retry_max_time); api_retries only caps the
+		 * count. */
 		uint64_t spent = kr_now_ms() - start;
-		uint64_t delay = ra >= 0 ? (uint64_t)ra : backoff_ms(h, n);
+		uint64_t delay = backoff_ms(h, n);
+		int server_delay = ra >= 0 && (uint64_t)ra > delay;
+		if (server_delay)
+			delay = (uint64_t)ra;
 		const char *stop = NULL;
 		if (n > h->retries)
-			stop = "retries exhausted";
+			stop = "api_retries exhausted";
 		else if (spent + delay > h->retry_max_ms)
-			stop = ra >= 0 ? "the server's Retry-After goes past api_retry_max_time"
-			               : "api_retry_max_time reached";
+			stop = server_delay ? "the server's Retry-After goes past api_retry_max_time"
+			                    : "api_retry_max_time reached";
 		else if (aborted(h) || kr_supervise_signal())
 			stop = "the agent is stopping";
 		if (stop) {
@@ -748,8 +772,8 @@ int kr_http_request(kr_http *h, const kr_http_req *rq, kr_http_resp *rs, kr_erro
 			rc = KR_FAILED;
 			break;
 		}
-		kr_log(KR_LOG_WARN, NULL, "%s; retry %u of %u in %.1f s", last.msg, n, h->retries,
-		       (double)delay / 1000.0);
+		kr_log(KR_LOG_WARN, NULL, "%s; retry %u in %.1f s (giving up %.0f s from the first try)",
+		       last.msg, n, (double)delay / 1000.0, (double)h->retry_max_ms / 1000.0);
 		if (pause_ms(h, delay) < 0) {
 			kr_error_set(err, last.code ? last.code : KR_EXIT_API,
 			             "%s (not retried: the agent is stopping)", last.msg);

@@ -48,6 +48,8 @@ typedef struct kr_http_req {
 	const char *upload_field; /* ... its field name                      */
 	const char *dest;         /* a 2xx body goes to this file            */
 	uint64_t max_bytes;       /* cap on a 2xx body (0: none)             */
+	const char *limit_fix;    /* what raises max_bytes, for the message;
+	                           * NULL: a fixed limit                     */
 	const char *what;         /* "the task", for messages                */
 } kr_http_req;
 

@@ -25,6 +25,7 @@
 
 #include <json.h>
 
+#include "area.h"
 #include "log.h"
 #include "logship.h"
 
@@ -182,10 +183,10 @@ static int spool_open(kr_logship *ls)
 	char *slash = strrchr(dir, '/');
 	if (slash && slash != dir) {
 		*slash = '\0';
-		kr_mkdirs(dir, 0755);
+		kr_area_mkdirs(dir); /* never through a link in the work dir's .keruta */
 	}
 	free(dir);
-	int fd = open(ls->spool_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int fd = open(ls->spool_path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	ls->spool_w = fd >= 0 ? fdopen(fd, "a") : NULL;
 	if (!ls->spool_w) {
 		if (fd >= 0)

@@ -40,23 +40,33 @@ static int load_token(kr_agent *a, kr_error *err)
 {
 	const char *file = kr_settings_get(a->settings, KR_S_API_TOKEN_FILE);
 	if (file) {
-		FILE *f = fopen(file, "r");
-		if (!f) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s: %s", file, strerror(errno));
+		size_t n = 0;
+		char *buf = kr_read_file(file, 65536, &n, KR_EXIT_USAGE, "API token file", err);
+		if (!buf)
 			return -1;
-		}
-		char buf[8192];
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		buf[n] = '\0';
 		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 			buf[--n] = '\0';
-		if (n == 0) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s is empty", file);
+		if (n == 0 || strlen(buf) != n) {
+			kr_error_set(err, KR_EXIT_USAGE, "API token file %s %s; put the token in it", file,
+			             n == 0 ? "is empty" : "holds a NUL byte");
+			free(buf);
 			return -1;
 		}
 		kr_settings_set(a->settings, KR_S_API_TOKEN, buf);
-		memset(buf, 0, sizeof(buf));
+		memset(buf, 0, n);
+		free(buf);
+	}
+	/* the token goes into a request header: a line break in it would
+	 * inject headers (and it is never printed, so say where it came from) */
+	const char *tok = kr_settings_get(a->settings, KR_S_API_TOKEN);
+	for (const char *p = tok; p && *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "the API token (%s) contains a control character (a line break?) at "
+			             "byte %zu; it must be the token alone, on one line",
+			             file ? file : "KERUTA_API_TOKEN", (size_t)(p - tok) + 1);
+			return -1;
+		}
 	}
 	kr_secret_add(kr_settings_get(a->settings, KR_S_API_TOKEN));
 	kr_secret_add_url_password(kr_settings_get(a->settings, KR_S_API_URL));
@@ -412,9 +422,14 @@ static void finish(kr_agent *a, int *code)
 	if (a->backend && !a->no_api) {
 		kr_error ferr = {0};
 		uint64_t flush_ms = kr_supervise_signal() ? kr_supervise_grace_ms() / 2 + 1 : 30000;
-		if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0)
-			kr_log(KR_LOG_WARN, NULL,
-			       "some log lines were not delivered: %s (kept in the spool)", ferr.msg);
+		if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0) {
+			/* The task's log is part of its record: a run whose lines did
+			 * not reach keruta-api does not end as a plain success. */
+			kr_log(KR_LOG_ERROR, NULL, "the task's log did not reach keruta-api: %s",
+			       ferr.msg);
+			if (*code == KR_EXIT_OK)
+				*code = ferr.code ? ferr.code : KR_EXIT_API;
+		}
 	}
 	if (send && a->backend && !a->no_api) {
 		kr_buf msg = {0};
@@ -468,6 +483,24 @@ static void log_to_backend(void *ctx, kr_log_level level, const char *stage, con
 	in_sink = 0;
 }
 
+/* Only a clone creates the work dir: with no repository to clone, a
+ * missing work dir failed later in whichever stage first wrote there,
+ * with a message about that stage's file. */
+static int check_work_dir(kr_agent *a, kr_error *err)
+{
+	const char *work = kr_task_get(a->task, KR_TASK_WORK_DIR);
+	struct stat st;
+	if (strcmp(a->command, "cleanup") == 0 || !work || stat(work, &st) == 0 || errno != ENOENT ||
+	    kr_task_get(a->task, KR_TASK_REPOSITORY_ID) || kr_task_get(a->task, KR_TASK_REPOSITORY_URL))
+		return 0;
+	kr_error_set(err, KR_EXIT_USAGE,
+	             "the work dir %s does not exist and the task names no repository to clone "
+	             "into it; create the work dir, give --work-dir, or give the task a repository "
+	             "(--repository-id)",
+	             work);
+	return -1;
+}
+
 static int create_backend(kr_agent *a, kr_error *err)
 {
 	const char *backend = kr_settings_get(a->settings, KR_S_BACKEND);
@@ -509,6 +542,19 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	 * environment: export the CA so every TLS client (git too) uses it */
 	if (kr_settings_get(a->settings, KR_S_CA_FILE))
 		setenv("KERUTA_CA_FILE", kr_settings_get(a->settings, KR_S_CA_FILE), 1);
+	/* ids become path segments of keruta-api calls: those given here are
+	 * checked before any request, those of a fetched task by the API
+	 * backend when it reads the task */
+	static const kr_setting_id given_ids[] = {KR_S_TASK_ID, KR_S_REPOSITORY_ID};
+	static const char *const given_what[] = {"task id (--task-id)", "repository id (--repository-id)"};
+	for (size_t i = 0; i < 2; i++)
+		if (kr_settings_get(a->settings, given_ids[i]) &&
+		    kr_id_check(given_what[i], kr_settings_get(a->settings, given_ids[i]), err))
+			goto out;
+	for (size_t i = 0; i < kr_settings_list_count(a->settings, KR_S_DOCUMENT_ID); i++)
+		if (kr_id_check("document id (--document-id)",
+		                kr_settings_list_item(a->settings, KR_S_DOCUMENT_ID, i), err))
+			goto out;
 	a->task = kr_task_new();
 	kr_task_set_agent(a->task, a);
 	kr_supervise_set_emergency(emergency, a);
@@ -516,7 +562,7 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	if (create_backend(a, err))
 		goto out;
 	kr_log_set_sink(log_to_backend, a);
-	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0)
+	if (a->backend->ops->fetch_task(a->backend, a->task, err) < 0 || check_work_dir(a, err))
 		goto out;
 
 	if (kr_runner_init(&runner, a, err))

@@ -9,8 +9,9 @@
  *
  * Every member returns KR_OK, KR_NOT_FOUND or KR_FAILED and on failure
  * fills err with one line that says what failed and what to do.  err->code
- * is KR_EXIT_API when the API could not be reached or answered 5xx after
- * retries, KR_EXIT_USAGE for a refusal caused by our input (4xx), and
+ * is KR_EXIT_API when the API could not be reached, answered 5xx after
+ * retries or refused the token (401/403), KR_EXIT_USAGE for another
+ * refusal caused by our input (4xx), and
  * KR_EXIT_TASK_FAILED for bad data (a malformed task, say).
  */
 #ifndef KR_BACKEND_H

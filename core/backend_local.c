@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "area.h"
 #include "backend.h"
 #include "log.h"
 #include "settings.h"
@@ -28,6 +29,9 @@ typedef struct local {
 	char *base_dir;      /* owned: task file's directory  */
 	char *artifacts_dir; /* owned                         */
 	char *events_path;   /* owned                         */
+	char *work;          /* owned: the work dir                */
+	int area_events, area_artifacts; /* the defaults, in the work dir's
+	                        .keruta, reached through core/area.c only */
 	FILE *events;        /* owned                         */
 	pthread_mutex_t lock;
 	uint64_t n_lines, n_artifacts;
@@ -70,14 +74,31 @@ static int open_events(local *l, kr_error *err)
 {
 	if (l->events)
 		return 0;
-	char *dir = kr_strdup(l->events_path);
-	char *slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		kr_mkdirs(dir, 0755);
+	if (l->area_events) {
+		/* .keruta/events.jsonl: a link or file a repository put there is
+		 * never written through. */
+		char *area = kr_asprintf("%s/" KR_AREA_DIR, l->work);
+		int dir = kr_area_mkdirs(area) == 0 ? kr_area_open(l->work, NULL, 1) : -1;
+		free(area);
+		int fd = dir >= 0 ? kr_area_create_file(dir, "events.jsonl", O_CREAT | O_APPEND, 0644)
+		                  : -1;
+		int e = errno;
+		if (dir >= 0)
+			close(dir);
+		l->events = fd >= 0 ? fdopen(fd, "a") : NULL;
+		if (!l->events && fd >= 0)
+			close(fd);
+		errno = e;
+	} else {
+		char *dir = kr_strdup(l->events_path);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			kr_mkdirs(dir, 0755);
+		}
+		free(dir);
+		l->events = fopen(l->events_path, "a");
 	}
-	free(dir);
-	l->events = fopen(l->events_path, "a");
 	if (!l->events) {
 		kr_error_set(err, KR_EXIT_USAGE, "cannot open the events file %s: %s", l->events_path,
 		             strerror(errno));
@@ -160,17 +181,12 @@ static char *resolve(local *l, const char *path)
 	return kr_asprintf("%s/%s", l->base_dir, path);
 }
 
-static int copy_file(const char *from, const char *to, uint64_t max, kr_error *err)
+/* Copy from into out (taken over; `to` names it in messages). */
+static int copy_to_fd(const char *from, int out, const char *to, uint64_t max, kr_error *err)
 {
-	int in = open(from, O_RDONLY | O_CLOEXEC);
+	int in = kr_open_regular(from, max, KR_EXIT_TASK_FAILED, "cannot read", err);
 	if (in < 0) {
-		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot read %s: %s", from, strerror(errno));
-		return KR_FAILED;
-	}
-	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (out < 0) {
-		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", to, strerror(errno));
-		close(in);
+		close(out);
 		return KR_FAILED;
 	}
 	char buf[65536];
@@ -207,8 +223,42 @@ static int copy_file(const char *from, const char *to, uint64_t max, kr_error *e
 		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", to, strerror(errno));
 		rc = KR_FAILED;
 	}
+	return rc;
+}
+
+static int copy_file(const char *from, const char *to, uint64_t max, kr_error *err)
+{
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (out < 0) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", to, strerror(errno));
+		return KR_FAILED;
+	}
+	int rc = copy_to_fd(from, out, to, max, err);
 	if (rc)
 		unlink(to);
+	return rc;
+}
+
+/* Copy into .keruta/artifacts/name, every directory reached by openat. */
+static int copy_into_area(local *l, const char *from, const char *name, const char *to,
+                          kr_error *err)
+{
+	const char *slash = strrchr(name, '/');
+	char *sub = kr_asprintf("artifacts/%.*s", slash ? (int)(slash - name) : 0, name);
+	const char *leaf = slash ? slash + 1 : name;
+	int dir = kr_area_open(l->work, sub, 1);
+	int out = dir >= 0 ? kr_area_create_file(dir, leaf, O_CREAT | O_TRUNC, 0644) : -1;
+	free(sub);
+	if (out < 0) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", to, strerror(errno));
+		if (dir >= 0)
+			close(dir);
+		return KR_FAILED;
+	}
+	int rc = copy_to_fd(from, out, to, 0, err);
+	if (rc)
+		unlinkat(dir, leaf, 0);
+	close(dir);
 	return rc;
 }
 
@@ -324,7 +374,9 @@ static int local_upload_artifact(kr_backend *b, kr_task *t, const char *path, co
 	char *dir = kr_strdup(dest);
 	*strrchr(dir, '/') = '\0';
 	int rc = KR_FAILED;
-	if (kr_mkdirs(dir, 0755) != 0)
+	if (l->area_artifacts)
+		rc = copy_into_area(l, path, name, dest, err);
+	else if (kr_mkdirs(dir, 0755) != 0)
 		kr_error_set(err, KR_EXIT_TASK_FAILED, "cannot create %s: %s", dir, strerror(errno));
 	else
 		rc = copy_file(path, dest, 0, err);
@@ -425,6 +477,7 @@ static void local_destroy(kr_backend *b)
 	free(l->base_dir);
 	free(l->artifacts_dir);
 	free(l->events_path);
+	free(l->work);
 	kr_buf_free(&l->statuses);
 	kr_buf_free(&l->line);
 	pthread_mutex_destroy(&l->lock);
@@ -461,6 +514,10 @@ kr_backend *kr_backend_local_create(const kr_settings *s, kr_error *err)
 	const char *ev = kr_settings_get(s, KR_S_EVENTS_FILE);
 	l->artifacts_dir = ad ? kr_strdup(ad) : kr_asprintf("%s/.keruta/artifacts", work);
 	l->events_path = ev ? kr_strdup(ev) : kr_asprintf("%s/.keruta/events.jsonl", work);
+	/* Explicit paths are the operator's, used as given. */
+	l->work = work ? kr_strdup(work) : NULL;
+	l->area_artifacts = !ad && work;
+	l->area_events = !ev && work;
 	(void)err;
 	kr_backend *b = kr_calloc(1, sizeof(*b));
 	b->ops = &local_ops;

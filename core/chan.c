@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "area.h"
 #include "log.h"
 #include "node.h"
 #include "secret.h"
@@ -248,7 +249,11 @@ static int do_artifact(kr_chan *c, const kr_node *req, int file, kr_buf *why)
 	char name[200];
 	safe_name(given ? given : "", name, sizeof(name));
 	const char *work = kr_task_get(c->a->task, KR_TASK_WORK_DIR);
-	int dfd = kr_area_dir(work, "doc");
+	const char *id = kr_task_get(c->a->task, KR_TASK_ID);
+	kr_error aerr = {0};
+	/* the task's own doc/, which .keruta/doc points at */
+	int dfd = kr_area_task_open(work, id && kr_area_id_ok(id) ? id : KR_AREA_NO_ID, "doc",
+	                            KR_AREA_F_CREATE, &aerr);
 	int out = -1;
 	char final[240];
 	for (int i = 0; dfd >= 0 && out < 0 && i < 1000; i++) {
@@ -262,8 +267,8 @@ static int do_artifact(kr_chan *c, const kr_node *req, int file, kr_buf *why)
 	}
 	int rc = out >= 0 ? 0 : -1;
 	if (rc)
-		kr_buf_addf(why, "cannot queue it in %s/.keruta/doc: %s", work ? work : "?",
-		            strerror(errno));
+		kr_buf_addf(why, "cannot queue it in the task's doc/ under %s/.keruta: %s",
+		            work ? work : "?", aerr.msg[0] ? aerr.msg : strerror(errno));
 	char buf[65536];
 	uint64_t total = 0, max = kr_settings_u64(c->a->settings, KR_S_MAX_DOWNLOAD);
 	while (rc == 0) {

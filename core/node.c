@@ -310,33 +310,14 @@ out:
 
 int kr_node_load_file(const char *path, kr_node **out, kr_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		kr_error_set(err, KR_EXIT_USAGE, "%s: cannot open: %s", path, strerror(errno));
+	size_t len = 0;
+	char *text = kr_read_file(path, KR_NODE_MAX_FILE, &len, KR_EXIT_USAGE, "cannot read", err);
+	if (!text) {
+		*out = NULL;
 		return -1;
 	}
-	kr_buf b = {0};
-	char chunk[8192];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (b.len + n > KR_NODE_MAX_FILE) {
-			kr_error_set(err, KR_EXIT_USAGE, "%s: larger than %u bytes; is it the right file?",
-			             path, KR_NODE_MAX_FILE);
-			fclose(f);
-			kr_buf_free(&b);
-			return -1;
-		}
-		kr_buf_add(&b, chunk, n);
-	}
-	int rerr = ferror(f);
-	fclose(f);
-	if (rerr) {
-		kr_error_set(err, KR_EXIT_USAGE, "%s: read error", path);
-		kr_buf_free(&b);
-		return -1;
-	}
-	int rc = kr_node_load_string(path, b.data ? b.data : "", b.len, out, err);
-	kr_buf_free(&b);
+	int rc = kr_node_load_string(path, text, len, out, err);
+	free(text);
 	return rc;
 }
 

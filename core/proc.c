@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "area.h"
 #include "chan.h"
 #include "log.h"
 #include "secret.h"
@@ -43,6 +44,12 @@ extern char **environ;
 /* After the child is gone, how long stray writers may keep its pipes. */
 #define DRAIN_MS 2000
 #define TICK_MS 200
+
+/* What one shipped line costs beyond its text: the JSON record around it
+ * in events.jsonl, the spool and the /logs body (time, type, stream, task,
+ * quotes).  The log budget counts it, so a flood of empty lines is bounded
+ * like a flood of long ones. */
+#define LINE_COST 80
 
 #define SPLIT_MARK " [line continues]"
 #define CONT_MARK "[continued] "
@@ -133,6 +140,21 @@ static void note_cut(capture *c, stream *st, size_t bytes, size_t lines, int end
 	st->resync = !ends_line;
 }
 
+/* Drop the first k bytes of the front chunk (header h) of r. */
+static void ring_drop_front(ring *r, rec_hdr *h, size_t k)
+{
+	if (k == h->len) {
+		r->start = (r->start + sizeof(*h) + k) % r->cap;
+		r->used -= sizeof(*h) + k;
+	} else {
+		/* the new header lands on bytes just dropped */
+		r->start = (r->start + k) % r->cap;
+		r->used -= k;
+		h->len -= (uint32_t)k;
+		ring_copy_in(r, r->start, h, sizeof(*h));
+	}
+}
+
 /* Make room for `need` more bytes of stream `st`: drop the oldest chunks
  * (of the stream over half the budget, else of `st`), and cut the front
  * off the last one dropped into, so the newest output is kept. */
@@ -155,16 +177,7 @@ static void ring_free(capture *c, stream *st, size_t need)
 		size_t lines = count_nl(r->data + at, first) + count_nl(r->data, k - first);
 		int ends = k && r->data[(at + k - 1) % r->cap] == '\n';
 		note_cut(c, &c->s[h.stream], k, lines, ends);
-		if (k == h.len) {
-			r->start = (r->start + sizeof(h) + k) % r->cap;
-			r->used -= sizeof(h) + k;
-		} else {
-			/* the new header lands on bytes just dropped */
-			r->start = (r->start + k) % r->cap;
-			r->used -= k;
-			h.len -= (uint32_t)k;
-			ring_copy_in(r, r->start, &h, sizeof(h));
-		}
+		ring_drop_front(r, &h, k);
 	}
 }
 
@@ -312,17 +325,25 @@ static void on_data(capture *c, stream *st, const char *data, size_t n, int eof)
 		outn = c->masked.len;
 	}
 	pass_through(st, out, outn);
-	if (!c->tail_mode && c->shipped + outn <= c->head_budget) {
-		c->shipped += outn;
+	uint64_t cost = c->tail_mode ? 0 : outn + (uint64_t)LINE_COST * count_nl(out, outn);
+	if (!c->tail_mode && c->shipped + cost <= c->head_budget) {
+		c->shipped += cost;
 		feed_lines(c, st, out, outn);
 		return;
 	}
 	if (!c->tail_mode) {
-		/* ship what still fits, up to a line end; keep the rest as tail */
-		size_t room = (size_t)(c->head_budget - c->shipped);
-		const char *nl = room ? memrchr(out, '\n', room) : NULL;
-		size_t live = nl ? (size_t)(nl - out) + 1 : 0;
-		c->shipped += live;
+		/* ship the whole lines that still fit; keep the rest as tail */
+		uint64_t room = c->head_budget - c->shipped;
+		size_t live = 0;
+		for (const char *p = out, *nl; (nl = memchr(p, '\n', outn - (size_t)(p - out)));
+		     p = nl + 1) {
+			uint64_t line = (uint64_t)(nl + 1 - p) + LINE_COST;
+			if (line > room)
+				break;
+			room -= line;
+			live = (size_t)(nl + 1 - out);
+		}
+		c->shipped = c->head_budget - room;
 		feed_lines(c, st, out, live);
 		out += live;
 		outn -= live;
@@ -354,10 +375,69 @@ static ring *oldest_chunk(capture *c)
 	return hb.seq < ha.seq ? b : a;
 }
 
+/* Lines and bytes of the chunk at the front of r. */
+static void front_chunk(const ring *r, rec_hdr *h, size_t *lines)
+{
+	ring_copy_out(r, r->start, h, sizeof(*h));
+	size_t at = (r->start + sizeof(*h)) % r->cap;
+	size_t first = r->cap - at < h->len ? r->cap - at : h->len;
+	*lines = count_nl(r->data + at, first) + count_nl(r->data, h->len - first);
+}
+
+/* The tail ring is bounded in bytes; its lines also cost LINE_COST each.
+ * Drop whole lines from the oldest end until the tail's records fit in
+ * the tail budget. */
+static void tail_fit(capture *c)
+{
+	uint64_t cost[2] = {0, 0};
+	for (int i = 0; i < 2; i++) {
+		ring *r = &c->tail[i];
+		for (size_t pos = r->start, left = r->used; left;) {
+			ring tmp = *r;
+			tmp.start = pos;
+			rec_hdr h;
+			size_t lines;
+			front_chunk(&tmp, &h, &lines);
+			cost[i] += h.len + (uint64_t)LINE_COST * lines;
+			pos = (pos + sizeof(h) + h.len) % r->cap;
+			left -= sizeof(h) + h.len;
+		}
+	}
+	while (cost[0] + cost[1] > c->tail_cap) {
+		/* as in ring_free: a stream over half the budget gives way first,
+		 * so the last lines of the other survive a flood */
+		int i = cost[0] > c->tail_cap / 2 && cost[0] >= cost[1]   ? 0
+		        : cost[1] > c->tail_cap / 2                       ? 1
+		        : oldest_chunk(c) == &c->tail[0]                  ? 0
+		                                                          : 1;
+		ring *r = &c->tail[i];
+		if (!r->used)
+			break;
+		rec_hdr h;
+		size_t lines;
+		front_chunk(r, &h, &lines);
+		size_t at = (r->start + sizeof(h)) % r->cap;
+		size_t k = 0, dropped = 0;
+		while (k < h.len && cost[0] + cost[1] > c->tail_cap) {
+			size_t n = 0;
+			while (k + n < h.len && r->data[(at + k + n) % r->cap] != '\n')
+				n++;
+			int whole = k + n < h.len;
+			n += whole; /* with its newline */
+			cost[i] -= n + (whole ? LINE_COST : 0);
+			k += n;
+			dropped += whole;
+		}
+		note_cut(c, &c->s[h.stream], k, dropped, r->data[(at + k - 1) % r->cap] == '\n');
+		ring_drop_front(r, &h, k);
+	}
+}
+
 /* After the last read: the tail (if any), then unfinished lines. */
 static void capture_end(capture *c)
 {
 	if (c->tail_mode && c->b) {
+		tail_fit(c);
 		if (c->cut_bytes) {
 			char msg[256];
 			snprintf(msg, sizeof(msg),
@@ -759,7 +839,7 @@ static int resolve_run_as(const char *spec, run_as *r, const char **why)
 /* The work dir handed to the run_as user, but .keruta/ itself and what
  * the agent keeps there (records, the log spool): a script may write its
  * artifacts, never the agent's own state. */
-static const char *walk_root;
+static const char *walk_root, *walk_task;
 static uid_t walk_uid;
 static gid_t walk_gid;
 
@@ -771,12 +851,19 @@ static int hand_over(const char *path, const struct stat *st, int flag, struct F
 	(void)flag;
 	size_t rl = strlen(walk_root);
 	const char *rel = path + rl + (path[rl] == '/');
-	if (f->level == 1 && strcmp(rel, ".keruta") == 0)
-		return FTW_CONTINUE;
-	if (f->level == 2 && strncmp(rel, ".keruta/", 8) == 0) {
+	const char *name = path + f->base;
+	int in_area = strncmp(rel, ".keruta", 7) == 0 && (rel[7] == '/' || rel[7] == '\0');
+	int in_tasks = in_area && strncmp(rel, ".keruta/tasks/", 14) == 0;
+	if (in_area && (f->level == 1 || (f->level == 2 && strcmp(name, "tasks") == 0)))
+		return FTW_CONTINUE; /* the agent's: traversed, not handed over */
+	if (in_tasks && f->level == 3)
+		return strcmp(name, walk_task) == 0 ? FTW_CONTINUE
+		       : flag == FTW_D              ? FTW_SKIP_SUBTREE
+		                                    : FTW_CONTINUE;
+	if (in_area && (f->level == 2 || (in_tasks && f->level == 4))) {
 		int ok = 0;
 		for (const char *const *k = shared; *k; k++)
-			ok |= strcmp(rel + 8, *k) == 0;
+			ok |= strcmp(name, *k) == 0;
 		if (!ok)
 			return flag == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
 	}
@@ -785,11 +872,13 @@ static int hand_over(const char *path, const struct stat *st, int flag, struct F
 	return FTW_CONTINUE;
 }
 
-static void hand_over_work(const char *work, const run_as *r)
+static void hand_over_work(const char *work, const char *task_id, const run_as *r)
 {
-	int doc = kr_area_dir(work, "doc");
+	kr_error err = {0};
+	int doc = kr_area_task_open(work, task_id, "doc", KR_AREA_F_CREATE, &err);
 	if (doc >= 0)
 		close(doc);
+	walk_task = task_id;
 	walk_root = work;
 	walk_uid = r->uid;
 	walk_gid = r->gid;
@@ -837,8 +926,10 @@ static int prepare_run_as(kr_agent *a, kr_task *t, run_as *r, const char *work)
 	const char *why = NULL;
 	if (resolve_run_as(spec, r, &why) != 0)
 		return fail(a, t, "run_as '%s': %s; give a user name, a uid or uid:gid", spec, why);
-	if (work)
-		hand_over_work(work, r);
+	if (work) {
+		const char *id = kr_task_get(t, KR_TASK_ID);
+		hand_over_work(work, id && kr_area_id_ok(id) ? id : KR_AREA_NO_ID, r);
+	}
 	kr_chan_allow(a->chan, r->uid, r->gid);
 	return 1;
 }

@@ -84,6 +84,10 @@ static void note_time(kr_task *t, const char *stage, const char *dur, int ok)
 int kr_runner_run(kr_runner *r, kr_agent *a)
 {
 	int failed = 0;
+	/* the exit code as it was when the first stage failed (owned): a stage
+	 * run after that (when: always) must not change the one reported
+	 * next to the first failure's stage and reason */
+	char *failed_exit_code = NULL;
 	kr_task *t = a->task;
 	for (size_t i = 0; i < r->n; i++) {
 		kr_stage_run *run = &r->runs[i];
@@ -131,6 +135,12 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 				snprintf(reason, sizeof(reason), "terminated by %s%s%s",
 				         sig == SIGINT ? "SIGINT" : "SIGTERM", a->reason_set ? ": " : "",
 				         a->reason_set ? a->reason : "");
+			} else if (cancel == KR_CANCEL_TIMEOUT && signalled &&
+			           (!d->timeout_ms || took < d->timeout_ms)) {
+				snprintf(reason, sizeof(reason),
+				         "did not finish within the grace period after %s%s%s",
+				         kr_supervise_signal() == SIGINT ? "SIGINT" : "SIGTERM",
+				         a->reason_set ? ": " : "", a->reason_set ? a->reason : "");
 			} else if (cancel == KR_CANCEL_TIMEOUT) {
 				kr_format_ms(d->timeout_ms, limit, sizeof(limit));
 				snprintf(reason, sizeof(reason), "timed out after %s%s%s", limit,
@@ -144,12 +154,17 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 			if (!failed) {
 				kr_task_set(t, KR_TASK_FAILED_STAGE, d->name);
 				kr_task_set(t, KR_TASK_REASON, reason);
+				const char *code = kr_task_get(t, KR_TASK_EXIT_CODE);
+				failed_exit_code = code ? kr_strdup(code) : NULL;
 			}
 			failed = 1;
 		}
 		kr_task_release_retired(t);
 	}
 	kr_task_set_stage(t, NULL, 0);
+	if (failed)
+		kr_task_set(t, KR_TASK_EXIT_CODE, failed_exit_code);
+	free(failed_exit_code);
 	if (!failed && kr_supervise_signal()) {
 		/* signalled between stages: the task did not finish */
 		kr_task_set(t, KR_TASK_FAILED_STAGE, "agent");

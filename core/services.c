@@ -2,18 +2,23 @@
  * services.c - the kr_services table: how plugins reach the core.  Each
  * service finds the agent through the task it is given.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent.h"
+#include "area.h"
 #include "options.h"
 #include "log.h"
 #include "proc.h"
 #include "secret.h"
 #include "supervise.h"
+#include "upload.h"
 
 static void svc_log(kr_task *t, kr_log_level level, const char *fmt, ...)
 {
@@ -138,7 +143,7 @@ static int svc_fetch_document(kr_task *t, const char *id, const char *dest, uint
 static int svc_upload_artifact(kr_task *t, const char *path, const char *name)
 {
 	NEED_BACKEND(t);
-	return backend_result(t, b->ops->upload_artifact(b, t, path, name, &err), &err);
+	return backend_result(t, kr_upload_once(b, t, path, name, &err), &err);
 }
 
 static int svc_report_status(kr_task *t, const char *status, const char *message)
@@ -161,6 +166,50 @@ static void svc_ship_log(kr_task *t, const char *stream, const char *line, size_
 static void svc_free(void *p)
 {
 	free(p);
+}
+
+_Static_assert(KR_AREA_CREATE == KR_AREA_F_CREATE && KR_AREA_SHOW == KR_AREA_F_SHOW,
+               "area flags");
+
+static int svc_area_open(kr_task *t, const char *rel, uint32_t flags)
+{
+	const char *work = kr_task_get(t, KR_TASK_WORK_DIR);
+	if (flags & KR_AREA_WORK_DIR) {
+		if (!work || !*work) {
+			errno = ENOENT;
+			return -1;
+		}
+		int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (wfd < 0)
+			return -1;
+		int fd = kr_area_openat(wfd, rel, 0);
+		int e = errno;
+		close(wfd);
+		errno = e;
+		return fd;
+	}
+	kr_error err = {0};
+	int fd = kr_area_task_open(work, kr_task_get(t, KR_TASK_ID), rel, flags, &err);
+	if (fd < 0 && err.msg[0] && (flags & (KR_AREA_CREATE | KR_AREA_SHOW))) {
+		int e = errno;
+		svc_fail(t, "%s", err.msg);
+		errno = e;
+	}
+	return fd;
+}
+
+static char *svc_area_path(kr_task *t, const char *rel, uint32_t flags)
+{
+	int fd = svc_area_open(t, rel, flags);
+	if (fd < 0)
+		return NULL;
+	close(fd);
+	const char *work = kr_task_get(t, KR_TASK_WORK_DIR);
+	if (flags & KR_AREA_WORK_DIR)
+		return kr_asprintf("%s/%s", work, rel ? rel : "");
+	const char *id = kr_task_get(t, KR_TASK_ID);
+	return kr_asprintf("%s/" KR_AREA_DIR "/" KR_AREA_TASKS "/%s%s%s", work,
+	                   id && *id ? id : KR_AREA_NO_ID, rel && *rel ? "/" : "", rel ? rel : "");
 }
 
 const kr_services kr_services_table = {
@@ -195,4 +244,6 @@ const kr_services kr_services_table = {
         .report_status = svc_report_status,
         .ship_log = svc_ship_log,
         .free = svc_free,
+        .area_open = svc_area_open,
+        .area_path = svc_area_path,
 };

@@ -43,6 +43,9 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                               T, "ID", "document to fetch (repeatable; env: comma-separated)"},
         [KR_S_SOURCE_POD] = {NULL, "--source-pod", {"KERUTA_SOURCE_POD"}, KR_ST_STRING, NULL,
                              KR_CMD_CLEANUP | KR_CMD_RENDER /* launcher */, "POD", "pod whose artifacts cleanup collects"},
+        [KR_S_FINAL] = {NULL, "--final", {"KERUTA_FINAL"}, KR_ST_BOOL, "false", KR_CMD_RUN, NULL,
+                        "no cleanup Job follows (emptyDir work volume): this run collects and "
+                        "reports the task's terminal status"},
         [KR_S_WORK_DIR] = {"work_dir", "--work-dir", {"KERUTA_WORK_DIR"}, KR_ST_STRING, NULL,
                            T, "DIR",
                            "work directory (the repository is cloned here; default /work in a "
@@ -80,7 +83,9 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                               KR_ST_DURATION, "60s", T | KR_CMD_LAUNCH /* launcher */, "DURATION",
                               "total timeout of each API call"},
         [KR_S_API_RETRIES] = {"api_retries", "--api-retries", {"KERUTA_API_RETRIES"}, KR_ST_INT,
-                              "5", T | KR_CMD_LAUNCH /* launcher */, "N", "retries of a failed API call"},
+                              "100", T | KR_CMD_LAUNCH /* launcher */, "N",
+                              "most retries of a failed API call (outages are bounded by "
+                              "api_retry_max_time; this only caps the count)"},
         [KR_S_API_RETRY_MAX_TIME] = {"api_retry_max_time", "--api-retry-max-time",
                                      {"KERUTA_API_RETRY_MAX_TIME"}, KR_ST_DURATION, "2m", T | KR_CMD_LAUNCH /* launcher */,
                                      "DURATION", "give up retrying a call after this long"},
@@ -98,7 +103,8 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
         [KR_S_LOG_MAX_LINE] = {"log_max_line", NULL, {NULL}, KR_ST_SIZE, "16KiB", T, NULL,
                                "longer lines are shipped in parts, marked"},
         [KR_S_LOG_MAX_TOTAL] = {"log_max_total", NULL, {NULL}, KR_ST_SIZE, "64MiB", T, NULL,
-                                "beyond this, only the head and the tail are shipped"},
+                                "beyond this, only the head and the tail are shipped (each line "
+                                "counts 80 bytes more than its text: its record)"},
         [KR_S_MAX_DOWNLOAD] = {"max_download", NULL, {NULL}, KR_ST_SIZE, "100MB", T, NULL,
                                "largest document or script downloaded"},
         [KR_S_PASS_API_TOKEN] = {"pass_api_token_to_tasks", "--pass-api-token-to-tasks",

@@ -122,6 +122,8 @@ static void *signal_main(void *arg)
 			if (S.signo) {
 				/* a second signal: stop waiting for the grace period */
 				signal_children(SIGKILL);
+				if (!S.cancel)
+					cancel_locked(KR_CANCEL_SIGNAL, now);
 			} else {
 				S.signo = sig;
 				S.signal_time = now;
@@ -271,8 +273,12 @@ void kr_supervise_stage_begin(uint64_t deadline_ms)
 	pthread_mutex_lock(&S.lock);
 	S.stage_active = 1;
 	S.stage_deadline = deadline_ms;
-	if (S.cancel == KR_CANCEL_TIMEOUT)
-		S.cancel = KR_CANCEL_NONE; /* a timeout ends with its stage */
+	/* A timeout ends with its stage; so does a signal: the stage it
+	 * stopped is over, and a `when: always` stage after it (collect
+	 * saving partial artifacts) runs within what is left of the grace
+	 * period (its deadline), not cancelled before it starts. */
+	if (S.cancel == KR_CANCEL_TIMEOUT || S.cancel == KR_CANCEL_SIGNAL)
+		S.cancel = KR_CANCEL_NONE;
 	if (S.signo) /* after a signal, stages get what is left of the grace */
 		S.hard_at = S.signal_time + S.grace + KR_HARD_MARGIN_MS;
 	else

@@ -4,11 +4,13 @@
 #include <ctype.h>
 #include <math.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 void kr_error_vset(kr_error *err, int code, const char *fmt, va_list ap)
 {
@@ -327,6 +329,89 @@ int kr_parse_int64(const char *s, int64_t *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+int kr_id_check(const char *what, const char *id, kr_error *err)
+{
+	const char *why = NULL;
+	if (!id || !*id)
+		why = "it is empty";
+	else if (strcmp(id, ".") == 0 || strcmp(id, "..") == 0)
+		why = "'.' and '..' name no task, repository or document";
+	else if (strchr(id, '/'))
+		why = "it contains '/'";
+	for (const char *p = id; !why && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			why = "it contains a control character";
+	if (!why)
+		return 0;
+	kr_error_set(err, KR_EXIT_USAGE, "invalid %s '%s': %s; give the id keruta-api uses", what,
+	             id ? id : "", why);
+	return -1;
+}
+
+int kr_open_regular(const char *path, uint64_t max, int code, const char *what, kr_error *err)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		kr_error_set(err, code, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	const char *why = NULL;
+	if (fstat(fd, &st) != 0)
+		why = strerror(errno);
+	else if (S_ISDIR(st.st_mode))
+		why = "is a directory";
+	else if (!S_ISREG(st.st_mode))
+		why = "is not a regular file (a FIFO, socket or device); give a file";
+	else if (max && (uint64_t)st.st_size > max)
+		kr_error_set(err, code, "%s %s: larger than the limit of %llu bytes", what, path,
+		             (unsigned long long)max);
+	if (why)
+		kr_error_set(err, code, "%s %s: %s", what, path, why);
+	if (why || (max && (uint64_t)st.st_size > max)) {
+		close(fd);
+		return -1;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
+char *kr_read_file(const char *path, uint64_t max, size_t *len, int code, const char *what,
+                   kr_error *err)
+{
+	int fd = kr_open_regular(path, max, code, what, err);
+	if (fd < 0)
+		return NULL;
+	kr_buf b = {0};
+	char chunk[16384];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR)) {
+		if (n < 0)
+			continue;
+		if (max && b.len + (size_t)n > max) { /* grew since fstat */
+			kr_error_set(err, code, "%s %s: larger than the limit of %llu bytes", what, path,
+			             (unsigned long long)max);
+			n = -2;
+			break;
+		}
+		kr_buf_add(&b, chunk, (size_t)n);
+	}
+	if (n == -1)
+		kr_error_set(err, code, "%s %s: %s", what, path, strerror(errno));
+	close(fd);
+	if (n < 0) {
+		kr_buf_free(&b);
+		return NULL;
+	}
+	if (!b.data)
+		kr_buf_adds(&b, "");
+	if (len)
+		*len = b.len;
+	return b.data;
 }
 
 int kr_parse_bool(const char *s, int *out)

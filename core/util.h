@@ -68,6 +68,28 @@ int kr_parse_size(const char *s, uint64_t *out);
 int kr_parse_int64(const char *s, int64_t *out);
 /* true/false/yes/no/on/off (YAML 1.1 booleans).  0 on success. */
 int kr_parse_bool(const char *s, int *out);
+/*
+ * Every file the agent reads by name goes through these two.  A FIFO, a
+ * device or a directory where a file is expected would block a read
+ * forever or read nonsense: the file is opened non-blocking, must be a
+ * regular file (checked on the open descriptor) and at most max bytes
+ * (0: no cap).  On error: -1 / NULL, err set with `code` as
+ * "WHAT PATH: why".
+ *
+ * kr_open_regular: a blocking read-only descriptor (the caller's).
+ * kr_read_file: the whole file, NUL-terminated (the caller's), its length
+ * in *len if len is not NULL.
+ */
+int kr_open_regular(const char *path, uint64_t max, int code, const char *what, kr_error *err);
+char *kr_read_file(const char *path, uint64_t max, size_t *len, int code, const char *what,
+                   kr_error *err);
+/*
+ * An id (task, repository, document) that becomes one segment of a
+ * keruta-api path: not empty, not "." or ".." (curl drops dot segments:
+ * "--task-id .." sent the token to /api/v1/tasks/status), no '/', no
+ * control character.  Returns 0, or -1 with err set (exit 2) naming what.
+ */
+int kr_id_check(const char *what, const char *id, kr_error *err);
 
 /* Levenshtein distance, bounded (returns max+1 when larger). */
 size_t kr_edit_distance(const char *a, const char *b, size_t max);

@@ -550,9 +550,9 @@ static int rwo_child(const dispatcher *d, const kr_ltask *lt)
  * A task that mounts an existing claim (pvcName): the claim must exist
  * (the launcher never creates it), and when it attaches to one node only
  * the pod goes where a pod using it runs or ran.  *node: that node or
- * NULL.  0, or -1 with err.
+ * NULL; the task's access mode becomes the claim's.  0, or -1 with err.
  */
-static int existing_claim(dispatcher *d, const kr_ltask *lt, char **node, kr_error *err)
+static int existing_claim(dispatcher *d, kr_ltask *lt, char **node, kr_error *err)
 {
 	const char *claim = kr_ltask_existing_claim(lt);
 	*node = NULL;
@@ -579,6 +579,9 @@ static int existing_claim(dispatcher *d, const kr_ltask *lt, char **node, kr_err
 		many |= strcmp(json_object_get_string(json_object_array_get_idx(modes, i)),
 		               "ReadWriteMany") == 0;
 	json_object_put(pvc);
+	/* the claim itself says how it attaches, whatever the task or the
+	 * settings assumed: the Job and the cleanup Job are pinned by it */
+	replace(&lt->pvc[KR_PVC_ACCESS_MODE], many ? "ReadWriteMany" : "ReadWriteOnce");
 	if (many)
 		return 0;
 	/* where it is attached: the node of a pod that mounts it, a live one first */
@@ -807,13 +810,19 @@ static int note_owed(dispatcher *d, track *t)
 	json_object_put(o);
 	kr_error err = {0};
 	long st = patch_job(d, t, ann, &err);
-	if (st == 200 || st == 404) {
-		t->owed_noted = 1;
-		return 0;
+	if (st < 0) {
+		kr_log(KR_LOG_DEBUG, NULL, "task %s: cannot note the owed report on its Job yet: %s",
+		       t->id, err.msg);
+		return -1;
 	}
-	kr_log(KR_LOG_DEBUG, NULL, "task %s: cannot note the owed report on its Job yet: %s", t->id,
-	       st < 0 ? err.msg : "HTTP error");
-	return -1;
+	/* refused (no patch right?): said once, not asked again and again */
+	if (st != 200 && st != 404)
+		kr_log(KR_LOG_WARN, NULL,
+		       "task %s: cannot note the owed report on its Job (HTTP %ld); a restarted "
+		       "launcher works it out again from the Job",
+		       t->id, st);
+	t->owed_noted = 1;
+	return 0;
 }
 
 /* The Job is done with: marked reported (the owed note removed), or
@@ -952,7 +961,14 @@ static char *source_pod(dispatcher *d, track *t)
 /* Whether a cleanup Job follows a successful Job. */
 static int cleanup_follows(const dispatcher *d, const track *t)
 {
-	(void)t;
+	/* An emptyDir volume dies with the pod: its main container ran
+	 * `run --final`, collected and reported. */
+	if (!kr_render_has_cleanup(d->s)) {
+		kr_log(KR_LOG_INFO, NULL,
+		       "task %s: emptyDir work volume: no cleanup Job, its main container collected",
+		       t->id);
+		return 0;
+	}
 	return kr_settings_bool(d->s, KR_S_K8S_CLEANUP_JOB);
 }
 
@@ -1150,7 +1166,8 @@ static int take_pending(dispatcher *d)
 		kr_ltask lt;
 		char *what = kr_asprintf("PENDING task %zu", i + 1);
 		if (kr_ltask_load(&lt, items->items[i], what, &err) ||
-		    kr_launcher_task_repository(d->s, d->api, &lt, &err)) {
+		    (!find(d, kr_ltask_id(&lt)) &&
+		     kr_launcher_task_repository(d->s, d->api, &lt, &err))) {
 			kr_log(KR_LOG_WARN, NULL, "%s; skipped", err.msg);
 			kr_error_clear(&err);
 		} else if (!find(d, kr_ltask_id(&lt))) {

@@ -619,6 +619,15 @@ static json_object *task_env(const kr_settings *s, const kr_ltask *t, const char
 	env_value(env, "KERUTA_API_URL", url ? url : "http://keruta-api:8080");
 	env_value(env, "KERUTA_API_ENDPOINT", url ? url : "http://keruta-api:8080");
 	env_value(env, "KERUTA_WORK_DIR", WORK_MOUNT);
+	/* the pod's own name: the run records it on the work volume, the
+	 * cleanup Job checks it against KERUTA_SOURCE_POD */
+	json_object *pn = json_object_new_object(), *pfrom = json_object_new_object(),
+	            *fref = json_object_new_object();
+	add(fref, "fieldPath", str("metadata.name"));
+	add(pfrom, "fieldRef", fref);
+	add(pn, "name", str("KERUTA_POD_NAME"));
+	add(pn, "valueFrom", pfrom);
+	json_object_array_add(env, pn);
 	if (source_pod)
 		env_value(env, "KERUTA_SOURCE_POD", source_pod);
 	return env;
@@ -817,10 +826,17 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 		        WORK_MOUNT, NULL};
 		static const char *const run_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)",
 		                                       "--api-url", "$(KERUTA_API_ENDPOINT)", NULL};
+		/* an emptyDir dies with the pod: no cleanup Job can read it, so
+		 * the main container is the one that collects and reports last */
+		static const char *const final_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)",
+		                                         "--api-url", "$(KERUTA_API_ENDPOINT)", "--final",
+		                                         NULL};
 		init = json_object_new_array();
 		json_object_array_add(init, container(s, t, "keruta-agent-init", init_args,
 		                                      task_env(s, t, NULL)));
-		json_object_array_add(containers, container(s, t, "main", run_args, task_env(s, t, NULL)));
+		json_object_array_add(containers, container(s, t, "main",
+		                                            kr_render_has_cleanup(s) ? run_args : final_args,
+		                                            task_env(s, t, NULL)));
 	}
 	char *name = kr_render_job_name(kr_ltask_id(t));
 	/* only a volume that may be attached already (the parent's, or an
@@ -831,6 +847,11 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 	                     (int64_t)kr_settings_u64(s, KR_S_K8S_BACKOFF_LIMIT));
 	free(name);
 	return o;
+}
+
+int kr_render_has_cleanup(const kr_settings *s)
+{
+	return strcmp(kr_settings_get(s, KR_S_K8S_WORK_VOLUME), "pvc") == 0;
 }
 
 json_object *kr_render_cleanup_job(const kr_settings *s, const kr_ltask *t,

@@ -1,8 +1,9 @@
 /*
  * cleanup.c - the `cleanup` stage: remove the temporary files the agent
- * made in <work_dir>/.keruta, and leave the rest of the work dir as the
- * seeds expect: the repository, .keruta/doc and .keruta/documents stay,
- * because the work volume (a PVC) is inherited by child tasks.
+ * made in the task's area (<work_dir>/.keruta/tasks/<task id>), and leave
+ * the rest of the work dir as the seeds expect: the repository and the
+ * task's doc/ and documents/ stay, because the work volume (a PVC) is
+ * inherited by child tasks, which read them under the parent's id.
  *
  * With `remove_work_dir: true` the whole content of the work dir goes
  * instead (never the work dir itself: it is usually a mount point, and
@@ -27,14 +28,16 @@
 
 #include "keruta/plugin.h"
 
-/* Temporary files of the built-in stages, relative to .keruta/.  The
+/* Temporary files of the built-in stages, relative to the task's area
+ * (.keruta/tasks/<task id>/).  The
  * document stage's partial downloads are hidden ".fetch-*.tmp" files: a
  * document's own name never starts with a dot, so this cannot match one. */
-static const char *const builtin_temp[] = {"install.sh", "execute.sh", "documents/.*.tmp", NULL};
+static const char *const builtin_temp[] = {"install.sh", "execute.sh", "documents/.*.tmp", "env/*", NULL};
 
 static const kr_option cleanup_options[] = {
         {"remove", KR_OPT_LIST, NULL, 0,
-         "more files to remove, relative to .keruta/ (the last part may be a glob)"},
+         "more files to remove, relative to the task's area .keruta/tasks/<task id>/ (the "
+         "last part may be a glob)"},
         {"remove_work_dir", KR_OPT_BOOL, "false", 0,
          "remove the whole content of the work dir (never when it is /)"},
         {NULL, 0, NULL, 0, NULL}};
@@ -86,30 +89,16 @@ static void cleanup_fini(const kr_services *svc, void *state)
 	free(state);
 }
 
-/* Open the directory `path` below base, never following a symlink. */
-static int open_below(int base, const char *path, size_t len)
-{
-	char *copy = strndup(path, len), *save = NULL;
-	if (!copy)
-		return -1;
-	int fd = dup(base);
-	for (char *c = strtok_r(copy, "/", &save); c && fd >= 0; c = strtok_r(NULL, "/", &save)) {
-		int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int e = errno;
-		close(fd);
-		fd = next;
-		errno = e;
-	}
-	free(copy);
-	return fd;
-}
-
-/* Remove files (and symlinks) matching pattern below the .keruta dir. */
-static size_t remove_pattern(const kr_services *svc, kr_task *t, int area, const char *pattern)
+/* Remove files (and symlinks) matching pattern below the task's area. */
+static size_t remove_pattern(const kr_services *svc, kr_task *t, const char *pattern)
 {
 	const char *slash = strrchr(pattern, '/');
 	const char *leaf = slash ? slash + 1 : pattern;
-	int dfd = slash ? open_below(area, pattern, (size_t)(slash - pattern)) : dup(area);
+	char *sub = slash ? strndup(pattern, (size_t)(slash - pattern)) : NULL;
+	if (slash && !sub)
+		return 0;
+	int dfd = svc->area_open(t, sub ? sub : "", 0);
+	free(sub);
 	if (dfd < 0)
 		return 0;
 	size_t removed = 0;
@@ -118,7 +107,6 @@ static size_t remove_pattern(const kr_services *svc, kr_task *t, int area, const
 		close(dfd);
 		return 0;
 	}
-	rewinddir(d); /* a dup()ed descriptor shares the last walk's position */
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
@@ -129,11 +117,11 @@ static size_t remove_pattern(const kr_services *svc, kr_task *t, int area, const
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
 			removed++;
-			svc->log(t, KR_LOG_DEBUG, "removed .keruta/%.*s%s%s",
+			svc->log(t, KR_LOG_DEBUG, "removed %.*s%s%s from the task's area",
 			         slash ? (int)(slash - pattern) : 0, pattern, slash ? "/" : "",
 			         e->d_name);
 		} else {
-			svc->log(t, KR_LOG_WARN, "cannot remove .keruta/%.*s%s%s: %s",
+			svc->log(t, KR_LOG_WARN, "cannot remove %.*s%s%s from the task's area: %s",
 			         slash ? (int)(slash - pattern) : 0, pattern, slash ? "/" : "",
 			         e->d_name, strerror(errno));
 		}
@@ -233,22 +221,25 @@ static int cleanup_run(const kr_services *svc, void *state, kr_task *t)
 		close(wfd);
 		return rc;
 	}
-	int area = open_below(wfd, ".keruta", strlen(".keruta"));
 	close(wfd);
+	int area = svc->area_open(t, "", 0);
 	if (area < 0) {
-		svc->log(t, KR_LOG_INFO, "no %s/.keruta (or not a directory); nothing to clean", work);
+		svc->log(t, KR_LOG_INFO,
+		         "no area of this task in %s/.keruta/tasks (or not a directory); nothing to "
+		         "clean",
+		         work);
 		return KR_SKIPPED;
 	}
+	close(area);
 	size_t removed = 0;
 	for (const char *const *p = builtin_temp; *p; p++)
-		removed += remove_pattern(svc, t, area, *p);
+		removed += remove_pattern(svc, t, *p);
 	for (size_t i = 0; i < svc->opt_list_count(s->cfg, "remove"); i++)
-		removed += remove_pattern(svc, t, area, svc->opt_list_item(s->cfg, "remove", i));
-	close(area);
+		removed += remove_pattern(svc, t, svc->opt_list_item(s->cfg, "remove", i));
 	svc->log(t, KR_LOG_INFO,
-	         "removed %zu temporary file%s from %s/.keruta; the repository, .keruta/doc and "
-	         ".keruta/documents are kept for child tasks",
-	         removed, removed == 1 ? "" : "s", work);
+	         "removed %zu temporary file%s from %s/.keruta/tasks/%s; the repository, the "
+	         "task's doc/ and documents/ and its upload record are kept for child tasks",
+	         removed, removed == 1 ? "" : "s", work, svc->task_get(t, KR_TASK_ID));
 	return rc;
 }
 

@@ -16,6 +16,8 @@
  *   - a clone of the same URL (a volume inherited from a parent task):
  *     fetch and check out; files the checkout does not touch stay;
  *   - anything else: the stage fails and deletes nothing.
+ * A repository that commits a .keruta entry (the agent's own area) is
+ * refused before anything is checked out.
  * A transfer that breaks off is retried from a clean state: a failed fresh
  * clone removes what it created (only that), a failed fetch leaves the
  * existing clone as it was.
@@ -272,6 +274,7 @@ typedef struct attempt {
 	git_repository *repo;
 	char oid_hex[GIT_OID_HEXSZ + 1];
 	char *branch; /* checked out as a local branch, else detached */
+	char *head;   /* local source: its HEAD's branch ("refs/heads/x"), for resolve */
 	int retryable;
 	char why[512]; /* the last transfer error, for the retry line */
 } attempt;
@@ -401,7 +404,10 @@ static int resolve(attempt *a, git_remote *remote, git_oid *oid)
 	clone_run *r = a->r;
 	const char *ref = a->ref;
 	char name[1100];
-	if (!ref || !*ref) {
+	if ((!ref || !*ref) && a->head) {
+		a->branch = strdup(a->head + 11);
+		ref = a->branch;
+	} else if (!ref || !*ref) {
 		git_buf def = GIT_BUF_INIT;
 		if (git_remote_default_branch(&def, remote) < 0 || strncmp(def.ptr, "refs/heads/", 11)) {
 			git_buf_dispose(&def);
@@ -499,6 +505,27 @@ static int checkout(attempt *a, const git_oid *oid)
 		if (git_commit_lookup(&commit, a->repo, &target) < 0)
 			return r->svc->fail(r->task, "clone: cannot read commit: %s", lg2_msg());
 	}
+	/* .keruta is the agent's own area (scripts, env files, the upload
+	 * record, the log spool, the events): a repository that commits one
+	 * could aim the agent's writes anywhere through links, or replace its
+	 * files.  Refused before anything is checked out. */
+	git_tree *tree = NULL;
+	if (git_commit_tree(&tree, commit) < 0) {
+		git_commit_free(commit);
+		return r->svc->fail(r->task, "clone: cannot read the commit's tree: %s", lg2_msg());
+	}
+	int has_area = git_tree_entry_byname(tree, ".keruta") != NULL;
+	git_tree_free(tree);
+	if (has_area) {
+		git_commit_free(commit);
+		char *pub = url_public(a->url);
+		r->svc->fail(r->task,
+		             "clone: %s at %s commits a .keruta entry, the agent's own area in the "
+		             "work dir; remove .keruta from the repository (nothing was checked out)",
+		             pub ? pub : "the repository", a->ref && *a->ref ? a->ref : "the default branch");
+		free(pub);
+		return -1;
+	}
 	git_checkout_options co;
 	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
 	char *conflict = NULL;
@@ -572,6 +599,153 @@ static int submodule_cb(git_submodule *sm, const char *name, void *payload)
 	return rc;
 }
 
+/* ---- a local source: take its objects as they are ------------------- */
+
+/* libgit2 1.5 fetches from a path by building a pack of the whole history
+ * (delta search included: minutes for a large repository).  A fresh clone
+ * of a local repository instead takes its object files as they are, hard
+ * linked (copied across file systems), and its refs, as `git clone` does
+ * for a path.  Object files are never modified in place, so sharing them
+ * is safe. */
+typedef struct linker {
+	const char *from, *to;
+	size_t from_len;
+	uint64_t files, bytes, copied;
+	int failed;
+	char why[300];
+} linker;
+
+static linker *g_linker; /* nftw() takes no payload */
+
+static int copy_object(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb");
+	FILE *out = in ? fopen(to, "wb") : NULL;
+	char buf[1 << 16];
+	size_t n;
+	int rc = in && out ? 0 : -1;
+	while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			rc = -1;
+	if (in && ferror(in))
+		rc = -1;
+	if (in)
+		fclose(in);
+	if (out && fclose(out) != 0)
+		rc = -1;
+	return rc;
+}
+
+static int link_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	linker *l = g_linker;
+	char *dest = NULL;
+	if (asprintf(&dest, "%s%s", l->to, path + l->from_len) < 0)
+		return -1;
+	int rc = 0;
+	if (flag == FTW_D) {
+		if (mkdir(dest, 0755) < 0 && errno != EEXIST)
+			rc = -1;
+	} else if (flag == FTW_F) {
+		if (link(path, dest) == 0 || errno == EEXIST) {
+			l->files++;
+		} else if (copy_object(path, dest) == 0) {
+			l->files++;
+			l->copied++;
+		} else {
+			rc = -1;
+		}
+		l->bytes += (uint64_t)st->st_size;
+	}
+	if (rc < 0) {
+		snprintf(l->why, sizeof l->why, "%s: %s", dest, strerror(errno));
+		l->failed = 1;
+	}
+	free(dest);
+	return rc;
+}
+
+typedef struct ref_ctx {
+	attempt *a;
+	git_repository *src;
+	int failed;
+} ref_ctx;
+
+/* A ref of the source as a fetch would leave it: branches under
+ * refs/remotes/origin/, tags as they are, the task's other ref as
+ * refs/keruta/ref. */
+static int copy_ref(const char *name, void *payload)
+{
+	ref_ctx *c = payload;
+	char dest[1100];
+	if (strncmp(name, "refs/heads/", 11) == 0)
+		snprintf(dest, sizeof dest, "refs/remotes/origin/%s", name + 11);
+	else if (strncmp(name, "refs/tags/", 10) == 0)
+		snprintf(dest, sizeof dest, "%s", name);
+	else if (c->a->ref && strcmp(name, c->a->ref) == 0)
+		snprintf(dest, sizeof dest, "refs/keruta/ref");
+	else
+		return 0;
+	git_oid oid;
+	if (git_reference_name_to_id(&oid, c->src, name) < 0)
+		return 0; /* a dangling symbolic ref: git skips it too */
+	git_reference *out = NULL;
+	if (git_reference_create(&out, c->a->repo, dest, &oid, 1, "keruta: clone from a path") < 0) {
+		c->failed = 1;
+		return -1;
+	}
+	git_reference_free(out);
+	return 0;
+}
+
+static int link_local(attempt *a, const char *path)
+{
+	clone_run *r = a->r;
+	git_repository *src = NULL;
+	if (git_repository_open_ext(&src, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
+		return r->svc->fail(r->task, "clone: cannot open %s: %s", path, lg2_msg());
+	char *from = NULL, *to = NULL;
+	int rc = -1;
+	if (asprintf(&from, "%sobjects", git_repository_commondir(src)) < 0 ||
+	    asprintf(&to, "%sobjects", git_repository_commondir(a->repo)) < 0)
+		goto out;
+	uint64_t start = clone_now_ms();
+	linker l = {.from = from, .to = to, .from_len = strlen(from)};
+	g_linker = &l;
+	int walked = nftw(from, link_entry, 16, FTW_PHYS);
+	g_linker = NULL;
+	if (walked != 0 || l.failed) {
+		r->svc->fail(r->task, "clone: cannot take the objects of %s: %s", path,
+		             l.failed ? l.why : strerror(errno));
+		goto out;
+	}
+	ref_ctx c = {a, src, 0};
+	if (git_reference_foreach_name(src, copy_ref, &c) < 0 || c.failed) {
+		r->svc->fail(r->task, "clone: cannot copy the refs of %s: %s", path, lg2_msg());
+		goto out;
+	}
+	git_reference *head = NULL;
+	free(a->head);
+	a->head = NULL;
+	if (git_reference_lookup(&head, src, "HEAD") == 0 &&
+	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+	    strncmp(git_reference_symbolic_target(head), "refs/heads/", 11) == 0)
+		a->head = strdup(git_reference_symbolic_target(head));
+	git_reference_free(head);
+	r->svc->log(r->task, KR_LOG_INFO,
+	            "took %llu object files (%.1f MiB%s) from %s in %.1f s",
+	            (unsigned long long)l.files, (double)l.bytes / (1024.0 * 1024.0),
+	            l.copied == l.files ? ", copied" : l.copied ? ", some copied" : ", hard-linked",
+	            path, (double)(clone_now_ms() - start) / 1000.0);
+	rc = 0;
+out:
+	free(from);
+	free(to);
+	git_repository_free(src);
+	return rc;
+}
+
 static int run_attempt(attempt *a)
 {
 	clone_run *r = a->r;
@@ -595,7 +769,9 @@ static int run_attempt(attempt *a)
 		r->svc->fail(r->task, "clone: %s: %s", a->wd, lg2_msg());
 		goto out;
 	}
-	if (fetch(a, remote) < 0 || resolve(a, remote, &oid) < 0 || checkout(a, &oid) < 0)
+	const char *src = a->fresh ? local_path(a->url) : NULL;
+	if ((src ? link_local(a, src) : fetch(a, remote)) < 0 || resolve(a, remote, &oid) < 0 ||
+	    checkout(a, &oid) < 0)
 		goto out;
 	if (r->cfg->submodules) {
 		sub_ctx s = {a, 0};
@@ -833,6 +1009,7 @@ done:
 		clone_stream_remove();
 	git_repository_free(a.repo);
 	free(a.branch);
+	free(a.head);
 	free_list(keep);
 	clone_free_credentials(&r);
 	free(pub);

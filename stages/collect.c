@@ -25,14 +25,16 @@
 
 #include "keruta/plugin.h"
 
+#include "stage_util.h"
+
 #define MAX_DEPTH 64
 #define MAX_SKIP_LINES 100
 #define MAX_FAILED_NAMES 10
 
 static const kr_option collect_options[] = {
         {"dir", KR_OPT_STRING, NULL, 0,
-         "directory to collect (relative to the work dir; default .keruta/doc, "
-         "and /.keruta/doc when it exists)"},
+         "directory to collect (relative to the work dir; default the task's own "
+         ".keruta/tasks/<task id>/doc, and /.keruta/doc when it exists)"},
         {"max_file_size", KR_OPT_SIZE, "100MB", 0, "larger files are skipped"},
         {"max_total_size", KR_OPT_SIZE, "1GB", 0, "stop uploading beyond this many bytes"},
         {NULL, 0, NULL, 0, NULL}};
@@ -55,7 +57,7 @@ typedef struct walk {
 	const char *root;   /* display path of the directory being walked */
 	int use_proc;       /* /proc/self/fd is there                      */
 	uint64_t total;
-	size_t uploaded, skipped, failed;
+	size_t uploaded, already, skipped, failed;
 	size_t by_reason[SK_COUNT];
 	char *failed_names; /* first MAX_FAILED_NAMES, ", "-separated      */
 	int cancelled;
@@ -168,6 +170,8 @@ static void upload_file(walk *w, int dfd, const char *name, const char *rel)
 		w->total += size;
 		svc->task_list_add(w->t, KR_TASK_ARTIFACTS, rel);
 		svc->log(w->t, KR_LOG_DEBUG, "uploaded %s (%llu bytes)", rel, (unsigned long long)size);
+	} else if (rc == KR_SKIPPED) {
+		w->already++; /* the task's upload record has it: sent once already */
 	} else if (svc->cancelled(w->t)) {
 		w->cancelled = 1;
 	} else {
@@ -258,27 +262,6 @@ static void walk_dir(walk *w, int dfd, const char *rel, int depth)
 	closedir(d);
 }
 
-/* Open `path` below the directory at base one component at a time, never
- * following a symlink.  -1 with errno set (ELOOP for a symlink). */
-static int open_below(int base, const char *path)
-{
-	char *copy = strdup(path), *save = NULL;
-	if (!copy)
-		return -1;
-	int fd = dup(base);
-	for (char *c = strtok_r(copy, "/", &save); c && fd >= 0; c = strtok_r(NULL, "/", &save)) {
-		if (strcmp(c, ".") == 0)
-			continue;
-		int next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int e = errno;
-		close(fd);
-		fd = next;
-		errno = e;
-	}
-	free(copy);
-	return fd;
-}
-
 /* Walk one root; 0 if it was there, 1 if missing. */
 static int collect_root(walk *w, int fd, const char *display)
 {
@@ -299,6 +282,63 @@ static int collect_root(walk *w, int fd, const char *display)
 	return 0;
 }
 
+/*
+ * Which pod's work a volume holds, per task: the main container records
+ * its pod (KERUTA_POD_NAME, which `render` sets from the downward API) in
+ * the task's own area (<work>/.keruta/tasks/<task>/pod), and the cleanup Job (--source-pod) checks
+ * that it mounted that pod's volume before it uploads anything from it.
+ * 0 to go on; KR_FAILED (with the reason) on another pod's volume.
+ */
+static int source_pod_check(const kr_services *svc, kr_task *t, const char *work)
+{
+	const char *id = svc->task_get(t, KR_TASK_ID);
+	const char *pod = svc->task_get(t, "cleanup.source_pod");
+	const char *me = getenv("KERUTA_POD_NAME");
+	if (!id || !*id || (!(pod && *pod) && !(me && *me)))
+		return 0;
+	if (!(pod && *pod)) {
+		/* the main container: record this pod in the task's own area */
+		int afd = svc->area_open(t, "", KR_AREA_CREATE);
+		int fd = afd >= 0 ? openat(afd, "pod", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		                           0644)
+		                  : -1;
+		if (fd < 0 || kr_stage_write_all(fd, me) != 0)
+			svc->log(t, KR_LOG_WARN,
+			         "cannot record pod %s in the task's area under %s/.keruta: %s; the cleanup "
+			         "Job will not be able to check its volume",
+			         me, work, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		if (afd >= 0)
+			close(afd);
+		return 0;
+	}
+	char seen[256] = "";
+	int afd = svc->area_open(t, "", 0);
+	int fd = afd >= 0 ? openat(afd, "pod", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
+	ssize_t got = fd >= 0 ? read(fd, seen, sizeof(seen) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (afd >= 0)
+		close(afd);
+	if (got <= 0) {
+		svc->log(t, KR_LOG_WARN,
+		         "the work volume at %s has no record of the pod that ran task %s; cannot "
+		         "confirm it is the volume of pod %s",
+		         work, id, pod);
+		return 0;
+	}
+	seen[got] = '\0';
+	seen[strcspn(seen, "\r\n")] = '\0';
+	if (strcmp(seen, pod) != 0)
+		return svc->fail(t, "the work volume at %s holds task %s's work from pod %s, not from "
+		                    "source pod %s: the cleanup Job mounted another volume than the "
+		                    "task's pod; nothing collected",
+		                 work, id, seen, pod);
+	svc->log(t, KR_LOG_INFO, "the work volume at %s is the one source pod %s used", work, pod);
+	return 0;
+}
+
 static int collect_run(const kr_services *svc, void *state, kr_task *t)
 {
 	collect_state *s = state;
@@ -314,41 +354,45 @@ static int collect_run(const kr_services *svc, void *state, kr_task *t)
 	walk w = {.svc = svc, .t = t, .s = s};
 	w.use_proc = access("/proc/self/fd", X_OK) == 0;
 	int found = 0;
-	int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (source_pod_check(svc, t, work) != 0)
+		return KR_FAILED;
 	char *display = NULL;
 	if (s->dir) {
 		if (s->dir[0] == '/') {
 			display = strdup(s->dir);
 			found += !collect_root(&w, open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
 			                       display);
-		} else if (wfd >= 0 && asprintf(&display, "%s/%s", work, s->dir) >= 0) {
-			found += !collect_root(&w, open_below(wfd, s->dir), display);
+		} else if (asprintf(&display, "%s/%s", work, s->dir) >= 0) {
+			found += !collect_root(&w, svc->area_open(t, s->dir, KR_AREA_WORK_DIR), display);
 		}
 	} else {
+		/* The task's own doc/, never .keruta/doc (a symlink that another
+		 * task sharing the volume may have pointed at its own). */
+		char *own = svc->area_path(t, "", 0);
+		if (own && asprintf(&display, "%s/doc", own) >= 0)
+			found += !collect_root(&w, svc->area_open(t, "doc", 0), display);
+		else
+			display = NULL;
+		svc->free(own);
+		/* The seeds name the absolute /.keruta/doc, unless that is the
+		 * work dir's own area (the work dir is /). */
 		struct stat a, b;
-		int same = 0;
-		if (wfd >= 0 && asprintf(&display, "%s/.keruta/doc", work) >= 0) {
-			int fd = open_below(wfd, ".keruta/doc");
-			same = fd >= 0 && fstat(fd, &a) == 0;
-			found += !collect_root(&w, fd, display);
-		}
-		/* The seeds name the absolute /.keruta/doc. */
-		int rfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		int fd = rfd >= 0 ? open_below(rfd, ".keruta/doc") : -1;
+		int wk = svc->area_open(t, ".keruta", KR_AREA_WORK_DIR);
+		int rk = open("/.keruta", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int same = wk >= 0 && rk >= 0 && fstat(wk, &a) == 0 && fstat(rk, &b) == 0 &&
+		           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+		int fd = rk >= 0 && !same
+		                 ? openat(rk, "doc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+		                 : -1;
 		int e = errno;
-		if (rfd >= 0)
-			close(rfd);
+		if (wk >= 0)
+			close(wk);
+		if (rk >= 0)
+			close(rk);
 		errno = e;
-		if (fd >= 0 && same && fstat(fd, &b) == 0 && a.st_dev == b.st_dev &&
-		    a.st_ino == b.st_ino)
-			close(fd); /* the work dir is / */
-		else if (fd >= 0 || errno != ENOENT)
+		if (fd >= 0 || (rk >= 0 && !same && errno != ENOENT))
 			found += !collect_root(&w, fd, "/.keruta/doc");
 	}
-	if (wfd < 0 && !(s->dir && s->dir[0] == '/'))
-		svc->log(t, KR_LOG_WARN, "cannot open the work dir %s: %s", work, strerror(errno));
-	if (wfd >= 0)
-		close(wfd);
 	free(display);
 
 	if (w.cancelled) {
@@ -367,9 +411,10 @@ static int collect_run(const kr_services *svc, void *state, kr_task *t)
 			                        off ? ", " : " (", w.by_reason[i], skip_names[i]);
 	if (off && off < sizeof(reasons) - 1)
 		strcat(reasons, ")");
-	svc->log(t, KR_LOG_INFO, "uploaded %zu file%s (%llu bytes), skipped %zu%s, failed %zu",
-	         w.uploaded, w.uploaded == 1 ? "" : "s", (unsigned long long)w.total, w.skipped,
-	         reasons, w.failed);
+	svc->log(t, KR_LOG_INFO,
+	         "uploaded %zu file%s (%llu bytes), %zu already uploaded, skipped %zu%s, failed %zu",
+	         w.uploaded, w.uploaded == 1 ? "" : "s", (unsigned long long)w.total, w.already,
+	         w.skipped, reasons, w.failed);
 	int rc = KR_OK;
 	if (w.failed)
 		rc = svc->fail(t, "could not upload %zu file%s: %s%s; the files are still in the work "

@@ -1,6 +1,7 @@
 /*
  * document.c - the `document` stage: fetch each of the task's documents
- * into <work_dir>/.keruta/documents/.
+ * into the task's own area, .keruta/tasks/<task id>/documents/, which
+ * .keruta/documents shows to its scripts.
  *
  * A document's name comes from the backend and is not trusted.  It is
  * never joined onto a path as given: a file name is built from it byte by
@@ -118,21 +119,6 @@ static void with_suffix(const char *name, unsigned n, char *out)
 	memcpy(out + stem, sfx, (size_t)sl);
 	memcpy(out + stem + sl, name + len - ext, ext);
 	out[stem + (size_t)sl + ext] = '\0';
-}
-
-/* A directory we create or reuse; never a symlink (the repository could
- * hold one pointing anywhere). */
-static int real_dir(const kr_services *svc, kr_task *t, const char *dir)
-{
-	struct stat st;
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return svc->fail(t, "cannot create %s: %s; check that the work dir is writable", dir,
-		                 strerror(errno));
-	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		return svc->fail(t, "%s is not a directory (a symlink or file in the repository?); "
-		                    "remove it so the agent can use it",
-		                 dir);
-	return KR_OK;
 }
 
 typedef struct names {
@@ -272,21 +258,13 @@ static int document_run(const kr_services *svc, void *state, kr_task *t)
 	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
 	if (!work || !*work)
 		return svc->fail(t, "document: the task has no work dir; set --work-dir");
-	char *area = NULL, *docdir = NULL;
-	if (asprintf(&area, "%s/.keruta", work) < 0 ||
-	    asprintf(&docdir, "%s/.keruta/documents", work) < 0) {
-		free(area);
-		return svc->fail(t, "document: out of memory");
-	}
-	int rc = real_dir(svc, t, area);
-	if (rc == KR_OK)
-		rc = real_dir(svc, t, docdir);
-	int dirfd = -1;
-	if (rc == KR_OK) {
-		dirfd = open(docdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (dirfd < 0)
-			rc = svc->fail(t, "cannot open %s: %s", docdir, strerror(errno));
-	}
+	/* The task's own documents/ (.keruta/tasks/<id>/documents), shown to
+	 * its scripts as .keruta/documents: another task's never mix in. */
+	int rc = KR_OK;
+	int dirfd = svc->area_open(t, "documents", KR_AREA_CREATE | KR_AREA_SHOW);
+	char *docdir = dirfd >= 0 ? svc->area_path(t, "documents", KR_AREA_CREATE) : NULL;
+	if (!docdir)
+		rc = KR_FAILED;
 	names used = {0}, seen = {0};
 	size_t fetched = 0;
 	for (size_t i = 0; rc == KR_OK && i < n; i++) {
@@ -314,8 +292,7 @@ static int document_run(const kr_services *svc, void *state, kr_task *t)
 		close(dirfd);
 	names_free(&used);
 	names_free(&seen);
-	free(area);
-	free(docdir);
+	svc->free(docdir);
 	return rc;
 }
 

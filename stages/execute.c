@@ -78,30 +78,6 @@ static void execute_fini(const kr_services *svc, void *state)
 	free(state);
 }
 
-/* <work>/.keruta as a real directory: a `.keruta` symlink committed to the
- * repository must not send our files elsewhere. */
-static char *keruta_area(const kr_services *svc, kr_task *t, const char *work)
-{
-	char *dir = NULL;
-	if (asprintf(&dir, "%s/.keruta", work) < 0) {
-		svc->fail(t, "execute: out of memory");
-		return NULL;
-	}
-	struct stat st;
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-		int e = errno;
-		svc->fail(t, "cannot create %s: %s; check that the work dir is writable", dir,
-		          strerror(e));
-	} else if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		svc->fail(t, "%s is not a directory (a symlink or file in the repository?); remove it",
-		          dir);
-	} else {
-		return dir;
-	}
-	free(dir);
-	return NULL;
-}
-
 /* The task's execute script at <area>/execute.sh: from the task context,
  * else from the backend.  KR_NOT_FOUND when the task has none. */
 static int write_script(const kr_services *svc, kr_task *t, const char *path)
@@ -257,7 +233,8 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
 	if (!work || !*work)
 		return svc->fail(t, "execute: the task has no work dir; set --work-dir");
-	char *area = keruta_area(svc, t, work);
+	/* The task's own area; .keruta/doc now shows its own doc/. */
+	char *area = svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW);
 	if (!area)
 		return KR_FAILED;
 

@@ -49,33 +49,6 @@ static void install_fini(const kr_services *svc, void *state)
 	free(state);
 }
 
-/*
- * Make <work>/.keruta a real directory.  The work dir holds a checkout of
- * someone else's repository: a committed `.keruta` symlink must not send
- * our files elsewhere, so a symlink there is refused, never followed.
- */
-static int keruta_area(const kr_services *svc, kr_task *t, const char *work)
-{
-	char *dir = NULL;
-	if (asprintf(&dir, "%s/.keruta", work) < 0)
-		return svc->fail(t, "install: out of memory");
-	struct stat st;
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-		int e = errno;
-		svc->fail(t, "cannot create %s: %s; check that the work dir is writable", dir,
-		          strerror(e));
-		free(dir);
-		return KR_FAILED;
-	}
-	int rc = KR_OK;
-	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-		rc = svc->fail(t, "%s is not a directory (a symlink or file in the repository?); "
-		                  "remove it so the agent can use it",
-		               dir);
-	free(dir);
-	return rc;
-}
-
 /* Empty, or only whitespace: nothing to run. */
 static int script_is_empty(const char *path)
 {
@@ -98,18 +71,23 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
 	if (!work || !*work)
 		return svc->fail(t, "install: the task has no work dir; set --work-dir");
-	if (keruta_area(svc, t, work) != KR_OK)
+	/* The task's own area, with .keruta/doc shown as its own: the
+	 * script may write there. */
+	char *area = svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW);
+	if (!area)
 		return KR_FAILED;
-
 	char *path = NULL;
-	if (asprintf(&path, "%s/.keruta/install.sh", work) < 0)
+	if (asprintf(&path, "%s/install.sh", area) < 0) {
+		svc->free(area);
 		return svc->fail(t, "install: out of memory");
+	}
 	/* A stale script (or a symlink planted in its place) must not be run
 	 * or written through: start from nothing. */
 	if (unlink(path) != 0 && errno != ENOENT) {
 		int e = errno;
 		svc->fail(t, "cannot remove the old %s: %s", path, strerror(e));
 		free(path);
+		svc->free(area);
 		return KR_FAILED;
 	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
@@ -117,6 +95,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 		int e = errno;
 		svc->fail(t, "cannot create %s: %s", path, strerror(e));
 		free(path);
+		svc->free(area);
 		return KR_FAILED;
 	}
 	close(fd);
@@ -126,11 +105,13 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 		svc->log(t, KR_LOG_INFO, "no install script for this repository; nothing to do");
 		unlink(path);
 		free(path);
+		svc->free(area);
 		return KR_SKIPPED;
 	}
 	if (rc != KR_OK) {
 		unlink(path);
 		free(path);
+		svc->free(area);
 		return rc == KR_CANCELLED ? KR_CANCELLED : KR_FAILED;
 	}
 	/* The backend may have replaced the file: the mode is ours to set. */
@@ -138,6 +119,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 		int e = errno;
 		svc->fail(t, "cannot make %s executable: %s", path, strerror(e));
 		free(path);
+		svc->free(area);
 		return KR_FAILED;
 	}
 
@@ -148,9 +130,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	const char *argv[] = {s->shell, path, NULL};
 	/* the task's environment, as the execute stage gives it, and the work
 	 * dir the script is preparing */
-	char *area = NULL, *work_var = NULL, **env = NULL;
-	if (asprintf(&area, "%s/.keruta", work) < 0)
-		area = NULL;
+	char *work_var = NULL, **env = NULL;
 	if (asprintf(&work_var, "KERUTA_WORK_DIR=%s", work) < 0)
 		work_var = NULL;
 	const char *more[] = {work_var, NULL};
@@ -158,10 +138,10 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 		env = kr_stage_task_env(svc, t, area, KR_STAGE_ENV_MAX, more);
 	else
 		svc->fail(t, "install: out of memory");
-	free(area);
 	free(work_var);
 	if (!env) {
 		free(path);
+		svc->free(area);
 		return KR_FAILED;
 	}
 	kr_process p = {.size = sizeof(p),
@@ -175,6 +155,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	rc = svc->run_process(t, &p, &r);
 	kr_stage_env_free(env);
 	free(path);
+	svc->free(area);
 	if (rc != KR_OK)
 		return svc->fail(t, "could not start the install script with %s; check `with: shell:`",
 		                 s->shell);

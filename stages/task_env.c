@@ -11,7 +11,10 @@
  * quarter of the stack limit, and a task description can be a whole
  * document.  A value longer than env_max is therefore cut, at a UTF-8
  * boundary, and ends with a marker naming NAME_FILE; the full text is in
- * <work>/.keruta/env/NAME and NAME_FILE holds that path.
+ * env/NAME of the task's own area (.keruta/tasks/<id>/env/NAME, reached
+ * through svc->area_open, never through a symlink) and NAME_FILE holds
+ * that path.  KERUTA_DOC_DIR names the task's own doc/ directory, what
+ * .keruta/doc points at while the task runs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,9 +56,15 @@ static void add(env_list *l, char *entry)
 	l->v[l->n] = NULL;
 }
 
-static int write_full(const kr_services *svc, kr_task *t, const char *path, const char *text)
+static int write_full(const kr_services *svc, kr_task *t, int dir, const char *name,
+                      const char *path, const char *text)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* Whatever stands there (an old value, a planted link) goes first. */
+	if (unlinkat(dir, name, 0) != 0 && errno != ENOENT) {
+		int e = errno;
+		return svc->fail(t, "cannot replace %s: %s", path, strerror(e));
+	}
+	int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		int e = errno;
 		return svc->fail(t, "cannot create %s: %s", path, strerror(e));
@@ -86,16 +95,18 @@ static int put(const kr_services *svc, kr_task *t, env_list *l, const char *area
 		add(l, asprintf(&e, "%.*s=%s", (int)nl, name, value) < 0 ? NULL : e);
 		return KR_OK;
 	}
-	char dir[4096], fname[256], *path = NULL, *e = NULL;
-	snprintf(dir, sizeof(dir), "%s/env", area);
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		int err = errno;
-		return svc->fail(t, "cannot create %s: %s", dir, strerror(err));
-	}
+	char fname[256], *path = NULL, *e = NULL;
+	int dir = svc->area_open(t, "env", KR_AREA_CREATE);
+	if (dir < 0)
+		return KR_FAILED;
 	file_name(name, nl, fname, sizeof(fname));
-	if (asprintf(&path, "%s/%s", dir, fname) < 0)
+	if (asprintf(&path, "%s/env/%s", area, fname) < 0) {
+		close(dir);
 		return svc->fail(t, "execute: out of memory");
-	if (write_full(svc, t, path, value) != KR_OK) {
+	}
+	int rc = write_full(svc, t, dir, fname, path, value);
+	close(dir);
+	if (rc != KR_OK) {
 		free(path);
 		return KR_FAILED;
 	}
@@ -138,6 +149,9 @@ char **kr_stage_task_env(const kr_services *svc, kr_task *t, const char *area, s
 			continue;
 		rc = put(svc, t, &l, area, max, entry, (size_t)(eq - entry), eq + 1);
 	}
+	char *doc = NULL;
+	if (rc == KR_OK)
+		add(&l, asprintf(&doc, "KERUTA_DOC_DIR=%s/doc", area) < 0 ? NULL : doc);
 	for (const char *const *m = more; rc == KR_OK && m && *m; m++)
 		add(&l, strdup(*m));
 	if (rc == KR_OK && l.oom)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api_util.h"
@@ -94,7 +95,7 @@ Test(api_faults, retries_503_honouring_retry_after)
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
 	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 3, "two refusals, then the answer");
 	cr_expect(kt_contains(r.err, "SERVICE_UNAVAILABLE: injected fault"), "%s", r.err);
-	cr_expect(kt_contains(r.err, "retry 1 of 5 in 1.0 s"), "Retry-After names the delay:\n%s",
+	cr_expect(kt_contains(r.err, "retry 1 in 1.0 s"), "Retry-After names the delay:\n%s",
 	          r.err);
 	/* the server saw the retries at least the named second apart */
 	json_object *reqs = at_get(&C, "/_control/requests");
@@ -122,7 +123,10 @@ Test(api_faults, retry_after_as_http_date)
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
 	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 2);
-	cr_expect(kt_contains(r.err, "retry 1 of 5 in 0.0 s"), "a past date means now:\n%s", r.err);
+	/* a past date means now, which is no reason to retry sooner than our
+	 * own backoff */
+	cr_expect(kt_contains(r.err, "retry 1 in 0.1 s") || kt_contains(r.err, "retry 1 in 0.2 s"),
+	          "%s", r.err);
 	kt_result_free(&r);
 }
 
@@ -137,6 +141,39 @@ Test(api_faults, persistent_500_gives_up_with_the_server_error)
 	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 3, "1 attempt + 2 retries");
 	cr_expect(kt_contains(r.err, "INTERNAL_SERVER_ERROR: injected fault"), "%s", r.err);
 	cr_expect(kt_contains(r.err, "gave up after 3 attempts"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* A rolling restart behind a proxy: every call answers 503 with
+ * "Retry-After: 0" for 4 seconds while the task runs (the status update
+ * at its end, here).  Retry-After only
+ * ever lengthens the agent's own backoff, and the outage is bounded by
+ * api_retry_max_time, not by a count spent in a fraction of a second. */
+Test(api_faults, retry_after_zero_outage_of_4s_does_not_fail_the_task)
+{
+	at_pipeline(&C, "count: 30, every: 10, pause: 700ms", "  log_batch_interval: 50ms\n");
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(at_agent_argv(&C, NULL), token_env, C.dir, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	for (int i = 0; i < 200 && at_count(&C, "POST", "/logs") < 1; i++)
+		usleep(50000);
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/status$\"},\"action\":\"status\",\"code\":503,"
+	           "\"retry_after\":0,\"times\":-1,\"for_seconds\":4}");
+	kt_result r;
+	cr_assert_eq(kt_wait(&r, pid, out_fd, err_fd, 50), 0);
+	cr_expect_eq(r.status, 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "injected fault"), "the outage did not hit the agent:\n%s",
+	          r.err);
+	json_object *st = at_get(&C, "/_control/state");
+	char buf[256];
+	cr_expect_str_eq(statuses(st, buf, sizeof(buf)), "IN_PROGRESS COMPLETED ");
+	json_object_put(st);
+	size_t n;
+	char *got = at_lines(&C, &n), *want = at_expected("line", 1, 30);
+	cr_expect_str_eq(got, want);
+	free(got);
+	free(want);
 	kt_result_free(&r);
 }
 
@@ -158,7 +195,7 @@ Test(api_faults, wrong_token_is_final_and_never_printed)
 	const char *const env[] = {"KERUTA_API_TOKEN=not-the-right-token", NULL};
 	kt_result r;
 	const char *const args[] = {"--log-level", "debug", NULL};
-	cr_assert_eq(at_agent(&C, &r, args, env, 30), 2, "stderr:\n%s", r.err);
+	cr_assert_eq(at_agent(&C, &r, args, env, 30), 3, "stderr:\n%s", r.err);
 	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "a 401 is not retried");
 	cr_expect(kt_contains(r.err, "401: UNAUTHORIZED: missing or wrong bearer token"), "%s",
 	          r.err);
@@ -177,6 +214,55 @@ Test(api_faults, token_file_is_read)
 	cr_expect_eq(at_agent(&C, &r, args, NULL, 30), 0, "stderr:\n%s", r.err);
 	kt_result_free(&r);
 	free(tf);
+}
+
+/* The token goes into a header: a line break in it (file or environment)
+ * would inject headers.  Refused, exit 2, nothing requested, the token
+ * never printed. */
+Test(api_faults, token_with_a_line_break_is_refused)
+{
+	char *tf = kt_path(C.dir, "token");
+	kt_write_file(tf, TOKEN "\r\nX-Injected: 1\n");
+	const char *const args[] = {"--api-token-file", tf, NULL};
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, args, NULL, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "contains a control character"), "%s", r.err);
+	cr_expect(kt_contains(r.err, tf), "the file is named: %s", r.err);
+	cr_expect(!kt_contains(r.err, TOKEN), "%s", r.err);
+	kt_result_free(&r);
+	const char *const env[] = {"KERUTA_API_TOKEN=" TOKEN "\nX-Injected: 1", NULL};
+	cr_expect_eq(at_agent(&C, &r, NULL, env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "KERUTA_API_TOKEN"), "%s", r.err);
+	cr_expect(!kt_contains(r.err, TOKEN), "%s", r.err);
+	kt_result_free(&r);
+	json_object *reqs = at_get(&C, "/_control/requests");
+	cr_expect_eq(json_object_array_length(reqs), 0, "%s", json_object_to_json_string(reqs));
+	json_object_put(reqs);
+	free(tf);
+}
+
+/* A directory, a FIFO: said as such, never read (a FIFO hung the agent). */
+Test(api_faults, token_and_ca_file_that_are_not_files)
+{
+	char *dir = kt_path(C.dir, "tokdir"), *fifo = kt_path(C.dir, "fifo");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	kt_result r;
+	const char *const a1[] = {"--api-token-file", dir, NULL};
+	cr_expect_eq(at_agent(&C, &r, a1, NULL, 20), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "is a directory"), "%s", r.err);
+	kt_result_free(&r);
+	const char *const a2[] = {"--api-token-file", fifo, NULL};
+	cr_expect_eq(at_agent(&C, &r, a2, NULL, 20), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "is not a regular file"), "%s", r.err);
+	kt_result_free(&r);
+	const char *const a3[] = {"--ca-file", fifo, NULL};
+	cr_expect_eq(at_agent(&C, &r, a3, token_env, 20), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "CA file"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "is not a regular file"), "%s", r.err);
+	kt_result_free(&r);
+	free(dir);
+	free(fifo);
 }
 
 Test(api_faults, unknown_task_is_a_404_naming_the_server_error)
@@ -208,7 +294,25 @@ Test(api_faults, oversize_answer_is_cut_off)
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.err, "larger than the limit of 4194304 bytes"), "%s", r.err);
+	/* max_download does not govern JSON answers: the message said it did */
+	cr_expect(!kt_contains(r.err, "max_download"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "a fixed limit for JSON answers"), "%s", r.err);
 	kt_result_free(&r);
+}
+
+/* No repository to clone and no work dir: said at once, not as a failure
+ * to write some stage's file. */
+Test(api_faults, no_repository_and_no_work_dir_is_named)
+{
+	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\",\"title\":\"no repo\"}]}");
+	char *missing = kt_path(C.dir, "no-such-work");
+	const char *const args[] = {"--work-dir", missing, NULL};
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, args, token_env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "does not exist and the task names no repository"), "%s",
+	          r.err);
+	kt_result_free(&r);
+	free(missing);
 }
 
 Test(api_faults, stall_past_the_timeout_is_retried)
@@ -285,20 +389,66 @@ Test(api_faults, no_api_url_is_a_usage_error)
 
 Test(api_faults, path_templates_are_configurable_and_escaped)
 {
-	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"a b/c\",\"title\":\"odd id\"}]}");
-	C.task = "a b/c";
+	at_control(&C, "/_control/seed", "{\"tasks\":[{\"id\":\"a b?c#d%\",\"title\":\"odd id\"}]}");
+	C.task = "a b?c#d%";
 	at_pipeline(&C, "count: 3",
 	            "  api_paths:\n    task: /api/tasks/{taskId}\n"
 	            "    status: /api/tasks/{taskId}/status\n    logs: /api/tasks/{taskId}/logs\n"
 	            "    script: /api/tasks/{taskId}/script\n");
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
-	cr_expect_eq(at_count(&C, "GET", "/api/tasks/a%20b%2Fc"), 1);
-	cr_expect_eq(at_count(&C, "PUT", "/api/tasks/a%20b%2Fc/status"), 2);
+	cr_expect_eq(at_count(&C, "GET", "/api/tasks/a%20b%3Fc%23d%25"), 1);
+	cr_expect_eq(at_count(&C, "PUT", "/api/tasks/a%20b%3Fc%23d%25/status"), 2);
 	size_t n;
 	char *got = at_lines(&C, &n);
 	cr_expect_eq(n, 3, "%s", got);
 	free(got);
+	kt_result_free(&r);
+}
+
+/* Ids become one path segment each: ".", "..", "", "/" and control
+ * characters are refused before any request (curl drops dot segments:
+ * "--task-id .." sent the token to /api/v1/tasks/status). */
+Test(api_faults, hostile_ids_are_refused_before_any_request)
+{
+	static const char *const bad[] = {"..", ".", "", "a/b", "/", "t1\n", "t\x01"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		C.task = bad[i];
+		kt_result r;
+		cr_expect_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "task id '%s': stderr:\n%s", bad[i],
+		             r.err);
+		cr_expect(kt_contains(r.err, "invalid task id"), "%s", r.err);
+		kt_result_free(&r);
+		const char *const args[] = {"--repository-id", bad[i], NULL};
+		C.task = "t1";
+		cr_expect_eq(at_agent(&C, &r, args, token_env, 30), 2, "repository id '%s': stderr:\n%s",
+		             bad[i], r.err);
+		cr_expect(kt_contains(r.err, "invalid repository id"), "%s", r.err);
+		kt_result_free(&r);
+	}
+	json_object *reqs = at_get(&C, "/_control/requests");
+	cr_expect_eq(json_object_array_length(reqs), 0, "requests were made: %s",
+	             json_object_to_json_string(reqs));
+	json_object_put(reqs);
+
+	/* from keruta-api itself: the task names a repository and a document
+	 * ".."; nothing is requested with them */
+	at_control(&C, "/_control/seed",
+	           "{\"tasks\":[{\"id\":\"t1\",\"repositoryId\":\"..\",\"documentIds\":[\"..\"]}]}");
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "invalid repository id '..'"), "%s", r.err);
+	reqs = at_get(&C, "/_control/requests");
+	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+		json_object *p;
+		json_object_object_get_ex(json_object_array_get_idx(reqs, i), "path", &p);
+		const char *path = json_object_get_string(p);
+		cr_expect(strcmp(path, "/api/v1/tasks/t1") == 0 ||
+		                  strcmp(path, "/api/v1/tasks/t1/status") == 0 || strcmp(path, "/api/v1/tasks/t1/script") == 0 ||
+		                  strcmp(path, "/api/v1/tasks/t1/logs") == 0,
+		          "unexpected request %s", path);
+	}
+	json_object_put(reqs);
 	kt_result_free(&r);
 }
 

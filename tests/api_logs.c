@@ -35,9 +35,20 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
+/* .keruta/tasks/t1, where task t1's spool lives. */
+static void make_task_area(void)
+{
+	const char *const parts[] = {".keruta", ".keruta/tasks", ".keruta/tasks/t1"};
+	for (size_t i = 0; i < 3; i++) {
+		char *d = kt_path(C.work, parts[i]);
+		mkdir(d, 0755);
+		free(d);
+	}
+}
+
 static char *spool_path(void)
 {
-	return kt_path(C.work, ".keruta/log-spool");
+	return kt_path(C.work, ".keruta/tasks/t1/log-spool");
 }
 
 Test(api_logs, outage_in_the_middle_loses_no_line)
@@ -114,7 +125,7 @@ Test(api_logs, full_memory_queue_spills_to_the_spool_in_order)
 Test(api_logs, spool_from_an_earlier_run_is_replayed_first)
 {
 	char *dir = kt_path(C.work, ".keruta");
-	mkdir(dir, 0755);
+	make_task_area();
 	char *sp = spool_path();
 	kt_write_file(sp, "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"old-000001\"}\n"
 	                  "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"old-000002\"}\n"
@@ -156,7 +167,7 @@ Test(api_logs, spool_from_an_earlier_run_is_replayed_first)
 Test(api_logs, spooled_lines_keep_every_byte)
 {
 	char *dir = kt_path(C.work, ".keruta");
-	mkdir(dir, 0755);
+	make_task_area();
 	char *sp = spool_path();
 	kt_write_file(sp, "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"q\\\"uo\\\\te\\t\\u0001 caf\xc3\xa9 \\u00e9 \\/\"}\n"
 	                  "{\"task\":\"t1\",\"stream\":\"stdout\",\"line\":\"bad \"quote\"}\n"
@@ -428,5 +439,20 @@ Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
 	cr_expect_eq(last, 10000, "the tail is kept");
 	cr_expect_lt(count, 10000, "the middle should have been left out");
 	json_object_put(st);
+	kt_result_free(&r);
+}
+
+/* keruta-api never takes the log: the run does not end as a plain success,
+ * and says where the lines are. */
+Test(api_logs, undelivered_log_is_reported_in_the_exit_code, .timeout = 120)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"times\":-1}");
+	at_pipeline(&C, "count: 5", "  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, NULL, NULL, 100), 3, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "the task's log did not reach keruta-api"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "log-spool"), "%s", r.err);
 	kt_result_free(&r);
 }

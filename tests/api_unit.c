@@ -82,6 +82,8 @@ Test(api_unit, content_disposition)
 	expect_name("attachment; filename*=UTF-8''cut%4", NULL);
 	expect_name("attachment; filename*=UTF-8''%", NULL);
 	expect_name("attachment; filename*=UTF-8''a%4; filename=\"f.md\"", "f.md");
+	/* a first hex digit 0 is not a NUL: only %00 is */
+	expect_name("attachment; filename*=UTF-8''tab%09x%0A.md", "tab\tx\n.md");
 	expect_name("attachment", NULL);
 	expect_name("attachment; filename=\"\"", NULL);
 	/* the name is returned unchecked: the document stage vets it */

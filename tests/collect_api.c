@@ -18,15 +18,15 @@ Test(collect_api, cleanup_job_of_seed_002)
 	cr_assert_eq(kt_api_start(&api, token_args), 0);
 	kx_pipeline(&x, "  cleanup: [collect, cleanup]\n", NULL);
 	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"123\",\"title\":\"t\"}]}");
-	kx_write(x.work, ".keruta/doc/report.md", "# result\n");
-	kx_write_bytes(x.work, ".keruta/doc/sub/data.bin", "\0\1\2\377", 4);
-	kx_write(x.work, ".keruta/doc/empty", "");
-	kx_write(x.work, ".keruta/execute.sh", "true");
+	kx_write(x.work, ".keruta/tasks/123/doc/report.md", "# result\n");
+	kx_write_bytes(x.work, ".keruta/tasks/123/doc/sub/data.bin", "\0\1\2\377", 4);
+	kx_write(x.work, ".keruta/tasks/123/doc/empty", "");
+	kx_write(x.work, ".keruta/tasks/123/execute.sh", "true");
 	char *token = kt_path(x.dir, "sa-token");
 	kt_write_file(token, "service-account-token-value");
-	char *link = kt_path(x.work, ".keruta/doc/token");
+	char *link = kt_path(x.work, ".keruta/tasks/123/doc/token");
 	cr_assert_eq(symlink(token, link), 0);
-	char *fifo = kt_path(x.work, ".keruta/doc/fifo");
+	char *fifo = kt_path(x.work, ".keruta/tasks/123/doc/fifo");
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
 
 	char *url_env = NULL;
@@ -45,8 +45,8 @@ Test(collect_api, cleanup_job_of_seed_002)
 	cr_assert(!kt_contains(state, "\"token\""), "the symlink was uploaded: %s", state);
 	cr_assert(!kt_contains(state, "\"fifo\""), "%s", state);
 	cr_assert_eq(kt_count(state, "\"sha256\""), 3, "%s", state);
-	cr_assert(!kx_exists(x.work, ".keruta/execute.sh"));
-	cr_assert(kx_exists(x.work, ".keruta/doc/report.md"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/123/execute.sh"));
+	cr_assert(kx_exists(x.work, ".keruta/tasks/123/doc/report.md"));
 	free(state);
 	free(url_env);
 	free(token);
@@ -67,9 +67,9 @@ Test(collect_api, refused_uploads_fail_the_stage_naming_the_files)
 	kx_api_control(&api, "/_control/fault",
 	               "{\"match\":{\"method\":\"POST\",\"path_regex\":\"/documents$\"},"
 	               "\"action\":\"status\",\"code\":400,\"times\":-1,\"skip\":1}");
-	kx_write(x.work, ".keruta/doc/a.txt", "a");
-	kx_write(x.work, ".keruta/doc/b.txt", "b");
-	kx_write(x.work, ".keruta/doc/c.txt", "c");
+	kx_write(x.work, ".keruta/tasks/t1/doc/a.txt", "a");
+	kx_write(x.work, ".keruta/tasks/t1/doc/b.txt", "b");
+	kx_write(x.work, ".keruta/tasks/t1/doc/c.txt", "c");
 	const char *args[] = {"--task-id", "t1", NULL};
 	kx_agent_api(&x, &api, "run", args, NULL);
 	cr_assert_eq(x.r.status, 1, "%s", x.log);
@@ -98,7 +98,7 @@ Test(collect_api, failed_stage_then_cleanup_reports_failed)
 	kx_agent_api(&x, &api, "execute", args, NULL);
 	cr_assert_eq(x.r.status, 1, "%s", x.log);
 	cr_assert(kt_contains(x.log, "[cleanup] passed"), "%s", x.log);
-	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t1/install.sh"));
 	char *state = kx_api_state(&api);
 	char *in_progress = strstr(state, "IN_PROGRESS");
 	char *failed = strstr(state, "\"FAILED\"");

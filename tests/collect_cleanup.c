@@ -13,12 +13,12 @@ static void fill_work_dir(kx *x)
 	kx_write(x->work, ".git/HEAD", "ref: refs/heads/main\n");
 	kx_write(x->work, "README", "repo\n");
 	kx_write(x->work, "src/main.c", "int main(void) { return 0; }\n");
-	kx_write(x->work, ".keruta/install.sh", "echo install");
-	kx_write(x->work, ".keruta/execute.sh", "echo execute");
-	kx_write(x->work, ".keruta/documents/spec.md", "spec");
-	kx_write(x->work, ".keruta/documents/.fetch-a1b2c3.tmp", "partial");
-	kx_write(x->work, ".keruta/documents/notes.tmp", "a document named .tmp");
-	kx_write(x->work, ".keruta/doc/out.txt", "result");
+	kx_write(x->work, ".keruta/tasks/t-1/install.sh", "echo install");
+	kx_write(x->work, ".keruta/tasks/t-1/execute.sh", "echo execute");
+	kx_write(x->work, ".keruta/tasks/t-1/documents/spec.md", "spec");
+	kx_write(x->work, ".keruta/tasks/t-1/documents/.fetch-a1b2c3.tmp", "partial");
+	kx_write(x->work, ".keruta/tasks/t-1/documents/notes.tmp", "a document named .tmp");
+	kx_write(x->work, ".keruta/tasks/t-1/doc/out.txt", "result");
 }
 
 static const char *const task_args[] = {"--task-id", "t-1", NULL};
@@ -31,15 +31,15 @@ Test(cleanup, removes_temp_files_and_keeps_the_repository)
 	fill_work_dir(&x);
 	kx_agent(&x, "cleanup", task_args, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
-	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
-	cr_assert(!kx_exists(x.work, ".keruta/execute.sh"));
-	cr_assert(!kx_exists(x.work, ".keruta/documents/.fetch-a1b2c3.tmp"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/install.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/execute.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/documents/.fetch-a1b2c3.tmp"));
 	cr_assert(kx_exists(x.work, ".git/HEAD"));
 	cr_assert(kx_exists(x.work, "README"));
 	cr_assert(kx_exists(x.work, "src/main.c"));
-	cr_assert(kx_exists(x.work, ".keruta/documents/spec.md"));
-	cr_assert(kx_exists(x.work, ".keruta/documents/notes.tmp"));
-	cr_assert(kx_exists(x.work, ".keruta/doc/out.txt"));
+	cr_assert(kx_exists(x.work, ".keruta/tasks/t-1/documents/spec.md"));
+	cr_assert(kx_exists(x.work, ".keruta/tasks/t-1/documents/notes.tmp"));
+	cr_assert(kx_exists(x.work, ".keruta/tasks/t-1/doc/out.txt"));
 	cr_assert(kt_contains(x.log, "removed 3 temporary files"), "%s", x.log);
 	/* nothing left to do the second time */
 	kx_agent(&x, "cleanup", task_args, NULL);
@@ -55,12 +55,12 @@ Test(cleanup, symlinks_are_removed_not_followed)
 	kx_pipeline(&x, CLEANUP_PHASE, NULL);
 	char *victim = kt_path(x.dir, "victim");
 	kt_write_file(victim, "precious");
-	kx_write(x.work, ".keruta/documents/keep.md", "k");
-	char *link = kt_path(x.work, ".keruta/install.sh");
+	kx_write(x.work, ".keruta/tasks/t-1/documents/keep.md", "k");
+	char *link = kt_path(x.work, ".keruta/tasks/t-1/install.sh");
 	cr_assert_eq(symlink(victim, link), 0);
 	kx_agent(&x, "cleanup", task_args, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
-	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/install.sh"));
 	char *v = kt_read_file(victim, NULL);
 	cr_assert_str_eq(v ? v : "(gone)", "precious");
 	free(v);
@@ -76,14 +76,14 @@ Test(cleanup, extra_patterns)
 	kx_pipeline(&x, CLEANUP_PHASE,
 	            "  cleanup: {plugin: cleanup, with: {remove: [\"spool/*.jsonl\", "
 	            "\"env-*\"]}}\n");
-	kx_write(x.work, ".keruta/spool/0001.jsonl", "{}");
-	kx_write(x.work, ".keruta/spool/keep.txt", "k");
-	kx_write(x.work, ".keruta/env-DESCRIPTION", "long");
+	kx_write(x.work, ".keruta/tasks/t-1/spool/0001.jsonl", "{}");
+	kx_write(x.work, ".keruta/tasks/t-1/spool/keep.txt", "k");
+	kx_write(x.work, ".keruta/tasks/t-1/env-DESCRIPTION", "long");
 	kx_agent(&x, "cleanup", task_args, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
-	cr_assert(!kx_exists(x.work, ".keruta/spool/0001.jsonl"));
-	cr_assert(!kx_exists(x.work, ".keruta/env-DESCRIPTION"));
-	cr_assert(kx_exists(x.work, ".keruta/spool/keep.txt"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/spool/0001.jsonl"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/env-DESCRIPTION"));
+	cr_assert(kx_exists(x.work, ".keruta/tasks/t-1/spool/keep.txt"));
 	kx_free(&x);
 }
 
@@ -134,9 +134,9 @@ Test(cleanup, runs_after_a_failed_stage_and_the_task_fails)
 	kx_agent(&x, "execute", NULL, NULL);
 	cr_assert_eq(x.r.status, 1, "%s", x.log);
 	/* cleanup ran: the install script it wrote is gone */
-	cr_assert(!kx_exists(x.work, ".keruta/install.sh"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/install.sh"), "%s", x.log);
 	cr_assert(kt_contains(x.log, "[cleanup] passed"), "%s", x.log);
-	cr_assert(!kx_exists(x.work, ".keruta/documents/a.md"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/documents/a.md"));
 	/* and the failure of install is the task's */
 	cr_assert(kt_contains(x.events, "\"status\":\"FAILED\""), "%s", x.events);
 	cr_assert(kt_contains(x.events, "stage install failed"), "%s", x.events);

@@ -29,11 +29,11 @@ Test(collect, nested_dirs_and_empty_files)
 	kx x;
 	kx_setup(&x);
 	kx_pipeline(&x, RUN_PHASE, NULL);
-	kx_write(x.work, ".keruta/doc/report.md", "# report\n");
-	kx_write(x.work, ".keruta/doc/sub/deeper/data.bin", "");
-	kx_write_bytes(x.work, ".keruta/doc/sub/bin", "a\0b\xff", 4);
-	kx_write(x.work, ".keruta/doc/empty", "");
-	kx_write(x.work, ".keruta/doc/.hidden", "h");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/report.md", "# report\n");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/sub/deeper/data.bin", "");
+	kx_write_bytes(x.work, ".keruta/tasks/t-1/doc/sub/bin", "a\0b\xff", 4);
+	kx_write(x.work, ".keruta/tasks/t-1/doc/empty", "");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/.hidden", "h");
 	kx_write(x.work, "README", "not an artifact");
 	kx_agent(&x, "run", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
@@ -59,11 +59,11 @@ Test(collect, symlinks_pointing_out_are_skipped)
 	char *secret_dir = kt_path(x.dir, "secrets");
 	mkdir(secret_dir, 0755);
 	kx_write(secret_dir, "inner", "inner-secret");
-	kx_write(x.work, ".keruta/doc/ok.txt", "ok");
-	char *l1 = kt_path(x.work, ".keruta/doc/token");
-	char *l2 = kt_path(x.work, ".keruta/doc/shadow");
-	char *l3 = kt_path(x.work, ".keruta/doc/dirlink");
-	char *l4 = kt_path(x.work, ".keruta/doc/inside");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/ok.txt", "ok");
+	char *l1 = kt_path(x.work, ".keruta/tasks/t-1/doc/token");
+	char *l2 = kt_path(x.work, ".keruta/tasks/t-1/doc/shadow");
+	char *l3 = kt_path(x.work, ".keruta/tasks/t-1/doc/dirlink");
+	char *l4 = kt_path(x.work, ".keruta/tasks/t-1/doc/inside");
 	cr_assert_eq(symlink(secret, l1), 0);
 	cr_assert_eq(symlink("/etc/shadow", l2), 0);
 	cr_assert_eq(symlink(secret_dir, l3), 0);
@@ -93,8 +93,8 @@ Test(collect, doc_dir_itself_a_symlink_is_not_followed)
 	char *outside = kt_path(x.dir, "outside");
 	mkdir(outside, 0755);
 	kx_write(outside, "secret", "s");
-	kx_write(x.work, ".keruta/placeholder", "");
-	char *link = kt_path(x.work, ".keruta/doc");
+	kx_write(x.work, ".keruta/tasks/t-1/placeholder", "");
+	char *link = kt_path(x.work, ".keruta/tasks/t-1/doc");
 	cr_assert_eq(symlink(outside, link), 0);
 	kx_agent(&x, "run", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
@@ -110,10 +110,10 @@ Test(collect, fifo_and_socket_skipped_without_hanging)
 	kx x;
 	kx_setup(&x);
 	kx_pipeline(&x, RUN_PHASE, NULL);
-	kx_write(x.work, ".keruta/doc/a.txt", "a");
-	char *fifo = kt_path(x.work, ".keruta/doc/pipe");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/a.txt", "a");
+	char *fifo = kt_path(x.work, ".keruta/tasks/t-1/doc/pipe");
 	cr_assert_eq(mkfifo(fifo, 0644), 0);
-	char *sock = kt_path(x.work, ".keruta/doc/sock");
+	char *sock = kt_path(x.work, ".keruta/tasks/t-1/doc/sock");
 	int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	cr_assert_lt(strlen(sock), sizeof(sa.sun_path));
@@ -141,10 +141,10 @@ Test(collect, size_limits)
 	            "max_total_size: 1500}}\n");
 	char buf[2000];
 	memset(buf, 'q', sizeof(buf));
-	kx_write_bytes(x.work, ".keruta/doc/a-big", buf, 1001);
-	kx_write_bytes(x.work, ".keruta/doc/b-900", buf, 900);
-	kx_write_bytes(x.work, ".keruta/doc/c-700", buf, 700); /* 900 + 700 > 1500 */
-	kx_write_bytes(x.work, ".keruta/doc/d-600", buf, 600);
+	kx_write_bytes(x.work, ".keruta/tasks/t-1/doc/a-big", buf, 1001);
+	kx_write_bytes(x.work, ".keruta/tasks/t-1/doc/b-900", buf, 900);
+	kx_write_bytes(x.work, ".keruta/tasks/t-1/doc/c-700", buf, 700); /* 900 + 700 > 1500 */
+	kx_write_bytes(x.work, ".keruta/tasks/t-1/doc/d-600", buf, 600);
 	kx_agent(&x, "run", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	cr_assert(!kx_exists(x.arts, "a-big"));
@@ -161,7 +161,7 @@ Test(collect, ten_thousand_small_files, .timeout = 120)
 	kx x;
 	kx_setup(&x);
 	kx_pipeline(&x, RUN_PHASE, NULL);
-	char *doc = kx_mk(x.work, ".keruta/doc/x");
+	char *doc = kx_mk(x.work, ".keruta/tasks/t-1/doc/x");
 	doc[strlen(doc) - 2] = '\0';
 	char name[64];
 	for (int d = 0; d < 10; d++) {
@@ -189,8 +189,8 @@ Test(collect, upload_failure_fails_at_the_end_naming_files)
 	kx x;
 	kx_setup(&x);
 	kx_pipeline(&x, RUN_PHASE, NULL);
-	kx_write(x.work, ".keruta/doc/a.txt", "a");
-	kx_write(x.work, ".keruta/doc/b.txt", "b");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/a.txt", "a");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/b.txt", "b");
 	kt_write_file(x.arts, "a file where the artifacts directory should be");
 	kx_agent(&x, "run", NULL, NULL);
 	cr_assert_eq(x.r.status, 1, "%s", x.log);
@@ -217,7 +217,7 @@ Test(collect, configured_dir_relative_to_work_dir)
 	kx_setup(&x);
 	kx_pipeline(&x, RUN_PHASE, "  collect: {plugin: collect, with: {dir: out/reports}}\n");
 	kx_write(x.work, "out/reports/r.txt", "r");
-	kx_write(x.work, ".keruta/doc/not-this", "n");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/not-this", "n");
 	kx_agent(&x, "run", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	assert_artifact(&x, "r.txt", "r", 1);
@@ -230,18 +230,54 @@ Test(collect, cleanup_command_with_source_pod)
 	kx x;
 	kx_setup(&x);
 	kx_pipeline(&x, "  cleanup: [collect, cleanup]\n", NULL);
-	kx_write(x.work, ".keruta/doc/result.txt", "done");
-	kx_write(x.work, ".keruta/execute.sh", "true");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/result.txt", "done");
+	kx_write(x.work, ".keruta/tasks/t-1/execute.sh", "true");
 	const char *args[] = {"--task-id", "t-1", "--source-pod", "task-t-1-abcde", NULL};
 	kx_agent(&x, "cleanup", args, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	cr_assert(kt_contains(x.log, "pod task-t-1-abcde"), "%s", x.log);
 	assert_artifact(&x, "result.txt", "done", 4);
-	cr_assert(!kx_exists(x.work, ".keruta/execute.sh"));
-	cr_assert(kx_exists(x.work, ".keruta/doc/result.txt"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/execute.sh"));
+	cr_assert(kx_exists(x.work, ".keruta/tasks/t-1/doc/result.txt"));
 	/* the same through the environment */
 	kx_agent(&x, "cleanup", NULL, (const char *const[]){"KERUTA_SOURCE_POD=pod-from-env", NULL});
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	cr_assert(kt_contains(x.log, "pod pod-from-env"), "%s", x.log);
+	kx_free(&x);
+}
+
+/* The run records its pod on the work volume; the cleanup Job collects
+ * only from the volume of the pod it was told about. */
+Test(collect, cleanup_checks_the_volume_is_the_source_pods)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE "  cleanup: [collect]\n", NULL);
+	kx_write(x.work, ".keruta/doc/result.txt", "done");
+	const char *id[] = {"--task-id", "t-1", NULL};
+	kx_agent(&x, "run", id, (const char *const[]){"KERUTA_POD_NAME=keruta-job-t-1-aaaaa", NULL});
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *rec = kx_read(x.work, ".keruta/tasks/t-1/pod", NULL);
+	cr_assert_not_null(rec, "the run records its pod; log:\n%s", x.log);
+	cr_expect_str_eq(rec, "keruta-job-t-1-aaaaa");
+	free(rec);
+	kt_rmrf(x.arts);
+	mkdir(x.arts, 0755);
+
+	/* another pod's volume: nothing collected, the task's cleanup fails */
+	const char *wrong[] = {"--task-id", "t-1", "--source-pod", "keruta-job-t-1-zzzzz", NULL};
+	kx_agent(&x, "cleanup", wrong, NULL);
+	cr_expect_neq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "keruta-job-t-1-aaaaa") && kt_contains(x.log, "not from source pod keruta-job-t-1-zzzzz"),
+	          "%s", x.log);
+	cr_expect(!kx_exists(x.arts, "result.txt"), "nothing collected from another pod's volume");
+
+	/* the right one: collected, and the check is in the task's log */
+	const char *right[] = {"--task-id", "t-1", "--source-pod", "keruta-job-t-1-aaaaa", NULL};
+	kx_agent(&x, "cleanup", right, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.events, "is the one source pod keruta-job-t-1-aaaaa used"), "%s",
+	          x.events);
+	assert_artifact(&x, "result.txt", "done", 4);
 	kx_free(&x);
 }

@@ -4,6 +4,7 @@
  * --plugin-dir, KERUTA_PLUGIN_PATH, the pipeline's plugin_path, installed.
  */
 #include <criterion/criterion.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,30 @@ Test(loader_cli, each_failure_is_one_line_and_exit_2)
 	validate_fails_with("fx_minor", "newer than this agent's ABI 1.0");
 	validate_fails_with("fx_nodesc", "not a keruta-agent plugin");
 	validate_fails_with("fx_norun", "no run callback");
+}
+
+/* A FIFO or a directory as the pipeline file: said so at once, never read
+ * (a FIFO hung the agent). */
+Test(loader_cli, pipeline_that_is_not_a_file, .timeout = 60)
+{
+	char *dir = kt_tmpdir();
+	char *fifo = kt_path(dir, "p.yaml");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	const char *argv[] = {kt_agent(), "validate", fifo, "--log-format", "text", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 20), 0);
+	cr_expect(!r.timed_out, "the agent hung on a FIFO");
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "is not a regular file"), "%s", r.err);
+	kt_result_free(&r);
+	const char *argv2[] = {kt_agent(), "validate", dir, "--log-format", "text", NULL};
+	cr_assert_eq(kt_run(&r, argv2, NULL, NULL, NULL, 20), 0);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "is a directory"), "%s", r.err);
+	kt_result_free(&r);
+	kt_rmrf(dir);
+	free(dir);
+	free(fifo);
 }
 
 Test(loader_cli, plugins_lists_good_and_bad)

@@ -176,7 +176,7 @@ Test(pipeline, missing_file_says_which)
 {
 	kr_error err = {0};
 	cr_assert_null(kr_pipeline_load("/nonexistent/pipeline.yaml", &err));
-	cr_expect(strstr(err.msg, "/nonexistent/pipeline.yaml: cannot open") != NULL, "%s", err.msg);
+	cr_expect(strstr(err.msg, "cannot read /nonexistent/pipeline.yaml: No such file") != NULL, "%s", err.msg);
 }
 
 Test(pipeline, durations_and_sizes)

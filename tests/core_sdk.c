@@ -76,7 +76,7 @@ Test(sdk, example_plugin_builds_out_of_tree_and_runs, .timeout = 300)
 	cr_assert(asprintf(&cmd, "cd '%s' && $(find dest -path '*/bin/keruta-agent') plugins --plugin-dir plugins",
 	                   tmp) > 0);
 	out = sh(cmd, &st);
-	cr_expect(kt_contains(out, "hello            1.0"), "%s", out);
+	cr_expect(kt_contains(out, "hello            1.1  1.0"), "%s", out);
 	free(out);
 	free(cmd);
 	kt_rmrf(tmp);

@@ -4,6 +4,7 @@
  * repositories made by the git CLI.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ static void teardown(void)
 TestSuite(git_clone, .init = setup, .fini = teardown, .timeout = 120);
 
 #define STAGES_CLONE "  clone: { plugin: clone, with: { retry_delay: 100ms %s } }"
+#define STAGES_CLONE_PLAIN "  clone: { plugin: clone, with: { retry_delay: 100ms } }"
 
 /* Run the clone stage (with: extra given as ", key: value" text). */
 static int run_clone(kt_result *r, const char *url, const char *ref, const char *with_extra,
@@ -191,6 +193,55 @@ Test(git_clone, rerun_fetches_after_remote_moved)
 	cr_assert_str_eq(gt_q(wd, "cat README"), "one\ntwo\nthree");
 	kt_result_free(&r);
 	free(url), free(marker), free(dotgit), free(want), free(head);
+}
+
+/* A local path: the source's objects are taken as they are (no pack is
+ * built), and the result is the clone a fetch would make: default branch,
+ * branches, tags and commits resolve; git sees a sound repository; a
+ * re-run fetches what moved. */
+Test(git_clone, local_path_clone_is_complete_and_reruns_fetch)
+{
+	gt_make_repo(base, 0);
+	char *url = kt_path(base, "srv/repo.git");
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "object files"), "%s", r.err);
+	cr_assert_str_eq(gt_q(wd, "git symbolic-ref --short HEAD"), "main");
+	cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	cr_assert_str_eq(gt_q(wd, "git rev-parse origin/feature"),
+	                 gt_q(base, "git -C src rev-parse feature"));
+	cr_assert_str_eq(gt_q(wd, "git rev-parse 'v1^{commit}'"),
+	                 gt_q(base, "git -C src rev-parse 'v1^{commit}'"));
+	cr_assert_str_eq(gt_q(wd, "git fsck --no-progress --connectivity-only 2>&1 && echo sound"),
+	                 "sound");
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain | grep -v '^?? .keruta' | wc -l"), "0");
+	kt_result_free(&r);
+
+	/* the source moves on: the re-run fetches it */
+	free(gt_sh(base, "cd src && echo three >> README && git commit -qam third && "
+	                 "git push -q ../srv/repo.git main"));
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	cr_assert(kt_contains(r.err, "fetching"), "not a fetch: %s", r.err);
+	cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	kt_result_free(&r);
+
+	/* a tag and a branch of a non-bare source */
+	const char *refs[][2] = {{"v1", "v1^{commit}"}, {"feature", "feature"}};
+	char *src = kt_path(base, "src");
+	for (size_t i = 0; i < 2; i++) {
+		kt_rmrf(wd);
+		run_clone(&r, src, refs[i][0], NULL, NULL);
+		expect_ok(&r);
+		char *q = NULL;
+		cr_assert(asprintf(&q, "git -C src rev-parse '%s'", refs[i][1]) > 0);
+		cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, q));
+		free(q);
+		kt_result_free(&r);
+	}
+	free(src);
+	free(url);
 }
 
 Test(git_clone, basic_auth_good_and_wrong_credentials)
@@ -563,4 +614,86 @@ Test(git_clone, ssh_key_and_known_hosts)
 	free(all);
 	free(root), free(hostkey), free(auth), free(user), free(url), free(extra), free(wrong),
 	        free(stranger);
+}
+
+/* A repository that commits .keruta/ with links aimed outside the work
+ * dir (env values, the log spool, local artifacts, the doc dir, the
+ * events file, the per-task area): the clone is refused before anything
+ * is checked out, and no stage after it writes anywhere. */
+Test(git_clone, repository_committing_keruta_is_refused)
+{
+	gt_make_repo(base, 0);
+	char *outside = kt_path(base, "outside");
+	cr_assert_eq(mkdir(outside, 0755), 0);
+	char *victim = kt_path(base, "victim");
+	kt_write_file(victim, "precious\n");
+	free(gt_sh(base,
+	           "cd src && mkdir .keruta && ln -s '%s' .keruta/env && ln -s '%s' "
+	           ".keruta/log-spool && ln -s '%s' .keruta/artifacts && ln -s /etc .keruta/doc && "
+	           "ln -s '%s' .keruta/tasks && ln -s '%s' .keruta/events.jsonl && "
+	           "git add -A && git commit -qm hostile && cd .. && rm -rf srv/repo.git && "
+	           "git clone -q --bare src srv/repo.git && touch srv/repo.git/git-daemon-export-ok",
+	           outside, victim, outside, outside, victim));
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	char *task = NULL;
+	char big[40000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert(asprintf(&task,
+	                   "id: t1\nrepository: { url: \"%s\", ref: main }\ndescription: %s\n"
+	                   "script: \"echo out > .keruta/doc/out.txt\"\n",
+	                   url, big) > 0);
+	kt_result r;
+	gt_agent(&r, "execute", wd, task, "[clone, execute, collect]",
+	         STAGES_CLONE_PLAIN "\n  execute: {plugin: execute}\n  collect: {plugin: collect}",
+	         NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "commits a .keruta entry"), "%s", all);
+	DIR *d = opendir(outside);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	cr_assert_eq(n, 0, "something was written through a committed link:\n%s", all);
+	char *v = kt_read_file(victim, NULL);
+	cr_assert_str_eq(v ? v : "", "precious\n");
+	struct stat st;
+	cr_assert(lstat(kt_path(wd, ".keruta/env"), &st) != 0, "the hostile tree was checked out");
+	free(v);
+	free(all);
+	free(task);
+	free(url);
+	free(outside);
+	free(victim);
+	kt_result_free(&r);
+}
+
+/* A repository holding .keruta/events.jsonl once replaced the local
+ * events file silently: the clone is refused and the events stay the
+ * agent's. */
+Test(git_clone, repository_with_keruta_never_replaces_the_events)
+{
+	gt_make_repo(base, 0);
+	free(gt_sh(base, "cd src && mkdir .keruta && echo fake > .keruta/events.jsonl && "
+	                 "git add -A && git commit -qm events && cd .. && rm -rf srv/repo.git && "
+	                 "git clone -q --bare src srv/repo.git && "
+	                 "touch srv/repo.git/git-daemon-export-ok"));
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	cr_assert_eq(mkdir(wd, 0755), 0);
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "commits a .keruta entry"), "%s", all);
+	char *ev = kt_read_file(kt_path(wd, ".keruta/events.jsonl"), NULL);
+	cr_assert(ev && !kt_contains(ev, "fake") && kt_contains(ev, "\"FAILED\""), "%s",
+	          ev ? ev : "(none)");
+	free(ev);
+	free(all);
+	free(url);
+	kt_result_free(&r);
 }

@@ -52,10 +52,11 @@ Test(document, hostile_names_stay_inside)
 	kx_agent(&x, "init", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 
-	/* nothing outside .keruta/documents */
+	/* nothing outside the task's documents/ (.keruta/documents and
+	 * .keruta/doc are the links the agent points at the task's own) */
 	cr_assert_eq(kx_count_entries(x.work), 1, "the work dir holds more than .keruta");
 	char *area = kt_path(x.work, ".keruta");
-	cr_assert_eq(kx_count_entries(area), 1, ".keruta holds more than documents");
+	cr_assert_eq(kx_count_entries(area), 3, ".keruta holds more than tasks/, doc, documents");
 	char *docs = kt_path(x.work, ".keruta/documents");
 	cr_assert_eq(kx_count_entries(docs), 12, "%s", x.log);
 	char *passwd = kt_read_file("/etc/passwd", NULL);
@@ -117,6 +118,22 @@ Test(document, oversized_is_refused_without_a_partial_file)
 	char *docs = kt_path(x.work, ".keruta/documents");
 	cr_assert_eq(kx_count_entries(docs), 0, "a partial or temporary file was left");
 	free(docs);
+	kx_free(&x);
+}
+
+/* A {path:} that is a FIFO hung the agent for good: refused, named. */
+Test(document, fifo_as_the_path_is_refused, .timeout = 60)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, "  document: {plugin: document}\n");
+	char *fifo = kt_path(x.dir, "pipe");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: p, name: p.md, path: pipe}]\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.termtext, "is not a regular file"), "%s", x.termtext);
+	free(fifo);
 	kx_free(&x);
 }
 
@@ -230,7 +247,7 @@ Test(document, no_documents_skips)
 	kx_free(&x);
 }
 
-Test(document, planted_documents_symlink_is_refused)
+Test(document, planted_documents_symlink_is_replaced)
 {
 	kx x;
 	kx_setup(&x);
@@ -243,9 +260,11 @@ Test(document, planted_documents_symlink_is_refused)
 	cr_assert_eq(symlink(elsewhere, link), 0);
 	kt_write_file(x.task, "id: t-1\ndocuments: [{id: d1, name: a.md, content: x}]\n");
 	kx_agent(&x, "init", NULL, NULL);
-	cr_assert_eq(x.r.status, 1, "%s", x.log);
-	cr_assert(kt_contains(x.termtext, "not a directory"), "%s", x.termtext);
-	cr_assert_eq(kx_count_entries(elsewhere), 0);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert_eq(kx_count_entries(elsewhere), 0, "written through the link: %s", x.log);
+	char *doc = kx_read(x.work, ".keruta/tasks/t-1/documents/a.md", NULL);
+	cr_assert_str_eq(doc ? doc : "", "x");
+	free(doc);
 	free(elsewhere);
 	free(area);
 	free(link);

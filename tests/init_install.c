@@ -22,7 +22,7 @@ Test(install, success_runs_in_work_dir_and_ships_output)
 	                      "  echo install-says-hello\n"
 	                      "  echo install-on-stderr >&2\n"
 	                      "  pwd > marker\n"
-	                      "  stat -c %a .keruta/install.sh >> marker\n"
+	                      "  stat -c %a .keruta/tasks/t-1/install.sh >> marker\n"
 	                      "  echo \"$KERUTA_TASK_ID $TASK_EXTRA\" >> marker\n"
 	                      "  echo \"$KERUTA_TASK_TITLE|$KERUTA_REPOSITORY_ID|$KERUTA_WORK_DIR\" >> marker\n"
 	                      "env: {TASK_EXTRA: from-task}\n");
@@ -74,7 +74,7 @@ Test(install, failure_fails_init_with_exit_code)
 	cr_assert(kt_contains(x.events, "\"status\":\"FAILED\""), "%s", x.events);
 	cr_assert(kt_contains(x.events, "exit code 7"), "%s", x.events);
 	/* the stages after it did not run */
-	cr_assert(!kx_exists(x.work, ".keruta/documents/a.md"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/documents/a.md"));
 	kx_free(&x);
 }
 
@@ -98,7 +98,7 @@ Test(install, no_script_skips)
 	kx_agent(&x, "init", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	cr_assert(kt_contains(x.log, "no install script"), "%s", x.log);
-	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/install.sh"));
 	kx_free(&x);
 }
 
@@ -111,7 +111,7 @@ Test(install, empty_script_skips)
 	kx_agent(&x, "init", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	cr_assert(kt_contains(x.log, "no install script"), "%s", x.log);
-	cr_assert(!kx_exists(x.work, ".keruta/install.sh"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/install.sh"));
 	kx_free(&x);
 }
 
@@ -172,10 +172,8 @@ Test(install, planted_install_sh_symlink_is_not_written_through)
 	kx_pipeline(&x, INIT_PHASE, NULL);
 	char *victim = kt_path(x.dir, "victim");
 	kt_write_file(victim, "precious\n");
-	char *area = kt_path(x.work, ".keruta");
-	cr_assert_eq(mkdir(area, 0755), 0);
-	free(area);
-	char *link = kt_path(x.work, ".keruta/install.sh");
+	kx_write(x.work, ".keruta/tasks/t-1/placeholder", "");
+	char *link = kt_path(x.work, ".keruta/tasks/t-1/install.sh");
 	cr_assert_eq(symlink(victim, link), 0);
 	kt_write_file(x.task, "id: t-1\ninstallScript: \"echo ran > marker\"\n");
 	kx_agent(&x, "init", NULL, NULL);

@@ -22,3 +22,10 @@ tests_launcher_dispatch_LDADD = $(KT_LIBS) $(JSONC_LIBS)
 
 EXTRA_DIST += tests/kubeapi/kube_api_server.py tests/schema/validate.sh tests/launcher_schema.sh \
 	tests/schema/validate.js tests/schema/check_render.py launcher/OPERATOR.md
+
+# Kubernetes events beyond the happy path (own file: merges stay easy).
+check_PROGRAMS += tests/launcher_events
+TESTS += tests/launcher_events
+tests_launcher_events_SOURCES = tests/launcher_events.c $(KT_LAUNCHER_COMMON)
+tests_launcher_events_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_launcher_events_LDADD = $(KT_LIBS) $(JSONC_LIBS)

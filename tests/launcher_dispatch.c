@@ -703,7 +703,7 @@ Test(dispatch, kubernetes_api_outage_backs_off_and_recovers, .timeout = 150)
 		usleep(100000);
 	cr_expect(all_terminal("ko", 3), "every task finished after the outage");
 	for (int i = 0; i < 3; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof(id), "ko%d", i);
 		cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "%s: %s", id, statuses(id));
 	}
@@ -751,22 +751,25 @@ Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .ti
 	free(kt_api_call(&api, "POST", "/_control/down", "{\"seconds\": 20}", &st));
 	double t0 = now_s();
 	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
-	sleep(10);
+	/* the tasks finish in the outage; what the launcher owes goes on the Jobs */
+	int owed = 0;
+	do {
+		usleep(500000);
+		json_object *all = kt_kube_json(&kube, "GET", "/_control/objects?kind=jobs", NULL);
+		json_object *list = kt_jpath(all, "jobs");
+		owed = 0;
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			json_object *ann = kt_jpath(json_object_array_get_idx(list, i), "metadata.annotations"), *o;
+			owed += ann && json_object_object_get_ex(ann, "keruta.io/owed", &o);
+		}
+		json_object_put(all);
+	} while (owed < N && now_s() - t0 < 16);
+	cr_expect_eq(owed, N, "every finished task's report is noted on its Job (%d)", owed);
 	kt_result r;
 	double took = stop_and_time(pid, out_fd, err_fd, &r);
-	cr_expect_lt(took, 2.0, "exited %.2f s after SIGTERM", took);
+	cr_expect_lt(took, 2.0, "exited %.2f s after SIGTERM in the outage", took);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
-	/* what it owes is on the Jobs */
-	json_object *all = kt_kube_json(&kube, "GET", "/_control/objects?kind=jobs", NULL);
-	json_object *list = kt_jpath(all, "jobs");
-	int owed = 0;
-	for (size_t i = 0; i < json_object_array_length(list); i++) {
-		json_object *ann = kt_jpath(json_object_array_get_idx(list, i), "metadata.annotations"), *o;
-		owed += ann && json_object_object_get_ex(ann, "keruta.io/owed", &o);
-	}
-	json_object_put(all);
-	cr_expect_eq(owed, N, "every finished task's report is noted on its Job (%d)", owed);
 	/* the next launcher starts in the outage and reports when it ends */
 	static const char *const again[] = {"--once", "--pending-interval", "200ms", "--concurrency",
 	                                    "200", "--cleanup-job=false", "--work-volume", "emptydir",
@@ -834,7 +837,9 @@ Test(dispatch, an_existing_claim_is_mounted_pinned_and_never_created_or_deleted)
 	     "\"pvcStorageSize\": \"9Gi\"}]}");
 	scenario("{\"nodes\": {\"ex-1\": \"node-9\"}}");
 	kt_result r;
-	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", NULL};
+	/* the claim's own mode counts, not the launcher's setting */
+	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", "--pvc-access-mode",
+	                                   "ReadWriteMany", NULL};
 	dispatch(&r, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
@@ -910,4 +915,27 @@ Test(dispatch, delete_pvc_removes_only_the_claims_it_created)
 	pvc = object("persistentvolumeclaims", "git-repo-pvc-fresh");
 	cr_expect_null(pvc, "the launcher's own claim is deleted");
 	json_object_put(pvc);
+}
+
+Test(dispatch, emptydir_starts_no_cleanup_job)
+{
+	seed("{\"tasks\": [{\"id\": \"ed-1\", \"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--task-id", "ed-1", "--work-volume", "emptydir", NULL};
+	dispatch(&r, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "no cleanup Job"), "it says why: %s", r.err);
+	kt_result_free(&r);
+	cr_expect_eq(count_requests("POST", "/jobs"), 1, "the Job only");
+	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0);
+	json_object *job = object("jobs", "keruta-job-ed-1");
+	cr_assert_not_null(job);
+	cr_expect(kt_contains(json_object_to_json_string(
+	                              kt_jpath(job, "spec.template.spec.containers[0].command")),
+	                      "\"--final\""),
+	          "the main container reports last");
+	json_object_put(job);
+	char *s = statuses("ed-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
+	free(s);
 }

@@ -227,7 +227,7 @@ Test(render, every_variant_is_valid_kubernetes)
 	                      "{\"requests\": {\"cpu\": \"2\", \"memory\": \"1Gi\"}, "
 	                      "\"limits\": {\"memory\": \"4Gi\"}}");
 	static const char *const none[] = {NULL};
-	static const char *const emptydir[] = {"--work-volume", "emptydir", NULL};
+	static const char *const emptydir[] = {"--work-volume", "emptydir", "--objects", "all", NULL};
 	static const char *const childargs[] = {"--node-name", "node-7", NULL};
 	static const char *const cleanup[] = {"--objects", "cleanup", "--source-pod", "keruta-job-task123-abcde", NULL};
 	static const char *const single[] = {"--single-container", NULL};
@@ -294,7 +294,18 @@ Test(render, every_variant_is_valid_kubernetes)
 
 	d = load_json("emptydir.yaml");
 	cr_expect_null(doc_of_kind(d, "PersistentVolumeClaim"), "emptyDir: no PVC");
-	cr_expect_not_null(kt_jpath(doc_of_kind(d, "Job"), "spec.template.spec.volumes[0].emptyDir"));
+	cr_expect_eq(json_object_array_length(d), 1, "--objects all, emptyDir: no cleanup Job");
+	job = doc_of_kind(d, "Job");
+	cr_expect_not_null(kt_jpath(job, "spec.template.spec.volumes[0].emptyDir"));
+	cr_expect(kt_contains(json_object_to_json_string(kt_jpath(job, "spec.template.spec.containers[0].command")),
+	                      "\"--final\""),
+	          "emptyDir: the main container is the final reporter");
+	json_object_put(d);
+	d = load_json("pvc.yaml");
+	cr_expect(!kt_contains(json_object_to_json_string(kt_jpath(doc_of_kind(d, "Job"),
+	                                                           "spec.template.spec.containers[0].command")),
+	                       "--final"),
+	          "a PVC: the cleanup Job reports last");
 	json_object_put(d);
 
 	d = load_json("child.yaml");
@@ -471,9 +482,13 @@ Test(render, bad_settings_are_usage_errors)
 	             {"--toleration", "bad key:Never", "toleration"},
 	             {"--node-selector", "novalue", "node selector"},
 	             {"--objects", "everything", "--objects"},
+	             {"--objects", "cleanup", "emptydir"},
 	             {"--ttl-after-finished", "soon", "duration"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const char *more[] = {cases[i].a, cases[i].b, NULL};
+		/* the emptydir case needs the volume kind too */
+		const char *more[] = {cases[i].a, cases[i].b,
+		                      strcmp(cases[i].want, "emptydir") ? NULL : "--work-volume", "emptydir",
+		                      NULL};
 		kt_result r;
 		render(&r, "bad.yaml", task, more);
 		cr_expect_eq(r.status, 2, "%s %s: exit %d", cases[i].a, cases[i].b, r.status);
@@ -721,4 +736,139 @@ Test(render, pvc_fields_from_the_repository_record_in_keruta_api)
 	cr_expect_str_eq(kt_jstr(pvc, "spec.accessModes[0]"), "ReadWriteMany", "the task's wins");
 	json_object_put(d);
 	kt_api_stop(&api);
+}
+
+/* The words of one command line, whitespace (newlines too) collapsed. */
+static char *words(const char *s, size_t n)
+{
+	char *out = malloc(n + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = (s[i] == '\n' || s[i] == '\t') ? ' ' : s[i];
+		if (c == ' ' && (o == 0 || out[o - 1] == ' '))
+			continue;
+		out[o++] = c;
+	}
+	while (o && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	return out;
+}
+
+/* A rendered container's command as one line, without the token file
+ * pair (documented once for every container). */
+static char *rendered(json_object *c)
+{
+	json_object *cmd = kt_jpath(c, "command");
+	size_t cap = 4096, o = 0;
+	char *out = calloc(1, cap);
+	for (size_t i = 0; i < json_object_array_length(cmd); i++) {
+		const char *w = json_object_get_string(json_object_array_get_idx(cmd, i));
+		if (!strcmp(w, "--api-token-file")) {
+			i++;
+			continue;
+		}
+		o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? " " : "", w);
+	}
+	return out;
+}
+
+/*
+ * Every pod command the docs show (a `keruta-agent CMD ... $(NAME) ...`
+ * span in README.md, launcher/OPERATOR.md, deploy/README.md) is one that
+ * `render` prints, and each command render prints is shown somewhere.
+ */
+Test(render, the_docs_show_the_commands_render_prints)
+{
+	char *pvc_task = task_file("t-doc.json", "doc-1", "t", NULL, NULL, "\"documents\": [\"d\"]");
+	static const char *const all[] = {"--objects", "all", "--source-pod", "p", NULL};
+	static const char *const ed[] = {"--work-volume", "emptydir", NULL};
+	kt_result r;
+	render(&r, "doc-pvc.yaml", pvc_task, all);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	render(&r, "doc-ed.yaml", pvc_task, ed);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	cr_assert_eq(check("doc-pvc.yaml", NULL, NULL), 0);
+	cr_assert_eq(check("doc-ed.yaml", NULL, NULL), 0);
+	json_object *p = load_json("doc-pvc.yaml"), *e = load_json("doc-ed.yaml");
+	char *cmds[4] = {
+	        rendered(kt_jpath(json_object_array_get_idx(p, 1), "spec.template.spec.initContainers[0]")),
+	        rendered(kt_jpath(json_object_array_get_idx(p, 1), "spec.template.spec.containers[0]")),
+	        rendered(kt_jpath(json_object_array_get_idx(p, 2), "spec.template.spec.containers[0]")),
+	        rendered(kt_jpath(json_object_array_get_idx(e, 0), "spec.template.spec.containers[0]"))};
+	cr_assert(kt_contains(cmds[0], " init ") && kt_contains(cmds[1], " run ") &&
+	          kt_contains(cmds[2], " cleanup ") && kt_contains(cmds[3], "--final"),
+	          "the documents are PVC, Job, cleanup Job; and the emptyDir Job");
+	int shown[4] = {0};
+	static const char *const docs[] = {"README.md", "launcher/OPERATOR.md", "deploy/README.md"};
+	int token_file_told = 0;
+	for (size_t d = 0; d < 3; d++) {
+		char *path = kt_path(kt_srcdir(), docs[d]);
+		char *text = kt_read_file(path, NULL);
+		cr_assert_not_null(text, "%s", path);
+		char *flat = words(text, strlen(text));
+		token_file_told |= kt_contains(flat, "--api-token-file /var/run/secrets/keruta/token");
+		free(flat);
+		for (char *s = text; (s = strchr(s, '`'));) {
+			if (!strncmp(s, "```", 3)) { /* a fenced block: not a span */
+				char *end = strstr(s + 3, "```");
+				s = end ? end + 3 : s + strlen(s);
+				continue;
+			}
+			char *end = strchr(s + 1, '`');
+			if (!end)
+				break;
+			char *span = words(s + 1, (size_t)(end - s - 1));
+			s = end + 1;
+			static const char *const pod_cmds[] = {"keruta-agent init ", "keruta-agent run ",
+			                                       "keruta-agent cleanup ", "keruta-agent execute "};
+			int pod = 0;
+			for (size_t k = 0; k < 4; k++)
+				pod |= !strncmp(span, pod_cmds[k], strlen(pod_cmds[k]));
+			if (pod && strstr(span, "$(")) {
+				int match = 0;
+				for (int k = 0; k < 4; k++)
+					if (!strcmp(span, cmds[k]))
+						match = shown[k] = 1;
+				cr_expect(match, "%s shows `%s`, which render does not print (render: %s | %s | %s | %s)",
+				          docs[d], span, cmds[0], cmds[1], cmds[2], cmds[3]);
+			}
+			free(span);
+		}
+		free(text);
+		free(path);
+	}
+	for (int k = 0; k < 4; k++)
+		cr_expect(shown[k], "no doc shows render's `%s`", cmds[k]);
+	/* the man page describes every option render puts in a pod */
+	char *man_path = kt_path(kt_srcdir(), "doc/keruta-agent.1");
+	char *man = kt_read_file(man_path, NULL);
+	cr_assert_not_null(man);
+	for (char *q = man; (q = strstr(q, "\\-"));) /* roff's \- is a - */
+		memmove(q, q + 1, strlen(q));
+	for (int k = 0; k < 4; k++) {
+		char *c = strdup(cmds[k]);
+		for (char *save = NULL, *w = strtok_r(c, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+			if (strncmp(w, "--", 2))
+				continue;
+			char want[80];
+			snprintf(want, sizeof(want), ".BR %s ", w);
+			char want2[80];
+			snprintf(want2, sizeof(want2), ".BR %s\n", w);
+			cr_expect(kt_contains(man, want) || kt_contains(man, want2),
+			          "doc/keruta-agent.1 does not describe %s", w);
+		}
+		free(c);
+	}
+	cr_expect(kt_contains(man, ".BR --api-token-file "), "doc/keruta-agent.1: --api-token-file");
+	free(man);
+	free(man_path);
+	cr_expect(token_file_told, "the docs say each container gets --api-token-file");
+	for (int k = 0; k < 4; k++)
+		free(cmds[k]);
+	json_object_put(p);
+	json_object_put(e);
+	free(pvc_task);
 }

@@ -103,7 +103,7 @@ Test(run_execute, task_script_is_written_and_run)
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "from-script\nid=t-1\n"), "%s", res.out);
 	struct stat st;
-	char *sh = kt_path(r.work, ".keruta/execute.sh");
+	char *sh = kt_path(r.work, ".keruta/tasks/t-1/execute.sh");
 	cr_assert_eq(stat(sh, &st), 0);
 	cr_expect_eq(st.st_mode & 0777, 0700);
 	char *status = rt_final_status(&r);
@@ -412,21 +412,29 @@ static char *read_until(int fd, const char *needle, int timeout_ms)
 	return buf;
 }
 
+/* Start the agent, wait for the command's "ready", send SIGTERM, wait for
+ * the agent to exit; returns what stdout held up to "ready". */
+static char *run_until_ready_then_sigterm(rt *r, const char *grace, kt_result *res)
+{
+	const char *args[] = {"--grace-period", grace, NULL};
+	int out_fd, err_fd;
+	pid_t pid = rt_agent_spawn(r, args, NULL, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	char *seen = read_until(out_fd, "ready\n", 30000);
+	cr_assert(kt_contains(seen, "ready\n"), "the command never said ready: %s", seen);
+	kill(pid, SIGTERM);
+	cr_assert_eq(kt_wait(res, pid, out_fd, err_fd, 30), 0);
+	cr_assert(!res->timed_out, "the agent did not exit after SIGTERM");
+	return seen;
+}
+
 static void sigterm_mid_run(const char *command_block, const char *grace, const char *expect_line)
 {
 	rt r;
 	rt_init(&r, NULL);
 	rt_simple_pipeline(&r, command_block, NULL);
-	const char *args[] = {"--grace-period", grace, NULL};
-	int out_fd, err_fd;
-	pid_t pid = rt_agent_spawn(&r, args, NULL, &out_fd, &err_fd);
-	cr_assert(pid > 0);
-	char *seen = read_until(out_fd, "ready\n", 30000);
-	cr_assert(kt_contains(seen, "ready\n"), "the command never said ready: %s", seen);
-	kill(pid, SIGTERM);
 	kt_result res;
-	cr_assert_eq(kt_wait(&res, pid, out_fd, err_fd, 30), 0);
-	cr_assert(!res.timed_out, "the agent did not exit after SIGTERM");
+	char *seen = run_until_ready_then_sigterm(&r, grace, &res);
 	cr_expect_eq(res.status, 1, "%s", res.err);
 	char *status = rt_final_status(&r);
 	cr_assert(status, "no final status; stderr: %s", res.err);
@@ -468,4 +476,64 @@ Test(run_execute, sigterm_to_agent_kills_a_command_that_ignores_it)
 	                "        echo ready\n"
 	                "        while :; do sleep 0.2; done\n",
 	                "1s", NULL);
+}
+
+/* SIGTERM in the middle of execute: a `when: always` collect still runs
+ * within the grace period and saves what the task wrote so far. */
+Test(run_execute, sigterm_still_runs_always_stages_within_the_grace_period)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute, collect, after]\n"
+	                      "stages:\n"
+	                      "  execute:\n    plugin: execute\n    with:\n      command: |\n"
+	                      "        echo partial > .keruta/doc/partial.txt\n"
+	                      "        echo ready\n"
+	                      "        while :; do sleep 0.1; done\n"
+	                      "  collect: {plugin: collect, when: always}\n"
+	                      "  after: {plugin: execute, with: {command: 'touch after.out'}}\n");
+	kt_result res;
+	char *seen = run_until_ready_then_sigterm(&r, "10s", &res);
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	char *art = read_work(&r, ".keruta/artifacts/partial.txt");
+	cr_expect(art && strcmp(art, "partial\n") == 0,
+	          "the partial artifact was not collected after SIGTERM: %s", res.err);
+	cr_expect(kt_contains(res.err, "[collect] passed"), "%s", res.err);
+	char *after = read_work(&r, "after.out");
+	cr_expect(!after, "an on_success stage ran after SIGTERM");
+	char *status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "FAILED\t", 7) == 0, "%s", status ? status : "");
+	free(status);
+	free(after);
+	free(art);
+	free(seen);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* A flood of empty lines costs its records, not its bytes: the events
+ * file stays within the log budget, and the last line (the tail) is kept. */
+Test(run_execute, empty_line_flood_is_bounded_by_the_log_budget)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        head -c 2000000 /dev/zero | tr '\\0' '\\n'\n"
+	                   "        echo the-last-line\n",
+	                   "settings:\n  log_max_total: 1MiB\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 120), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	struct stat st;
+	cr_assert_eq(stat(r.events, &st), 0);
+	cr_expect(st.st_size < 2 * 1024 * 1024,
+	          "2,000,000 empty lines made an events file of %lld bytes, over the 1 MiB budget",
+	          (long long)st.st_size);
+	char *ev = kt_read_file(r.events, NULL);
+	cr_expect(kt_contains(ev, "the-last-line"), "the tail was not kept");
+	cr_expect(kt_contains(ev, "of output cut here"), "the cut is not marked");
+	free(ev);
+	kt_result_free(&res);
+	rt_free(&r);
 }

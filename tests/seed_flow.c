@@ -175,8 +175,8 @@ Test(seeds, init_run_cleanup_with_the_seeds_arguments, .timeout = 300)
 	char *p3 = p2 ? strstr(p2 + 1, "\"COMPLETED\"") : NULL;
 	cr_expect(p1 && p2 && p3, "statuses: %s", state);
 	cr_expect(!kt_contains(state, "\"FAILED\""), "%s", state);
-	/* the artifact, uploaded by run and again by the cleanup Job */
-	cr_expect_eq(kt_count(state, "\"name\": \"result.txt\"") + kt_count(state, "\"name\":\"result.txt\""), 2,
+	/* the artifact, uploaded by run and not again by the cleanup Job */
+	cr_expect_eq(kt_count(state, "\"name\": \"result.txt\"") + kt_count(state, "\"name\":\"result.txt\""), 1,
 	             "%s", state);
 	cr_expect(kt_contains(state, "execute-output-line"), "logs reach the API: %s", state);
 	free(state);

@@ -21,7 +21,8 @@ AM_TESTS_ENVIRONMENT = \
 	MAKE='$(MAKE)'; export MAKE; \
 	CRITERION_NO_EARLY_EXIT=1; export CRITERION_NO_EARLY_EXIT;
 
-EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh
+EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh \
+	tests/mutation/run tests/mutation/map tests/mutation/equivalent tests/README.md
 
 include $(srcdir)/tests/core.mk
 include $(srcdir)/tests/api.mk
@@ -31,4 +32,5 @@ include $(srcdir)/tests/run.mk
 include $(srcdir)/tests/collect.mk
 include $(srcdir)/tests/deploy.mk
 include $(srcdir)/tests/launcher.mk
+include $(srcdir)/tests/edge.mk
 include $(srcdir)/tests/coverage.mk

@@ -37,9 +37,9 @@ def sh(cmd, cwd=None, **kw):
     return subprocess.run(cmd, cwd=cwd, env=ENV, check=True, **kw)
 
 
-def generate(path, files, commits, seed=7):
+def generate(path, files, commits, seed=7, asset_size=20000):
     """A bare repository: `commits` commits on main; each after the first
-    edits 20 text files and rewrites 1 binary asset."""
+    edits 20 text files and rewrites 1 binary asset of asset_size bytes."""
     rng = random.Random(seed)
     sh(["git", "init", "-q", "--bare", "-b", "main", path])
     ndirs = max(1, files // 50)
@@ -63,7 +63,7 @@ def generate(path, files, commits, seed=7):
             blobs.append((n, mark))
         for n in (assets if c == 0 else [rng.choice(assets)]):
             mark += 1
-            data = rng.randbytes(20000)
+            data = rng.randbytes(asset_size)
             out.append(b"blob\nmark :%d\ndata %d\n%s\n" % (mark, len(data), data))
             blobs.append((n, mark))
         msg = b"commit %d\n" % c

@@ -1,16 +1,21 @@
 #!/bin/sh
-# bench/dispatch/run.sh [BUILDDIR] [TASKS] [CONCURRENCY]
+# bench/dispatch/run.sh [BUILDDIR] [TASKS] [CONCURRENCY] [DROP]
 # Follows TASKS tasks (default 1000) through `keruta-agent dispatch --once`
 # against the Kubernetes API test server (tests/kubeapi; a short scripted
 # success history per Job, cleanup Jobs included) and the reference
 # keruta-api (tests/refapi), then prints Kubernetes API requests per task
-# and the launcher's CPU time and peak memory (GNU time).
+# and the launcher's CPU time and peak memory (GNU time).  With DROP=1
+# (default), once half the tasks are COMPLETED every watch is closed and
+# the event history expired: the launcher gets 410 Gone and must re-list
+# under load.  The load average before the run is printed: the numbers
+# are only comparable on a quiet machine (counts are, always).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$src}" && pwd)
 tasks=${2:-1000}
 conc=${3:-50}
+drop=${4:-1}
 tmp=$(mktemp -d)
 trap 'kill $kpid $apid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
 
@@ -38,11 +43,33 @@ req = urllib.request.Request(f"http://127.0.0.1:{port}/_control/seed", json.dump
                              {"Content-Type": "application/json"})
 urllib.request.urlopen(req).read()
 PY
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$drop" = 1 ]; then
+	python3 - "$kport" "$aport" "$tasks" >"$tmp/drop.log" 2>&1 <<'PY' &
+import json, sys, time, urllib.request
+kport, aport, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+while True:
+    time.sleep(2)
+    try:
+        st = json.load(urllib.request.urlopen(f"http://127.0.0.1:{aport}/_control/state"))
+    except OSError:
+        sys.exit(0)
+    done = sum(1 for v in st["statuses"].values() if v and v[-1]["status"] == "COMPLETED")
+    if done >= n // 2:
+        req = urllib.request.Request(f"http://127.0.0.1:{kport}/_control/drop", b'{"expire": true}',
+                                     {"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        print(f"watches dropped, history expired at {done} COMPLETED")
+        sys.exit(0)
+PY
+	dpid=$!
+fi
 start=$(date +%s.%N)
 KERUTA_LAUNCHER_MODULE="$build/.libs/launcher.so" /usr/bin/time -f "%U %S %M %e" -o "$tmp/time" \
 	"$build/keruta-agent" dispatch --once --kubeconfig "$tmp/kubeconfig" \
 	--api-url "http://127.0.0.1:$aport" --concurrency "$conc" --pending-interval 1s \
 	--log-level "${LOG_LEVEL:-warn}" --log-format text
+[ "$drop" = 1 ] && { kill $dpid 2>/dev/null || true; wait $dpid 2>/dev/null || true; cat "$tmp/drop.log"; }
 python3 - "$kport" "$aport" "$tasks" "$tmp/time" <<'PY'
 import collections, json, sys, urllib.request
 kport, aport, n, tfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -53,9 +80,10 @@ kinds = collections.Counter()
 for r in reqs:
     what = r["path"].rsplit("/", 1)[-1] if r["method"] in ("PATCH", "DELETE") or r["path"].count("/") > 5 else r["path"].rsplit("/", 1)[-1]
     res = [p for p in ("persistentvolumeclaims", "jobs", "pods") if f"/{p}" in r["path"]][0]
-    kind = "watch" if "watch=1" in r["query"] else r["method"]
+    kind = "watch" if "watch=1" in r["query"] else ("list" if r["method"] == "GET" and
+                                                    r["path"].endswith(("/jobs", "/pods")) else r["method"])
     kinds[f"{kind} {res}"] += 1
-user, sys_, rss, wall = open(tfile).read().split()
+user, sys_, rss, wall = open(tfile).read().split()[-4:]
 print(f"tasks: {n}, COMPLETED: {done}")
 print(f"Kubernetes API requests: {len(reqs)} ({len(reqs) / n:.2f} per task)")
 for k, v in sorted(kinds.items()):

@@ -36,6 +36,9 @@ JOB HISTORIES.  Creating a Job starts a scripted history for it, one step every 
     drop         like success; while Running, every watch is closed and the event history expired
                  (a client resuming from its old resourceVersion gets 410 and must re-list)
     silent       the pod stays Pending
+    deleted      while Running, the Job is deleted (by someone else: kubectl delete job)
+    oom_restarted the main container was OOMKilled and restarted: it runs again, only its
+                 lastState tells; then the Job fails (BackoffLimitExceeded)
   Cleanup Jobs (label keruta.io/role=cleanup) play "cleanup": success (the agent reports
   COMPLETED), cleanup_failure (exits 1 before reporting), late_failure (reports COMPLETED, then
   exits 1).
@@ -433,6 +436,19 @@ class Player:
             self.sleep(2)
         if h == "failure":
             self.main_done(1, "Error", self.agent("FAILED", 1, "execute", "script exited with status 3", 3))
+            self.sleep()
+            return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+        if h == "deleted":
+            self.st.delete("jobs", self.ns, self.job)
+            return
+        if h == "oom_restarted":
+            def f(p):
+                p["status"]["containerStatuses"] = [dict(
+                    self.cstat(n, {"running": {"startedAt": now_iso()}}, restarts=1, ready=True),
+                    lastState={"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                                              "startedAt": now_iso(), "finishedAt": now_iso()}})
+                    for n in self.containers("containers")]
+            self.pod_set(f)
             self.sleep()
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
         if h == "oom":

@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define KR_ABI_MAJOR 1
-#define KR_ABI_MINOR 0
+#define KR_ABI_MINOR 1
 
 /* Name of the one symbol a plugin exports. */
 #define KR_PLUGIN_SYMBOL "keruta_plugin"
@@ -249,7 +249,10 @@ typedef struct kr_services {
 	int (*fetch_document)(kr_task *task, const char *document_id,
 	                      const char *dest_path, uint64_t max_bytes,
 	                      char **name_out);
-	/* Upload (API) or copy (local) the file at path as artifact `name`. */
+	/* Upload (API) or copy (local) the file at path as artifact `name`.
+	 * Since 1.1, KR_SKIPPED when the task's upload record shows the same
+	 * name, size and sha256 already confirmed (each artifact goes once,
+	 * however often collect runs). */
 	int (*upload_artifact)(kr_task *task, const char *path, const char *name);
 	/* Report the task's status, with a message for FAILED. */
 	int (*report_status)(kr_task *task, const char *status, const char *message);
@@ -258,7 +261,33 @@ typedef struct kr_services {
 
 	/* Free memory a service documented as the caller's. */
 	void (*free)(void *ptr);
+
+	/*
+	 * Since 1.1.  The task's own area on the work volume,
+	 * WORK_DIR/.keruta/tasks/<task id>/, and the one way a stage reaches
+	 * anything under .keruta.  `rel` ("" or NULL for the area itself) is
+	 * walked one component at a time, never through a symlink; with
+	 * KR_AREA_CREATE missing directories are made and whatever stands in
+	 * their place (a symlink or file a repository committed) is removed.
+	 * KR_AREA_SHOW also points .keruta/doc and .keruta/documents, the
+	 * names task scripts use, at this task's own doc/ and documents/: pass
+	 * it before starting task code.  KR_AREA_WORK_DIR takes rel below the
+	 * work dir itself (read only: no CREATE, no SHOW).
+	 *
+	 * area_open returns a directory descriptor the caller closes, or -1
+	 * with errno set (ENOENT: not there); when creating, a failure has
+	 * already been given to fail().  area_path returns the checked path
+	 * (free it with svc->free), for what needs a name: a script to run, a
+	 * file a backend writes.  Files the stage then makes there are opened
+	 * with O_NOFOLLOW (or O_EXCL after unlinking).
+	 */
+	int (*area_open)(kr_task *task, const char *rel, uint32_t flags);
+	char *(*area_path)(kr_task *task, const char *rel, uint32_t flags);
 } kr_services;
+
+#define KR_AREA_CREATE   0x1u
+#define KR_AREA_SHOW     0x2u
+#define KR_AREA_WORK_DIR 0x4u
 
 #define KR_SERVICES_HAS(svc, member)                                           \
 	((svc)->size >= offsetof(kr_services, member) + sizeof((svc)->member))

@@ -1,0 +1,288 @@
+/*
+ * The work area (.keruta) through the real binary: links planted in it are
+ * removed, never written through; each artifact reaches keruta-api once
+ * however often collect runs (the upload record); a child task on its
+ * parent's work dir uploads and reads only its own files.
+ */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "init_harness.c"
+
+#define PIPELINE_AREA                                                                      \
+	"version: 1\nphases:\n  run: [execute, collect]\n  cleanup: [collect, cleanup]\n"      \
+	"  init: [document]\n"                                                                  \
+	"stages:\n  execute: {plugin: execute, with: {command: '%s'}}\n"                        \
+	"  collect: {plugin: collect}\n  cleanup: {plugin: cleanup, when: always}\n"            \
+	"  document: {plugin: document}\n"
+
+static void area_pipeline(kx *x, const char *command)
+{
+	char *text = NULL;
+	cr_assert(asprintf(&text, PIPELINE_AREA, command) > 0);
+	kt_write_file(x->pipeline, text);
+	free(text);
+}
+
+/* Entries of dir not starting with '.'; -1 when it cannot be read. */
+static int visible_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return -1;
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Local mode with the default events file and artifacts dir, both in
+ * the work dir's .keruta. */
+static void agent_defaults(kx *x, const char *cmd)
+{
+	const char *argv[] = {kt_agent(),   cmd,       "--pipeline",        x->pipeline,
+	                      "--task-file", x->task,  "--work-dir",        x->work,
+	                      "--termination-log", x->term, "--log-format", "text", NULL};
+	const char *envv[] = {"KERUTA_TASK_ID", "KERUTA_WORK_DIR", "KERUTA_BACKEND",
+	                      "KERUTA_API_URL", NULL};
+	kt_result_free(&x->r);
+	cr_assert_eq(kt_run(&x->r, argv, envv, x->dir, NULL, 60), 0);
+	cr_assert(!x->r.timed_out, "the agent hung: %s", x->r.err);
+	free(x->log);
+	cr_assert(asprintf(&x->log, "%s%s", x->r.out, x->r.err) >= 0);
+}
+
+Test(area, links_planted_in_the_area_are_removed_not_followed)
+{
+	kx x;
+	kx_setup(&x);
+	char *outside = kt_path(x.dir, "outside");
+	cr_assert_eq(mkdir(outside, 0755), 0);
+	char *victim = kt_path(x.dir, "victim");
+	kt_write_file(victim, "precious\n");
+	kx_write(x.work, ".keruta/tasks/t-1/placeholder", "");
+	const char *links[][2] = {{".keruta/tasks/t-1/env", outside},
+	                          {".keruta/doc", outside},
+	                          {".keruta/documents", "/etc"},
+	                          {".keruta/artifacts", outside},
+	                          {".keruta/events.jsonl", victim},
+	                          {".keruta/tasks/t-1/uploads", victim}};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		char *l = kt_path(x.work, links[i][0]);
+		cr_assert_eq(symlink(links[i][1], l), 0, "%s", links[i][0]);
+		free(l);
+	}
+	/* a description over env_max goes to a file under env/ */
+	char *task = NULL;
+	char big[40000];
+	memset(big, 'd', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	cr_assert(asprintf(&task, "id: t-1\ndescription: %s\n", big) > 0);
+	kt_write_file(x.task, task);
+	area_pipeline(&x, "echo out > .keruta/doc/out.txt");
+	agent_defaults(&x, "run");
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert_eq(visible_entries(outside), 0, "written through a planted link:\n%s", x.log);
+	char *v = kt_read_file(victim, NULL);
+	cr_assert_str_eq(v ? v : "", "precious\n", "written through a planted link");
+	cr_assert(kt_contains(x.log, "removed 'env'"), "%s", x.log);
+	/* what the agent wrote is where it belongs */
+	char *art = kx_read(x.work, ".keruta/artifacts/out.txt", NULL);
+	cr_assert_str_eq(art ? art : "", "out\n", "%s", x.log);
+	char *env = kx_read(x.work, ".keruta/tasks/t-1/env/KERUTA_TASK_DESCRIPTION", NULL);
+	cr_assert(env && strlen(env) == sizeof(big) - 1, "the env file is missing");
+	char *events = kx_read(x.work, ".keruta/events.jsonl", NULL);
+	cr_assert(kt_contains(events, "\"COMPLETED\""), "%s", events ? events : "(none)");
+	free(events);
+	free(env);
+	free(art);
+	free(v);
+	free(task);
+	free(victim);
+	free(outside);
+	kx_free(&x);
+}
+
+Test(area, a_keruta_symlink_is_refused)
+{
+	kx x;
+	kx_setup(&x);
+	char *outside = kt_path(x.dir, "outside");
+	cr_assert_eq(mkdir(outside, 0755), 0);
+	mkdir(x.work, 0755);
+	char *l = kt_path(x.work, ".keruta");
+	cr_assert_eq(symlink(outside, l), 0);
+	area_pipeline(&x, "true");
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "is not a directory"), "%s", x.termtext);
+	cr_assert_eq(visible_entries(outside), 0);
+	free(l);
+	free(outside);
+	kx_free(&x);
+}
+
+/* The log spool in API mode: a link planted where the task's spool goes
+ * is not appended to when keruta-api refuses the log lines. */
+Test(area, planted_log_spool_link_is_not_written_through)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	area_pipeline(&x, "echo a-line-for-the-spool");
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\"}]}");
+	kx_api_control(&api, "/_control/fault",
+	               "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	               "\"times\":-1}");
+	char *victim = kt_path(x.dir, "victim");
+	kt_write_file(victim, "precious\n");
+	kx_write(x.work, ".keruta/tasks/t1/placeholder", "");
+	char *l = kt_path(x.work, ".keruta/tasks/t1/log-spool");
+	cr_assert_eq(symlink(victim, l), 0);
+	const char *args[] = {"--task-id", "t1", "--flush-timeout", "1s", NULL};
+	kx_agent_api(&x, &api, "run", args, NULL);
+	char *v = kt_read_file(victim, NULL);
+	cr_assert_str_eq(v ? v : "", "precious\n", "the spool was written through a link:\n%s",
+	                 x.log);
+	free(v);
+	free(l);
+	free(victim);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
+/* How many uploads of `name` keruta-api recorded for the task. */
+static int uploads_of(kt_api *api, const char *task, const char *name)
+{
+	char *state = kx_api_state(api);
+	char *key = NULL;
+	cr_assert(asprintf(&key, "\"%s\": [", task) > 0);
+	char *uploads = strstr(state, "\"uploads\"");
+	char *p = uploads ? strstr(uploads, key) : NULL;
+	int n = 0;
+	if (p) {
+		char *end = strchr(p, ']');
+		char *want = NULL;
+		cr_assert(asprintf(&want, "\"name\": \"%s\"", name) > 0);
+		for (char *q = strstr(p, want); q && (!end || q < end); q = strstr(q + 1, want))
+			n++;
+		free(want);
+	}
+	free(key);
+	free(state);
+	return n;
+}
+
+Test(area, run_then_cleanup_uploads_each_artifact_once)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	area_pipeline(&x, "echo a > .keruta/doc/a.txt; mkdir -p .keruta/doc/sub; "
+	                  "echo b > .keruta/doc/sub/b.txt");
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\"}]}");
+	const char *args[] = {"--task-id", "t1", NULL};
+	kx_agent_api(&x, &api, "run", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	kx_agent_api(&x, &api, "cleanup", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "2 already uploaded"), "%s", x.log);
+	/* and a retried cleanup Job */
+	kx_agent_api(&x, &api, "cleanup", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert_eq(uploads_of(&api, "t1", "a.txt"), 1);
+	cr_assert_eq(uploads_of(&api, "t1", "sub/b.txt"), 1);
+	/* the record names the document keruta-api created */
+	char *rec = kx_read(x.work, ".keruta/tasks/t1/uploads", NULL);
+	cr_assert(rec && kt_contains(rec, " a.txt\n") && !kt_contains(rec, " - a.txt"), "%s",
+	          rec ? rec : "(none)");
+	free(rec);
+	/* changed content is a new artifact version: sent again, once */
+	kx_write(x.work, ".keruta/tasks/t1/doc/a.txt", "changed\n");
+	kx_agent_api(&x, &api, "cleanup", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert_eq(uploads_of(&api, "t1", "a.txt"), 2);
+	cr_assert_eq(uploads_of(&api, "t1", "sub/b.txt"), 1);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
+Test(area, cleanup_retried_after_a_failed_upload_sends_only_what_is_missing)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	area_pipeline(&x, "true");
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\"}]}");
+	kx_write(x.work, ".keruta/tasks/t1/doc/a.txt", "a");
+	kx_write(x.work, ".keruta/tasks/t1/doc/b.txt", "b");
+	kx_write(x.work, ".keruta/tasks/t1/doc/c.txt", "c");
+	/* a.txt goes through; then the connection drops on every attempt (b.txt, c.txt) */
+	kx_api_control(&api, "/_control/fault",
+	               "{\"match\":{\"method\":\"POST\",\"path_regex\":\"/documents$\"},"
+	               "\"action\":\"drop\",\"times\":6,\"skip\":1}");
+	const char *args[] = {"--task-id", "t1", NULL};
+	kx_agent_api(&x, &api, "cleanup", args, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "b.txt"), "%s", x.termtext);
+	cr_assert_eq(uploads_of(&api, "t1", "b.txt"), 0);
+	kx_agent_api(&x, &api, "cleanup", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert_eq(uploads_of(&api, "t1", "a.txt"), 1);
+	cr_assert_eq(uploads_of(&api, "t1", "b.txt"), 1);
+	cr_assert_eq(uploads_of(&api, "t1", "c.txt"), 1);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
+/* The seeds' child task on its parent's volume: same work dir. */
+Test(area, child_task_uploads_and_reads_only_its_own_files)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	area_pipeline(&x, "env > .keruta/doc/env-$KERUTA_TASK_ID.txt; "
+	                  "ls .keruta/documents > .keruta/doc/docs-$KERUTA_TASK_ID.txt");
+	kx_api_control(&api, "/_control/seed",
+	               "{\"tasks\":[{\"id\":\"p1\",\"documentIds\":[\"d1\"]},"
+	               "{\"id\":\"c1\",\"parentTaskId\":\"p1\",\"documentIds\":[\"d2\"]}],"
+	               "\"documents\":{\"d1\":{\"name\":\"parent.md\",\"content\":\"p\"},"
+	               "\"d2\":{\"name\":\"child.md\",\"content\":\"c\"}}}");
+	const char *parent[] = {"--task-id", "p1", NULL};
+	const char *child[] = {"--task-id", "c1", NULL};
+	kx_agent_api(&x, &api, "init", parent, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	kx_agent_api(&x, &api, "run", parent, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	kx_agent_api(&x, &api, "init", child, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	kx_agent_api(&x, &api, "run", child, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	kx_agent_api(&x, &api, "cleanup", child, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	/* the parent's cleanup Job, late */
+	kx_agent_api(&x, &api, "cleanup", parent, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+
+	cr_assert_eq(uploads_of(&api, "c1", "env-c1.txt"), 1);
+	cr_assert_eq(uploads_of(&api, "c1", "env-p1.txt"), 0, "the parent's file went as the child's");
+	cr_assert_eq(uploads_of(&api, "c1", "docs-p1.txt"), 0);
+	cr_assert_eq(uploads_of(&api, "p1", "env-p1.txt"), 1);
+	cr_assert_eq(uploads_of(&api, "p1", "env-c1.txt"), 0, "the child's file went as the parent's");
+	/* each task's scripts saw only its own documents */
+	char *docs = kx_read(x.work, ".keruta/tasks/c1/doc/docs-c1.txt", NULL);
+	cr_assert_str_eq(docs ? docs : "", "child.md\n");
+	free(docs);
+	docs = kx_read(x.work, ".keruta/tasks/p1/doc/docs-p1.txt", NULL);
+	cr_assert_str_eq(docs ? docs : "", "parent.md\n");
+	free(docs);
+	/* the parent's artifacts stay readable under its id */
+	cr_assert(kx_exists(x.work, ".keruta/tasks/p1/doc/env-p1.txt"));
+	kt_api_stop(&api);
+	kx_free(&x);
+}

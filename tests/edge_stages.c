@@ -1,0 +1,204 @@
+/*
+ * edge_stages.c - what a user reads after a run where things went wrong,
+ * through the real agent in local mode: which failure is reported when
+ * several stages fail, texts we build (the reason, the status message)
+ * that hold quotes, backslashes and control characters parsed back as
+ * JSON, and the cleanup stage's `remove:` list checked at its first and
+ * last entries and kept inside .keruta/.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "run_common.h"
+
+/* The termination log parsed (the caller puts it). */
+static json_object *termination(rt *r)
+{
+	char *text = kt_read_file(r->term, NULL);
+	cr_assert(text, "no termination log");
+	json_object *o = json_tokener_parse(text);
+	cr_assert(o, "the termination log is not JSON: %s", text);
+	free(text);
+	return o;
+}
+
+static const char *str_field(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* Every line of the events file is one JSON object; the message of the
+ * last status event (caller frees), or NULL. */
+static char *final_status_message(rt *r, char *status, size_t status_size)
+{
+	char *text = kt_read_file(r->events, NULL);
+	cr_assert(text, "no events file");
+	char *msg = NULL, *save = NULL;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		json_object *o = json_tokener_parse(line);
+		cr_assert(o, "an event is not JSON: %s", line);
+		const char *type = str_field(o, "type");
+		if (type && strcmp(type, "status") == 0) {
+			free(msg);
+			const char *m = str_field(o, "message");
+			msg = m ? strdup(m) : NULL;
+			snprintf(status, status_size, "%s", str_field(o, "status"));
+		}
+		json_object_put(o);
+	}
+	free(text);
+	return msg;
+}
+
+Test(edge_stages, the_first_failure_is_reported_when_later_stages_fail_too)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [first, second, third]\nstages:\n"
+	                      "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
+	                      "  second:\n    plugin: execute\n    when: always\n"
+	                      "    with: {command: 'exit 5'}\n"
+	                      "  third:\n    plugin: execute\n    when: on_failure\n"
+	                      "    with: {command: 'exit 0'}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1, "a failed task exits 1: %s", res.err);
+	json_object *t = termination(&r);
+	cr_expect_str_eq(str_field(t, "status"), "FAILED");
+	cr_expect_str_eq(str_field(t, "stage"), "first");
+	const char *reason = str_field(t, "reason");
+	cr_assert(reason);
+	cr_expect(kt_contains(reason, "exit code 3"), "reason: %s", reason);
+	json_object *code;
+	cr_assert(json_object_object_get_ex(t, "exitCode", &code), "no exitCode");
+	cr_expect_eq(json_object_get_int(code), 3, "exitCode is the failed stage's, not a later one's");
+	json_object_put(t);
+	char status[32] = "";
+	char *msg = final_status_message(&r, status, sizeof(status));
+	cr_expect_str_eq(status, "FAILED");
+	cr_assert(msg, "no final status message");
+	cr_expect(kt_contains(msg, "stage first failed") && kt_contains(msg, "exit code 3"), "%s",
+	          msg);
+	cr_expect(!kt_contains(msg, "second") && !kt_contains(msg, "exit code 5"), "%s", msg);
+	cr_expect(kt_contains(res.err, "task failed in stage first"), "%s", res.err);
+	free(msg);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* The repository URL is the task's text: a failed clone quotes it in the
+ * reason, which goes into the termination log and the status message. */
+Test(edge_stages, reasons_holding_quotes_backslashes_and_tabs_stay_valid_json)
+{
+	rt r;
+	rt_init(&r, "id: t-1\nrepository:\n  url: \"http://127.0.0.1:1/a\\\"b\\\\c\\td.git\"\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone]\nstages:\n"
+	                      "  clone: {plugin: clone}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	const char *url = "http://127.0.0.1:1/a\"b\\c\td.git";
+	json_object *t = termination(&r);
+	const char *reason = str_field(t, "reason");
+	cr_assert(reason);
+	cr_expect(kt_contains(reason, url), "the URL is not in the reason as written: %s", reason);
+	json_object_put(t);
+	char status[32] = "";
+	char *msg = final_status_message(&r, status, sizeof(status));
+	cr_assert(msg);
+	cr_expect(kt_contains(msg, url), "%s", msg);
+	free(msg);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+static int exists(rt *r, const char *rel)
+{
+	char *p = kt_path(r->work, rel);
+	struct stat st;
+	int e = lstat(p, &st) == 0;
+	free(p);
+	return e;
+}
+
+static void touch(rt *r, const char *rel)
+{
+	char *p = kt_path(r->work, rel);
+	kt_write_file(p, "x");
+	free(p);
+}
+
+static void cleanup_pipeline(rt *r, const char *remove)
+{
+	char *y;
+	cr_assert(asprintf(&y, "version: 1\nphases:\n  execute: [cleanup]\nstages:\n"
+	                       "  cleanup:\n    plugin: cleanup\n    with:\n      remove: %s\n",
+	                   remove) > 0);
+	rt_write_pipeline(r, y);
+	free(y);
+}
+
+Test(edge_stages, cleanup_removes_the_first_and_the_last_entry)
+{
+	rt r;
+	rt_init(&r, NULL);
+	char *k = kt_path(r.work, ".keruta");
+	mkdir(k, 0755);
+	free(k);
+	touch(&r, ".keruta/first.tmp");
+	touch(&r, ".keruta/middle.tmp");
+	touch(&r, ".keruta/last.tmp");
+	touch(&r, ".keruta/kept.txt");
+	cleanup_pipeline(&r, "[first.tmp, middle.tmp, last.tmp]");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(!exists(&r, ".keruta/first.tmp"), "the first entry was not removed");
+	cr_expect(!exists(&r, ".keruta/middle.tmp"));
+	cr_expect(!exists(&r, ".keruta/last.tmp"), "the last entry was not removed");
+	cr_expect(exists(&r, ".keruta/kept.txt"), "a file not listed was removed");
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* Each entry that could leave .keruta/ is refused before anything is
+ * removed, whether it is the first or the last of the list; the file it
+ * names is still there. */
+static void refused(const char *list, const char *bad)
+{
+	rt r;
+	rt_init(&r, NULL);
+	char *k = kt_path(r.work, ".keruta");
+	mkdir(k, 0755);
+	free(k);
+	touch(&r, ".keruta/a.tmp");
+	touch(&r, "outside.txt");
+	cleanup_pipeline(&r, list);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 2, "%s: a pipeline error exits 2: %s", list, res.err);
+	cr_expect(kt_contains(res.err, bad), "%s: the message does not name '%s': %s", list, bad,
+	          res.err);
+	cr_expect(exists(&r, "outside.txt"), "%s: a file outside .keruta/ was removed", list);
+	cr_expect(exists(&r, ".keruta/a.tmp"), "%s: removed before the list was checked", list);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+Test(edge_stages, cleanup_refuses_entries_leaving_keruta_first_or_last)
+{
+	refused("['../outside.txt', a.tmp]", "../outside.txt");
+	refused("[a.tmp, '../outside.txt']", "../outside.txt");
+	refused("[a.tmp, '/etc/x']", "/etc/x");
+	refused("[a.tmp, 'sub/../../outside.txt']", "sub/../../outside.txt");
+	refused("[a.tmp, 'sub/..']", "sub/..");
+	refused("[a.tmp, '']", "must be a path");
+}
