@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "log.h"
 #include "runner.h"
 #include "secret.h"
@@ -102,6 +103,16 @@ static void fill_task_from_settings(kr_agent *a)
 
 /* The outcome, for `kubectl describe` and the launcher, even when the API
  * was unreachable at the end.  Kubernetes keeps at most 4096 bytes. */
+/*
+ * The termination message (doc/lifecycle.md): one JSON object
+ *   {"taskId": ID|null, "reported": "COMPLETED"|"FAILED"|null,
+ *    "status": OUTCOME, "agentExitCode": N, "exitCode": N,
+ *    "stage": S, "reason": R, "note": N}
+ * "reported" is the terminal status keruta-api holds from the agent for
+ * this task (sent by this process or found sent before), null when none
+ * was: then the launcher reports what it saw.  "status" is this
+ * process's own outcome; "note" a late failure that changed nothing.
+ */
 static void write_termination_log(kr_agent *a, const char *status, int code)
 {
 	const char *path = kr_settings_get(a->settings, KR_S_TERMINATION_LOG);
@@ -117,7 +128,24 @@ static void write_termination_log(kr_agent *a, const char *status, int code)
 	const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);
 	const char *reason = kr_task_get(a->task, KR_TASK_REASON);
 	const char *exit_code = kr_task_get(a->task, KR_TASK_EXIT_CODE);
-	kr_buf_adds(&b, "{\"status\":\"");
+	const char *id = kr_task_get(a->task, KR_TASK_ID);
+	kr_buf_adds(&b, "{\"taskId\":");
+	if (id) {
+		kr_buf_addc(&b, '"');
+		kr_buf_add_json_str(&b, id, strlen(id));
+		kr_buf_addc(&b, '"');
+	} else {
+		kr_buf_adds(&b, "null");
+	}
+	kr_buf_adds(&b, ",\"reported\":");
+	if (a->reported[0]) {
+		kr_buf_addc(&b, '"');
+		kr_buf_add_json_str(&b, a->reported, strlen(a->reported));
+		kr_buf_addc(&b, '"');
+	} else {
+		kr_buf_adds(&b, "null");
+	}
+	kr_buf_adds(&b, ",\"status\":\"");
 	kr_buf_add_json_str(&b, status, strlen(status));
 	kr_buf_addf(&b, "\",\"agentExitCode\":%d", code);
 	if (exit_code)
@@ -133,6 +161,11 @@ static void write_termination_log(kr_agent *a, const char *status, int code)
 			len = 3000;
 		kr_buf_adds(&b, ",\"reason\":\"");
 		kr_buf_add_json_str(&b, reason, len);
+		kr_buf_addc(&b, '"');
+	}
+	if (a->late_note[0]) {
+		kr_buf_adds(&b, ",\"note\":\"");
+		kr_buf_add_json_str(&b, a->late_note, strnlen(a->late_note, 500));
 		kr_buf_addc(&b, '"');
 	}
 	kr_buf_adds(&b, "}\n");
@@ -168,6 +201,266 @@ static void emergency(void *ctx, int why)
 	if (!kr_task_get(a->task, KR_TASK_REASON))
 		kr_task_set(a->task, KR_TASK_REASON, "a stage did not stop within the grace period");
 	write_termination_log(a, status_name(a, "failed", "FAILED"), KR_EXIT_TASK_FAILED);
+}
+
+/* ---------------------------------------------- the one final status */
+
+/*
+ * Whether this process sends COMPLETED/FAILED (doc/lifecycle.md): 1 yes,
+ * 0 no, 2 FAILED only.  --final-status auto: execute, run and cleanup
+ * yes, init FAILED only; `render` sets --final-status no on the main
+ * container when a cleanup Job follows.
+ */
+static int sends_final(const kr_agent *a)
+{
+	const char *v = kr_settings_get(a->settings, KR_S_FINAL_STATUS);
+	if (v && strcmp(v, "yes") == 0)
+		return 1;
+	if (v && strcmp(v, "no") == 0)
+		return 0;
+	/* init: a failed init container ends the pod before the main one
+	 * starts, so init reports its own failure, never success */
+	return strcmp(a->command, "init") == 0 ? 2 : 1;
+}
+
+static int validate_final_status(const kr_agent *a, kr_error *err)
+{
+	const char *v = kr_settings_get(a->settings, KR_S_FINAL_STATUS);
+	if (!v || strcmp(v, "yes") == 0 || strcmp(v, "no") == 0 || strcmp(v, "auto") == 0)
+		return 0;
+	kr_error_set(err, KR_EXIT_USAGE, "--final-status '%s': give yes, no or auto (%s)", v,
+	             kr_settings_source(a->settings, KR_S_FINAL_STATUS));
+	return -1;
+}
+
+/* <work>/.keruta/outcome/<task id>.json: what the task's processes on
+ * this volume did and whether its final status was sent. */
+static char *record_path(const kr_agent *a)
+{
+	const char *id = kr_task_get(a->task, KR_TASK_ID);
+	const char *work = kr_task_get(a->task, KR_TASK_WORK_DIR);
+	if (!id || !work)
+		return NULL;
+	kr_buf name = {0};
+	for (const char *p = id; *p && name.len < 128; p++)
+		kr_buf_addc(&name, ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')
+		                           ? *p
+		                           : '_');
+	char *path = kr_asprintf("%s/.keruta/outcome/%s.json", work, name.data ? name.data : "_");
+	kr_buf_free(&name);
+	return path;
+}
+
+static int is_terminal(const kr_agent *a, const char *status)
+{
+	return status && (strcmp(status, status_name(a, "completed", "COMPLETED")) == 0 ||
+	                  strcmp(status, status_name(a, "failed", "FAILED")) == 0);
+}
+
+/* What an earlier process of the task left: its outcome (the main
+ * container's, for the cleanup Job) and a final status already sent;
+ * keruta-api's own record of the task counts too. */
+static void read_record(kr_agent *a)
+{
+	/* execute and init start an attempt; local mode has no one to tell */
+	if (!a->backend || strcmp(a->backend->ops->name, "api") != 0)
+		return;
+	int later = strcmp(a->command, "run") == 0 || strcmp(a->command, "cleanup") == 0;
+	char *path = later ? record_path(a) : NULL;
+	kr_node *n = NULL;
+	kr_error err = {0};
+	if (path && access(path, F_OK) == 0 && kr_node_load_file(path, &n, &err) == 0 &&
+	    n->type == KR_NODE_MAP) {
+		const kr_node *r = kr_node_get(n, "reported");
+		if (r && r->type == KR_NODE_SCALAR && !kr_node_is_null(r) && is_terminal(a, r->value))
+			snprintf(a->reported, sizeof(a->reported), "%s", r->value);
+		const kr_node *st = kr_node_get(n, "status"), *stage = kr_node_get(n, "stage"),
+		              *reason = kr_node_get(n, "reason"), *ec = kr_node_get(n, "errorCode");
+		const kr_node *cmd = kr_node_get(n, "command");
+		/* only the main container's outcome is the task's; init's is not */
+		int main_run = cmd && cmd->type == KR_NODE_SCALAR && strcmp(cmd->value, "run") == 0;
+		if (main_run && st && st->type == KR_NODE_SCALAR) {
+			snprintf(a->prior_status, sizeof(a->prior_status), "%s", st->value);
+			a->prior = 1;
+		}
+		if (stage && stage->type == KR_NODE_SCALAR && !kr_node_is_null(stage))
+			snprintf(a->prior_stage, sizeof(a->prior_stage), "%s", stage->value);
+		if (reason && reason->type == KR_NODE_SCALAR && !kr_node_is_null(reason))
+			snprintf(a->prior_reason, sizeof(a->prior_reason), "%s", reason->value);
+		if (ec && ec->type == KR_NODE_SCALAR && !kr_node_is_null(ec))
+			snprintf(a->prior_code, sizeof(a->prior_code), "%s", ec->value);
+	} else if (path && access(path, F_OK) == 0) {
+		kr_log(KR_LOG_WARN, NULL, "cannot read the task's record %s: %s; going by keruta-api "
+		                          "alone",
+		       path, err.msg[0] ? err.msg : "not a JSON object");
+	}
+	kr_node_free(n);
+	free(path);
+	const char *st = kr_task_get(a->task, KR_TASK_STATUS);
+	if (!a->reported[0] && is_terminal(a, st))
+		snprintf(a->reported, sizeof(a->reported), "%s", st);
+}
+
+static void add_json_field(kr_buf *b, const char *name, const char *value)
+{
+	kr_buf_addf(b, ",\"%s\":", name);
+	if (!value) {
+		kr_buf_adds(b, "null");
+		return;
+	}
+	kr_buf_addc(b, '"');
+	kr_buf_add_json_str(b, value, strlen(value));
+	kr_buf_addc(b, '"');
+}
+
+/* Written whole to a temporary name and renamed: a reader never sees half. */
+static void write_record(kr_agent *a, const char *command, const char *status,
+                         const char *stage, const char *reason, const char *error_code)
+{
+	char *path = record_path(a);
+	if (!path)
+		return;
+	const char *work = kr_task_get(a->task, KR_TASK_WORK_DIR);
+	/* only for keruta-api's sake, and never bringing back a work dir a
+	 * cleanup stage removed */
+	struct stat st;
+	char *area = kr_asprintf("%s/.keruta", work);
+	int keep = lstat(area, &st) == 0 && S_ISDIR(st.st_mode) && a->backend &&
+	           strcmp(a->backend->ops->name, "api") == 0;
+	free(area);
+	if (!keep) {
+		free(path);
+		return;
+	}
+	int dfd = kr_area_dir(work, "outcome");
+	if (dfd < 0) {
+		kr_log(KR_LOG_WARN, NULL, "cannot write the task's record under %s/.keruta: %s", work,
+		       strerror(errno));
+		free(path);
+		return;
+	}
+	const char *name = strrchr(path, '/') + 1;
+	kr_buf b = {0};
+	kr_buf_adds(&b, "{\"taskId\":\"");
+	kr_buf_add_json_str(&b, kr_task_get(a->task, KR_TASK_ID), strlen(kr_task_get(a->task, KR_TASK_ID)));
+	kr_buf_addc(&b, '"');
+	add_json_field(&b, "command", command);
+	add_json_field(&b, "status", status);
+	add_json_field(&b, "stage", stage);
+	add_json_field(&b, "reason", reason);
+	add_json_field(&b, "errorCode", error_code);
+	add_json_field(&b, "reported", a->reported[0] ? a->reported : NULL);
+	kr_buf_adds(&b, "}\n");
+	char *tmp = kr_asprintf("%s.tmp.%d", name, (int)getpid());
+	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	int ok = fd >= 0 && write(fd, b.data, b.len) == (ssize_t)b.len && fsync(fd) == 0;
+	if (fd >= 0 && close(fd) != 0)
+		ok = 0;
+	if (!ok || renameat(dfd, tmp, dfd, name) != 0) {
+		kr_log(KR_LOG_WARN, NULL, "cannot write the task's record %s: %s", path,
+		       strerror(errno));
+		unlinkat(dfd, tmp, 0);
+	}
+	close(dfd);
+	free(tmp);
+	free(path);
+	kr_buf_free(&b);
+}
+
+/*
+ * The end of a task command: every log line delivered, then at most one
+ * final status, by the process the layout names, never a second one.
+ */
+static void finish(kr_agent *a, int *code)
+{
+	const char *id = kr_task_get(a->task, KR_TASK_ID);
+	const char *completed = status_name(a, "completed", "COMPLETED");
+	const char *failed = status_name(a, "failed", "FAILED");
+	const char *outcome = *code == KR_EXIT_OK ? completed : failed;
+	const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);
+	const char *reason = kr_task_get(a->task, KR_TASK_REASON);
+	char *stage_c = stage ? kr_strdup(stage) : NULL, *reason_c = reason ? kr_strdup(reason) : NULL;
+	if (*code != KR_EXIT_OK)
+		set_error_code(a->task, stage_c);
+	const char *send = NULL;
+	if (!id) {
+		/* init with only --repository-id: no task to report on */
+	} else if (a->reported[0]) {
+		if (*code != KR_EXIT_OK) {
+			snprintf(a->late_note, sizeof(a->late_note),
+			         "after %s was reported: stage %s failed: %s", a->reported,
+			         stage_c ? stage_c : "?", reason_c ? reason_c : "no reason given");
+			kr_log(KR_LOG_ERROR, NULL, "the task's final status stays %s; %s", a->reported,
+			       a->late_note);
+		}
+	} else if (sends_final(a) == 0 || (sends_final(a) == 2 && *code == KR_EXIT_OK)) {
+		kr_log(KR_LOG_INFO, NULL, "%s sends no final status: a later step of the task does",
+		       a->command);
+	} else if (strcmp(a->command, "cleanup") == 0 && !a->prior && *code == KR_EXIT_OK &&
+	           !kr_settings_get(a->settings, KR_S_TASK_FILE)) {
+		kr_log(KR_LOG_WARN, NULL,
+		       "the task's main container left no outcome on the work volume (it did not "
+		       "finish); no final status sent: the launcher reports how the pod ended");
+	} else {
+		send = outcome;
+		/* the cleanup Job carries the main container's failure */
+		if (*code == KR_EXIT_OK && a->prior && strcmp(a->prior_status, failed) == 0) {
+			send = failed;
+			free(stage_c);
+			free(reason_c);
+			stage_c = a->prior_stage[0] ? kr_strdup(a->prior_stage) : NULL;
+			reason_c = a->prior_reason[0] ? kr_strdup(a->prior_reason) : NULL;
+			if (a->prior_code[0])
+				kr_task_set(a->task, KR_TASK_ERROR_CODE, a->prior_code);
+			else
+				set_error_code(a->task, stage_c);
+		}
+	}
+	/* nothing more is shipped: what follows is about delivery itself */
+	kr_log_set_sink(NULL, NULL);
+	if (a->backend && !a->no_api) {
+		kr_error ferr = {0};
+		uint64_t flush_ms = kr_supervise_signal() ? kr_supervise_grace_ms() / 2 + 1 : 30000;
+		if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0) {
+			/* The task's log is part of its record: a run whose lines did
+			 * not reach keruta-api does not end as a plain success. */
+			kr_log(KR_LOG_ERROR, NULL, "the task's log did not reach keruta-api: %s",
+			       ferr.msg);
+			if (*code == KR_EXIT_OK)
+				*code = ferr.code ? ferr.code : KR_EXIT_API;
+		}
+	}
+	if (send && a->backend && !a->no_api) {
+		kr_buf msg = {0};
+		if (strcmp(send, failed) == 0)
+			kr_buf_addf(&msg, "stage %s failed: %s", stage_c ? stage_c : "?",
+			            reason_c ? reason_c : "no reason given");
+		else
+			kr_task_set(a->task, KR_TASK_STATUS_PROGRESS, "100");
+		kr_error serr = {0};
+		if (a->backend->ops->report_status(a->backend, a->task, send, msg.data, &serr) < 0) {
+			kr_log(KR_LOG_ERROR, NULL, "could not report %s: %s", send, serr.msg);
+			if (*code == KR_EXIT_OK)
+				*code = KR_EXIT_API;
+		} else {
+			a->status_sent = 1;
+			snprintf(a->reported, sizeof(a->reported), "%s", send);
+		}
+		kr_buf_free(&msg);
+	}
+	/* a cleanup Job keeps the main container's outcome for its retries */
+	if (id && strcmp(a->command, "cleanup") == 0 && a->prior)
+		write_record(a, "run", a->prior_status, a->prior_stage[0] ? a->prior_stage : NULL,
+		             a->prior_reason[0] ? a->prior_reason : NULL,
+		             a->prior_code[0] ? a->prior_code : NULL);
+	else if (id)
+		write_record(a, a->command, outcome, *code == KR_EXIT_OK ? NULL : stage_c,
+		             *code == KR_EXIT_OK ? NULL : reason_c,
+		             *code == KR_EXIT_OK ? NULL : kr_task_get(a->task, KR_TASK_ERROR_CODE));
+	write_termination_log(a, send ? send : outcome, *code);
+	free(stage_c);
+	free(reason_c);
 }
 
 /* The agent's own log lines (stage started, passed, failed...) go to the
@@ -240,6 +533,13 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	}
 	if (load_token(a, err))
 		goto out;
+	if (kr_settings_bool(a->settings, KR_S_PASS_API_TOKEN))
+		kr_log(KR_LOG_WARN, NULL,
+		       "pass_api_token_to_tasks is on: every script of this task gets "
+		       "KERUTA_API_TOKEN and can rewrite any task's status; scripts can use "
+		       "`keruta-agent log/progress/artifact` instead");
+	if (validate_final_status(a, err))
+		goto out;
 	/* plugins see settings only through their own options and the
 	 * environment: export the CA so every TLS client (git too) uses it */
 	if (kr_settings_get(a->settings, KR_S_CA_FILE))
@@ -274,7 +574,14 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	const char *id = kr_task_get(a->task, KR_TASK_ID);
 	kr_log(KR_LOG_INFO, NULL, "%s: task %s, %zu stage%s, backend %s", a->command,
 	       id ? id : "(none)", runner.n, runner.n == 1 ? "" : "s", a->backend->ops->name);
-	int reports = id && strcmp(a->command, "cleanup") != 0;
+	read_record(a);
+	if (a->reported[0])
+		kr_log(KR_LOG_INFO, NULL, "task %s already has its final status %s; this run sends "
+		                          "no status",
+		       id, a->reported);
+	else if (sends_final(a) == 1)
+		kr_log(KR_LOG_INFO, NULL, "this %s sends the task's final status", a->command);
+	int reports = id && strcmp(a->command, "cleanup") != 0 && !a->reported[0];
 	if (reports) {
 		kr_error serr = {0};
 		if (a->backend->ops->report_status(a->backend, a->task,
@@ -285,54 +592,13 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 
 	code = kr_runner_run(&runner, a);
 
-	/* The end: every log line first, then the final status. */
-	const char *final = NULL;
-	if (code != KR_EXIT_OK)
-		final = status_name(a, "failed", "FAILED");
-	else if (strcmp(a->command, "init") != 0)
-		/* init is only the start of the task; the cleanup Job reports
-		 * again once the artifacts are in (seed 002) */
-		final = status_name(a, "completed", "COMPLETED");
 	if (code == KR_EXIT_OK)
 		kr_log(KR_LOG_INFO, NULL, "%s: done", a->command);
 	else
 		kr_log(KR_LOG_ERROR, NULL, "%s: task failed in stage %s: %s", a->command,
 		       kr_task_get(a->task, KR_TASK_FAILED_STAGE),
 		       kr_task_get(a->task, KR_TASK_REASON));
-	/* nothing more is shipped: what follows is about delivery itself */
-	kr_log_set_sink(NULL, NULL);
-	kr_error ferr = {0};
-	uint64_t flush_ms = kr_supervise_signal() ? kr_supervise_grace_ms() / 2 + 1 : 30000;
-	if (a->backend->ops->flush(a->backend, flush_ms, &ferr) < 0) {
-		/* The task's log is part of its record: a run whose lines did not
-		 * reach keruta-api does not end as a plain success. */
-		kr_log(KR_LOG_ERROR, NULL, "the task's log did not reach keruta-api: %s", ferr.msg);
-		if (code == KR_EXIT_OK)
-			code = ferr.code ? ferr.code : KR_EXIT_API;
-	}
-	if (final && id) {
-		kr_buf msg = {0};
-		const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);
-		const char *reason = kr_task_get(a->task, KR_TASK_REASON);
-		if (code != KR_EXIT_OK) {
-			kr_buf_addf(&msg, "stage %s failed: %s", stage ? stage : "?",
-			            reason ? reason : "no reason given");
-			set_error_code(a->task, stage);
-		} else {
-			kr_task_set(a->task, KR_TASK_STATUS_PROGRESS, "100");
-		}
-		kr_error serr = {0};
-		if (a->backend->ops->report_status(a->backend, a->task, final, msg.data, &serr) < 0) {
-			kr_log(KR_LOG_ERROR, NULL, "could not report %s: %s", final, serr.msg);
-			if (code == KR_EXIT_OK)
-				code = KR_EXIT_API;
-		} else {
-			a->status_sent = 1;
-		}
-		kr_buf_free(&msg);
-	}
-	write_termination_log(a, final ? final : (code == KR_EXIT_OK ? "SUCCEEDED" : "FAILED"),
-	                      code);
+	finish(a, &code);
 	reported = 1;
 
 out:
@@ -341,24 +607,19 @@ out:
 	if (!reported && a->task) {
 		/* failed before any stage ran (task, plugin init): still tell
 		 * whoever can hear it why, so the task does not hang in PENDING */
-		kr_log_set_sink(NULL, NULL);
 		kr_task_set(a->task, KR_TASK_FAILED_STAGE, "agent");
 		kr_task_set(a->task, KR_TASK_REASON, err->msg[0] ? err->msg : "the agent could not start");
-		const char *failed = status_name(a, "failed", "FAILED");
-		if (a->backend && kr_task_get(a->task, KR_TASK_ID) && err->code != KR_EXIT_API) {
-			kr_error serr = {0};
-			char *msg = kr_asprintf("stage agent failed: %s", kr_task_get(a->task, KR_TASK_REASON));
-			set_error_code(a->task, "agent");
-			if (a->backend->ops->report_status(a->backend, a->task, failed, msg, &serr) < 0)
-				kr_log(KR_LOG_WARN, NULL, "could not report %s: %s", failed, serr.msg);
-			free(msg);
-		}
-		write_termination_log(a, failed, code);
+		if (!a->backend || err->code == KR_EXIT_API)
+			a->no_api = 1;
+		read_record(a);
+		finish(a, &code);
 	}
 	if (inited || runner.runs)
 		kr_runner_fini(&runner);
 	kr_supervise_set_emergency(NULL, NULL);
 	kr_log_set_sink(NULL, NULL);
+	kr_chan_close(a->chan);
+	a->chan = NULL;
 	if (a->backend) {
 		a->backend->ops->destroy(a->backend);
 		a->backend = NULL;

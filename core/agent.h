@@ -22,6 +22,14 @@ typedef struct kr_agent {
 	char reason[2048];      /* the running stage's fail() message    */
 	int reason_set;
 	int status_sent;        /* a final status reached the backend    */
+	struct kr_chan *chan;   /* owned; the task channel, or NULL      */
+	int chan_tried;         /* opened once, at the first child       */
+	char reported[64];      /* terminal status keruta-api holds from
+	                           the agent ("" when none)              */
+	char late_note[512];    /* a failure after the terminal status   */
+	int prior;              /* an earlier process left an outcome    */
+	char prior_status[64], prior_stage[128], prior_reason[1024], prior_code[64];
+	int no_api;             /* keruta-api is out of reach            */
 } kr_agent;
 
 /* The table every plugin gets. */

@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "backend.h"
+#include "chan.h"
 #include "log.h"
 #include "runner.h"
 
@@ -38,6 +39,7 @@ static int cmd_task(const command *c, int argc, char **argv);
 static int cmd_validate(const command *c, int argc, char **argv);
 static int cmd_plugins(const command *c, int argc, char **argv);
 static int cmd_version(const command *c, int argc, char **argv);
+static int cmd_script(const command *c, int argc, char **argv);
 /* ---- launcher section (launcher/ owns it) ---- */
 static int cmd_launcher(const command *c, int argc, char **argv);
 /* ---- end of the launcher section ---- */
@@ -58,6 +60,12 @@ static const command commands[] = {
          "plugins [-v] [--plugin-dir DIR]...", cmd_plugins},
         {"version", 0, "print the versions of the agent and its libraries", "version",
          cmd_version},
+        {"log", 0, "from a task script: send a log line to keruta-api through the agent",
+         "log LEVEL MESSAGE...   (LEVEL: DEBUG, INFO, WARN or ERROR)", cmd_script},
+        {"progress", 0, "from a task script: report the task's progress through the agent",
+         "progress PERCENT [MESSAGE...]   (PERCENT: 0 to 100)", cmd_script},
+        {"artifact", 0, "from a task script: hand a file to the agent to upload as an artifact",
+         "artifact FILE", cmd_script},
         /* ---- launcher section ---- */
         {"render", KR_CMD_RENDER, "print the Kubernetes manifests (PVC, Job) that run a task",
          "render [--task-id ID | --task-file FILE] [OPTIONS]", cmd_launcher},
@@ -67,6 +75,13 @@ static const command commands[] = {
         /* ---- end of the launcher section ---- */
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* The script-side commands talk to the running agent over
+ * KERUTA_AGENT_SOCKET; they need no settings, no pipeline and no token. */
+static int cmd_script(const command *c, int argc, char **argv)
+{
+	return kr_chan_client(c->name, argc - 2, argv + 2);
+}
 
 static void usage(FILE *out)
 {

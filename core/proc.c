@@ -13,8 +13,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -27,6 +30,8 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "area.h"
+#include "chan.h"
 #include "log.h"
 #include "secret.h"
 #include "supervise.h"
@@ -481,13 +486,13 @@ static void capture_end(capture *c)
 
 /* Read both pipes until they close.  Once the child is gone, strays that
  * still hold the pipes are killed and the rest is drained for a while. */
-static void capture_run(capture *c, pid_t pid)
+static void capture_run(capture *c, pid_t pid, kr_chan *chan)
 {
 	int child_done = 0;
 	uint64_t drain_until = 0;
 	for (;;) {
-		struct pollfd pf[2];
-		stream *map[2];
+		struct pollfd pf[3];
+		stream *map[3];
 		nfds_t n = 0;
 		/* stderr first: when both are ready, a stderr line usually came
 		 * before the up to READ_SIZE bytes of stdout read in the same
@@ -501,6 +506,10 @@ static void capture_run(capture *c, pid_t pid)
 		}
 		if (n == 0)
 			return;
+		if (chan) {
+			pf[n] = (struct pollfd){kr_chan_fd(chan), POLLIN, 0};
+			map[n++] = NULL;
+		}
 		int timeout = TICK_MS;
 		if (child_done) {
 			uint64_t now = kr_now_ms();
@@ -514,6 +523,10 @@ static void capture_run(capture *c, pid_t pid)
 		for (nfds_t i = 0; rc > 0 && i < n; i++) {
 			if (!pf[i].revents)
 				continue;
+			if (!map[i]) {
+				kr_chan_serve(chan);
+				continue;
+			}
 			ssize_t got = read(pf[i].fd, c->buf, READ_SIZE);
 			if (got > 0)
 				on_data(c, map[i], c->buf, (size_t)got, 0);
@@ -567,17 +580,51 @@ static void env_put(char ***env, size_t *n, size_t *cap, const char *e)
 	(*env)[*n] = NULL;
 }
 
-static char **build_env(const kr_task *t, const kr_process *p)
+/*
+ * Credentials the agent reads from its environment, kept from every
+ * child: a task script is user code (doc/lifecycle.md).  The clone
+ * stage's variables are read by the agent itself (libgit2), never by a
+ * child.
+ */
+static const char *const agent_only[] = {
+        "KERUTA_API_TOKEN",         "KERUTA_API_TOKEN_FILE",
+        "KERUTA_GIT_TOKEN",         "KERUTA_GIT_TOKEN_FILE",
+        "KERUTA_GIT_PASSWORD",      "KERUTA_GIT_PASSWORD_FILE",
+        "KERUTA_GIT_USERNAME",      "KERUTA_GIT_SSH_KEY_FILE",
+        "KERUTA_GIT_SSH_PASSPHRASE", "KERUTA_GIT_SSH_PASSPHRASE_FILE",
+        "KERUTA_GIT_KNOWN_HOSTS",   NULL};
+
+static int agent_only_entry(const char *e, const char *token)
+{
+	size_t nl = name_len(e);
+	for (const char *const *k = agent_only; *k; k++)
+		if (strlen(*k) == nl && memcmp(*k, e, nl) == 0)
+			return 1;
+	/* the token under another name is still the token */
+	return token && *token && e[nl] == '=' && strstr(e + nl + 1, token);
+}
+
+static char **build_env(kr_agent *a, const kr_task *t, const kr_process *p, char **owned)
 {
 	char **env = NULL;
 	size_t n = 0, cap = 0;
+	const char *token = a ? kr_settings_get(a->settings, KR_S_API_TOKEN) : NULL;
+	int pass = a && kr_settings_bool(a->settings, KR_S_PASS_API_TOKEN);
 	for (char **e = environ; e && *e; e++)
-		env_put(&env, &n, &cap, *e);
+		if (!agent_only_entry(*e, token))
+			env_put(&env, &n, &cap, *e);
+	owned[0] = owned[1] = NULL;
+	if (pass && token && *token)
+		env_put(&env, &n, &cap, owned[0] = kr_asprintf("KERUTA_API_TOKEN=%s", token));
 	size_t tn = kr_task_list_count(t, KR_TASK_ENV);
 	for (size_t i = 0; i < tn; i++)
 		env_put(&env, &n, &cap, kr_task_list_item(t, KR_TASK_ENV, i));
 	for (const char *const *e = p->env; e && *e; e++)
 		env_put(&env, &n, &cap, *e);
+	if (a && a->chan) {
+		owned[1] = kr_asprintf("KERUTA_AGENT_SOCKET=%s", kr_chan_path(a->chan));
+		env_put(&env, &n, &cap, owned[1]);
+	}
 	if (!env)
 		env = kr_calloc(1, sizeof(*env));
 	return env;
@@ -664,7 +711,7 @@ int64_t kr_proc_oom_kills(void)
 /* ---- the child ---- */
 
 typedef struct exec_err {
-	int what; /* 1: chdir, 2: exec, 3: descriptors */
+	int what; /* 1: chdir, 2: exec, 3: descriptors, 4: run_as */
 	int err;
 } exec_err;
 
@@ -692,6 +739,11 @@ typedef struct child_args {
 	int in, out, err, report;
 	const char *cwd, *prog;
 	char *const *argv, *const *envp;
+	int drop;       /* become uid:gid with groups before exec */
+	uid_t uid;
+	gid_t gid;
+	size_t ngroups;
+	const gid_t *groups;
 } child_args;
 
 /* Runs in the spawned child until exec (kr_supervise_spawn): system
@@ -718,12 +770,124 @@ static int child_main(void *arg)
 	}
 	close_from(3, report - 1);
 	close_from(report + 1, INT_MAX);
+	/* raw system calls: the child shares the agent's memory (CLONE_VM),
+	 * and the C library's wrappers would change every thread's ids */
+	if (ca->drop && (syscall(SYS_setgroups, ca->ngroups, ca->groups) != 0 ||
+	                 syscall(SYS_setresgid, ca->gid, ca->gid, ca->gid) != 0 ||
+	                 syscall(SYS_setresuid, ca->uid, ca->uid, ca->uid) != 0))
+		child_fail(report, 4);
 	if (cwd && chdir(cwd) != 0)
 		child_fail(report, 1);
 	execve(ca->prog, ca->argv, ca->envp);
 	child_fail(report, 2);
 	return 127;
 }
+
+/* ---- run_as ---- */
+
+typedef struct run_as {
+	int active;
+	uid_t uid;
+	gid_t gid;
+	size_t ngroups;
+	gid_t groups[64];
+} run_as;
+
+/* "name", "uid" or "uid:gid" into ids; -1 with *why set when unknown. */
+static int resolve_run_as(const char *spec, run_as *r, const char **why)
+{
+	memset(r, 0, sizeof(*r));
+	char *end = NULL;
+	errno = 0;
+	unsigned long u = strtoul(spec, &end, 10);
+	if (end != spec && (*end == '\0' || *end == ':') && !errno && spec[0] != '-') {
+		r->uid = (uid_t)u;
+		struct passwd *pw = getpwuid(r->uid);
+		r->gid = pw ? pw->pw_gid : (gid_t)u;
+		if (*end == ':') {
+			char *gend = NULL;
+			unsigned long g = strtoul(end + 1, &gend, 10);
+			if (gend == end + 1 || *gend) {
+				*why = "the group after ':' must be a number";
+				return -1;
+			}
+			r->gid = (gid_t)g;
+		}
+		r->groups[0] = r->gid;
+		r->ngroups = 1;
+	} else {
+		struct passwd *pw = getpwnam(spec);
+		if (!pw) {
+			*why = "no such user";
+			return -1;
+		}
+		r->uid = pw->pw_uid;
+		r->gid = pw->pw_gid;
+		int n = (int)(sizeof(r->groups) / sizeof(r->groups[0]));
+		if (getgrouplist(pw->pw_name, pw->pw_gid, r->groups, &n) < 0)
+			n = 1, r->groups[0] = pw->pw_gid;
+		r->ngroups = (size_t)n;
+	}
+	if (r->uid == 0) {
+		*why = "that is root; name an unprivileged user";
+		return -1;
+	}
+	r->active = 1;
+	return 0;
+}
+
+/* The work dir handed to the run_as user, but .keruta/ itself and what
+ * the agent keeps there (records, the log spool): a script may write its
+ * artifacts, never the agent's own state. */
+static const char *walk_root, *walk_task;
+static uid_t walk_uid;
+static gid_t walk_gid;
+
+static int hand_over(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	static const char *const shared[] = {"doc", "script", "env", "documents", "execute.sh",
+	                                     "install.sh", NULL};
+	(void)st;
+	(void)flag;
+	size_t rl = strlen(walk_root);
+	const char *rel = path + rl + (path[rl] == '/');
+	const char *name = path + f->base;
+	int in_area = strncmp(rel, ".keruta", 7) == 0 && (rel[7] == '/' || rel[7] == '\0');
+	int in_tasks = in_area && strncmp(rel, ".keruta/tasks/", 14) == 0;
+	if (in_area && (f->level == 1 || (f->level == 2 && strcmp(name, "tasks") == 0)))
+		return FTW_CONTINUE; /* the agent's: traversed, not handed over */
+	if (in_tasks && f->level == 3)
+		return strcmp(name, walk_task) == 0 ? FTW_CONTINUE
+		       : flag == FTW_D              ? FTW_SKIP_SUBTREE
+		                                    : FTW_CONTINUE;
+	if (in_area && (f->level == 2 || (in_tasks && f->level == 4))) {
+		int ok = 0;
+		for (const char *const *k = shared; *k; k++)
+			ok |= strcmp(name, *k) == 0;
+		if (!ok)
+			return flag == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
+	}
+	if (lchown(path, walk_uid, walk_gid) != 0 && errno != ENOENT)
+		kr_log(KR_LOG_DEBUG, NULL, "cannot hand %s over: %s", path, strerror(errno));
+	return FTW_CONTINUE;
+}
+
+static void hand_over_work(const char *work, const char *task_id, const run_as *r)
+{
+	kr_error err = {0};
+	int doc = kr_area_task_open(work, task_id, "doc", KR_AREA_F_CREATE, &err);
+	if (doc >= 0)
+		close(doc);
+	walk_task = task_id;
+	walk_root = work;
+	walk_uid = r->uid;
+	walk_gid = r->gid;
+	nftw(work, hand_over, 32, FTW_PHYS | FTW_ACTIONRETVAL);
+}
+
+/* The run_as setting, applied when the agent is root; 1 when children
+ * change user, 0 when they do not, -1 (after fail) when it is wrong. */
+static int prepare_run_as(kr_agent *a, kr_task *t, run_as *r, const char *work);
 
 static int fail(kr_agent *a, kr_task *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(kr_agent *a, kr_task *t, const char *fmt, ...)
@@ -744,6 +908,32 @@ static int fail(kr_agent *a, kr_task *t, const char *fmt, ...)
 	return KR_FAILED;
 }
 
+static int prepare_run_as(kr_agent *a, kr_task *t, run_as *r, const char *work)
+{
+	memset(r, 0, sizeof(*r));
+	const char *spec = a ? kr_settings_get(a->settings, KR_S_RUN_AS) : NULL;
+	if (!spec || !*spec)
+		return 0;
+	static int warned;
+	if (geteuid() != 0) {
+		if (!warned++)
+			kr_log(KR_LOG_WARN, kr_task_stage(t),
+			       "run_as %s is not applied: the agent does not run as root (scripts run "
+			       "as the agent's own user)",
+			       spec);
+		return 0;
+	}
+	const char *why = NULL;
+	if (resolve_run_as(spec, r, &why) != 0)
+		return fail(a, t, "run_as '%s': %s; give a user name, a uid or uid:gid", spec, why);
+	if (work) {
+		const char *id = kr_task_get(t, KR_TASK_ID);
+		hand_over_work(work, id && kr_area_id_ok(id) ? id : KR_AREA_NO_ID, r);
+	}
+	kr_chan_allow(a->chan, r->uid, r->gid);
+	return 1;
+}
+
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)
@@ -761,10 +951,19 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 	int capture_on = (p->flags & KR_PROC_CAPTURE) != 0;
 	int quiet = !capture_on && (p->flags & KR_PROC_QUIET);
 
-	char **env = build_env(t, p);
+	/* the task channel, once the work dir exists (init clones into it) */
+	if (a && !a->chan_tried) {
+		a->chan_tried = 1;
+		a->chan = kr_chan_open(a, kr_task_get(t, KR_TASK_WORK_DIR));
+	}
+	run_as ra;
+	if (prepare_run_as(a, t, &ra, kr_task_get(t, KR_TASK_WORK_DIR)) < 0)
+		return KR_FAILED;
+	char *owned[2];
+	char **env = build_env(a, t, p, owned);
 	char *prog = find_program(p->argv[0], env);
 	if (!prog) {
-		free(env);
+		free(env), free(owned[0]), free(owned[1]);
 		return fail(a, t, "%s: cannot run '%s': not found in PATH; install it or give its full path",
 		            label, p->argv[0]);
 	}
@@ -785,7 +984,7 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 		close_fd(&devnull);
 		close_fd(&outp[0]), close_fd(&outp[1]), close_fd(&errp[0]), close_fd(&errp[1]);
 		close_fd(&rep[0]), close_fd(&rep[1]);
-		free(env);
+		free(env), free(owned[0]), free(owned[1]);
 		free(prog);
 		return fail(a, t, "%s: cannot set up the child's input and output: %s", label,
 		            strerror(e));
@@ -795,14 +994,15 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 
 	int64_t oom_before = kr_proc_oom_kills();
 	child_args ca = {devnull, child_out, child_err, rep[1], cwd, prog,
-	                 (char *const *)p->argv, env};
+	                 (char *const *)p->argv, env, ra.active, ra.uid, ra.gid, ra.ngroups,
+	                 ra.groups};
 	pid_t pid = kr_supervise_spawn(child_main, &ca);
 	int fork_errno = errno;
 	close_fd(&devnull);
 	close_fd(&outp[1]);
 	close_fd(&errp[1]);
 	close_fd(&rep[1]);
-	free(env);
+	free(env), free(owned[0]), free(owned[1]);
 	if (pid < 0) {
 		close_fd(&outp[0]), close_fd(&errp[0]), close_fd(&rep[0]);
 		free(prog);
@@ -823,6 +1023,8 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 		                             strerror(ee.err))
 		         : ee.what == 2 ? fail(a, t, "%s: cannot run %s: %s", label, prog,
 		                               strerror(ee.err))
+		         : ee.what == 4 ? fail(a, t, "%s: cannot become user %d:%d (run_as): %s",
+		                               label, (int)ra.uid, (int)ra.gid, strerror(ee.err))
 		                        : fail(a, t, "%s: cannot set up the child's descriptors: %s",
 		                               label, strerror(ee.err));
 		free(prog);
@@ -854,7 +1056,7 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 		c.tail_cap = c.tail[0].cap = c.tail[1].cap = (size_t)tail;
 		c.head_budget = max_total > tail ? max_total - tail : 0;
 		c.buf = kr_malloc(READ_SIZE);
-		capture_run(&c, pid);
+		capture_run(&c, pid, a ? a->chan : NULL);
 		capture_end(&c);
 		free(c.buf);
 		free(c.tail[0].data);
@@ -863,6 +1065,12 @@ int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_
 		kr_buf_free(&c.masked);
 	}
 
+	/* without captured output, the channel is still served */
+	while (!capture_on && a && a->chan && kr_supervise_ended(pid) != 1) {
+		struct pollfd pf = {kr_chan_fd(a->chan), POLLIN, 0};
+		if (poll(&pf, 1, TICK_MS) > 0)
+			kr_chan_serve(a->chan);
+	}
 	int timed_out = 0;
 	int st = kr_supervise_wait(pid, 0, &timed_out);
 	int left = kr_supervise_kill_strays(1000);

@@ -107,6 +107,19 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                                 "counts 80 bytes more than its text: its record)"},
         [KR_S_MAX_DOWNLOAD] = {"max_download", NULL, {NULL}, KR_ST_SIZE, "100MB", T, NULL,
                                "largest document or script downloaded"},
+        [KR_S_PASS_API_TOKEN] = {"pass_api_token_to_tasks", "--pass-api-token-to-tasks",
+                                 {"KERUTA_PASS_API_TOKEN_TO_TASKS"}, KR_ST_BOOL, "false", T,
+                                 NULL,
+                                 "UNSAFE: give task scripts KERUTA_API_TOKEN (warns on every "
+                                 "run); scripts reach keruta-api through KERUTA_AGENT_SOCKET "
+                                 "without it"},
+        [KR_S_RUN_AS] = {"run_as", "--run-as", {"KERUTA_RUN_AS"}, KR_ST_STRING, NULL, T,
+                         "USER", "run task scripts as this user (name, uid or uid:gid) when "
+                                 "the agent is root, so they cannot read its token"},
+        [KR_S_FINAL_STATUS] = {"final_status", "--final-status", {"KERUTA_FINAL_STATUS"},
+                               KR_ST_STRING, "auto", T, "WHEN",
+                               "send COMPLETED/FAILED: yes, no, or auto (execute and cleanup "
+                               "yes, run yes, init no; see doc/lifecycle.md)"},
         /* ---- launcher (render, dispatch): launcher/ owns this section ---- */
         [KR_S_K8S_IMAGE] = {"image", "--image", {"KERUTA_IMAGE"}, KR_ST_STRING,
                             "keruta-agent:latest", KR_CMD_LAUNCH, "IMAGE",

@@ -50,6 +50,9 @@ typedef enum kr_setting_id {
 	KR_S_LOG_MAX_LINE,
 	KR_S_LOG_MAX_TOTAL,
 	KR_S_MAX_DOWNLOAD,
+	KR_S_PASS_API_TOKEN,
+	KR_S_RUN_AS,
+	KR_S_FINAL_STATUS,
 	/* ---- launcher (render, dispatch): launcher/ owns this section ---- */
 	KR_S_K8S_IMAGE,
 	KR_S_K8S_IMAGE_PULL_POLICY,

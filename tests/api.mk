@@ -10,9 +10,9 @@ tests_fixtures_api_lines_la_LDFLAGS = $(KT_FIXTURE_LINK)
 KT_API_COMMON = tests/api_util.c tests/api_util.h
 
 check_PROGRAMS += tests/api_unit tests/api_faults tests/api_logs tests/api_tls \
-	tests/api_backends tests/api_noload tests/api_script
+	tests/api_backends tests/api_noload tests/api_script tests/api_token
 TESTS += tests/api_unit tests/api_faults tests/api_logs tests/api_tls \
-	tests/api_backends tests/api_noload tests/api_script
+	tests/api_backends tests/api_noload tests/api_script tests/api_token
 
 # The module's helpers compiled in, over the core's objects.
 tests_api_unit_SOURCES = tests/api_unit.c backends/http.c backends/http.h \
@@ -23,6 +23,9 @@ tests_api_unit_LDADD = libkrcore.la $(KT_LIBS) $(CURL_LIBS) $(JSONC_LIBS) $(PTHR
 tests_api_faults_SOURCES = tests/api_faults.c $(KT_API_COMMON)
 tests_api_faults_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_api_faults_LDADD = $(KT_LIBS) $(JSONC_LIBS)
+tests_api_token_SOURCES = tests/api_token.c $(KT_API_COMMON)
+tests_api_token_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_api_token_LDADD = $(KT_LIBS) $(JSONC_LIBS)
 tests_api_script_SOURCES = tests/api_script.c $(KT_API_COMMON)
 tests_api_script_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_api_script_LDADD = $(KT_LIBS) $(JSONC_LIBS)

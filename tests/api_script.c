@@ -67,7 +67,7 @@ Test(api_script, language_filename_and_env_as_keruta_api_sends_them)
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 0, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.out, "python ran hello world t1"), "%s\n%s", r.out, r.err);
-	char *inside = kt_path(C.work, ".keruta/script/evil.py");
+	char *inside = kt_path(C.work, ".keruta/tasks/t1/script/evil.py");
 	char *outside = kt_path(C.dir, "evil.py");
 	struct stat st;
 	cr_expect_eq(stat(inside, &st), 0, "the script is kept at %s", inside);
@@ -88,7 +88,7 @@ Test(api_script, a_shebang_wins_over_the_language)
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 0, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.out, "shell ran "), "%s\n%s", r.out, r.err);
-	cr_expect(kt_contains(r.out, "/.keruta/script/run.py"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "/.keruta/tasks/t1/script/run.py"), "%s", r.out);
 	kt_result_free(&r);
 }
 
@@ -113,7 +113,7 @@ Test(api_script, hostile_file_names_stay_inside_the_script_dir)
 		kt_result r;
 		cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 0, "case %zu stderr:\n%s", i, r.err);
 		char *want = NULL;
-		cr_assert(asprintf(&want, "%s/.keruta/script/%s", C.work, cases[i].kept) > 0);
+		cr_assert(asprintf(&want, "%s/.keruta/tasks/t1/script/%s", C.work, cases[i].kept) > 0);
 		struct stat st;
 		cr_expect(stat(want, &st) == 0 && S_ISREG(st.st_mode), "case %zu: %s missing; %s", i,
 		          want, r.err);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "git_helpers.h"
 #include "krtest.h"
@@ -189,5 +191,271 @@ Test(seeds, init_run_cleanup_with_the_seeds_arguments, .timeout = 300)
 	char *status = gt_sh(f.work, "git status --porcelain");
 	cr_expect(!kt_contains(status, ".keruta"), "git sees the agent's files: %s", status);
 	free(status);
+	flow_stop(&f);
+}
+
+/* ---- one task, one outcome (doc/lifecycle.md) ---- */
+
+/* text as a JSON string body (no quotes around it); caller frees */
+static char *json_text(const char *text)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	for (const char *p = text; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*p, f);
+	}
+	fclose(f);
+	return out;
+}
+
+/* Task 123's script, in keruta-api's shape. */
+static void seed_script(flow *f, const char *script)
+{
+	char *body = json_text(script), *seed = NULL;
+	cr_assert(asprintf(&seed, "{\"scripts\": {\"123\": {\"content\": \"%s\", \"language\": \"sh\", "
+	                          "\"filename\": \"task.sh\"}}}",
+	                   body) > 0);
+	int st = 0;
+	char *answer = kt_api_call(&f->api, "POST", "/_control/seed", seed, &st);
+	cr_assert_eq(st, 200, "seed: %s", answer ? answer : "");
+	free(answer);
+	free(seed);
+	free(body);
+}
+
+/* The statuses keruta-api received for task 123, "S[:progress]" joined
+ * by spaces. */
+static char *statuses_of_123(flow *f)
+{
+	int st = 0;
+	char *state = kt_api_call(&f->api, "GET", "/_control/state", NULL, &st);
+	cr_assert_eq(st, 200);
+	char *script = NULL;
+	cr_assert(asprintf(&script,
+	                   "import json,sys\nd=json.loads(sys.argv[1])\n"
+	                   "print(' '.join(s['status']+(':'+s['progress'] if 'progress' in s else '')"
+	                   " for s in d['statuses'].get('123',[])))") > 0);
+	const char *argv[] = {"python3", "-c", script, state, NULL};
+	kt_result r;
+	cr_assert(kt_run(&r, argv, NULL, NULL, NULL, 30) == 0 && r.status == 0, "%s", r.err);
+	char *out = strdup(r.out);
+	out[strcspn(out, "\n")] = '\0';
+	kt_result_free(&r);
+	free(script);
+	free(state);
+	return out;
+}
+
+static const char *const init_args[] = {"init", "--repository-id", "$(KERUTA_REPOSITORY_ID)",
+                                        "--document-id", "$(KERUTA_DOCUMENT_ID)", "--api-url",
+                                        "$(KERUTA_API_ENDPOINT)", "--work-dir", "work", NULL};
+/* the main container as render writes it when a cleanup Job follows */
+static const char *const run_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)", "--api-url",
+                                       "$(KERUTA_API_ENDPOINT)", "--work-dir", "work",
+                                       "--final-status", "no", NULL};
+static const char *const cleanup_args[] = {"cleanup", "--task-id", "$(KERUTA_TASK_ID)",
+                                           "--api-url", "$(KERUTA_API_URL)", "--source-pod",
+                                           "$(KERUTA_SOURCE_POD)", "--work-dir", "work", NULL};
+
+Test(seeds, one_final_status_sent_once_and_no_token_in_task_code, .timeout = 300)
+{
+	if (geteuid() != 0)
+		cr_skip_test("run_as needs the tests to run as root");
+	flow f;
+	flow_start(&f);
+	kt_result r;
+	/* the run_as user must reach the work dir; the token's dir stays closed */
+	cr_assert(chmod(f.dir, 0755) == 0);
+	char *secret = kt_path(f.dir, "secret");
+	cr_assert(mkdir(secret, 0700) == 0);
+	char *token_file = kt_path(secret, "token");
+	kt_write_file(token_file, TOKEN "\n");
+	char *script = NULL;
+	cr_assert(asprintf(&script,
+	                   "#!/bin/sh\n"
+	                   "mkdir -p .keruta/doc\n"
+	                   "{ env; cat '%s'; tr '\\000' '\\n' < /proc/$PPID/environ;"
+	                   "  echo \"token=$KERUTA_API_TOKEN\"; } > .keruta/doc/hunt.txt 2>&1\n"
+	                   "echo \"reversed: $(echo $KERUTA_API_TOKEN | rev)\"\n"
+	                   "K='%s'\n"
+	                   "$K log INFO 'a line from the script'\n"
+	                   "$K progress 40 building\n"
+	                   "echo 'the report' > /tmp/seed-report-$$.txt\n"
+	                   "$K artifact /tmp/seed-report-$$.txt; rm -f /tmp/seed-report-$$.txt\n"
+	                   "echo execute-output-line\n",
+	                   token_file, kt_agent()) > 0);
+	seed_script(&f, script);
+	char *tf = NULL;
+	cr_assert(asprintf(&tf, "KERUTA_API_TOKEN_FILE=%s", token_file) > 0);
+
+	const char *init_env[] = {"KERUTA_REPOSITORY_ID=r1", "KERUTA_DOCUMENT_ID=d1",
+	                          "KERUTA_RUN_AS=65534", tf, NULL};
+	agent(&f, &r, init_args, init_env);
+	cr_assert_eq(r.status, 0, "init failed:\n%s", r.err);
+	kt_result_free(&r);
+
+	const char *run_env[] = {"KERUTA_TASK_ID=123", "KERUTA_RUN_AS=65534", tf, NULL};
+	agent(&f, &r, run_args, run_env);
+	cr_assert_eq(r.status, 0, "run failed:\n%s", r.err);
+	cr_expect(kt_contains(r.out, "execute-output-line"), "%s", r.out);
+	cr_expect(!kt_contains(r.out, TOKEN) && !kt_contains(r.err, TOKEN), "the token leaked");
+	kt_result_free(&r);
+	char *tl = kt_read_file(f.termlog, NULL);
+	cr_expect(kt_contains(tl, "{\"taskId\":\"123\",\"reported\":null,\"status\":\"COMPLETED\""),
+	          "run reports nothing final: %s", tl ? tl : "(none)");
+	free(tl);
+	char *s1 = statuses_of_123(&f);
+	cr_expect_str_eq(s1, "IN_PROGRESS IN_PROGRESS:40", "before the cleanup Job");
+	free(s1);
+
+	const char *cleanup_env[] = {"KERUTA_TASK_ID=123",
+	                             "KERUTA_SOURCE_POD=keruta-job-task123-pod-xyz", tf, NULL};
+	agent(&f, &r, cleanup_args, cleanup_env);
+	cr_assert_eq(r.status, 0, "cleanup failed:\n%s", r.err);
+	kt_result_free(&r);
+	tl = kt_read_file(f.termlog, NULL);
+	cr_expect(kt_contains(tl, "\"reported\":\"COMPLETED\""), "%s", tl ? tl : "(none)");
+	free(tl);
+
+	/* the cleanup Job retried, its upload failing this time */
+	int st = 0;
+	char *ans = kt_api_call(&f.api, "POST", "/_control/fault",
+	                        "{\"match\": {\"method\": \"POST\", \"path_regex\": \"/documents$\"}, "
+	                        "\"action\": \"status\", \"code\": 400, \"times\": 1}",
+	                        &st);
+	cr_assert_eq(st, 200, "%s", ans ? ans : "");
+	free(ans);
+	char *late = kt_path(f.work, ".keruta/doc/late.txt");
+	kt_write_file(late, "late\n");
+	free(late);
+	agent(&f, &r, cleanup_args, cleanup_env);
+	cr_expect_neq(r.status, 0, "the upload failed: %s", r.err);
+	cr_expect(kt_contains(r.err, "final status stays COMPLETED"), "%s", r.err);
+	kt_result_free(&r);
+	tl = kt_read_file(f.termlog, NULL);
+	cr_expect(kt_contains(tl, "\"reported\":\"COMPLETED\",\"status\":\"FAILED\""), "%s",
+	          tl ? tl : "(none)");
+	cr_expect(kt_contains(tl, "\"note\":\"after COMPLETED was reported"), "%s", tl ? tl : "");
+	free(tl);
+
+	/* a child task on the parent's volume: its own outcome, its own
+	 * artifacts only, the parent's record untouched */
+	char *child_seed = NULL;
+	cr_assert(asprintf(&child_seed,
+	                   "{\"tasks\": [{\"id\": \"124\", \"name\": \"child\", \"status\": "
+	                   "\"PENDING\", \"parentTaskId\": \"123\"}], \"scripts\": {\"124\": "
+	                   "{\"content\": \"#!/bin/sh\\nmkdir -p .keruta/doc\\necho child > "
+	                   ".keruta/doc/child.txt\\n\", \"language\": \"sh\"}}}") > 0);
+	free(kt_api_call(&f.api, "POST", "/_control/seed", child_seed, &st));
+	cr_assert_eq(st, 200);
+	free(child_seed);
+	const char *child_run_env[] = {"KERUTA_TASK_ID=124", tf, NULL};
+	agent(&f, &r, run_args, child_run_env);
+	cr_expect_eq(r.status, 0, "child run: %s", r.err);
+	kt_result_free(&r);
+	const char *child_cleanup_env[] = {"KERUTA_TASK_ID=124",
+	                                   "KERUTA_SOURCE_POD=keruta-job-task124-pod-abc", tf, NULL};
+	agent(&f, &r, cleanup_args, child_cleanup_env);
+	cr_expect_eq(r.status, 0, "child cleanup: %s", r.err);
+	kt_result_free(&r);
+	char *cstate = kt_api_call(&f.api, "GET", "/_control/state", NULL, &st);
+	cr_expect(kt_count(cstate, "\"name\": \"child.txt\"") == 1, "%s", cstate);
+	cr_expect_eq(kt_count(cstate, "\"name\": \"hunt.txt\""), 1,
+	             "the parent's artifact is never the child's: %s", cstate);
+	free(cstate);
+
+	/* exactly one final status, never changed */
+	char *s2 = statuses_of_123(&f);
+	cr_expect_str_eq(s2, "IN_PROGRESS IN_PROGRESS:40 COMPLETED:100");
+	free(s2);
+
+	/* the script found no token, and nothing keruta-api got holds it */
+	char *hunt = file(f.work, ".keruta/tasks/123/doc/hunt.txt");
+	cr_assert(hunt, "the script left no hunt.txt");
+	cr_expect(!kt_contains(hunt, TOKEN), "the script found the token:\n%s", hunt);
+	cr_expect(kt_contains(hunt, "token=\n"), "%s", hunt);
+	char *state = kt_api_call(&f.api, "GET", "/_control/state", NULL, &st);
+	cr_expect(!kt_contains(state, TOKEN), "keruta-api received the token: %s", state);
+	cr_expect(!kt_contains(state, "e1c2f8-nekot-wolf-dees"), "the token reversed: %s", state);
+	/* what the script sent through the agent arrived */
+	cr_expect(kt_contains(state, "[INFO] a line from the script"), "%s", state);
+	cr_expect(kt_contains(state, "\"message\": \"building\""), "%s", state);
+	/* each artifact exactly once: run's collect, the cleanup Job and its
+	 * retry all saw it */
+	cr_expect_eq(kt_count(state, "\"name\": \"hunt.txt\""), 1, "%s", state);
+	cr_expect_eq(kt_count(state, "\"name\": \"seed-report-"), 1, "%s", state);
+	free(state);
+	free(hunt);
+	free(tf);
+	free(script);
+	free(token_file);
+	free(secret);
+	flow_stop(&f);
+}
+
+Test(seeds, a_failing_main_container_is_reported_once_by_the_cleanup_job, .timeout = 300)
+{
+	flow f;
+	flow_start(&f);
+	kt_result r;
+	seed_script(&f, "#!/bin/sh\necho about to fail\nexit 3\n");
+	const char *init_env[] = {"KERUTA_REPOSITORY_ID=r1", "KERUTA_DOCUMENT_ID=d1", NULL};
+	agent(&f, &r, init_args, init_env);
+	cr_assert_eq(r.status, 0, "init failed:\n%s", r.err);
+	kt_result_free(&r);
+	const char *run_env[] = {"KERUTA_TASK_ID=123", NULL};
+	agent(&f, &r, run_args, run_env);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	kt_result_free(&r);
+	char *s1 = statuses_of_123(&f);
+	cr_expect_str_eq(s1, "IN_PROGRESS", "run sends no FAILED itself");
+	free(s1);
+	const char *cleanup_env[] = {"KERUTA_TASK_ID=123",
+	                             "KERUTA_SOURCE_POD=keruta-job-task123-pod-xyz", NULL};
+	agent(&f, &r, cleanup_args, cleanup_env);
+	kt_result_free(&r);
+	agent(&f, &r, cleanup_args, cleanup_env); /* retried */
+	kt_result_free(&r);
+	char *s2 = statuses_of_123(&f);
+	cr_expect_str_eq(s2, "IN_PROGRESS FAILED");
+	free(s2);
+	int st = 0;
+	char *state = kt_api_call(&f.api, "GET", "/_control/state", NULL, &st);
+	cr_expect(kt_contains(state, "\"message\": \"stage execute failed: the command failed with "
+	                             "exit code 3\""),
+	          "%s", state);
+	cr_expect(kt_contains(state, "\"errorCode\": \"EXECUTION_ERROR\""), "%s", state);
+	free(state);
+	flow_stop(&f);
+}
+
+Test(seeds, a_cleanup_job_without_the_main_containers_outcome_sends_nothing, .timeout = 300)
+{
+	flow f;
+	flow_start(&f);
+	kt_result r;
+	const char *init_env[] = {"KERUTA_REPOSITORY_ID=r1", "KERUTA_DOCUMENT_ID=d1", NULL};
+	agent(&f, &r, init_args, init_env);
+	cr_assert_eq(r.status, 0, "init failed:\n%s", r.err);
+	kt_result_free(&r);
+	/* the main container died (OOM, a deleted pod) before it finished */
+	const char *cleanup_env[] = {"KERUTA_TASK_ID=123",
+	                             "KERUTA_SOURCE_POD=keruta-job-task123-pod-xyz", NULL};
+	agent(&f, &r, cleanup_args, cleanup_env);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "left no outcome"), "%s", r.err);
+	kt_result_free(&r);
+	char *s1 = statuses_of_123(&f);
+	cr_expect_str_eq(s1, "", "the launcher reports how the pod ended");
+	free(s1);
+	char *tl = kt_read_file(f.termlog, NULL);
+	cr_expect(kt_contains(tl, "\"reported\":null"), "%s", tl ? tl : "(none)");
+	free(tl);
 	flow_stop(&f);
 }
