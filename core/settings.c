@@ -43,9 +43,6 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                               T, "ID", "document to fetch (repeatable; env: comma-separated)"},
         [KR_S_SOURCE_POD] = {NULL, "--source-pod", {"KERUTA_SOURCE_POD"}, KR_ST_STRING, NULL,
                              KR_CMD_CLEANUP | KR_CMD_RENDER /* launcher */, "POD", "pod whose artifacts cleanup collects"},
-        [KR_S_FINAL] = {NULL, "--final", {"KERUTA_FINAL"}, KR_ST_BOOL, "false", KR_CMD_RUN, NULL,
-                        "no cleanup Job follows (emptyDir work volume): this run collects and "
-                        "reports the task's terminal status"},
         [KR_S_WORK_DIR] = {"work_dir", "--work-dir", {"KERUTA_WORK_DIR"}, KR_ST_STRING, NULL,
                            T, "DIR",
                            "work directory (the repository is cloned here; default /work in a "
@@ -118,8 +115,10 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                                  "the agent is root, so they cannot read its token"},
         [KR_S_FINAL_STATUS] = {"final_status", "--final-status", {"KERUTA_FINAL_STATUS"},
                                KR_ST_STRING, "auto", T, "WHEN",
-                               "send COMPLETED/FAILED: yes, no, or auto (execute and cleanup "
-                               "yes, run yes, init no; see doc/lifecycle.md)"},
+                               "send COMPLETED/FAILED: yes, no, or auto (execute, run and "
+                               "cleanup yes, init FAILED only); render sets no on the main "
+                               "container when a cleanup Job follows, yes when none does "
+                               "(doc/lifecycle.md)"},
         /* ---- launcher (render, dispatch): launcher/ owns this section ---- */
         [KR_S_K8S_IMAGE] = {"image", "--image", {"KERUTA_IMAGE"}, KR_ST_STRING,
                             "keruta-agent:latest", KR_CMD_LAUNCH, "IMAGE",

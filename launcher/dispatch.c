@@ -997,7 +997,7 @@ static char *source_pod(dispatcher *d, track *t)
 static int cleanup_follows(const dispatcher *d, const track *t)
 {
 	/* An emptyDir volume dies with the pod: its main container ran
-	 * `run --final`, collected and reported. */
+	 * `run --final-status yes`, collected and reported. */
 	if (!kr_render_has_cleanup(d->s)) {
 		kr_log(KR_LOG_INFO, NULL,
 		       "task %s: emptyDir work volume: no cleanup Job, its main container collected",

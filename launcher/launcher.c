@@ -283,7 +283,7 @@ static int render(kr_settings *s, kr_error *err)
 	if (strcmp(what, "cleanup") == 0 && !kr_render_has_cleanup(s)) {
 		kr_error_set(err, KR_EXIT_USAGE,
 		             "--objects cleanup: with --work-volume emptydir there is no cleanup Job (the "
-		             "volume is gone with the pod); the main container runs `run --final` and "
+		             "volume is gone with the pod); the main container runs `run --final-status yes` and "
 		             "collects itself");
 		code = KR_EXIT_USAGE;
 		kr_ltask_free(&t);
@@ -291,7 +291,7 @@ static int render(kr_settings *s, kr_error *err)
 	}
 	if (strcmp(what, "all") == 0 && !kr_render_has_cleanup(s))
 		kr_log(KR_LOG_INFO, NULL,
-		       "no cleanup Job with an emptyDir work volume: the main container (`run --final`) "
+		       "no cleanup Job with an emptyDir work volume: the main container (`run --final-status yes`) "
 		       "collects and reports the outcome");
 	if (strcmp(what, "job") != 0 && kr_render_has_cleanup(s)) {
 		json_object *cj = kr_render_cleanup_job(s, &t, kr_settings_get(s, KR_S_SOURCE_POD),

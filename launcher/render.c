@@ -832,13 +832,15 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 		        "init", "--repository-id", "$(KERUTA_REPOSITORY_ID)", "--document-id",
 		        "$(KERUTA_DOCUMENT_ID)", "--api-url", "$(KERUTA_API_ENDPOINT)", "--work-dir",
 		        WORK_MOUNT, NULL};
+		/* the cleanup Job uploads last and sends the final status */
 		static const char *const run_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)",
-		                                       "--api-url", "$(KERUTA_API_ENDPOINT)", NULL};
+		                                       "--api-url", "$(KERUTA_API_ENDPOINT)",
+		                                       "--final-status", "no", NULL};
 		/* an emptyDir dies with the pod: no cleanup Job can read it, so
 		 * the main container is the one that collects and reports last */
 		static const char *const final_args[] = {"run", "--task-id", "$(KERUTA_TASK_ID)",
-		                                         "--api-url", "$(KERUTA_API_ENDPOINT)", "--final",
-		                                         NULL};
+		                                         "--api-url", "$(KERUTA_API_ENDPOINT)",
+		                                         "--final-status", "yes", NULL};
 		init = json_object_new_array();
 		json_object_array_add(init, container(s, t, "keruta-agent-init", init_args,
 		                                      task_env(s, t, NULL)));

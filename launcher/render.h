@@ -75,7 +75,7 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
                            kr_error *err);
 /* Whether a cleanup Job follows the Job: not with an emptyDir work
  * volume, which is gone with the pod; its main container runs
- * `run --final` instead, collecting and reporting the terminal status. */
+ * `run --final-status yes` instead, collecting and reporting the terminal status. */
 int kr_render_has_cleanup(const kr_settings *s);
 json_object *kr_render_cleanup_job(const kr_settings *s, const kr_ltask *t,
                                    const char *source_pod, const char *node, kr_error *err);

@@ -213,7 +213,8 @@ static void walk_dir(walk *w, int dfd, const char *rel, int depth)
 		n++;
 	}
 	/* sorted: the same tree always uploads in the same order */
-	qsort(names, n, sizeof(*names), by_name);
+	if (n) /* names is NULL for an empty directory */
+		qsort(names, n, sizeof(*names), by_name);
 	int fd = dirfd(d);
 	for (size_t i = 0; i < n; i++) {
 		if (w->cancelled || (w->cancelled = w->svc->cancelled(w->t)))

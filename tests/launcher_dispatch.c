@@ -932,7 +932,7 @@ Test(dispatch, emptydir_starts_no_cleanup_job)
 	cr_assert_not_null(job);
 	cr_expect(kt_contains(json_object_to_json_string(
 	                              kt_jpath(job, "spec.template.spec.containers[0].command")),
-	                      "\"--final\""),
+	                      "\"--final-status\", \"yes\""),
 	          "the main container reports last");
 	json_object_put(job);
 	char *s = statuses("ed-1");

@@ -298,13 +298,13 @@ Test(render, every_variant_is_valid_kubernetes)
 	job = doc_of_kind(d, "Job");
 	cr_expect_not_null(kt_jpath(job, "spec.template.spec.volumes[0].emptyDir"));
 	cr_expect(kt_contains(json_object_to_json_string(kt_jpath(job, "spec.template.spec.containers[0].command")),
-	                      "\"--final\""),
+	                      "\"--final-status\", \"yes\""),
 	          "emptyDir: the main container is the final reporter");
 	json_object_put(d);
 	d = load_json("pvc.yaml");
-	cr_expect(!kt_contains(json_object_to_json_string(kt_jpath(doc_of_kind(d, "Job"),
-	                                                           "spec.template.spec.containers[0].command")),
-	                       "--final"),
+	cr_expect(kt_contains(json_object_to_json_string(kt_jpath(doc_of_kind(d, "Job"),
+	                                                          "spec.template.spec.containers[0].command")),
+	                      "\"--final-status\", \"no\""),
 	          "a PVC: the cleanup Job reports last");
 	json_object_put(d);
 
@@ -800,7 +800,7 @@ Test(render, the_docs_show_the_commands_render_prints)
 	        rendered(kt_jpath(json_object_array_get_idx(p, 2), "spec.template.spec.containers[0]")),
 	        rendered(kt_jpath(json_object_array_get_idx(e, 0), "spec.template.spec.containers[0]"))};
 	cr_assert(kt_contains(cmds[0], " init ") && kt_contains(cmds[1], " run ") &&
-	          kt_contains(cmds[2], " cleanup ") && kt_contains(cmds[3], "--final"),
+	          kt_contains(cmds[2], " cleanup ") && kt_contains(cmds[3], "--final-status yes"),
 	          "the documents are PVC, Job, cleanup Job; and the emptyDir Job");
 	int shown[4] = {0};
 	static const char *const docs[] = {"README.md", "launcher/OPERATOR.md", "deploy/README.md"};
