@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "area.h"
 #include "chan.h"
 #include "log.h"
 #include "runner.h"
@@ -258,6 +259,32 @@ static int is_terminal(const kr_agent *a, const char *status)
 	                  strcmp(status, status_name(a, "failed", "FAILED")) == 0);
 }
 
+/* The record `name` in .keruta/outcome, reached without following a
+ * link (the work volume is shared with task code), a regular file of at
+ * most 64 KiB; NULL when there is none.  The text is the caller's. */
+static char *read_record_file(const char *work, const char *name, size_t *len)
+{
+	int dfd = kr_area_open(work, "outcome", 0);
+	if (dfd < 0)
+		return NULL;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	close(dfd);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 65536) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	char *text = kr_malloc((size_t)st.st_size + 1);
+	ssize_t got = read(fd, text, (size_t)st.st_size);
+	close(fd);
+	if (got < 0)
+		got = 0;
+	text[got] = '\0';
+	*len = (size_t)got;
+	return text;
+}
+
 /* What an earlier process of the task left: its outcome (the main
  * container's, for the cleanup Job) and a final status already sent;
  * keruta-api's own record of the task counts too. */
@@ -270,8 +297,11 @@ static void read_record(kr_agent *a)
 	char *path = later ? record_path(a) : NULL;
 	kr_node *n = NULL;
 	kr_error err = {0};
-	if (path && access(path, F_OK) == 0 && kr_node_load_file(path, &n, &err) == 0 &&
-	    n->type == KR_NODE_MAP) {
+	size_t len = 0;
+	char *text = path ? read_record_file(kr_task_get(a->task, KR_TASK_WORK_DIR),
+	                                     strrchr(path, '/') + 1, &len)
+	                  : NULL;
+	if (text && kr_node_load_string(path, text, len, &n, &err) == 0 && n->type == KR_NODE_MAP) {
 		const kr_node *r = kr_node_get(n, "reported");
 		if (r && r->type == KR_NODE_SCALAR && !kr_node_is_null(r) && is_terminal(a, r->value))
 			snprintf(a->reported, sizeof(a->reported), "%s", r->value);
@@ -290,12 +320,13 @@ static void read_record(kr_agent *a)
 			snprintf(a->prior_reason, sizeof(a->prior_reason), "%s", reason->value);
 		if (ec && ec->type == KR_NODE_SCALAR && !kr_node_is_null(ec))
 			snprintf(a->prior_code, sizeof(a->prior_code), "%s", ec->value);
-	} else if (path && access(path, F_OK) == 0) {
+	} else if (text) {
 		kr_log(KR_LOG_WARN, NULL, "cannot read the task's record %s: %s; going by keruta-api "
 		                          "alone",
 		       path, err.msg[0] ? err.msg : "not a JSON object");
 	}
 	kr_node_free(n);
+	free(text);
 	free(path);
 	const char *st = kr_task_get(a->task, KR_TASK_STATUS);
 	if (!a->reported[0] && is_terminal(a, st))
@@ -333,7 +364,7 @@ static void write_record(kr_agent *a, const char *command, const char *status,
 		free(path);
 		return;
 	}
-	int dfd = kr_area_dir(work, "outcome");
+	int dfd = kr_area_open(work, "outcome", 1);
 	if (dfd < 0) {
 		kr_log(KR_LOG_WARN, NULL, "cannot write the task's record under %s/.keruta: %s", work,
 		       strerror(errno));

@@ -216,28 +216,6 @@ static void safe_name(const char *given, char *out, size_t cap)
 		snprintf(out, cap, "artifact");
 }
 
-/* A directory below dirfd, made if missing, never through a symlink. */
-static int open_dir_below(int dirfd, const char *name)
-{
-	if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
-		return -1;
-	return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-int kr_area_dir(const char *work, const char *sub)
-{
-	int wfd = work ? open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	int kfd = wfd >= 0 ? open_dir_below(wfd, ".keruta") : -1;
-	int dfd = kfd >= 0 ? open_dir_below(kfd, sub) : -1;
-	int e = errno;
-	if (wfd >= 0)
-		close(wfd);
-	if (kfd >= 0)
-		close(kfd);
-	errno = e;
-	return dfd;
-}
-
 static int do_artifact(kr_chan *c, const kr_node *req, int file, kr_buf *why)
 {
 	const char *given = field(req, "name");

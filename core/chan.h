@@ -39,10 +39,6 @@ void kr_chan_allow(kr_chan *c, uid_t uid, gid_t gid);
 /* Accept and answer the requests waiting now; never blocks long. */
 void kr_chan_serve(kr_chan *c);
 
-/* <work>/.keruta/<sub> opened as a directory (made if missing), never
- * through a symlink a repository could commit; -1 with errno. */
-int kr_area_dir(const char *work, const char *sub);
-
 /* The client side: the `log`, `progress` and `artifact` commands.
  * Returns the process exit code. */
 int kr_chan_client(const char *cmd, int argc, char **argv);

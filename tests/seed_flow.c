@@ -459,3 +459,49 @@ Test(seeds, a_cleanup_job_without_the_main_containers_outcome_sends_nothing, .ti
 	free(tl);
 	flow_stop(&f);
 }
+
+/* The work volume is shared with task code: a link planted where the
+ * agent keeps the task's outcome record is removed, never written
+ * through, and a forged record behind it is never read. */
+Test(seeds, a_link_in_place_of_the_outcome_record_is_not_followed, .timeout = 300)
+{
+	flow f;
+	flow_start(&f);
+	kt_result r;
+	const char *init_env[] = {"KERUTA_REPOSITORY_ID=r1", "KERUTA_DOCUMENT_ID=d1", NULL};
+	agent(&f, &r, init_args, init_env);
+	cr_assert_eq(r.status, 0, "init failed:\n%s", r.err);
+	kt_result_free(&r);
+	/* a forged "already COMPLETED" record outside the work dir, and a link
+	 * to it where the record lives */
+	char *outside = kt_path(f.dir, "outside");
+	cr_assert(mkdir(outside, 0755) == 0);
+	char *forged = kt_path(outside, "123.json");
+	static const char forged_text[] = "{\"taskId\":\"123\",\"command\":\"run\",\"status\":"
+	                                   "\"COMPLETED\",\"reported\":\"COMPLETED\"}\n";
+	kt_write_file(forged, forged_text);
+	char *link = kt_path(f.work, ".keruta/outcome");
+	kt_rmrf(link);
+	cr_assert(symlink(outside, link) == 0);
+	const char *run_env[] = {"KERUTA_TASK_ID=123", NULL};
+	agent(&f, &r, run_args, run_env);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	struct stat st;
+	cr_expect(lstat(link, &st) == 0 && S_ISDIR(st.st_mode), "the link was not replaced");
+	char *still = kt_read_file(forged, NULL);
+	cr_expect_str_eq(still ? still : "(gone)", forged_text, "written through the link");
+	free(still);
+	const char *cleanup_env[] = {"KERUTA_TASK_ID=123",
+	                             "KERUTA_SOURCE_POD=keruta-job-task123-pod-xyz", NULL};
+	agent(&f, &r, cleanup_args, cleanup_env);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	char *s = statuses_of_123(&f);
+	cr_expect(kt_contains(s, "COMPLETED"), "the forged record stopped the final status: %s", s);
+	free(s);
+	free(outside);
+	free(forged);
+	free(link);
+	flow_stop(&f);
+}
