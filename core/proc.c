@@ -657,12 +657,14 @@ static char *find_program(const char *name, char **env)
 
 static int64_t oom_count_in(const char *path)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
+	/* cgroupfs files are regular (size 0); KERUTA_CGROUP_MEMORY_EVENTS may
+	 * name anything, and a FIFO there must not stop the agent */
+	kr_error err = {0};
+	char *text = kr_read_file(path, 1u << 16, NULL, KR_EXIT_INTERNAL, NULL, &err);
+	if (!text)
 		return -1;
-	char line[256];
 	int64_t v = -1;
-	while (fgets(line, sizeof(line), f)) {
+	for (char *rest = text, *line; (line = strsep(&rest, "\n"));) {
 		if (strncmp(line, "oom_kill ", 9) == 0) {
 			char *end;
 			long long x = strtoll(line + 9, &end, 10);
@@ -671,7 +673,7 @@ static int64_t oom_count_in(const char *path)
 			break;
 		}
 	}
-	fclose(f);
+	free(text);
 	return v;
 }
 

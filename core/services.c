@@ -212,6 +212,23 @@ static char *svc_area_path(kr_task *t, const char *rel, uint32_t flags)
 	                   id && *id ? id : KR_AREA_NO_ID, rel && *rel ? "/" : "", rel ? rel : "");
 }
 
+static char *svc_read_file(kr_task *t, const char *path, uint64_t max, size_t *len, char *why,
+                           size_t why_size)
+{
+	kr_agent *a = t ? kr_task_agent(t) : NULL;
+	if (max == 0)
+		max = a ? kr_settings_u64(a->settings, KR_S_MAX_DOWNLOAD) : 64u << 20;
+	kr_error err = {0};
+	char *data = kr_read_file(path, max, len, KR_EXIT_TASK_FAILED, NULL, &err);
+	if (!data) {
+		int e = errno;
+		if (why && why_size)
+			snprintf(why, why_size, "%s", err.msg);
+		errno = e;
+	}
+	return data;
+}
+
 const kr_services kr_services_table = {
         .size = sizeof(kr_services),
         .abi_major = KR_ABI_MAJOR,
@@ -246,4 +263,5 @@ const kr_services kr_services_table = {
         .free = svc_free,
         .area_open = svc_area_open,
         .area_path = svc_area_path,
+        .read_file = svc_read_file,
 };

@@ -350,28 +350,54 @@ int kr_id_check(const char *what, const char *id, kr_error *err)
 	return -1;
 }
 
+/* "WHAT PATH: why", or only "why" when what is NULL (the caller names the
+ * file in its own words). */
+static void file_error(kr_error *err, int code, const char *what, const char *path,
+                       const char *why)
+{
+	if (what)
+		kr_error_set(err, code, "%s %s: %s", what, path, why);
+	else
+		kr_error_set(err, code, "%s", why);
+}
+
+static void too_large(kr_error *err, int code, const char *what, const char *path, uint64_t max)
+{
+	char why[64];
+	snprintf(why, sizeof(why), "larger than the limit of %llu bytes", (unsigned long long)max);
+	file_error(err, code, what, path, why);
+}
+
 int kr_open_regular(const char *path, uint64_t max, int code, const char *what, kr_error *err)
 {
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0) {
-		kr_error_set(err, code, "%s %s: %s", what, path, strerror(errno));
+		int e = errno;
+		file_error(err, code, what, path, strerror(e));
+		errno = e;
 		return -1;
 	}
 	struct stat st;
 	const char *why = NULL;
-	if (fstat(fd, &st) != 0)
-		why = strerror(errno);
-	else if (S_ISDIR(st.st_mode))
+	int e = 0;
+	if (fstat(fd, &st) != 0) {
+		e = errno;
+		why = strerror(e);
+	} else if (S_ISDIR(st.st_mode)) {
+		e = EISDIR;
 		why = "is a directory";
-	else if (!S_ISREG(st.st_mode))
+	} else if (!S_ISREG(st.st_mode)) {
+		e = EINVAL;
 		why = "is not a regular file (a FIFO, socket or device); give a file";
-	else if (max && (uint64_t)st.st_size > max)
-		kr_error_set(err, code, "%s %s: larger than the limit of %llu bytes", what, path,
-		             (unsigned long long)max);
+	} else if (max && (uint64_t)st.st_size > max) {
+		e = EFBIG;
+		too_large(err, code, what, path, max);
+	}
 	if (why)
-		kr_error_set(err, code, "%s %s: %s", what, path, why);
-	if (why || (max && (uint64_t)st.st_size > max)) {
+		file_error(err, code, what, path, why);
+	if (e) {
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	int fl = fcntl(fd, F_GETFL);
@@ -389,22 +415,24 @@ char *kr_read_file(const char *path, uint64_t max, size_t *len, int code, const 
 	kr_buf b = {0};
 	char chunk[16384];
 	ssize_t n;
+	int e = 0;
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR)) {
 		if (n < 0)
 			continue;
 		if (max && b.len + (size_t)n > max) { /* grew since fstat */
-			kr_error_set(err, code, "%s %s: larger than the limit of %llu bytes", what, path,
-			             (unsigned long long)max);
+			too_large(err, code, what, path, max);
+			e = EFBIG;
 			n = -2;
 			break;
 		}
 		kr_buf_add(&b, chunk, (size_t)n);
 	}
 	if (n == -1)
-		kr_error_set(err, code, "%s %s: %s", what, path, strerror(errno));
+		file_error(err, code, what, path, strerror(e = errno));
 	close(fd);
 	if (n < 0) {
 		kr_buf_free(&b);
+		errno = e;
 		return NULL;
 	}
 	if (!b.data)

@@ -73,8 +73,9 @@ int kr_parse_bool(const char *s, int *out);
  * device or a directory where a file is expected would block a read
  * forever or read nonsense: the file is opened non-blocking, must be a
  * regular file (checked on the open descriptor) and at most max bytes
- * (0: no cap).  On error: -1 / NULL, err set with `code` as
- * "WHAT PATH: why".
+ * (0: no cap).  On error: -1 / NULL, errno set (EINVAL: not a regular
+ * file, EISDIR, EFBIG: over max) and err set with `code` as
+ * "WHAT PATH: why", or only "why" when what is NULL.
  *
  * kr_open_regular: a blocking read-only descriptor (the caller's).
  * kr_read_file: the whole file, NUL-terminated (the caller's), its length

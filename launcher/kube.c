@@ -78,25 +78,18 @@ static int b64_decode(const char *in, kr_buf *out)
 
 static char *read_small_file(const char *path, kr_error *err, const char *what)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		kr_error_set(err, KR_EXIT_USAGE, "cannot read %s %s: %s", what, path, strerror(errno));
+	size_t n = 0;
+	char *text = kr_read_file(path, 1u << 20, &n, KR_EXIT_USAGE, what, err);
+	if (!text)
 		return NULL;
-	}
-	kr_buf b = {0};
-	char chunk[4096];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (1u << 20))
-		kr_buf_add(&b, chunk, n);
-	fclose(f);
-	while (b.len && strchr("\r\n \t", b.data[b.len - 1]))
-		b.data[--b.len] = '\0';
-	if (!b.len) {
+	while (n && strchr("\r\n \t", text[n - 1]))
+		text[--n] = '\0';
+	if (!n) {
 		kr_error_set(err, KR_EXIT_USAGE, "%s %s is empty", what, path);
-		kr_buf_free(&b);
+		free(text);
 		return NULL;
 	}
-	return b.data;
+	return text;
 }
 
 static const char *scalar(const kr_node *map, const char *key)

@@ -55,19 +55,17 @@ kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, i
 	const char *tf = kr_settings_get(s, KR_S_API_TOKEN_FILE);
 	char *token = NULL;
 	if (tf && *tf) {
-		FILE *f = fopen(tf, "r");
-		char buf[8192];
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-		if (f)
-			fclose(f);
-		buf[n] = '\0';
-		while (n && strchr("\r\n ", buf[n - 1]))
-			buf[--n] = '\0';
+		size_t n = 0;
+		token = kr_read_file(tf, 65536, &n, KR_EXIT_USAGE, "API token file", err);
+		if (!token)
+			return NULL;
+		while (n && strchr("\r\n ", token[n - 1]))
+			token[--n] = '\0';
 		if (!n) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s is missing or empty", tf);
+			kr_error_set(err, KR_EXIT_USAGE, "API token file %s is empty", tf);
+			free(token);
 			return NULL;
 		}
-		token = kr_strdup(buf);
 	} else if (kr_settings_get(s, KR_S_API_TOKEN)) {
 		token = kr_strdup(kr_settings_get(s, KR_S_API_TOKEN));
 	}

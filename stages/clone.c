@@ -930,8 +930,12 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
 	const char *ca = cfg->ca_file && *cfg->ca_file ? cfg->ca_file : env_or("KERUTA_CA_FILE");
 	if (ca) {
-		if (access(ca, R_OK) < 0)
-			return svc->fail(task, "clone: cannot read CA file %s: %s", ca, strerror(errno));
+		/* OpenSSL reads it blocking: a FIFO there would hang the stage */
+		char why[256];
+		char *pem = svc->read_file(task, ca, 64u << 20, NULL, why, sizeof(why));
+		if (!pem)
+			return svc->fail(task, "clone: cannot read CA file %s: %s", ca, why);
+		svc->free(pem);
 		if (git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, ca, NULL) < 0)
 			return svc->fail(task, "clone: cannot use CA file %s: %s", ca, lg2_msg());
 	}

@@ -69,7 +69,4 @@ void clone_free_credentials(clone_run *r);
 /* Log the final progress line of a transfer (if any was made). */
 void clone_progress_done(clone_run *r, const git_indexer_progress *p);
 
-/* Read a small file whole, trailing newlines cut; NULL on error (errno). */
-char *clone_read_secret_file(const char *path);
-
 #endif

@@ -248,24 +248,25 @@ void clone_stream_remove(void)
 
 /* ---- credentials ------------------------------------------------------ */
 
-char *clone_read_secret_file(const char *path)
+/* A secret file whole, trailing newlines cut (malloc'd, the caller's); NULL
+ * with the reason in why. */
+static char *read_secret_file(clone_run *r, const char *path, char *why, size_t why_size)
 {
-	FILE *f = fopen(path, "re");
-	if (!f)
+	size_t n = 0;
+	char *buf = r->svc->read_file(r->task, path, 65536, &n, why, why_size);
+	if (!buf)
 		return NULL;
-	char *buf = malloc(65537);
-	size_t n = buf ? fread(buf, 1, 65536, f) : 0;
-	int bad = !buf || ferror(f) || !feof(f) || memchr(buf, 0, n);
-	fclose(f);
-	if (bad) {
-		free(buf);
-		errno = EINVAL;
-		return NULL;
-	}
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	buf[n] = 0;
-	return buf;
+	char *out = NULL;
+	if (memchr(buf, 0, n))
+		snprintf(why, why_size, "it holds a NUL byte");
+	else if (!(out = strdup(buf)))
+		snprintf(why, why_size, "out of memory");
+	memset(buf, 0, n);
+	r->svc->free(buf);
+	n = out ? strlen(out) : 0;
+	while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+		out[--n] = 0;
+	return out;
 }
 
 /* A secret from `with:` file, else env VAR_FILE, else env VAR. */
@@ -274,12 +275,13 @@ static int load_one(clone_run *r, const char *opt_file, const char *what, const 
 {
 	const char *file = opt_file && *opt_file ? opt_file : getenv(env_file);
 	if (file && *file) {
-		*out = clone_read_secret_file(file);
+		char why[256];
+		*out = read_secret_file(r, file, why, sizeof(why));
 		if (!*out)
 			return r->svc->fail(r->task,
 			                    "cannot read the git %s from %s: %s; mount the Secret there "
 			                    "or fix the path (a text file of at most 64 KiB)",
-			                    what, file, strerror(errno));
+			                    what, file, why);
 	} else if (env && getenv(env) && *getenv(env)) {
 		*out = strdup(getenv(env));
 	}
@@ -298,6 +300,20 @@ int clone_load_credentials(clone_run *r)
 	    load_one(r, c->ssh_passphrase_file, "SSH key passphrase", NULL,
 	             "KERUTA_GIT_SSH_PASSPHRASE_FILE", &r->ssh_passphrase))
 		return KR_FAILED;
+	/* libssh2 reads the key itself, blocking: make sure now that it is a
+	 * file it can read, not a FIFO it would wait on. */
+	const char *key = c->ssh_key_file && *c->ssh_key_file ? c->ssh_key_file
+	                                                      : getenv("KERUTA_GIT_SSH_KEY_FILE");
+	if (key && *key) {
+		char why[256];
+		char *text = r->svc->read_file(r->task, key, 1u << 20, NULL, why, sizeof(why));
+		if (!text)
+			return r->svc->fail(r->task,
+			                    "cannot read the git SSH key from %s: %s; mount the Secret "
+			                    "there or fix the path",
+			                    key, why);
+		r->svc->free(text);
+	}
 	const char *u = c->username && *c->username ? c->username : getenv("KERUTA_GIT_USERNAME");
 	if (u && *u)
 		r->user = strdup(u);
@@ -409,15 +425,14 @@ static int hosts_match(char *list, const char *host, int port)
 }
 
 /* 1: the key is listed for the host; 0: not; -1: the file is unreadable. */
-static int known_host(const char *file, const char *host, int port, const char *key_b64,
-                      int *revoked)
+static int known_host(clone_run *r, const char *file, const char *host, int port,
+                      const char *key_b64, int *revoked, char *why, size_t why_size)
 {
-	FILE *f = fopen(file, "re");
-	if (!f)
+	char *text = r->svc->read_file(r->task, file, 0, NULL, why, why_size);
+	if (!text)
 		return -1;
-	char line[16384];
 	int found = 0;
-	while (!found && fgets(line, sizeof line, f)) {
+	for (char *rest = text, *line; !found && (line = strsep(&rest, "\n"));) {
 		char *save = NULL, *marker = NULL;
 		char *hostsf = strtok_r(line, " \t\r\n", &save);
 		if (!hostsf || *hostsf == '#')
@@ -437,7 +452,7 @@ static int known_host(const char *file, const char *host, int port, const char *
 		else if (!marker)
 			found = 1;
 	}
-	fclose(f);
+	r->svc->free(text);
 	return found;
 }
 
@@ -467,7 +482,8 @@ static int check_host_key(clone_run *r, git_cert_hostkey *hk, const char *host)
 		file = defpath;
 	}
 	int revoked = 0;
-	int ok = b64 ? known_host(file, host, r->ssh_port, b64, &revoked) : -1;
+	char why[256] = "out of memory";
+	int ok = b64 ? known_host(r, file, host, r->ssh_port, b64, &revoked, why, sizeof(why)) : -1;
 	free(b64);
 	if (revoked) {
 		git_error_set(GIT_ERROR_SSH, "the SSH host key of %s is marked @revoked in %s", host,
@@ -480,9 +496,9 @@ static int check_host_key(clone_run *r, git_cert_hostkey *hk, const char *host)
 	}
 	if (ok < 0)
 		git_error_set(GIT_ERROR_SSH,
-		              "cannot read known_hosts file %s to check the SSH host key of %s: set "
-		              "with: known_hosts (or KERUTA_GIT_KNOWN_HOSTS)",
-		              file, host);
+		              "cannot read known_hosts file %s to check the SSH host key of %s: %s; "
+		              "set with: known_hosts (or KERUTA_GIT_KNOWN_HOSTS)",
+		              file, host, why);
 	else
 		git_error_set(GIT_ERROR_SSH,
 		              "the SSH host key of %s is not in %s: add it (ssh-keyscan, without -H) "

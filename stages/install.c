@@ -49,19 +49,22 @@ static void install_fini(const kr_services *svc, void *state)
 	free(state);
 }
 
-/* Empty, or only whitespace: nothing to run. */
-static int script_is_empty(const char *path)
+/* 1: empty, or only whitespace (nothing to run); 0: a script; -1: not
+ * readable (why says why).  The backend wrote the file and may have
+ * replaced it: it is read only if it is a regular file.  A script of more
+ * than 64 KiB is not empty: no need to read it all. */
+static int script_is_empty(const kr_services *svc, kr_task *t, const char *path, char *why,
+                           size_t why_size)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return 1;
-	int c, empty = 1;
-	while ((c = getc(f)) != EOF)
-		if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+	size_t n = 0;
+	char *text = svc->read_file(t, path, 1u << 16, &n, why, why_size);
+	if (!text)
+		return errno == EFBIG ? 0 : -1;
+	int empty = 1;
+	for (size_t i = 0; empty && i < n; i++)
+		if (text[i] != ' ' && text[i] != '\t' && text[i] != '\n' && text[i] != '\r')
 			empty = 0;
-			break;
-		}
-	fclose(f);
+	svc->free(text);
 	return empty;
 }
 
@@ -101,7 +104,16 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 	close(fd);
 
 	int rc = svc->fetch_script(t, "install", path);
-	if (rc == KR_NOT_FOUND || (rc == KR_OK && script_is_empty(path))) {
+	char why[256] = "";
+	int empty = rc == KR_OK ? script_is_empty(svc, t, path, why, sizeof(why)) : 0;
+	if (empty < 0) {
+		svc->fail(t, "install: cannot read the install script %s: %s", path, why);
+		unlink(path);
+		free(path);
+		svc->free(area);
+		return KR_FAILED;
+	}
+	if (rc == KR_NOT_FOUND || empty) {
 		svc->log(t, KR_LOG_INFO, "no install script for this repository; nothing to do");
 		unlink(path);
 		free(path);

@@ -14,6 +14,14 @@
 #include "krtest.h"
 #include "loader.h"
 
+/* "MAJOR.MINOR" of the agent under test: the messages must follow a bump. */
+static const char *agent_abi(void)
+{
+	static char v[32];
+	snprintf(v, sizeof(v), "%d.%d", KR_ABI_MAJOR, KR_ABI_MINOR);
+	return v;
+}
+
 static char *fixtures(void)
 {
 	return kt_path(kt_builddir(), "tests/fixtures/.libs");
@@ -87,16 +95,20 @@ Test(loader, not_found_lists_every_directory_searched)
 Test(loader, other_major_is_refused_naming_both_versions)
 {
 	char *msg = load_error("fx_major");
-	cr_expect(strstr(msg, "built for plugin ABI 2.0, but this agent speaks ABI 1.1") != NULL,
-	          "%s", msg);
+	char want[128];
+	snprintf(want, sizeof(want), "built for plugin ABI %d.0, but this agent speaks ABI %s",
+	         KR_ABI_MAJOR + 1, agent_abi());
+	cr_expect(strstr(msg, want) != NULL, "%s", msg);
 	free(msg);
 }
 
 Test(loader, newer_minor_is_refused)
 {
 	char *msg = load_error("fx_minor");
-	cr_expect(strstr(msg, "built for plugin ABI 1.2, newer than this agent's ABI 1.1") != NULL,
-	          "%s", msg);
+	char want[128];
+	snprintf(want, sizeof(want), "built for plugin ABI %d.%d, newer than this agent's ABI %s",
+	         KR_ABI_MAJOR, KR_ABI_MINOR + 1, agent_abi());
+	cr_expect(strstr(msg, want) != NULL, "%s", msg);
 	free(msg);
 }
 
@@ -299,8 +311,11 @@ Test(loader_cli, nan_inf_and_hex_are_not_numbers)
 Test(loader_cli, each_failure_is_one_line_and_exit_2)
 {
 	validate_fails_with("nosuch", "plugin 'nosuch' not found");
-	validate_fails_with("fx_major", "but this agent speaks ABI 1.1");
-	validate_fails_with("fx_minor", "newer than this agent's ABI 1.1");
+	char major[64], minor[64];
+	snprintf(major, sizeof(major), "but this agent speaks ABI %s", agent_abi());
+	snprintf(minor, sizeof(minor), "newer than this agent's ABI %s", agent_abi());
+	validate_fails_with("fx_major", major);
+	validate_fails_with("fx_minor", minor);
 	validate_fails_with("fx_nodesc", "not a keruta-agent plugin");
 	validate_fails_with("fx_norun", "no run callback");
 }
@@ -337,10 +352,13 @@ Test(loader_cli, plugins_lists_good_and_bad)
 	kt_result r;
 	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 30), 0);
 	cr_expect_eq(r.status, 2, "invalid plugins in the path make the listing fail: %s", r.out);
-	cr_expect(kt_contains(r.out, "fx_ok            1.1"), "%s", r.out);
+	char fx_ok[64], hello[64];
+	snprintf(fx_ok, sizeof(fx_ok), "fx_ok            %s", agent_abi());
+	snprintf(hello, sizeof(hello), "hello            %s", agent_abi());
+	cr_expect(kt_contains(r.out, fx_ok), "%s", r.out);
 	cr_expect(kt_contains(r.out, "with trace"), "options are listed with -v: %s", r.out);
 	cr_expect(kt_contains(r.out, "fx_major.so      INVALID"), "%s", r.out);
-	cr_expect(kt_contains(r.out, "hello            1.1"), "%s", r.out);
+	cr_expect(kt_contains(r.out, hello), "%s", r.out);
 	kt_result_free(&r);
 	free(fx);
 }

@@ -282,6 +282,37 @@ Test(git_clone, basic_auth_good_and_wrong_credentials)
 	free(url), free(pw), free(extra);
 }
 
+/* A FIFO where a credentials file or the CA file is expected (a Secret
+ * mounted wrong) is refused, naming it, without the stage waiting forever
+ * for a writer. */
+Test(git_clone, fifo_credential_files_are_refused_not_waited_on)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("basic", "repo.git");
+	char *fifo = kt_path(base, "fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	char *fifo_env = NULL;
+	cr_assert(asprintf(&fifo_env, "KERUTA_GIT_TOKEN_FILE=%s", fifo) > 0);
+	const char *env[] = {fifo_env, NULL};
+	static const char *const opts[] = {"password_file", "ssh_key_file", "ca_file", NULL};
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		char *extra = NULL;
+		if (opts[i])
+			cr_assert(asprintf(&extra, ", username: alice, %s: \"%s\"", opts[i], fifo) > 0);
+		kt_result r;
+		run_clone(&r, url, NULL, extra, opts[i] ? NULL : env);
+		char *all = gt_output(&r);
+		const char *what = opts[i] ? opts[i] : "KERUTA_GIT_TOKEN_FILE";
+		cr_assert_eq(r.status, 1, "%s: %s", what, all);
+		cr_assert(kt_contains(all, fifo), "%s: %s", what, all);
+		cr_assert(kt_contains(all, "not a regular file"), "%s: %s", what, all);
+		kt_result_free(&r);
+		free(all), free(extra);
+	}
+	free(url), free(fifo), free(fifo_env);
+}
+
 Test(git_clone, bearer_token_file)
 {
 	gt_make_repo(base, 0);
@@ -612,8 +643,21 @@ Test(git_clone, ssh_key_and_known_hosts)
 	cr_assert(kt_contains(all, "authentication"), "%s", all);
 	kt_result_free(&r);
 	free(all);
+
+	/* A FIFO as known_hosts: refused, naming it, not waited on. */
+	char *fifo = kt_path(base, "ssh/known-fifo"), *fifo_known = NULL;
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	cr_assert(asprintf(&fifo_known, ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s\"",
+	                   base, fifo) > 0);
+	run_clone(&r, url, "main", fifo_known, NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "cannot read known_hosts file"), "%s", all);
+	cr_assert(kt_contains(all, "not a regular file"), "%s", all);
+	kt_result_free(&r);
+	free(all);
 	free(root), free(hostkey), free(auth), free(user), free(url), free(extra), free(wrong),
-	        free(stranger);
+	        free(stranger), free(fifo), free(fifo_known);
 }
 
 /* A repository that commits .keruta/ with links aimed outside the work

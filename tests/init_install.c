@@ -5,6 +5,7 @@
  * script fails init with the reason; no script or an empty one skips.
  */
 #include <signal.h>
+#include <sys/stat.h>
 
 #include "init_harness.c"
 
@@ -56,6 +57,27 @@ Test(install, script_from_a_file)
 	char *m = kx_read(x.work, "marker", NULL);
 	cr_assert_str_eq(m ? m : "", "from-file\n");
 	free(m);
+	kx_free(&x);
+}
+
+/* installScript: {path: FIFO} (a ConfigMap mounted wrong): refused with
+ * the file's name, never waited on, and nothing runs. */
+Test(install, fifo_script_path_is_refused_not_waited_on)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	char *fifo = kt_path(x.dir, "setup-fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	kt_write_file(x.task, "id: t-1\ninstallScript: {path: setup-fifo}\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 2, "%s", x.log);
+	cr_expect(kt_contains(x.log, "setup-fifo") && kt_contains(x.log, "not a regular file"), "%s",
+	          x.log);
+	char *sh = kt_path(x.work, ".keruta/tasks/t-1/install.sh");
+	cr_expect_neq(access(sh, F_OK), 0, "an install script was written");
+	free(sh);
+	free(fifo);
 	kx_free(&x);
 }
 

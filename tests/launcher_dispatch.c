@@ -4,6 +4,7 @@
  * keruta-api server (tests/refapi).
  */
 #include <criterion/criterion.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <signal.h>
 #include <stdio.h>
@@ -454,6 +455,46 @@ Test(dispatch, credentials_and_config_errors_are_clear)
 	cr_expect(kt_contains(r.err, "exec"), "%s", r.err);
 	kt_result_free(&r);
 	free(bad);
+}
+
+/* A FIFO where a file is expected (a Secret mounted wrong) is refused with
+ * its name, never waited on: the API token file, the kubeconfig and the
+ * kubeconfig's tokenFile. */
+Test(dispatch, fifo_credential_files_are_refused_not_waited_on)
+{
+	seed("{\"tasks\": [{\"id\": \"f-1\", \"status\": \"PENDING\"}]}");
+	char *fifo = kt_path(kube.srv.dir, "fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	char *cfg = kt_path(kube.srv.dir, "tokenfile-kubeconfig");
+	char *text = kt_read_file(kube.kubeconfig, NULL);
+	char *p = strstr(text, "token: kube-token\n");
+	cr_assert_not_null(p, "%s", text);
+	*p = '\0';
+	char *with_file = NULL;
+	cr_assert(asprintf(&with_file, "%stokenFile: %s\n%s", text,
+	                   fifo, p + strlen("token: kube-token\n")) > 0);
+	kt_write_file(cfg, with_file);
+	free(text), free(with_file);
+	struct {
+		const char *what;
+		const char *args[12];
+	} cases[] = {
+	        {"API token file", {"dispatch", "--kubeconfig", kube.kubeconfig, "--api-url", api.url,
+	                            "--api-token-file", fifo, "--task-id", "f-1", NULL}},
+	        {"kubeconfig", {"dispatch", "--kubeconfig", fifo, "--api-url", api.url, "--task-id",
+	                        "f-1", NULL}},
+	        {"Kubernetes token file", {"dispatch", "--kubeconfig", cfg, "--api-url", api.url,
+	                                   "--task-id", "f-1", NULL}},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kt_result r;
+		cr_assert_eq(kt_agent_run(&r, cases[i].args, NULL, 20), 0, "%s", cases[i].what);
+		cr_expect_eq(r.status, 2, "%s: %s", cases[i].what, r.err);
+		cr_expect(kt_contains(r.err, fifo), "%s: %s", cases[i].what, r.err);
+		cr_expect(kt_contains(r.err, "not a regular file"), "%s: %s", cases[i].what, r.err);
+		kt_result_free(&r);
+	}
+	free(fifo), free(cfg);
 }
 
 /* ------------------------------------------------ one terminal status */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include <criterion/criterion.h>
+#include <sys/stat.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -204,6 +205,10 @@ Test(run_proc, oom_counter_is_read_from_memory_events)
 	cr_expect_eq(kr_proc_oom_kills(), -1);
 	unlink(f);
 	cr_expect_eq(kr_proc_oom_kills(), -1);
+	/* a FIFO there is no counter, and is not waited on */
+	cr_assert_eq(mkfifo(f, 0600), 0);
+	cr_expect_eq(kr_proc_oom_kills(), -1);
+	unlink(f);
 	unsetenv("KERUTA_CGROUP_MEMORY_EVENTS");
 	free(f);
 }

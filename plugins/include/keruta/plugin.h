@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define KR_ABI_MAJOR 1
-#define KR_ABI_MINOR 1
+#define KR_ABI_MINOR 2
 
 /* Name of the one symbol a plugin exports. */
 #define KR_PLUGIN_SYMBOL "keruta_plugin"
@@ -283,6 +283,24 @@ typedef struct kr_services {
 	 */
 	int (*area_open)(kr_task *task, const char *rel, uint32_t flags);
 	char *(*area_path)(kr_task *task, const char *rel, uint32_t flags);
+
+	/*
+	 * Since 1.2.  The one way a stage reads a file it was given by name
+	 * (a credentials file, a known_hosts file, a script): the whole file,
+	 * NUL-terminated, its length in *len if len is not NULL; free it with
+	 * svc->free.  The file is opened non-blocking and must be a regular
+	 * file: a FIFO, socket, device or directory is refused without being
+	 * read (a FIFO would block the stage forever), and so is a file of
+	 * more than max bytes (0: the agent's max_download).
+	 *
+	 * On error: NULL with errno set (EINVAL: not a regular file, EISDIR,
+	 * EFBIG: over max, else open(2)'s) and the reason, without the path
+	 * ("is not a regular file (a FIFO, socket or device); give a file"),
+	 * in why (why_size bytes, may be 0).  fail() is not called: the stage
+	 * names the file in its own words and says what to do.
+	 */
+	char *(*read_file)(kr_task *task, const char *path, uint64_t max, size_t *len, char *why,
+	                   size_t why_size);
 } kr_services;
 
 #define KR_AREA_CREATE   0x1u
