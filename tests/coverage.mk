@@ -4,8 +4,9 @@
 # target's: the table is printed even when a test fails.  coverage.info
 # stays behind for genhtml.
 KR_COV_RC = --rc lcov_branch_coverage=1
-KR_COV_PRODUCT = '$(abs_top_srcdir)/core/*' '$(abs_top_srcdir)/stages/*' \
-	'$(abs_top_srcdir)/backends/*' '$(abs_top_srcdir)/launcher/*'
+# lcov records paths with `..` resolved; abs_top_srcdir keeps them
+# (../configure gives BUILD/..), so the patterns use the resolved source dir.
+KR_COV_PRODUCT = "$$src/core/*" "$$src/stages/*" "$$src/backends/*" "$$src/launcher/*"
 
 .PHONY: coverage coverage-report
 if KR_COVERAGE
@@ -16,6 +17,7 @@ coverage:
 
 coverage-report:
 	$(LCOV) -q $(KR_COV_RC) --capture -d . -o coverage-all.info
+	src=$$(cd $(top_srcdir) && pwd -P); \
 	$(LCOV) -q $(KR_COV_RC) --extract coverage-all.info $(KR_COV_PRODUCT) -o coverage.info
 	$(LCOV) $(KR_COV_RC) --list coverage.info
 	$(LCOV) $(KR_COV_RC) --summary coverage.info
