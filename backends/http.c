@@ -222,6 +222,9 @@ char *kr_http_server_error(const char *body, size_t len)
 	return out;
 }
 
+/* Longer waits are taken as this long: a year. */
+#define KR_RETRY_AFTER_MAX_S (86400ull * 365)
+
 int64_t kr_http_retry_after_ms(const char *v, int64_t now)
 {
 	while (*v == ' ' || *v == '\t')
@@ -234,14 +237,18 @@ int64_t kr_http_retry_after_ms(const char *v, int64_t now)
 			end++;
 		if (*end || errno)
 			return -1;
-		if (s > 86400ull * 365)
-			s = 86400ull * 365;
+		if (s > KR_RETRY_AFTER_MAX_S)
+			s = KR_RETRY_AFTER_MAX_S;
 		return (int64_t)s * 1000;
 	}
 	time_t when = curl_getdate(v, NULL);
 	if (when == (time_t)-1)
 		return -1;
-	return when <= now ? 0 : ((int64_t)when - now) * 1000;
+	if (when <= now)
+		return 0;
+	/* a date centuries ahead must not overflow the milliseconds */
+	uint64_t wait = (uint64_t)((int64_t)when - (int64_t)now);
+	return (int64_t)(wait > KR_RETRY_AFTER_MAX_S ? KR_RETRY_AFTER_MAX_S : wait) * 1000;
 }
 
 static int hexval(int c)

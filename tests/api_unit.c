@@ -47,6 +47,9 @@ Test(api_unit, retry_after)
 	cr_expect_eq(kr_http_retry_after_ms(" 0 ", 0), 0);
 	cr_expect_eq(kr_http_retry_after_ms("Thu, 01 Jan 1970 00:00:10 GMT", 4), 6000);
 	cr_expect_eq(kr_http_retry_after_ms("Thu, 01 Jan 1970 00:00:10 GMT", 100), 0);
+	/* a date far ahead is a year at most, not a signed overflow (found
+	 * by tests/fuzz/fuzz_numbers) */
+	cr_expect_eq(kr_http_retry_after_ms(";1e1111111131Oct", 1700000000), 86400ll * 365 * 1000);
 	cr_expect_eq(kr_http_retry_after_ms("soon", 0), -1);
 	cr_expect_eq(kr_http_retry_after_ms("5s", 0), -1);
 	cr_expect_eq(kr_http_retry_after_ms("99999999999999999999999", 0), -1);
