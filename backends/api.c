@@ -163,28 +163,88 @@ static int env_name_ok(const char *k)
 	return 1;
 }
 
-static int script_string(const kr_node *obj, const char *field, const char *name,
-                         const char **out, kr_error *err)
+/* A string field of obj, or NULL when absent or null; prefix ("script.")
+ * says where obj sits in the answer, for the message. */
+static int script_string(const kr_node *obj, const char *prefix, const char *field,
+                         const char *name, const char **out, kr_error *err)
 {
 	const kr_node *v = kr_node_get(obj, field);
 	*out = NULL;
 	if (!v || kr_node_is_null(v))
 		return 0;
 	if (v->type != KR_NODE_SCALAR || strlen(v->value) != v->value_len) {
-		kr_error_set(err, KR_EXIT_TASK_FAILED, "%s: field 'script.%s' must be a string (line %d)",
-		             name, field, v->line);
+		kr_error_set(err, KR_EXIT_TASK_FAILED, "%s: field '%s%s' must be a string (line %d)",
+		             name, prefix, field, v->line);
 		return -1;
 	}
 	*out = v->value;
 	return 0;
 }
 
+/* {NAME: value} for the task's child environment; where names it in the
+ * answer.  All entries are checked before any is added. */
+static int fill_env(kr_task *t, const kr_node *env, const char *where, const char *name,
+                    kr_error *err)
+{
+	if (!env || kr_node_is_null(env))
+		return 0;
+	if (env->type != KR_NODE_MAP) {
+		kr_error_set(err, KR_EXIT_TASK_FAILED,
+		             "%s: field '%s' must be an object of NAME: value (line %d)", name, where,
+		             env->line);
+		return -1;
+	}
+	for (size_t i = 0; i < env->n; i++) {
+		const char *k = env->keys[i]->value;
+		const kr_node *v = env->items[i];
+		if (!env_name_ok(k) || v->type != KR_NODE_SCALAR || strlen(v->value) != v->value_len) {
+			kr_error_set(err, KR_EXIT_TASK_FAILED,
+			             "%s: %s entry '%.64s' (line %d) must be NAME: value, NAME made of "
+			             "letters, digits and '_' not starting with a digit, the value a string "
+			             "without NUL bytes",
+			             name, where, k, v->line);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < env->n; i++) {
+		char *entry = kr_asprintf("%s=%s", env->keys[i]->value,
+		                          kr_node_is_null(env->items[i]) ? "" : env->items[i]->value);
+		kr_task_list_add(t, KR_TASK_ENV, entry);
+		free(entry);
+	}
+	return 0;
+}
+
+/* installScript, executeScript, cleanupScript (and "script" for the
+ * execute script when executeScript is absent) found in obj. */
+static int fill_named_scripts(kr_task *t, const kr_node *obj, const char *prefix,
+                              const char *name, kr_error *err)
+{
+	static const struct {
+		const char *field, *key;
+	} f[] = {{"installScript", KR_TASK_SCRIPT_INSTALL},
+	         {"executeScript", KR_TASK_SCRIPT_EXECUTE},
+	         {"script", KR_TASK_SCRIPT_EXECUTE},
+	         {"cleanupScript", KR_TASK_SCRIPT_CLEANUP}};
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		const char *v;
+		if (script_string(obj, prefix, f[i].field, name, &v, err))
+			return -1;
+		if (!v || (strcmp(f[i].field, "script") == 0 && kr_task_get(t, KR_TASK_SCRIPT_EXECUTE)))
+			continue;
+		kr_task_set(t, f[i].key, v);
+	}
+	return 0;
+}
+
 /*
- * keruta-api's own answer: {success, taskId, script: {content, language,
- * filename, parameters: {env: {NAME: value}}}}.  content becomes the
- * execute script; language and filename travel as script.language and
- * script.filename for the execute stage; parameters.env joins the task's
- * environment.
+ * The script object of an answer {taskId, script: {...}}, in either of two
+ * shapes.  keruta-api's ScriptResponse: script {installScript,
+ * executeScript, cleanupScript} and environment {NAME: value} beside it.
+ * The original agent's: {success, taskId, script: {content, language,
+ * filename, parameters: {env}}}, content the execute script, language and
+ * filename for the execute stage (script.language, script.filename).
+ * Both environments join the task's.
  */
 static int fill_script_object(kr_task *t, const kr_node *n, const kr_node *sc, const char *name,
                               kr_error *err)
@@ -200,46 +260,22 @@ static int fill_script_object(kr_task *t, const kr_node *n, const kr_node *sc, c
 		return -1;
 	}
 	const char *content, *language, *filename;
-	if (script_string(sc, "content", name, &content, err) ||
-	    script_string(sc, "language", name, &language, err) ||
-	    script_string(sc, "filename", name, &filename, err))
+	if (script_string(sc, "script.", "content", name, &content, err) ||
+	    script_string(sc, "script.", "language", name, &language, err) ||
+	    script_string(sc, "script.", "filename", name, &filename, err))
 		return -1;
 	const kr_node *params = kr_node_get(sc, "parameters");
-	const kr_node *env = params && params->type == KR_NODE_MAP ? kr_node_get(params, "env") : NULL;
 	if (params && !kr_node_is_null(params) && params->type != KR_NODE_MAP) {
 		kr_error_set(err, KR_EXIT_TASK_FAILED,
 		             "%s: field 'script.parameters' must be an object (line %d)", name,
 		             params->line);
 		return -1;
 	}
-	if (env && !kr_node_is_null(env)) {
-		if (env->type != KR_NODE_MAP) {
-			kr_error_set(err, KR_EXIT_TASK_FAILED,
-			             "%s: field 'script.parameters.env' must be an object of NAME: value "
-			             "(line %d)",
-			             name, env->line);
-			return -1;
-		}
-		for (size_t i = 0; i < env->n; i++) {
-			const char *k = env->keys[i]->value;
-			const kr_node *v = env->items[i];
-			if (!env_name_ok(k) || v->type != KR_NODE_SCALAR ||
-			    strlen(v->value) != v->value_len) {
-				kr_error_set(err, KR_EXIT_TASK_FAILED,
-				             "%s: script.parameters.env entry '%.64s' (line %d) must be NAME: "
-				             "value, NAME made of letters, digits and '_' not starting with a "
-				             "digit, the value a string without NUL bytes",
-				             name, k, v->line);
-				return -1;
-			}
-		}
-		for (size_t i = 0; i < env->n; i++) {
-			char *entry = kr_asprintf("%s=%s", env->keys[i]->value,
-			                          kr_node_is_null(env->items[i]) ? "" : env->items[i]->value);
-			kr_task_list_add(t, KR_TASK_ENV, entry);
-			free(entry);
-		}
-	}
+	const kr_node *penv = params && params->type == KR_NODE_MAP ? kr_node_get(params, "env") : NULL;
+	if (fill_env(t, kr_node_get(n, "environment"), "environment", name, err) ||
+	    fill_env(t, penv, "script.parameters.env", name, err) ||
+	    fill_named_scripts(t, sc, "script.", name, err))
+		return -1;
 	if (content && *content)
 		kr_task_set(t, KR_TASK_SCRIPT_EXECUTE, content);
 	if (language && *language)
@@ -251,12 +287,6 @@ static int fill_script_object(kr_task *t, const kr_node *n, const kr_node *sc, c
 
 static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error *err)
 {
-	static const struct {
-		const char *field, *key;
-	} f[] = {{"installScript", KR_TASK_SCRIPT_INSTALL},
-	         {"executeScript", KR_TASK_SCRIPT_EXECUTE},
-	         {"script", KR_TASK_SCRIPT_EXECUTE},
-	         {"cleanupScript", KR_TASK_SCRIPT_CLEANUP}};
 	const kr_node *ok = kr_node_get(n, "success");
 	if (ok && ok->type == KR_NODE_SCALAR && ok->plain && strcmp(ok->value, "false") == 0) {
 		const kr_node *m = kr_node_get(n, "message");
@@ -270,22 +300,7 @@ static int fill_scripts(kr_task *t, const kr_node *n, const char *name, kr_error
 	const kr_node *sc = kr_node_get(n, "script");
 	if (sc && sc->type == KR_NODE_MAP)
 		return fill_script_object(t, n, sc, name, err);
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		const kr_node *v = kr_node_get(n, f[i].field);
-		if (!v || kr_node_is_null(v))
-			continue;
-		if (v->type != KR_NODE_SCALAR || strlen(v->value) != v->value_len) {
-			kr_error_set(err, KR_EXIT_TASK_FAILED,
-			             "%s: field '%s' must be a string, or 'script' an object {content, "
-			             "language, filename, parameters} (line %d)",
-			             name, f[i].field, v->line);
-			return -1;
-		}
-		if (strcmp(f[i].field, "script") == 0 && kr_task_get(t, KR_TASK_SCRIPT_EXECUTE))
-			continue;
-		kr_task_set(t, f[i].key, v->value);
-	}
-	return 0;
+	return fill_named_scripts(t, n, "", name, err);
 }
 
 /* The ids keruta-api's task brought, before any stage turns one into a

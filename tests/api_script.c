@@ -1,10 +1,12 @@
 /*
- * api_script.c - keruta-api's own answer to GET /tasks/{id}/script
- * ({success, taskId, script: {content, language, filename, parameters}})
- * run by the execute stage: the interpreter its language names (a #! line
- * wins), the file under .keruta/script/ whatever name the server sends,
- * parameters.env in the child's environment, and the status body of the
- * original agent ({status, message, progress, errorCode}).
+ * api_script.c - the answers to GET /tasks/{id}/script run by the execute
+ * stage: keruta-api's ScriptResponse ({taskId, script: {installScript,
+ * executeScript, cleanupScript}, environment}) and the original agent's
+ * shape ({success, taskId, script: {content, language, filename,
+ * parameters}}): the interpreter its language names (a #! line wins), the
+ * file under .keruta/script/ whatever name the server sends, the
+ * environment in the child's, and the status body of the original agent
+ * ({status, message, progress, errorCode}).
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -155,5 +157,27 @@ Test(api_script, the_flat_shape_still_works)
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 0, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.out, "flat ran"), "%s", r.out);
+	kt_result_free(&r);
+}
+
+/* keruta-api's ScriptResponse as its controller builds it: the three
+ * scripts inside "script", the environment beside it. */
+Test(api_script, keruta_api_script_response_runs_its_execute_script_with_its_environment)
+{
+	seed_script("{\"executeScript\":\"echo response ran \\\"$GREETING\\\"\\n\","
+	            "\"environment\":{\"GREETING\":\"hello\"}}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.out, "response ran hello"), "%s\n%s", r.out, r.err);
+	kt_result_free(&r);
+}
+
+Test(api_script, keruta_api_environment_with_a_bad_name_is_refused)
+{
+	seed_script("{\"executeScript\":\"echo never\\n\",\"environment\":{\"BAD NAME\":\"x\"}}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 1, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "environment entry 'BAD NAME'"), "%s", r.err);
+	cr_expect(!kt_contains(r.out, "never"), "%s", r.out);
 	kt_result_free(&r);
 }

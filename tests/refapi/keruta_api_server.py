@@ -15,10 +15,13 @@ CLI: keruta_api_server.py [--port 0] [--port-file FILE] [--tls-cert C --tls-key 
 API (each path under every --prefix, so /api/v1/... and /api/... both work)
   GET  /tasks[?status=S], /tasks/status/{S}   seeded tasks (filtered on "status")
   GET  /tasks/{id}                            seeded task
-  GET  /tasks/{id}/script  keruta-api's answer {"success":true,"taskId":id,"script":{"content",
-                               "language"(bash),"filename"(script.sh),"parameters":{"env":{..}}}}
-                               around the seeded scripts[id] object; a seed holding "success" or
-                               "script" is the whole answer; flatScripts[id] is sent verbatim
+  GET  /tasks/{id}/script  seeded scripts[id] {installScript,executeScript,cleanupScript,environment}:
+                               keruta-api's ScriptResponse {"taskId":id,"script":{"installScript",
+                               "executeScript","cleanupScript"},"environment":{..},"createdAt",
+                               "updatedAt"}; seeded {content,..}: the original Go agent's shape
+                               {"success":true,"taskId":id,"script":{"content","language"(bash),
+                               "filename"(script.sh),"parameters":{"env":{..}}}}; a seed holding
+                               "success" or "script" is the whole answer; flatScripts[id] verbatim
   PUT  /tasks/{id}/status   POST /tasks/{id}/logs     see BODY SHAPES; both answer the task
   POST /tasks/{id}/documents   multipart/form-data; file part(s) named "file" with a filename, streamed
                                to disk -> {"taskId":..,"documents":[{"id","title","size","sha256"}]}
@@ -710,15 +713,24 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, task)
 
     def get_task_script(self, task_id, body=b"", query=""):
-        """keruta-api's answer {success, taskId, script: {content, language, filename,
-        parameters}}: a seeded script object is wrapped; a seed that already is a whole answer
-        (has "success" or "script") is sent as is; a flatScripts seed is sent as is."""
+        """A seed of installScript/executeScript/cleanupScript/environment gets keruta-api's
+        ScriptResponse (its TaskController): {taskId, script: {installScript, executeScript,
+        cleanupScript}, environment, createdAt, updatedAt}.  A seed with "content" gets the shape
+        the original Go agent reads: {success, taskId, script: {content, language, filename,
+        parameters}}.  A seed holding "success" or "script", or a flatScripts seed, is sent as is."""
         if (script := self.found("scripts", task_id, "script for task")) is None:
             return
         if isinstance(script, dict) and script.get("_flat"):
             script = {k: v for k, v in script.items() if k != "_flat"}
         elif not isinstance(script, dict) or "success" in script or "script" in script:
             pass
+        elif "content" not in script:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            script = {"taskId": task_id,
+                      "script": {k: script.get(k, "") for k in
+                                 ("installScript", "executeScript", "cleanupScript")},
+                      "environment": script.get("environment", {}),
+                      "createdAt": stamp, "updatedAt": stamp}
         else:
             script = {"success": True, "taskId": task_id,
                       "script": dict({"language": "bash", "filename": "script.sh",

@@ -49,7 +49,8 @@ b64=$(base64 -w0 "$tmp/doc.bin")
 ctl -d "{\"tasks\":[{\"id\":\"t1\",\"name\":\"first\",\"status\":\"PENDING\",\"parentTaskId\":\"t0\"},
                    {\"id\":\"t2\",\"name\":\"second\",\"status\":\"COMPLETED\"}],
         \"repositories\":[{\"id\":\"r1\",\"url\":\"git://127.0.0.1/repo.git\",\"branch\":\"main\"}],
-        \"scripts\":{\"t1\":{\"content\":\"echo hi\",\"parameters\":{\"env\":{\"A\":\"1\"}}}},
+        \"scripts\":{\"t1\":{\"content\":\"echo hi\",\"parameters\":{\"env\":{\"A\":\"1\"}}},
+                   \"t3\":{\"executeScript\":\"echo three\",\"environment\":{\"B\":\"2\"}}},
         \"flatScripts\":{\"t2\":{\"executeScript\":\"echo flat\"}},
         \"installScripts\":{\"r1\":\"#!/bin/sh\\necho install\\n\"},
         \"documents\":{\"d1\":{\"name\":\"notes \\\"v1\\\".md\",\"content_b64\":\"$b64\"}}}" \
@@ -67,7 +68,9 @@ jcheck "404 error body" 'd["error"]["code"] == "NOT_FOUND"' "$tmp/out"
 C -H "$AUTH" "$B/api/v1/tasks?status=PENDING" >/dev/null
 jcheck "GET tasks?status=PENDING" '[t["id"] for t in d] == ["t1"]' "$tmp/out"
 C -H "$AUTH" "$B/api/v1/tasks/t1/script" >/dev/null
-jcheck "GET task script (keruta-api's shape)" 'd["success"] is True and d["taskId"] == "t1" and d["script"] == {"content": "echo hi", "language": "bash", "filename": "script.sh", "parameters": {"env": {"A": "1"}}}' "$tmp/out"
+jcheck "GET task script (the original agent's shape)" 'd["success"] is True and d["taskId"] == "t1" and d["script"] == {"content": "echo hi", "language": "bash", "filename": "script.sh", "parameters": {"env": {"A": "1"}}}' "$tmp/out"
+C -H "$AUTH" "$B/api/v1/tasks/t3/script" >/dev/null
+jcheck "GET task script (keruta-api's ScriptResponse)" 'd["taskId"] == "t3" and d["script"] == {"installScript": "", "executeScript": "echo three", "cleanupScript": ""} and d["environment"] == {"B": "2"} and set(d) == {"taskId", "script", "environment", "createdAt", "updatedAt"}' "$tmp/out"
 C -H "$AUTH" "$B/api/v1/tasks/t2/script" >/dev/null
 jcheck "GET task script (flat, when seeded so)" 'd == {"executeScript": "echo flat"}' "$tmp/out"
 [ "$(C -H "$AUTH" "$B/api/v1/repositories/r1/script")" = 200 ] || fail "install script"
