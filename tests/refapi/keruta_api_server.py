@@ -34,8 +34,10 @@ BODY SHAPES, from keruta-api.openapi.yaml: PUT .../status and POST .../logs shar
   {"type":"object","additionalProperties":{"type":"string"}}: a flat object of strings.  Checked even
   without --openapi, and Content-Type must be application/json (else 415):
   status  {"status":"IN_PROGRESS","message":"...","progress":"50","errorCode":"EXECUTION_ERROR"}
-          (the original agent's fields); "status" required, non-empty, one of --status-values if
-          given; "progress" an integer 0-100, "errorCode" UPPER_SNAKE, when present.
+          (the original agent's fields); "status" required, one of keruta-api's TaskStatus names
+          (PENDING IN_PROGRESS COMPLETED CANCELLED FAILED WAITING_FOR_INPUT; --status-values
+          replaces them), in any case, as keruta-api upper-cases it; "progress" an integer
+          0-100, "errorCode" UPPER_SNAKE, when present.
   logs    {"message":"line1\nline2","stream":"stdout","level":"INFO"}: one request = one batch, its
           lines joined by "\n" in "message" (required; one trailing "\n" ignored); the other fields are
           copied onto every line.  A {"lines":[...]} array is not schema-valid: 400.
@@ -90,6 +92,8 @@ MAX_FIELD = 64 << 10        # non-file multipart fields kept in memory up to thi
 # The OpenAPI request schema of both PUT /tasks/{id}/status and POST /tasks/{id}/logs, used
 # as is when no --openapi file is given, so the body contract holds either way.
 FLAT_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+# keruta-api's TaskStatus enum: PUT .../status takes one of these, in any case
+TASK_STATUSES = ["PENDING", "IN_PROGRESS", "COMPLETED", "CANCELLED", "FAILED", "WAITING_FOR_INPUT"]
 
 
 def error_body(code, message, **extra):
@@ -741,8 +745,9 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         if (data := self.json_body(body)) is None or not self.string_field(data, "status"):
             return
+        # keruta-api takes TaskStatus.valueOf(status.uppercase()) and answers 400 to anything else
         allowed = self.server.status_values
-        if allowed and data["status"] not in allowed:
+        if data["status"].upper() not in allowed:
             return self.reject(400, f"$.status: {data['status']!r} is not one of {allowed}", "status")
         # the original agent's body {status, message, progress, errorCode}
         progress = data.get("progress")
@@ -921,7 +926,8 @@ class Server(ThreadingHTTPServer):
         self.state_dir, self.state, self.openapi = state_dir, State(state_dir), openapi
         self.token, self.verbose = args.token, args.verbose
         self.prefixes = sorted({p.rstrip("/") for p in args.prefix or ["/api/v1", "/api"]}, key=len, reverse=True)
-        self.status_values = [s for s in (args.status_values or "").split(",") if s]
+        self.status_values = [s.upper() for s in (args.status_values or "").split(",") if s] \
+            or TASK_STATUSES
         self.ssl_ctx = None
         if args.tls_cert:
             self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -977,7 +983,8 @@ def main():
     ap.add_argument("--state-dir")
     ap.add_argument("--openapi", help="validate request bodies against this OpenAPI file")
     ap.add_argument("--prefix", action="append", help="API path prefix (repeatable; default /api/v1 and /api)")
-    ap.add_argument("--status-values", help="comma-separated accepted status values (default: any)")
+    ap.add_argument("--status-values", help="comma-separated accepted status values, in any case "
+                    "(default: keruta-api's TaskStatus names)")
     ap.add_argument("--parent-pid", type=int, help="exit when this pid dies (0: never; default: our parent)")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
