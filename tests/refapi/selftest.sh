@@ -195,7 +195,10 @@ p3=$!
 wait_port "$tmp/port3" >/dev/null
 gone "$p3" 5 || { kill "$p3"; fail "no idle exit"; }
 ok "idle exit"
-sh -c 'python3 "$1" --port-file "$2" --idle-exit 60 & echo $! > "$3"; sleep 0.5' sh "$srv" "$tmp/port4" "$tmp/pid4"
+# the shell exits once the server is listening (it has noted its parent by then), not after a
+# guessed delay: a slow start read the parent after the shell was already gone
+sh -c 'python3 "$1" --port-file "$2" --idle-exit 60 & echo $! > "$3"
+       while [ ! -s "$2" ]; do sleep 0.05; done' sh "$srv" "$tmp/port4" "$tmp/pid4"
 p4=$(cat "$tmp/pid4")
 gone "$p4" 5 || { kill "$p4"; fail "server outlived its parent shell"; }
 ok "exit when the parent shell exits"
