@@ -59,8 +59,7 @@ CONTROL (/_control/..., JSON, no token, never recorded or faulted)
                   "action": "status" ("code":503, "retry_after":2|"date", "body":obj|str, "content_type")
                           | "garbage" (200, invalid JSON) | "oversize" ("bytes":N: 200, a JSON string)
                           | "stall" ("seconds":S, then answer normally) | "drop" (close, no response),
-                  "times":1 (-1 = forever), "skip":0 (let the first N matches through),
-                  "for_seconds":S (optional: the fault ends S seconds after it was posted)}
+                  "times":1 (-1 = forever), "skip":0 (let the first N matches through)}
                  the first pending fault matching a request applies.
   POST down      {"seconds":S}: API connections are closed right after their headers (an outage).
   POST reset     clears seeds, state, faults, recordings and uploaded files.
@@ -432,8 +431,6 @@ class State:
 
     def take_fault(self, method, path):
         with self.lock:
-            now = time.monotonic()
-            self.faults = [f for f in self.faults if not f["until"] or f["until"] > now]
             for f in self.faults:
                 m = f["match"]
                 if m.get("method") and m["method"].upper() != method:
@@ -904,12 +901,11 @@ class Handler(BaseHTTPRequestHandler):
         try:
             rx = re.compile(match["path_regex"]) if match.get("path_regex") else None
             times, skip = int(data.get("times", 1)), int(data.get("skip", 0))
-            until = time.monotonic() + float(data["for_seconds"]) if "for_seconds" in data else 0
         except (re.error, ValueError, TypeError) as e:
             raise BadRequest(400, f"bad fault: {e}") from None
         if times == 0 or times < -1:
             raise BadRequest(400, "times must be >= 1, or -1 for forever")
-        fault = dict(data, match=match, rx=rx, times=times, skip=skip, until=until)
+        fault = dict(data, match=match, rx=rx, times=times, skip=skip)
         with self.server.state.lock:
             self.server.state.faults.append(fault)
             return len(self.server.state.faults)
