@@ -459,7 +459,11 @@ static enum sent send_batch(kr_logship *ls, const batch *b)
 	enum sent out = SENT_OK;
 	ls->retry_after_ms = rs.retry_after_ms;
 	if (rc != KR_OK) {
-		if (err.code == KR_EXIT_API) {
+		/* An outage is what the HTTP layer retries (no answer, 408, 429,
+		 * 5xx), not what exits 3: a refused token exits 3 too, but
+		 * sending the same batch again never gets it taken. */
+		long st = rs.status;
+		if (st == 0 || st == 408 || st == 429 || st >= 500) {
 			out = SENT_FAILED;
 			if (ls->failures == 0)
 				kr_log(KR_LOG_WARN, NULL,

@@ -413,6 +413,25 @@ Test(api_logs, refused_batches_are_dropped_without_looping)
 	kt_result_free(&r);
 }
 
+/* A token keruta-api refuses for /logs alone (401) is no outage: the
+ * batches are dropped and said so, not retried until the final flush
+ * gives up. */
+Test(api_logs, batches_refused_with_401_are_not_taken_for_an_outage)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":401,"
+	           "\"times\":-1}");
+	at_pipeline(&C, "count: 5", "  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 25), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "keruta-api refused"), "%s", r.err);
+	cr_expect(!kt_contains(r.err, "log shipping paused"), "%s", r.err);
+	char *sp = spool_path();
+	cr_expect(access(sp, F_OK) != 0, "refused lines do not belong in the spool");
+	free(sp);
+	kt_result_free(&r);
+}
+
 Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
 {
 	at_pipeline(&C, "count: 10000", "  log_max_total: 2KiB\n");
