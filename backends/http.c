@@ -192,7 +192,7 @@ char *kr_http_server_error(const char *body, size_t len)
 	json_tokener_free(tok);
 	if (!root)
 		return NULL;
-	json_object *e = root, *inner;
+	json_object *e = root, *inner = NULL;
 	if (json_object_is_type(root, json_type_object) &&
 	    json_object_object_get_ex(root, "error", &inner) &&
 	    json_object_is_type(inner, json_type_object))
@@ -202,10 +202,14 @@ char *kr_http_server_error(const char *body, size_t len)
 		json_object *code = NULL, *msg = NULL;
 		json_object_object_get_ex(e, "code", &code);
 		json_object_object_get_ex(e, "message", &msg);
+		/* Spring Boot's error document, keruta-api's own:
+		 * {"status": 415, "error": "Unsupported Media Type", "message"?} */
+		if (!code && inner && json_object_is_type(inner, json_type_string))
+			code = inner;
 		if (code && !json_object_is_type(code, json_type_string) &&
 		    !json_object_is_type(code, json_type_int))
 			code = NULL;
-		if (msg && !json_object_is_type(msg, json_type_string))
+		if (msg && (!json_object_is_type(msg, json_type_string) || !*json_object_get_string(msg)))
 			msg = NULL;
 		if (code || msg) {
 			kr_buf b = {0};

@@ -67,8 +67,9 @@ void kr_http_resp_free(kr_http_resp *rs);
 
 /* URL-encode one path segment (caller frees). */
 char *kr_http_escape(const char *s);
-/* "CODE: message" from {"error":{"code","message"}} or {"code","message"};
- * NULL if the body has neither (caller frees). */
+/* "CODE: message" from {"error":{"code","message"}}, {"code","message"} or
+ * Spring Boot's {"error": phrase, "message"}; NULL if the body has none
+ * (caller frees). */
 char *kr_http_server_error(const char *body, size_t len);
 /* Parse a Retry-After value: seconds or an HTTP date.  -1 if invalid. */
 int64_t kr_http_retry_after_ms(const char *value, int64_t now_epoch_s);

@@ -192,7 +192,7 @@ Test(api_faults, wrong_token_is_final_and_never_printed)
 	const char *const args[] = {"--log-level", "debug", NULL};
 	cr_assert_eq(at_agent(&C, &r, args, env, 30), 3, "stderr:\n%s", r.err);
 	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "a 401 is not retried");
-	cr_expect(kt_contains(r.err, "401: UNAUTHORIZED: missing or wrong bearer token"), "%s",
+	cr_expect(kt_contains(r.err, "refused the request with 401: Unauthorized"), "%s",
 	          r.err);
 	cr_expect(kt_contains(r.err, "check the API token"), "%s", r.err);
 	cr_expect(!kt_contains(r.err, "not-the-right-token"), "the token leaked:\n%s", r.err);
@@ -260,12 +260,16 @@ Test(api_faults, token_and_ca_file_that_are_not_files)
 	free(fifo);
 }
 
-Test(api_faults, unknown_task_is_a_404_naming_the_server_error)
+/* keruta-api's 404 for an unknown task has no body: the message names the
+ * task's URL and what to check. */
+Test(api_faults, unknown_task_is_a_404_naming_the_id_to_check)
 {
 	C.task = "no-such-task";
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "stderr:\n%s", r.err);
-	cr_expect(kt_contains(r.err, "404: NOT_FOUND: task no-such-task not found"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "/tasks/no-such-task (task no-such-task): keruta-api answered "
+	                             "404; check the id and the api_paths setting"),
+	          "%s", r.err);
 	cr_expect_eq(at_count(&C, "GET", "/tasks/no-such-task"), 1);
 	kt_result_free(&r);
 }

@@ -25,7 +25,14 @@ Test(api_unit, server_error_shapes)
 	expect_error("{\"code\":\"BAD\",\"message\":\"no\"}", "BAD: no");
 	expect_error("{\"code\":409}", "409");
 	expect_error("{\"message\":\"only a message\"}", "only a message");
-	expect_error("{\"error\":\"a string\"}", NULL);
+	/* Spring Boot's error document, as keruta-api answers before its controllers */
+	expect_error("{\"timestamp\":\"2024-01-01T00:00:00.000+00:00\",\"status\":415,"
+	             "\"error\":\"Unsupported Media Type\",\"path\":\"/api/v1/tasks/t1/status\"}",
+	             "Unsupported Media Type");
+	expect_error("{\"status\":400,\"error\":\"Bad Request\",\"message\":\"\"}", "Bad Request");
+	expect_error("{\"status\":400,\"error\":\"Bad Request\",\"message\":\"bad body\"}",
+	             "Bad Request: bad body");
+	expect_error("{\"error\":[1]}", NULL);
 	expect_error("[1,2]", NULL);
 	expect_error("<html>502 Bad Gateway</html>", NULL);
 	expect_error("{\"error\":{\"code\":\"X\",\"message\":\"line\\nbreak\\u0007bell\"}}",

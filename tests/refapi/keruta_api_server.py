@@ -32,7 +32,8 @@ API (each path under every --prefix, so /api/v1/... and /api/... both work)
 
 BODY SHAPES, from keruta-api.openapi.yaml: PUT .../status and POST .../logs share the request schema
   {"type":"object","additionalProperties":{"type":"string"}}: a flat object of strings.  Checked even
-  without --openapi, and Content-Type must be application/json (else 415):
+  without --openapi (stricter than keruta-api, whose JSON reader also turns a number into a string:
+  the agent sends the published strings), and Content-Type must be application/json (else 415):
   status  {"status":"IN_PROGRESS","message":"...","progress":"50","errorCode":"EXECUTION_ERROR"}
           (the original agent's fields); "status" required, one of keruta-api's TaskStatus names
           (PENDING IN_PROGRESS COMPLETED CANCELLED FAILED WAITING_FOR_INPUT; --status-values
@@ -41,8 +42,12 @@ BODY SHAPES, from keruta-api.openapi.yaml: PUT .../status and POST .../logs shar
   logs    {"message":"line1\nline2","stream":"stdout","level":"INFO"}: one request = one batch, its
           lines joined by "\n" in "message" (required; one trailing "\n" ignored); the other fields are
           copied onto every line.  A {"lines":[...]} array is not schema-valid: 400.
-  Errors (the OpenAPI has no error schema): {"error":{"code":"NOT_FOUND","message":"..."}}, code =
-  HTTP status name; body-check failures add "field" and are recorded with "invalid": reason.
+  Errors, as keruta-api answers them (the OpenAPI has no error schema): a refusal by its controllers
+  (unknown id: 404; missing or unknown "status": 400) has no body (ResponseEntity...build()); an
+  error before a controller (no route 404, 405, wrong Content-Type 415, unreadable or schema-invalid
+  JSON 400, no token 401) is Spring Boot's error document {"timestamp","status","error"(reason
+  phrase),"path"}.  Body-check failures are recorded with "invalid": reason.  Injected faults answer
+  {"error":{"code":"SERVICE_UNAVAILABLE","message":"injected fault"}} unless given a "body".
 
 CONTROL (/_control/..., JSON, no token, never recorded or faulted)
   GET  health    {"ok":true,"port":N,"validation":bool,"stateDir":".."}
@@ -520,6 +525,18 @@ class Handler(BaseHTTPRequestHandler):
     def send_error_json(self, code, message, headers=None, **extra):
         self.send_json(code, error_body(code, message, **extra), headers)
 
+    def send_empty(self, code):
+        """What keruta-api's controllers answer when they refuse: ResponseEntity.badRequest()
+        or notFound() .build(), no body."""
+        self.send_bytes(code, b"")
+
+    def send_spring_error(self, code, headers=None):
+        """What Spring Boot answers for an error raised before or outside a controller (no
+        route, unreadable JSON, wrong Content-Type, no token): its default error document."""
+        self.send_json(code, {"timestamp": now_iso(), "status": code,
+                              "error": http.HTTPStatus(code).phrase, "path": self.path.partition("?")[0]},
+                       headers)
+
     # ---- main flow
 
     def dispatch(self):
@@ -565,8 +582,7 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.requestline.split(" ")[1] if self.requestline.count(" ") >= 2 else path
         if "//" in raw.partition("?")[0]:
             st.note(self.rec, raw_path=raw)
-            return self.send_error_json(400, "The request was rejected because the URL contained "
-                                             "a potentially malicious String \"//\"")
+            return self.send_spring_error(400)
         fault = st.take_fault(self.command, path)
         if fault:
             st.note(self.rec, fault=fault["action"])
@@ -588,12 +604,11 @@ class Handler(BaseHTTPRequestHandler):
         if fault:
             return self.apply_fault(fault)
         if not self.authorised():
-            return self.send_error_json(401, "missing or wrong bearer token",
-                                        {"WWW-Authenticate": 'Bearer realm="keruta-api"'})
+            return self.send_spring_error(401, {"WWW-Authenticate": 'Bearer realm="keruta-api"'})
         if route is None:
-            return self.send_error_json(404, f"no route for {self.command} {path}")
+            return self.send_spring_error(404)
         if route == "METHOD":
-            return self.send_error_json(405, f"{self.command} is not allowed on {path}")
+            return self.send_spring_error(405)
         getattr(self, route)(*params, body=body, query=query)
 
     def route(self, path):
@@ -656,10 +671,14 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- request body checks (recorded as "invalid" so tests can assert none happened)
 
-    def reject(self, code, reason, field=None):
+    def reject(self, code, reason, spring=True):
+        """A body keruta-api does not take: recorded with the reason; answered as Spring answers
+        a body it cannot read (spring) or as the controller refuses one (no body)."""
         self.server.state.note(self.rec, invalid=reason)
-        extra = {"field": field} if field else {}
-        self.send_error_json(code, reason, **extra)
+        if spring:
+            self.send_spring_error(code)
+        else:
+            self.send_empty(code)
 
     def json_body(self, body, fallback=FLAT_STRINGS):
         ctype = self.headers.get("Content-Type", "")
@@ -674,7 +693,7 @@ class Handler(BaseHTTPRequestHandler):
         api = self.server.openapi or OpenAPI()
         schema = api.body_schema(self.command, self.canonical) or fallback
         if schema is not None and (err := api.check(schema, data)):
-            self.reject(400, err, err.split(":")[0].removeprefix("$").lstrip("."))
+            self.reject(400, err)
             return None
         if not isinstance(data, dict):
             self.reject(400, f"$: expected object, got {json_type(data)}")
@@ -683,7 +702,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def string_field(self, data, name):
         if not isinstance(data.get(name), str) or (name == "status" and not data[name]):
-            self.reject(400, f"$.{name}: required string field missing or empty", name)
+            self.reject(400, f"$.{name}: required string field missing or empty", spring=False)
             return False
         return True
 
@@ -695,7 +714,7 @@ class Handler(BaseHTTPRequestHandler):
             obj = getattr(self.server.state, table).get(key)
             obj = json.loads(json.dumps(obj)) if obj is not None and table != "documents" else obj
         if obj is None:
-            self.send_error_json(404, f"{what} {key} not found")
+            self.send_empty(404)
         return obj
 
     def task_or_404(self, task_id):
@@ -745,14 +764,17 @@ class Handler(BaseHTTPRequestHandler):
         # keruta-api takes TaskStatus.valueOf(status.uppercase()) and answers 400 to anything else
         allowed = self.server.status_values
         if data["status"].upper() not in allowed:
-            return self.reject(400, f"$.status: {data['status']!r} is not one of {allowed}", "status")
+            return self.reject(400, f"$.status: {data['status']!r} is not one of {allowed}",
+                               spring=False)
         # the original agent's body {status, message, progress, errorCode}
         progress = data.get("progress")
         if progress is not None and not (str(progress).isdigit() and 0 <= int(progress) <= 100):
-            return self.reject(400, f"$.progress: {progress!r} is not an integer 0-100", "progress")
+            return self.reject(400, f"$.progress: {progress!r} is not an integer 0-100",
+                               spring=False)
         code = data.get("errorCode")
         if code is not None and not re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", str(code)):
-            return self.reject(400, f"$.errorCode: {code!r} is not an UPPER_SNAKE code", "errorCode")
+            return self.reject(400, f"$.errorCode: {code!r} is not an UPPER_SNAKE code",
+                               spring=False)
         with st.lock:
             task = st.tasks.get(task_id)
             if task is not None:
@@ -760,7 +782,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.statuses.setdefault(task_id, []).append(data)
                 task = json.loads(json.dumps(task))
         if task is None:
-            return self.send_error_json(404, f"task {task_id} not found")
+            return self.send_empty(404)
         self.send_json(200, task)
 
     def post_logs(self, task_id, body=b"", query=""):
@@ -782,7 +804,7 @@ class Handler(BaseHTTPRequestHandler):
             known = task_id in st.tasks
         if not known:
             reader.drain()
-            return self.send_error_json(404, f"task {task_id} not found")
+            return self.send_empty(404)
         ctm = mime_header("content-type", self.headers.get("Content-Type", ""))
         boundary = ctm.get_param("boundary") if ctm.get_content_type() == "multipart/form-data" else None
         if not boundary or not 0 < len(boundary) <= 200:
@@ -798,7 +820,7 @@ class Handler(BaseHTTPRequestHandler):
             st.note(self.rec, parts=[{k: v for k, v in p.items() if k != "path"} for p in parts])
             files = [p for p in parts if p["name"] == "file"]
             if not files or any(p["filename"] is None for p in files):
-                return self.reject(400, "multipart field \"file\" with a filename is required", "file")
+                return self.reject(400, "multipart field \"file\" with a filename is required")
             docs = []
             with st.lock:
                 for p in files:
@@ -826,7 +848,7 @@ class Handler(BaseHTTPRequestHandler):
         if text is None:
             text = (st.repositories.get(repo_id) or {}).get("installScript") or None
         if text is None:
-            return self.send_error_json(404, f"no install script for repository {repo_id}")
+            return self.send_empty(404)
         self.send_bytes(200, text.encode(), "text/plain; charset=utf-8")
 
     def get_document(self, doc_id, body=b"", query=""):
