@@ -12,7 +12,7 @@
  * that is the work dir's business, not the agent's.
  *
  * Each task owns .keruta/tasks/<task id>/ (doc/, documents/, env/, its
- * scripts, the upload record, the log spool): tasks sharing a volume (a
+ * scripts, the upload record, the outcome record, the log spool): tasks sharing a volume (a
  * child task on its parent's claim) never see each other's files by
  * accident.  .keruta/doc and .keruta/documents, the names task scripts
  * use, are symlinks the agent points at the running task's own
