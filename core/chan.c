@@ -426,6 +426,17 @@ int kr_chan_client(const char *cmd, int argc, char **argv)
 		return usage_error(cmd);
 	}
 	kr_buf_addc(&req, '}');
+	if (req.len > REQ_MAX) {
+		/* the agent stops reading there: say so instead of a broken pipe */
+		fprintf(stderr,
+		        "keruta-agent %s: the request is %zu bytes; the agent takes at most %u: send "
+		        "a long message in parts, or as an artifact\n",
+		        cmd, req.len, REQ_MAX);
+		if (file >= 0)
+			close(file);
+		kr_buf_free(&req);
+		return KR_EXIT_TASK_FAILED;
+	}
 
 	const char *path = getenv("KERUTA_AGENT_SOCKET");
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

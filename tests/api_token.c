@@ -231,6 +231,8 @@ Test(api_token, the_channel_refuses_bad_requests_clearly)
 	                   "$K progress ten; echo \"word=$?\"\n"
 	                   "$K artifact .; echo \"dir=$?\"\n"
 	                   "$K artifact /nonexistent/x; echo \"missing=$?\"\n"
+	                   "$K log INFO \"$(head -c 70000 /dev/zero | tr '\\000' x)\"; "
+	                   "echo \"long=$?\"\n"
 	                   "$K log ERROR 'two' 'words'; echo \"ok=$?\"\n",
 	                   kt_agent()) > 0);
 	seed_script(script, NULL);
@@ -246,6 +248,8 @@ Test(api_token, the_channel_refuses_bad_requests_clearly)
 	cr_expect(kt_contains(r.out, "dir=1"), "%s", r.out);
 	cr_expect(kt_contains(r.err, "FILE must be a regular file"), "%s", r.err);
 	cr_expect(kt_contains(r.out, "missing=1"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "long=1"), "%s", r.out);
+	cr_expect(kt_contains(r.err, "the agent takes at most 65536"), "%s", r.err);
 	cr_expect(kt_contains(r.out, "ok=0"), "%s", r.out);
 	cr_expect(kt_contains(r.out, "[ERROR] two words"), "%s", r.out);
 	kt_result_free(&r);
