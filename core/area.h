@@ -54,8 +54,8 @@ int kr_area_openat(int base, const char *rel, int create);
 /* WORK_DIR/.keruta/rel.  A `.keruta` symlink or file: -1, errno ENOTDIR. */
 int kr_area_open(const char *work, const char *rel, int create);
 
-/* Whether id may name a directory: not empty, not "." or "..", no '/',
- * no control characters. */
+/* Whether id may name a directory: kr_id_check's rule, the one rule for
+ * ids. */
 int kr_area_id_ok(const char *id);
 
 /* The task's own directory WORK_DIR/.keruta/tasks/<task_id>/rel (flags
