@@ -234,24 +234,11 @@ static int validate_final_status(const kr_agent *a, kr_error *err)
 	return -1;
 }
 
-/* <work>/.keruta/outcome/<task id>.json: what the task's processes on
- * this volume did and whether its final status was sent. */
-static char *record_path(const kr_agent *a)
-{
-	const char *id = kr_task_get(a->task, KR_TASK_ID);
-	const char *work = kr_task_get(a->task, KR_TASK_WORK_DIR);
-	if (!id || !work)
-		return NULL;
-	kr_buf name = {0};
-	for (const char *p = id; *p && name.len < 128; p++)
-		kr_buf_addc(&name, ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')
-		                           ? *p
-		                           : '_');
-	char *path = kr_asprintf("%s/.keruta/outcome/%s.json", work, name.data ? name.data : "_");
-	kr_buf_free(&name);
-	return path;
-}
+/* The task's record on the work volume: what its processes there did
+ * and whether its final status was sent.  It lives in the task's own area
+ * (.keruta/tasks/<task id>/, area.h), so tasks sharing a volume never
+ * read each other's. */
+#define RECORD "outcome.json"
 
 static int is_terminal(const kr_agent *a, const char *status)
 {
@@ -259,15 +246,15 @@ static int is_terminal(const kr_agent *a, const char *status)
 	                  strcmp(status, status_name(a, "failed", "FAILED")) == 0);
 }
 
-/* The record `name` in .keruta/outcome, reached without following a
- * link (the work volume is shared with task code), a regular file of at
- * most 64 KiB; NULL when there is none.  The text is the caller's. */
-static char *read_record_file(const char *work, const char *name, size_t *len)
+/* The task's record, reached without following a link (the work volume
+ * is shared with task code), a regular file of at most 64 KiB; NULL when
+ * there is none.  The text is the caller's. */
+static char *read_record_file(const char *work, const char *id, size_t *len)
 {
-	int dfd = kr_area_open(work, "outcome", 0);
+	int dfd = kr_area_task_open(work, id, NULL, 0, NULL);
 	if (dfd < 0)
 		return NULL;
-	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int fd = openat(dfd, RECORD, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	close(dfd);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 65536) {
@@ -294,13 +281,13 @@ static void read_record(kr_agent *a)
 	if (!a->backend || strcmp(a->backend->ops->name, "api") != 0)
 		return;
 	int later = strcmp(a->command, "run") == 0 || strcmp(a->command, "cleanup") == 0;
-	char *path = later ? record_path(a) : NULL;
+	const char *id = kr_task_get(a->task, KR_TASK_ID);
 	kr_node *n = NULL;
 	kr_error err = {0};
 	size_t len = 0;
-	char *text = path ? read_record_file(kr_task_get(a->task, KR_TASK_WORK_DIR),
-	                                     strrchr(path, '/') + 1, &len)
-	                  : NULL;
+	char *text = later && id ? read_record_file(kr_task_get(a->task, KR_TASK_WORK_DIR), id, &len)
+	                         : NULL;
+	char *path = text ? kr_asprintf(KR_AREA_DIR "/" KR_AREA_TASKS "/%s/" RECORD, id) : NULL;
 	if (text && kr_node_load_string(path, text, len, &n, &err) == 0 && n->type == KR_NODE_MAP) {
 		const kr_node *r = kr_node_get(n, "reported");
 		if (r && r->type == KR_NODE_SCALAR && !kr_node_is_null(r) && is_terminal(a, r->value))
@@ -349,32 +336,29 @@ static void add_json_field(kr_buf *b, const char *name, const char *value)
 static void write_record(kr_agent *a, const char *command, const char *status,
                          const char *stage, const char *reason, const char *error_code)
 {
-	char *path = record_path(a);
-	if (!path)
-		return;
 	const char *work = kr_task_get(a->task, KR_TASK_WORK_DIR);
+	const char *id = kr_task_get(a->task, KR_TASK_ID);
+	if (!work || !id)
+		return;
 	/* only for keruta-api's sake, and never bringing back a work dir a
 	 * cleanup stage removed */
 	struct stat st;
-	char *area = kr_asprintf("%s/.keruta", work);
+	char *area = kr_asprintf("%s/" KR_AREA_DIR, work);
 	int keep = lstat(area, &st) == 0 && S_ISDIR(st.st_mode) && a->backend &&
 	           strcmp(a->backend->ops->name, "api") == 0;
 	free(area);
-	if (!keep) {
-		free(path);
+	if (!keep)
 		return;
-	}
-	int dfd = kr_area_open(work, "outcome", 1);
+	kr_error aerr = {0};
+	int dfd = kr_area_task_open(work, id, NULL, KR_AREA_F_CREATE, &aerr);
 	if (dfd < 0) {
-		kr_log(KR_LOG_WARN, NULL, "cannot write the task's record under %s/.keruta: %s", work,
-		       strerror(errno));
-		free(path);
+		kr_log(KR_LOG_WARN, NULL, "cannot write the task's record: %s", aerr.msg);
 		return;
 	}
-	const char *name = strrchr(path, '/') + 1;
+	const char *name = RECORD;
 	kr_buf b = {0};
 	kr_buf_adds(&b, "{\"taskId\":\"");
-	kr_buf_add_json_str(&b, kr_task_get(a->task, KR_TASK_ID), strlen(kr_task_get(a->task, KR_TASK_ID)));
+	kr_buf_add_json_str(&b, id, strlen(id));
 	kr_buf_addc(&b, '"');
 	add_json_field(&b, "command", command);
 	add_json_field(&b, "status", status);
@@ -389,13 +373,13 @@ static void write_record(kr_agent *a, const char *command, const char *status,
 	if (fd >= 0 && close(fd) != 0)
 		ok = 0;
 	if (!ok || renameat(dfd, tmp, dfd, name) != 0) {
-		kr_log(KR_LOG_WARN, NULL, "cannot write the task's record %s: %s", path,
-		       strerror(errno));
+		kr_log(KR_LOG_WARN, NULL,
+		       "cannot write the task's record %s/" KR_AREA_DIR "/" KR_AREA_TASKS "/%s/%s: %s",
+		       work, id, name, strerror(errno));
 		unlinkat(dfd, tmp, 0);
 	}
 	close(dfd);
 	free(tmp);
-	free(path);
 	kr_buf_free(&b);
 }
 

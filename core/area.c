@@ -137,12 +137,7 @@ int kr_area_mkdirs(const char *path)
 
 int kr_area_id_ok(const char *id)
 {
-	if (!id || !*id || strcmp(id, ".") == 0 || strcmp(id, "..") == 0 || strlen(id) > 200)
-		return 0;
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-		if (*p == '/' || *p < 0x20 || *p == 0x7f)
-			return 0;
-	return 1;
+	return kr_id_check("id", id, NULL) == 0;
 }
 
 /* Point area/name at tasks/<id>/name. */
@@ -202,9 +197,9 @@ int kr_area_task_open(const char *work, const char *task_id, const char *rel, un
 		task_id = KR_AREA_NO_ID;
 	if (!kr_area_id_ok(task_id)) {
 		kr_error_set(err, KR_EXIT_TASK_FAILED,
-		             "task id '%s' cannot name a directory in %s/%s/%s (empty, '.', '..', a "
-		             "'/' or a control character); give the task a plain id",
-		             task_id ? task_id : "", work, KR_AREA_DIR, KR_AREA_TASKS);
+		             "task id '%.*s' cannot name a directory in %s/%s/%s (empty, '.', '..', a "
+		             "'/', a control character or over %d bytes); give the task a plain id",
+		             KR_ID_MAX + 8, task_id, work, KR_AREA_DIR, KR_AREA_TASKS, KR_ID_MAX);
 		errno = EINVAL;
 		return -1;
 	}

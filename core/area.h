@@ -12,7 +12,7 @@
  * that is the work dir's business, not the agent's.
  *
  * Each task owns .keruta/tasks/<task id>/ (doc/, documents/, env/, its
- * scripts, the upload record, the log spool): tasks sharing a volume (a
+ * scripts, the upload record, the outcome record, the log spool): tasks sharing a volume (a
  * child task on its parent's claim) never see each other's files by
  * accident.  .keruta/doc and .keruta/documents, the names task scripts
  * use, are symlinks the agent points at the running task's own
@@ -54,8 +54,8 @@ int kr_area_openat(int base, const char *rel, int create);
 /* WORK_DIR/.keruta/rel.  A `.keruta` symlink or file: -1, errno ENOTDIR. */
 int kr_area_open(const char *work, const char *rel, int create);
 
-/* Whether id may name a directory: not empty, not "." or "..", no '/',
- * no control characters. */
+/* Whether id may name a directory: kr_id_check's rule, the one rule for
+ * ids. */
 int kr_area_id_ok(const char *id);
 
 /* The task's own directory WORK_DIR/.keruta/tasks/<task_id>/rel (flags

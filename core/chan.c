@@ -197,25 +197,6 @@ static int do_progress(kr_chan *c, const kr_node *req, kr_buf *why)
 	return 0;
 }
 
-/* The last path component as one harmless file name. */
-static void safe_name(const char *given, char *out, size_t cap)
-{
-	const char *base = strrchr(given, '/');
-	base = base ? base + 1 : given;
-	while (*base == '.')
-		base++;
-	size_t n = 0;
-	for (const char *p = base; *p && n + 1 < cap; p++) {
-		char ch = *p;
-		int ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-		         (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-';
-		out[n++] = ok ? ch : '_';
-	}
-	out[n] = '\0';
-	if (!n)
-		snprintf(out, cap, "artifact");
-}
-
 static int do_artifact(kr_chan *c, const kr_node *req, int file, kr_buf *why)
 {
 	const char *given = field(req, "name");
@@ -225,7 +206,7 @@ static int do_artifact(kr_chan *c, const kr_node *req, int file, kr_buf *why)
 		return -1;
 	}
 	char name[200];
-	safe_name(given ? given : "", name, sizeof(name));
+	kr_safe_file_name(given ? given : "", "artifact", name, sizeof(name));
 	const char *work = kr_task_get(c->a->task, KR_TASK_WORK_DIR);
 	const char *id = kr_task_get(c->a->task, KR_TASK_ID);
 	kr_error aerr = {0};
@@ -426,6 +407,17 @@ int kr_chan_client(const char *cmd, int argc, char **argv)
 		return usage_error(cmd);
 	}
 	kr_buf_addc(&req, '}');
+	if (req.len > REQ_MAX) {
+		/* the agent stops reading there: say so instead of a broken pipe */
+		fprintf(stderr,
+		        "keruta-agent %s: the request is %zu bytes; the agent takes at most %u: send "
+		        "a long message in parts, or as an artifact\n",
+		        cmd, req.len, REQ_MAX);
+		if (file >= 0)
+			close(file);
+		kr_buf_free(&req);
+		return KR_EXIT_TASK_FAILED;
+	}
 
 	const char *path = getenv("KERUTA_AGENT_SOCKET");
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -331,6 +331,10 @@ int kr_parse_int64(const char *s, int64_t *out)
 	return 0;
 }
 
+#define TEXT_OF(n) #n
+#define ID_MAX_TEXT_OF(n) TEXT_OF(n)
+#define ID_MAX_TEXT ID_MAX_TEXT_OF(KR_ID_MAX)
+
 int kr_id_check(const char *what, const char *id, kr_error *err)
 {
 	const char *why = NULL;
@@ -340,6 +344,8 @@ int kr_id_check(const char *what, const char *id, kr_error *err)
 		why = "'.' and '..' name no task, repository or document";
 	else if (strchr(id, '/'))
 		why = "it contains '/'";
+	else if (strlen(id) > KR_ID_MAX)
+		why = "it is longer than " ID_MAX_TEXT " bytes";
 	for (const char *p = id; !why && *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			why = "it contains a control character";

@@ -88,8 +88,11 @@ char *kr_read_file(const char *path, uint64_t max, size_t *len, int code, const 
  * An id (task, repository, document) that becomes one segment of a
  * keruta-api path: not empty, not "." or ".." (curl drops dot segments:
  * "--task-id .." sent the token to /api/v1/tasks/status), no '/', no
- * control character.  Returns 0, or -1 with err set (exit 2) naming what.
+ * control character, at most KR_ID_MAX bytes (a task id also names the
+ * task's directory on the work volume, area.h).  Returns 0, or -1 with
+ * err set (exit 2; err may be NULL) naming what.
  */
+#define KR_ID_MAX 200
 int kr_id_check(const char *what, const char *id, kr_error *err);
 
 /* Levenshtein distance, bounded (returns max+1 when larger). */

@@ -111,32 +111,6 @@ static int write_script(const kr_services *svc, kr_task *t, const char *path)
 	return rc;
 }
 
-/*
- * keruta-api's `filename` as one harmless name inside .keruta/script/: the
- * last path component only, letters, digits, '.', '_' and '-' (others
- * become '_'), no leading dot, at most 100 bytes; "script" when nothing is
- * left.  The answer comes from a server: it must never pick a path.
- */
-static void safe_filename(const char *given, char *out, size_t cap)
-{
-	const char *base = given;
-	for (const char *p = given; *p; p++)
-		if (*p == '/' || *p == '\\')
-			base = p + 1;
-	while (*base == '.')
-		base++;
-	size_t n = 0;
-	for (const char *p = base; *p && n + 1 < cap && n < 100; p++) {
-		char c = *p;
-		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		         c == '.' || c == '_' || c == '-';
-		out[n++] = ok ? c : '_';
-	}
-	out[n] = '\0';
-	if (n == 0)
-		snprintf(out, cap, "script");
-}
-
 /* The program keruta-api's `language` names; NULL for one we do not know. */
 static const char *interpreter(const char *language)
 {
@@ -273,7 +247,8 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 		char name[128];
 		int r = -1;
 		if (given && *given) {
-			safe_filename(given, name, sizeof(name));
+			/* keruta-api's answer must never pick a path */
+			kr_safe_file_name(given, "script", name, sizeof(name));
 			char *dir = NULL;
 			if (asprintf(&dir, "%s/script", area) >= 0) {
 				if (mkdir(dir, 0700) != 0 && errno != EEXIST)

@@ -410,7 +410,10 @@ Test(api_faults, path_templates_are_configurable_and_escaped)
  * "--task-id .." sent the token to /api/v1/tasks/status). */
 Test(api_faults, hostile_ids_are_refused_before_any_request)
 {
-	static const char *const bad[] = {"..", ".", "", "a/b", "/", "t1\n", "t\x01"};
+	char long_id[202];
+	memset(long_id, 'a', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	const char *const bad[] = {"..", ".", "", "a/b", "/", "t1\n", "t\x01", long_id};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		C.task = bad[i];
 		kt_result r;

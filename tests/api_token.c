@@ -52,6 +52,20 @@ static void teardown(void)
 
 TestSuite(api_token, .init = setup, .fini = teardown, .timeout = 120);
 
+/* keruta-api's script of task t1: content in language (NULL: none given). */
+static void seed_script(const char *content, const char *language)
+{
+	json_object *seed = json_object_new_object(), *scripts = json_object_new_object(),
+	            *t1 = json_object_new_object();
+	json_object_object_add(t1, "content", json_object_new_string(content));
+	if (language)
+		json_object_object_add(t1, "language", json_object_new_string(language));
+	json_object_object_add(scripts, "t1", t1);
+	json_object_object_add(seed, "scripts", scripts);
+	at_control(&C, "/_control/seed", json_object_to_json_string(seed));
+	json_object_put(seed);
+}
+
 /* The script: every place the token could be, into an artifact. */
 static void seed_hunter(void)
 {
@@ -73,14 +87,7 @@ static void seed_hunter(void)
 	                   "$K artifact '%s' && echo 'TOKEN FILE ACCEPTED'\n"
 	                   "exit 0\n",
 	                   token_file, kt_agent(), token_file) > 0);
-	json_object *seed = json_object_new_object(), *scripts = json_object_new_object(),
-	            *t1 = json_object_new_object();
-	json_object_object_add(t1, "content", json_object_new_string(script));
-	json_object_object_add(t1, "language", json_object_new_string("sh"));
-	json_object_object_add(scripts, "t1", t1);
-	json_object_object_add(seed, "scripts", scripts);
-	at_control(&C, "/_control/seed", json_object_to_json_string(seed));
-	json_object_put(seed);
+	seed_script(script, "sh");
 	free(script);
 }
 
@@ -224,15 +231,11 @@ Test(api_token, the_channel_refuses_bad_requests_clearly)
 	                   "$K progress ten; echo \"word=$?\"\n"
 	                   "$K artifact .; echo \"dir=$?\"\n"
 	                   "$K artifact /nonexistent/x; echo \"missing=$?\"\n"
+	                   "$K log INFO \"$(head -c 70000 /dev/zero | tr '\\000' x)\"; "
+	                   "echo \"long=$?\"\n"
 	                   "$K log ERROR 'two' 'words'; echo \"ok=$?\"\n",
 	                   kt_agent()) > 0);
-	json_object *seed = json_object_new_object(), *scripts = json_object_new_object(),
-	            *t1 = json_object_new_object();
-	json_object_object_add(t1, "content", json_object_new_string(script));
-	json_object_object_add(scripts, "t1", t1);
-	json_object_object_add(seed, "scripts", scripts);
-	at_control(&C, "/_control/seed", json_object_to_json_string(seed));
-	json_object_put(seed);
+	seed_script(script, NULL);
 	free(script);
 	kt_result r;
 	const char *env[] = {"KERUTA_API_TOKEN=" TOKEN, NULL};
@@ -245,7 +248,100 @@ Test(api_token, the_channel_refuses_bad_requests_clearly)
 	cr_expect(kt_contains(r.out, "dir=1"), "%s", r.out);
 	cr_expect(kt_contains(r.err, "FILE must be a regular file"), "%s", r.err);
 	cr_expect(kt_contains(r.out, "missing=1"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "long=1"), "%s", r.out);
+	cr_expect(kt_contains(r.err, "the agent takes at most 65536"), "%s", r.err);
 	cr_expect(kt_contains(r.out, "ok=0"), "%s", r.out);
 	cr_expect(kt_contains(r.out, "[ERROR] two words"), "%s", r.out);
+	kt_result_free(&r);
+}
+
+/* The channel is an input from task code: a script may skip the client
+ * and write anything to the socket.  Every hostile request gets an
+ * answer ("error: ..."), none reaches outside the task's doc/, and the
+ * agent keeps serving the script afterwards. */
+static const char hostile_client[] =
+        "import array, os, socket, sys\n"
+        "path = os.environ['KERUTA_AGENT_SOCKET']\n"
+        "def ask(label, data, fd=None):\n"
+        "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "    s.connect(path)\n"
+        "    try:\n"
+        "        if fd is None:\n"
+        "            s.sendall(data)\n"
+        "        else:\n"
+        "            s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,"
+        " array.array('i', [fd]))])\n"
+        "        s.shutdown(socket.SHUT_WR)\n"
+        "        got = s.recv(4096).decode(errors='replace').strip()\n"
+        "    except OSError as e:\n"
+        "        got = 'closed: ' + e.strerror\n"
+        "    s.close()\n"
+        "    print('%s=%s' % (label, got), flush=True)\n"
+        "ask('huge', b'{\"cmd\":\"log\",\"level\":\"INFO\",\"message\":\"' + b'x' * 300000 + b'\"}')\n"
+        "ask('garbage', b'{\"cmd\": \"log\", ')\n"
+        "ask('binary', bytes(range(256)))\n"
+        "ask('deep', b'[' * 30000)\n"
+        "ask('cmdlist', b'{\"cmd\": [\"log\"]}')\n"
+        "ask('msgmap', b'{\"cmd\": \"log\", \"level\": \"INFO\", \"message\": {\"a\": 1}}')\n"
+        "ask('nul', b'{\"cmd\": \"log\", \"level\": \"INFO\", \"message\": \"a\\\\u0000b\"}')\n"
+        "ask('nofd', b'{\"cmd\": \"artifact\", \"name\": \"x.txt\"}')\n"
+        "os.mkfifo('/tmp/kt-fifo-%d' % os.getpid())\n"
+        "fifo = os.open('/tmp/kt-fifo-%d' % os.getpid(), os.O_RDWR | os.O_NONBLOCK)\n"
+        "ask('fifo', b'{\"cmd\": \"artifact\", \"name\": \"f.txt\"}', fifo)\n"
+        "os.unlink('/tmp/kt-fifo-%d' % os.getpid())\n"
+        "d = os.open('.', os.O_RDONLY | os.O_DIRECTORY)\n"
+        "ask('dirfd', b'{\"cmd\": \"artifact\", \"name\": \"d.txt\"}', d)\n"
+        "ro = os.open('/tmp/kt-escape-%d' % os.getpid(), os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "os.write(ro, b'escaped?\\n')\n"
+        "ask('dotdot', b'{\"cmd\": \"artifact\", \"name\": \"../../../escape.txt\"}', ro)\n"
+        "ask('dots', b'{\"cmd\": \"artifact\", \"name\": \"..\"}', ro)\n"
+        "os.unlink('/tmp/kt-escape-%d' % os.getpid())\n"
+        "ask('alive', b'{\"cmd\": \"log\", \"level\": \"INFO\", \"message\": \"still served\"}')\n";
+
+Test(api_token, the_channel_survives_hostile_requests)
+{
+	char *script = NULL;
+	cr_assert(asprintf(&script, "#!/usr/bin/env python3\n%s", hostile_client) > 0);
+	seed_script(script, "python");
+	free(script);
+	kt_result r;
+	const char *env[] = {"KERUTA_API_TOKEN=" TOKEN, NULL};
+	cr_assert_eq(at_agent(&C, &r, NULL, env, 60), 0, "%s", r.err);
+	cr_expect_eq(r.status, 0, "the task failed:\n%s\n%s", r.out, r.err);
+	/* a request over the limit is refused, or the connection dropped */
+	cr_expect(kt_contains(r.out, "huge=error: ") || kt_contains(r.out, "huge=closed"), "%s",
+	          r.out);
+	cr_expect(!kt_contains(r.out, "xxxxxxxxxxxxxxxx"), "the huge message was logged: %s", r.out);
+	static const char *const refused[] = {
+	        "garbage=error: the request is not a JSON object",
+	        "binary=error: the request is not a JSON object",
+	        "deep=error: the request is not a JSON object",
+	        "cmdlist=error: the request is not a JSON object",
+	        "msgmap=error: no MESSAGE",
+	        "nul=error: no MESSAGE",
+	        "nofd=error: FILE must be a regular file",
+	        "fifo=error: FILE must be a regular file",
+	        "dirfd=error: FILE must be a regular file",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		cr_expect(kt_contains(r.out, refused[i]), "expected '%s' in:\n%s", refused[i], r.out);
+	cr_expect(kt_contains(r.out, "dotdot=ok"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "dots=ok"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "alive=ok"), "%s", r.out);
+	cr_expect(kt_contains(r.out, "[INFO] still served"), "%s", r.out);
+	/* a name with ../ lands in the task's doc/ as a plain name, and the
+	 * bare ".." under the default name; nothing outside */
+	static const char *const outside[] = {"escape.txt", "../escape.txt", "../../escape.txt",
+	                                      ".keruta/escape.txt", ".keruta/tasks/escape.txt"};
+	for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+		char *p = kt_path(C.work, outside[i]);
+		cr_expect(access(p, F_OK) != 0, "%s was written", p);
+		free(p);
+	}
+	json_object *st = at_get(&C, "/_control/state");
+	const char *all = json_object_to_json_string(st);
+	cr_expect(kt_contains(all, "\"escape.txt\""), "the artifact was not uploaded: %s", all);
+	cr_expect(kt_contains(all, "\"artifact\""), "the '..' artifact was not uploaded: %s", all);
+	json_object_put(st);
 	kt_result_free(&r);
 }

@@ -8,6 +8,7 @@
  * a git daemon on loopback.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,9 +230,9 @@ static void seed_script(flow *f, const char *script)
 	free(body);
 }
 
-/* The statuses keruta-api received for task 123, "S[:progress]" joined
+/* The statuses keruta-api received for task id, "S[:progress]" joined
  * by spaces. */
-static char *statuses_of_123(flow *f)
+static char *statuses_of(flow *f, const char *id)
 {
 	int st = 0;
 	char *state = kt_api_call(&f->api, "GET", "/_control/state", NULL, &st);
@@ -240,8 +241,8 @@ static char *statuses_of_123(flow *f)
 	cr_assert(asprintf(&script,
 	                   "import json,sys\nd=json.loads(sys.argv[1])\n"
 	                   "print(' '.join(s['status']+(':'+s['progress'] if 'progress' in s else '')"
-	                   " for s in d['statuses'].get('123',[])))") > 0);
-	const char *argv[] = {"python3", "-c", script, state, NULL};
+	                   " for s in d['statuses'].get(sys.argv[2],[])))") > 0);
+	const char *argv[] = {"python3", "-c", script, state, id, NULL};
 	kt_result r;
 	cr_assert(kt_run(&r, argv, NULL, NULL, NULL, 30) == 0 && r.status == 0, "%s", r.err);
 	char *out = strdup(r.out);
@@ -250,6 +251,11 @@ static char *statuses_of_123(flow *f)
 	free(script);
 	free(state);
 	return out;
+}
+
+static char *statuses_of_123(flow *f)
+{
+	return statuses_of(f, "123");
 }
 
 static const char *const init_args[] = {"init", "--repository-id", "$(KERUTA_REPOSITORY_ID)",
@@ -476,19 +482,21 @@ Test(seeds, a_link_in_place_of_the_outcome_record_is_not_followed, .timeout = 30
 	 * to it where the record lives */
 	char *outside = kt_path(f.dir, "outside");
 	cr_assert(mkdir(outside, 0755) == 0);
-	char *forged = kt_path(outside, "123.json");
+	char *forged = kt_path(outside, "outcome.json");
 	static const char forged_text[] = "{\"taskId\":\"123\",\"command\":\"run\",\"status\":"
 	                                   "\"COMPLETED\",\"reported\":\"COMPLETED\"}\n";
 	kt_write_file(forged, forged_text);
-	char *link = kt_path(f.work, ".keruta/outcome");
-	kt_rmrf(link);
-	cr_assert(symlink(outside, link) == 0);
+	/* init knew no task id: its area becomes task 123's when run starts */
+	char *planted = kt_path(f.work, ".keruta/tasks/.no-task-id/outcome.json");
+	cr_assert(symlink(forged, planted) == 0, "%s", strerror(errno));
+	free(planted);
+	char *link = kt_path(f.work, ".keruta/tasks/123/outcome.json");
 	const char *run_env[] = {"KERUTA_TASK_ID=123", NULL};
 	agent(&f, &r, run_args, run_env);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 	struct stat st;
-	cr_expect(lstat(link, &st) == 0 && S_ISDIR(st.st_mode), "the link was not replaced");
+	cr_expect(lstat(link, &st) == 0 && S_ISREG(st.st_mode), "the link was not replaced");
 	char *still = kt_read_file(forged, NULL);
 	cr_expect_str_eq(still ? still : "(gone)", forged_text, "written through the link");
 	free(still);
@@ -503,5 +511,48 @@ Test(seeds, a_link_in_place_of_the_outcome_record_is_not_followed, .timeout = 30
 	free(outside);
 	free(forged);
 	free(link);
+	flow_stop(&f);
+}
+
+/* Two tasks on one volume whose ids differ only in a character a file
+ * name rule might fold ("a.1", "a_1"): each keeps its own record, so the
+ * first one's final status never stands for the second's. */
+Test(seeds, tasks_with_similar_ids_keep_their_own_records, .timeout = 300)
+{
+	flow f;
+	flow_start(&f);
+	kt_result r;
+	int st = 0;
+	char *ans = kt_api_call(&f.api, "POST", "/_control/seed",
+	                        "{\"tasks\": [{\"id\": \"a_1\", \"name\": \"one\", \"status\": "
+	                        "\"PENDING\"}, {\"id\": \"a.1\", \"name\": \"two\", \"status\": "
+	                        "\"PENDING\"}], \"scripts\": {\"a_1\": {\"language\": \"sh\", "
+	                        "\"content\": \"#!/bin/sh\\necho one\\n\"}, \"a.1\": {\"language\": "
+	                        "\"sh\", \"content\": \"#!/bin/sh\\necho two\\n\"}}}",
+	                        &st);
+	cr_assert_eq(st, 200, "seed: %s", ans ? ans : "");
+	free(ans);
+	const char *init_env[] = {"KERUTA_REPOSITORY_ID=r1", "KERUTA_DOCUMENT_ID=d1", NULL};
+	agent(&f, &r, init_args, init_env);
+	cr_assert_eq(r.status, 0, "init failed:\n%s", r.err);
+	kt_result_free(&r);
+	static const char *const ids[] = {"a_1", "a.1"};
+	for (int i = 0; i < 2; i++) {
+		char *idv = NULL, *pod = NULL;
+		cr_assert(asprintf(&idv, "KERUTA_TASK_ID=%s", ids[i]) > 0);
+		cr_assert(asprintf(&pod, "KERUTA_SOURCE_POD=keruta-job-%d-pod", i) > 0);
+		const char *run_env[] = {idv, NULL}, *cleanup_env[] = {idv, pod, NULL};
+		agent(&f, &r, run_args, run_env);
+		cr_expect_eq(r.status, 0, "run %s: %s", ids[i], r.err);
+		kt_result_free(&r);
+		agent(&f, &r, cleanup_args, cleanup_env);
+		cr_expect_eq(r.status, 0, "cleanup %s: %s", ids[i], r.err);
+		kt_result_free(&r);
+		char *s = statuses_of(&f, ids[i]);
+		cr_expect(kt_contains(s, "COMPLETED"), "task %s got no final status: '%s'", ids[i], s);
+		free(s);
+		free(idv);
+		free(pod);
+	}
 	flow_stop(&f);
 }

@@ -340,6 +340,36 @@ typedef struct kr_plugin {
 	void (*fini)(const kr_services *svc, void *state);
 } kr_plugin;
 
+/*
+ * A name that came from outside (keruta-api's script filename, the name a
+ * task script gave an artifact) as one harmless file name: its last path
+ * component ('/' or '\\'), without leading dots, letters, digits, '.', '_'
+ * and '-' kept and anything else made '_', at most 100 bytes; `fallback`
+ * when nothing is left.  out holds cap bytes (cap > 0).  The one rule the
+ * agent and the built-in stages use, so a name never picks a path.
+ */
+static inline void kr_safe_file_name(const char *given, const char *fallback, char *out,
+                                     size_t cap)
+{
+	const char *base = given;
+	for (const char *p = given; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	while (*base == '.')
+		base++;
+	size_t n = 0;
+	for (const char *p = base; *p && n + 1 < cap && n < 100; p++) {
+		char c = *p;
+		int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		         c == '.' || c == '_' || c == '-';
+		out[n++] = ok ? c : '_';
+	}
+	if (!n)
+		for (const char *p = fallback; *p && n + 1 < cap; p++)
+			out[n++] = *p;
+	out[n] = '\0';
+}
+
 #if defined(__GNUC__)
 #define KR_PLUGIN_EXPORT __attribute__((visibility("default")))
 #else
