@@ -274,13 +274,12 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 		int r = -1;
 		if (given && *given) {
 			safe_filename(given, name, sizeof(name));
-			char *dir = NULL;
-			if (asprintf(&dir, "%s/script", area) >= 0) {
-				if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-					svc->log(t, KR_LOG_WARN, "cannot create %s: %s", dir, strerror(errno));
-				r = asprintf(&script, "%s/%s", dir, name);
-				free(dir);
-			}
+			/* through the area: task code may have left a symlink there */
+			char *dir = svc->area_path(t, "script", KR_AREA_CREATE);
+			if (!dir)
+				goto out;
+			r = asprintf(&script, "%s/%s", dir, name);
+			svc->free(dir);
 			if (strcmp(name, given) != 0)
 				svc->log(t, KR_LOG_INFO, "script file name '%.100s' written as '%s'", given,
 				         name);
@@ -344,7 +343,7 @@ out:
 	free(argv);
 	free(words);
 	free(script);
-	free(area);
+	svc->free(area);
 	return rc;
 }
 
