@@ -181,7 +181,7 @@ static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 	int rc = KR_FAILED;
 	if (!want || !seen || asprintf(&info, "%s/info", common) < 0 ||
 	    asprintf(&path, "%s/exclude", info) < 0 ||
-	    asprintf(&tmp, "%s/.exclude.keruta.%ld", info, (long)getpid()) < 0) {
+	    asprintf(&tmp, "%s/.exclude.keruta.XXXXXX", info) < 0) {
 		svc->fail(t, "out of memory");
 		goto out;
 	}
@@ -204,7 +204,14 @@ static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 
 	/* Keep every line but later copies of ours; add ours that are missing. */
 	FILE *f = NULL;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* a fresh name, made with O_EXCL: never a file (or symlink) someone
+	 * left at a name known in advance */
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd >= 0 && fchmod(fd, 0644) != 0) {
+		close(fd);
+		unlink(tmp);
+		fd = -1;
+	}
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
 		svc->fail(t, "git-exclude: cannot write %s: %s", tmp, strerror(errno));
 		if (fd >= 0)
