@@ -26,12 +26,12 @@ static inline void kr_stage_format_ms(uint64_t ms, char *out, size_t n)
 		snprintf(out, n, "%llums", (unsigned long long)ms);
 }
 
-/* All of text to fd, through short writes and EINTR: 0, or an errno. */
-static inline int kr_stage_write_all(int fd, const char *text)
+/* All of buf to fd, through short writes and EINTR: 0, or an errno. */
+static inline int kr_stage_write_all_n(int fd, const char *buf, size_t len)
 {
-	size_t len = strlen(text), off = 0;
+	size_t off = 0;
 	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
+		ssize_t w = write(fd, buf + off, len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -39,6 +39,12 @@ static inline int kr_stage_write_all(int fd, const char *text)
 		off += (size_t)w;
 	}
 	return 0;
+}
+
+/* All of text to fd: 0, or an errno. */
+static inline int kr_stage_write_all(int fd, const char *text)
+{
+	return kr_stage_write_all_n(fd, text, strlen(text));
 }
 
 struct kr_services;
