@@ -955,7 +955,6 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		return svc->fail(task, "clone: the repository URL is too long or holds a newline");
 
 	/* A password inside the URL is a secret too. */
-	char *pub = url_public(url);
 	const char *at = strstr(url, "://") ? strchr(strstr(url, "://") + 3, '@') : NULL;
 	const char *colon = at ? memchr(strstr(url, "://") + 3, ':', (size_t)(at - strstr(url, "://") - 3)) : NULL;
 	if (colon && at > colon + 1) {
@@ -997,15 +996,11 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		         "shallow clone (depth %lld) is not supported by libgit2 %d.%d; making a full "
 		         "clone instead",
 		         (long long)cfg->depth, LIBGIT2_VER_MAJOR, LIBGIT2_VER_MINOR);
-	if (clone_load_credentials(&r) < 0) {
-		free(pub);
+	if (clone_load_credentials(&r) < 0 || check_local(&r, url) < 0) {
+		clone_free_credentials(&r); /* those loaded before the one that failed */
 		return KR_FAILED;
 	}
-	if (check_local(&r, url) < 0) {
-		clone_free_credentials(&r);
-		free(pub);
-		return KR_FAILED;
-	}
+	char *pub = url_public(url);
 	int nodelay = cfg->nodelay && (strncmp(url, "http://", 7) == 0 ||
 	                               strncmp(url, "https://", 8) == 0 ||
 	                               strncmp(url, "git://", 6) == 0);
