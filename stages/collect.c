@@ -169,13 +169,13 @@ static void upload_file(walk *w, int dfd, const char *name, const char *rel)
 		w->uploaded++;
 		w->total += size;
 		svc->task_list_add(w->t, KR_TASK_ARTIFACTS, rel);
-		svc->log(w->t, KR_LOG_DEBUG, "uploaded %s (%llu bytes)", rel, (unsigned long long)size);
+		svc->log(w->t, KR_LOG_DEBUG, "collected %s (%llu bytes)", rel, (unsigned long long)size);
 	} else if (rc == KR_SKIPPED) {
 		w->already++; /* the task's upload record has it: sent once already */
 	} else if (svc->cancelled(w->t)) {
 		w->cancelled = 1;
 	} else {
-		svc->log(w->t, KR_LOG_ERROR, "could not upload %s", rel);
+		svc->log(w->t, KR_LOG_ERROR, "could not collect %s", rel);
 		note_failure(w, rel);
 	}
 }
@@ -413,12 +413,12 @@ static int collect_run(const kr_services *svc, void *state, kr_task *t)
 	if (off && off < sizeof(reasons) - 1)
 		strcat(reasons, ")");
 	svc->log(t, KR_LOG_INFO,
-	         "uploaded %zu file%s (%llu bytes), %zu already uploaded, skipped %zu%s, failed %zu",
+	         "collected %zu file%s (%llu bytes), %zu already collected, skipped %zu%s, failed %zu",
 	         w.uploaded, w.uploaded == 1 ? "" : "s", (unsigned long long)w.total, w.already,
 	         w.skipped, reasons, w.failed);
 	int rc = KR_OK;
 	if (w.failed)
-		rc = svc->fail(t, "could not upload %zu file%s: %s%s; the files are still in the work "
+		rc = svc->fail(t, "could not collect %zu file%s: %s%s; the files are still in the work "
 		                  "volume, retry with `keruta-agent cleanup`",
 		               w.failed, w.failed == 1 ? "" : "s",
 		               w.failed_names ? w.failed_names : "?",
