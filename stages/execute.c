@@ -82,11 +82,7 @@ static void execute_fini(const kr_services *svc, void *state)
  * else from the backend.  KR_NOT_FOUND when the task has none. */
 static int write_script(const kr_services *svc, kr_task *t, const char *path)
 {
-	if (unlink(path) != 0 && errno != ENOENT) {
-		int e = errno;
-		return svc->fail(t, "cannot remove the old %s: %s", path, strerror(e));
-	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+	int fd = kr_stage_fresh_file(path);
 	if (fd < 0) {
 		int e = errno;
 		return svc->fail(t, "cannot create %s: %s", path, strerror(e));

@@ -8,6 +8,7 @@
 #define KR_STAGE_UTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +46,16 @@ static inline int kr_stage_write_all_n(int fd, const char *buf, size_t len)
 static inline int kr_stage_write_all(int fd, const char *text)
 {
 	return kr_stage_write_all_n(fd, text, strlen(text));
+}
+
+/* A new file at path for a script (0700), whatever stood there before:
+ * a stale script or a symlink planted in its place is removed, never
+ * written through.  An fd, or -1 with errno set. */
+static inline int kr_stage_fresh_file(const char *path)
+{
+	if (unlink(path) != 0 && errno != ENOENT)
+		return -1;
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
 }
 
 struct kr_services;
