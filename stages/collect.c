@@ -298,11 +298,13 @@ static int source_pod_check(const kr_services *svc, kr_task *t, const char *work
 	if (!id || !*id || (!(pod && *pod) && !(me && *me)))
 		return 0;
 	if (!(pod && *pod)) {
-		/* the main container: record this pod in the task's own area */
+		/* the main container: record this pod in the task's own area, in
+		 * a new file (a FIFO the task's code left there would block an
+		 * open: it is removed, not opened) */
 		int afd = svc->area_open(t, "", KR_AREA_CREATE);
-		int fd = afd >= 0 ? openat(afd, "pod", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		                           0644)
-		                  : -1;
+		int fd = -1;
+		if (afd >= 0 && (unlinkat(afd, "pod", 0) == 0 || errno == ENOENT))
+			fd = openat(afd, "pod", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 		if (fd < 0 || kr_stage_write_all(fd, me) != 0)
 			svc->log(t, KR_LOG_WARN,
 			         "cannot record pod %s in the task's area under %s/.keruta: %s; the cleanup "
@@ -314,23 +316,36 @@ static int source_pod_check(const kr_services *svc, kr_task *t, const char *work
 			close(afd);
 		return 0;
 	}
+	/* The task's code could have left a FIFO there (a blocking open
+	 * would wait forever) or a link to a file whose first line the
+	 * message below would show: only a regular file is read. */
 	char seen[256] = "";
+	const char *why = "not there";
 	int afd = svc->area_open(t, "", 0);
-	int fd = afd >= 0 ? openat(afd, "pod", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-	ssize_t got = fd >= 0 ? read(fd, seen, sizeof(seen) - 1) : -1;
+	int fd = afd >= 0 ? openat(afd, "pod", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+	struct stat st;
+	ssize_t got = -1;
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))
+		why = "not a regular file";
+	else if (fd >= 0 && (got = read(fd, seen, sizeof(seen) - 1)) < 0)
+		why = strerror(errno);
+	else if (fd < 0 && errno == ELOOP)
+		why = "a symlink, not a regular file";
+	else if (fd < 0 && errno != ENOENT)
+		why = strerror(errno);
 	if (fd >= 0)
 		close(fd);
 	if (afd >= 0)
 		close(afd);
-	if (got <= 0) {
+	seen[got > 0 ? got : 0] = '\0';
+	seen[strcspn(seen, "\r\n")] = '\0';
+	if (!*seen) {
 		svc->log(t, KR_LOG_WARN,
-		         "the work volume at %s has no record of the pod that ran task %s; cannot "
-		         "confirm it is the volume of pod %s",
-		         work, id, pod);
+		         "the work volume at %s has no record of the pod that ran task %s (%s); "
+		         "cannot confirm it is the volume of pod %s",
+		         work, id, got >= 0 ? "empty" : why, pod);
 		return 0;
 	}
-	seen[got] = '\0';
-	seen[strcspn(seen, "\r\n")] = '\0';
 	if (strcmp(seen, pod) != 0)
 		return svc->fail(t, "the work volume at %s holds task %s's work from pod %s, not from "
 		                    "source pod %s: the cleanup Job mounted another volume than the "

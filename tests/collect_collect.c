@@ -282,3 +282,31 @@ Test(collect, cleanup_checks_the_volume_is_the_source_pods)
 	assert_artifact(&x, "result.txt", "done", 4);
 	kx_free(&x);
 }
+
+/* The pod record lies in the task's area, where the task's own code can
+ * write: a FIFO there once blocked the run's collect (writing it) and the
+ * cleanup Job's (reading it) forever. */
+Test(collect, a_fifo_in_place_of_the_pod_record_blocks_nothing)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE "  cleanup: [collect]\n", NULL);
+	kx_write(x.work, ".keruta/tasks/t-1/doc/result.txt", "done");
+	char *rec = kt_path(x.work, ".keruta/tasks/t-1/pod");
+	cr_assert_eq(mkfifo(rec, 0600), 0);
+	const char *id[] = {"--task-id", "t-1", NULL};
+	kx_agent(&x, "run", id, (const char *const[]){"KERUTA_POD_NAME=keruta-job-t-1-aaaaa", NULL});
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *text = kx_read(x.work, ".keruta/tasks/t-1/pod", NULL);
+	cr_expect_str_eq(text ? text : "", "keruta-job-t-1-aaaaa", "the record replaces the FIFO");
+	free(text);
+
+	cr_assert_eq(unlink(rec), 0);
+	cr_assert_eq(mkfifo(rec, 0600), 0);
+	const char *src[] = {"--task-id", "t-1", "--source-pod", "keruta-job-t-1-aaaaa", NULL};
+	kx_agent(&x, "cleanup", src, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "not a regular file"), "the reason is named: %s", x.log);
+	free(rec);
+	kx_free(&x);
+}
