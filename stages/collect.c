@@ -302,9 +302,7 @@ static int source_pod_check(const kr_services *svc, kr_task *t, const char *work
 		 * a new file (a FIFO the task's code left there would block an
 		 * open: it is removed, not opened) */
 		int afd = svc->area_open(t, "", KR_AREA_CREATE);
-		int fd = -1;
-		if (afd >= 0 && (unlinkat(afd, "pod", 0) == 0 || errno == ENOENT))
-			fd = openat(afd, "pod", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		int fd = afd >= 0 ? kr_stage_new_file(afd, "pod", 0644) : -1;
 		if (fd < 0 || kr_stage_write_all(fd, me) != 0)
 			svc->log(t, KR_LOG_WARN,
 			         "cannot record pod %s in the task's area under %s/.keruta: %s; the cleanup "

@@ -82,7 +82,7 @@ static void execute_fini(const kr_services *svc, void *state)
  * else from the backend.  KR_NOT_FOUND when the task has none. */
 static int write_script(const kr_services *svc, kr_task *t, const char *path)
 {
-	int fd = kr_stage_fresh_file(path);
+	int fd = kr_stage_new_file(AT_FDCWD, path, 0700);
 	if (fd < 0) {
 		int e = errno;
 		return svc->fail(t, "cannot create %s: %s", path, strerror(e));

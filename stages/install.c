@@ -84,7 +84,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 		svc->free(area);
 		return svc->fail(t, "install: out of memory");
 	}
-	int fd = kr_stage_fresh_file(path);
+	int fd = kr_stage_new_file(AT_FDCWD, path, 0700);
 	if (fd < 0) {
 		int e = errno;
 		svc->fail(t, "cannot create %s: %s", path, strerror(e));

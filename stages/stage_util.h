@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 /* A duration as an operator would write it in the pipeline: 2h, 90s, 250ms. */
@@ -48,14 +49,14 @@ static inline int kr_stage_write_all(int fd, const char *text)
 	return kr_stage_write_all_n(fd, text, strlen(text));
 }
 
-/* A new file at path for a script (0700), whatever stood there before:
- * a stale script or a symlink planted in its place is removed, never
- * written through.  An fd, or -1 with errno set. */
-static inline int kr_stage_fresh_file(const char *path)
+/* A new file `name` in dir (AT_FDCWD: a path), whatever stood there: an
+ * old file, or a symlink or FIFO someone left in its place, is removed,
+ * never opened or written through.  An fd, or -1 with errno set. */
+static inline int kr_stage_new_file(int dir, const char *name, mode_t mode)
 {
-	if (unlink(path) != 0 && errno != ENOENT)
+	if (unlinkat(dir, name, 0) != 0 && errno != ENOENT)
 		return -1;
-	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+	return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 }
 
 struct kr_services;
