@@ -22,7 +22,9 @@
  * clone removes what it created (only that), a failed fetch leaves the
  * existing clone as it was.  A refusal (no such repository or path, 4xx,
  * authentication, certificate) is final at once.  A fresh clone of a local
- * path takes the source's object files and refs instead of a pack.
+ * path takes the source's object files and refs instead of a pack (a source
+ * whose objects dir holds anything but files and directories is refused;
+ * one that borrows objects through alternates is fetched).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
