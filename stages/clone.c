@@ -22,11 +22,14 @@
  * clone removes what it created (only that), a failed fetch leaves the
  * existing clone as it was.  A refusal (no such repository or path, 4xx,
  * authentication, certificate) is final at once.  A fresh clone of a local
- * path takes the source's object files and refs instead of a pack.
+ * path takes the source's object files and refs instead of a pack (a source
+ * whose objects dir holds anything but files and directories is refused;
+ * one that borrows objects through alternates is fetched).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,7 @@
 #include <unistd.h>
 
 #include "clone.h"
+#include "stage_util.h"
 
 static const kr_option clone_options[] = {
         {"url", KR_OPT_STRING, NULL, 0,
@@ -619,22 +623,35 @@ typedef struct linker {
 
 static linker *g_linker; /* nftw() takes no payload */
 
+/* Across file systems: a copy, read only from a regular file (the entry
+ * may have been swapped since nftw looked) into a new one. */
 static int copy_object(const char *from, const char *to)
 {
-	FILE *in = fopen(from, "rb");
-	FILE *out = in ? fopen(to, "wb") : NULL;
+	int in = open(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (in < 0)
+		return -1;
+	if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(in);
+		errno = EINVAL;
+		return -1;
+	}
+	int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
 	char buf[1 << 16];
-	size_t n;
-	int rc = in && out ? 0 : -1;
-	while (rc == 0 && (n = fread(buf, 1, sizeof buf, in)) > 0)
-		if (fwrite(buf, 1, n, out) != n)
+	ssize_t n = 0;
+	int rc = out < 0 ? -1 : 0;
+	while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || kr_stage_write_all_n(out, buf, (size_t)n) != 0)
 			rc = -1;
-	if (in && ferror(in))
+	}
+	int e = errno;
+	close(in);
+	if (out >= 0 && close(out) != 0)
 		rc = -1;
-	if (in)
-		fclose(in);
-	if (out && fclose(out) != 0)
-		rc = -1;
+	if (rc < 0)
+		errno = e;
 	return rc;
 }
 
@@ -642,14 +659,29 @@ static int link_entry(const char *path, const struct stat *st, int flag, struct 
 {
 	(void)ftw;
 	linker *l = g_linker;
+	const char *rel = path + l->from_len;
+	/* Only directories and regular files belong in objects/: a symlink
+	 * could lend the clone any file on the machine, and a FIFO would
+	 * block whoever reads it.  git clone refuses them as well. */
+	if (flag == FTW_SL || flag == FTW_SLN || (flag == FTW_F && !S_ISREG(st->st_mode))) {
+		snprintf(l->why, sizeof l->why, "objects%s is %s, not a regular file or directory", rel,
+		         S_ISLNK(st->st_mode) ? "a symlink" : S_ISFIFO(st->st_mode) ? "a FIFO" : "special");
+		l->failed = 1;
+		return -1;
+	}
+	if (flag == FTW_DNR || flag == FTW_NS) {
+		snprintf(l->why, sizeof l->why, "objects%s cannot be read", rel);
+		l->failed = 1;
+		return -1;
+	}
 	char *dest = NULL;
-	if (asprintf(&dest, "%s%s", l->to, path + l->from_len) < 0)
+	if (asprintf(&dest, "%s%s", l->to, rel) < 0)
 		return -1;
 	int rc = 0;
 	if (flag == FTW_D) {
 		if (mkdir(dest, 0755) < 0 && errno != EEXIST)
 			rc = -1;
-	} else if (flag == FTW_F) {
+	} else {
 		if (link(path, dest) == 0 || errno == EEXIST) {
 			l->files++;
 		} else if (copy_object(path, dest) == 0) {
@@ -701,6 +733,8 @@ static int copy_ref(const char *name, void *payload)
 	return 0;
 }
 
+/* 0: taken; 1: the source must be fetched instead; -1: failed (given to
+ * fail()). */
 static int link_local(attempt *a, const char *path)
 {
 	clone_run *r = a->r;
@@ -712,6 +746,23 @@ static int link_local(attempt *a, const char *path)
 	if (asprintf(&from, "%sobjects", git_repository_commondir(src)) < 0 ||
 	    asprintf(&to, "%sobjects", git_repository_commondir(a->repo)) < 0)
 		goto out;
+	/* A source that borrows objects (objects/info/alternates, often with
+	 * paths relative to its own objects dir) cannot lend its files as
+	 * they are: fetched instead, through the alternates. */
+	struct stat alt;
+	char *alt_path = NULL;
+	if (asprintf(&alt_path, "%s/info/alternates", from) < 0)
+		goto out;
+	int has_alt = lstat(alt_path, &alt) == 0;
+	free(alt_path);
+	if (has_alt && S_ISREG(alt.st_mode)) {
+		r->svc->log(r->task, KR_LOG_INFO,
+		            "%s borrows objects from another repository (objects/info/alternates); "
+		            "fetching instead of taking its object files",
+		            path);
+		rc = 1;
+		goto out;
+	}
 	uint64_t start = clone_now_ms();
 	linker l = {.from = from, .to = to, .from_len = strlen(from)};
 	g_linker = &l;
@@ -772,7 +823,8 @@ static int run_attempt(attempt *a)
 		goto out;
 	}
 	const char *src = a->fresh ? local_path(a->url) : NULL;
-	if ((src ? link_local(a, src) : fetch(a, remote)) < 0 || resolve(a, remote, &oid) < 0 ||
+	int linked = src ? link_local(a, src) : 1; /* 1: not taken, fetch */
+	if (linked < 0 || (linked > 0 && fetch(a, remote) < 0) || resolve(a, remote, &oid) < 0 ||
 	    checkout(a, &oid) < 0)
 		goto out;
 	if (r->cfg->submodules) {
@@ -905,7 +957,6 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		return svc->fail(task, "clone: the repository URL is too long or holds a newline");
 
 	/* A password inside the URL is a secret too. */
-	char *pub = url_public(url);
 	const char *at = strstr(url, "://") ? strchr(strstr(url, "://") + 3, '@') : NULL;
 	const char *colon = at ? memchr(strstr(url, "://") + 3, ':', (size_t)(at - strstr(url, "://") - 3)) : NULL;
 	if (colon && at > colon + 1) {
@@ -947,15 +998,11 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		         "shallow clone (depth %lld) is not supported by libgit2 %d.%d; making a full "
 		         "clone instead",
 		         (long long)cfg->depth, LIBGIT2_VER_MAJOR, LIBGIT2_VER_MINOR);
-	if (clone_load_credentials(&r) < 0) {
-		free(pub);
+	if (clone_load_credentials(&r) < 0 || check_local(&r, url) < 0) {
+		clone_free_credentials(&r); /* those loaded before the one that failed */
 		return KR_FAILED;
 	}
-	if (check_local(&r, url) < 0) {
-		clone_free_credentials(&r);
-		free(pub);
-		return KR_FAILED;
-	}
+	char *pub = url_public(url);
 	int nodelay = cfg->nodelay && (strncmp(url, "http://", 7) == 0 ||
 	                               strncmp(url, "https://", 8) == 0 ||
 	                               strncmp(url, "git://", 6) == 0);

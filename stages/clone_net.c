@@ -290,6 +290,12 @@ static int load_one(clone_run *r, const char *opt_file, const char *what, const 
 	return 0;
 }
 
+static const char *ssh_key_file(const clone_run *r)
+{
+	const char *k = r->cfg->ssh_key_file;
+	return k && *k ? k : getenv("KERUTA_GIT_SSH_KEY_FILE");
+}
+
 int clone_load_credentials(clone_run *r)
 {
 	const clone_cfg *c = r->cfg;
@@ -302,8 +308,7 @@ int clone_load_credentials(clone_run *r)
 		return KR_FAILED;
 	/* libssh2 reads the key itself, blocking: make sure now that it is a
 	 * file it can read, not a FIFO it would wait on. */
-	const char *key = c->ssh_key_file && *c->ssh_key_file ? c->ssh_key_file
-	                                                      : getenv("KERUTA_GIT_SSH_KEY_FILE");
+	const char *key = ssh_key_file(r);
 	if (key && *key) {
 		char why[256];
 		char *text = r->svc->read_file(r->task, key, 1u << 20, NULL, why, sizeof(why));
@@ -327,12 +332,6 @@ void clone_free_credentials(clone_run *r)
 	free(r->ssh_passphrase);
 	free(r->user);
 	r->token = r->password = r->ssh_passphrase = r->user = NULL;
-}
-
-static const char *ssh_key_file(const clone_run *r)
-{
-	const char *k = r->cfg->ssh_key_file;
-	return k && *k ? k : getenv("KERUTA_GIT_SSH_KEY_FILE");
 }
 
 static int cred_cb(git_credential **out, const char *url, const char *url_user,

@@ -169,13 +169,13 @@ static void upload_file(walk *w, int dfd, const char *name, const char *rel)
 		w->uploaded++;
 		w->total += size;
 		svc->task_list_add(w->t, KR_TASK_ARTIFACTS, rel);
-		svc->log(w->t, KR_LOG_DEBUG, "uploaded %s (%llu bytes)", rel, (unsigned long long)size);
+		svc->log(w->t, KR_LOG_DEBUG, "collected %s (%llu bytes)", rel, (unsigned long long)size);
 	} else if (rc == KR_SKIPPED) {
 		w->already++; /* the task's upload record has it: sent once already */
 	} else if (svc->cancelled(w->t)) {
 		w->cancelled = 1;
 	} else {
-		svc->log(w->t, KR_LOG_ERROR, "could not upload %s", rel);
+		svc->log(w->t, KR_LOG_ERROR, "could not collect %s", rel);
 		note_failure(w, rel);
 	}
 }
@@ -298,11 +298,11 @@ static int source_pod_check(const kr_services *svc, kr_task *t, const char *work
 	if (!id || !*id || (!(pod && *pod) && !(me && *me)))
 		return 0;
 	if (!(pod && *pod)) {
-		/* the main container: record this pod in the task's own area */
+		/* the main container: record this pod in the task's own area, in
+		 * a new file (a FIFO the task's code left there would block an
+		 * open: it is removed, not opened) */
 		int afd = svc->area_open(t, "", KR_AREA_CREATE);
-		int fd = afd >= 0 ? openat(afd, "pod", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-		                           0644)
-		                  : -1;
+		int fd = afd >= 0 ? kr_stage_new_file(afd, "pod", 0644) : -1;
 		if (fd < 0 || kr_stage_write_all(fd, me) != 0)
 			svc->log(t, KR_LOG_WARN,
 			         "cannot record pod %s in the task's area under %s/.keruta: %s; the cleanup "
@@ -314,23 +314,36 @@ static int source_pod_check(const kr_services *svc, kr_task *t, const char *work
 			close(afd);
 		return 0;
 	}
+	/* The task's code could have left a FIFO there (a blocking open
+	 * would wait forever) or a link to a file whose first line the
+	 * message below would show: only a regular file is read. */
 	char seen[256] = "";
+	const char *why = "not there";
 	int afd = svc->area_open(t, "", 0);
-	int fd = afd >= 0 ? openat(afd, "pod", O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
-	ssize_t got = fd >= 0 ? read(fd, seen, sizeof(seen) - 1) : -1;
+	int fd = afd >= 0 ? openat(afd, "pod", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC) : -1;
+	struct stat st;
+	ssize_t got = -1;
+	if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)))
+		why = "not a regular file";
+	else if (fd >= 0 && (got = read(fd, seen, sizeof(seen) - 1)) < 0)
+		why = strerror(errno);
+	else if (fd < 0 && errno == ELOOP)
+		why = "a symlink, not a regular file";
+	else if (fd < 0 && errno != ENOENT)
+		why = strerror(errno);
 	if (fd >= 0)
 		close(fd);
 	if (afd >= 0)
 		close(afd);
-	if (got <= 0) {
+	seen[got > 0 ? got : 0] = '\0';
+	seen[strcspn(seen, "\r\n")] = '\0';
+	if (!*seen) {
 		svc->log(t, KR_LOG_WARN,
-		         "the work volume at %s has no record of the pod that ran task %s; cannot "
-		         "confirm it is the volume of pod %s",
-		         work, id, pod);
+		         "the work volume at %s has no record of the pod that ran task %s (%s); "
+		         "cannot confirm it is the volume of pod %s",
+		         work, id, got >= 0 ? "empty" : why, pod);
 		return 0;
 	}
-	seen[got] = '\0';
-	seen[strcspn(seen, "\r\n")] = '\0';
 	if (strcmp(seen, pod) != 0)
 		return svc->fail(t, "the work volume at %s holds task %s's work from pod %s, not from "
 		                    "source pod %s: the cleanup Job mounted another volume than the "
@@ -413,12 +426,12 @@ static int collect_run(const kr_services *svc, void *state, kr_task *t)
 	if (off && off < sizeof(reasons) - 1)
 		strcat(reasons, ")");
 	svc->log(t, KR_LOG_INFO,
-	         "uploaded %zu file%s (%llu bytes), %zu already uploaded, skipped %zu%s, failed %zu",
+	         "collected %zu file%s (%llu bytes), %zu already collected, skipped %zu%s, failed %zu",
 	         w.uploaded, w.uploaded == 1 ? "" : "s", (unsigned long long)w.total, w.already,
 	         w.skipped, reasons, w.failed);
 	int rc = KR_OK;
 	if (w.failed)
-		rc = svc->fail(t, "could not upload %zu file%s: %s%s; the files are still in the work "
+		rc = svc->fail(t, "could not collect %zu file%s: %s%s; the files are still in the work "
 		                  "volume, retry with `keruta-agent cleanup`",
 		               w.failed, w.failed == 1 ? "" : "s",
 		               w.failed_names ? w.failed_names : "?",

@@ -82,11 +82,7 @@ static void execute_fini(const kr_services *svc, void *state)
  * else from the backend.  KR_NOT_FOUND when the task has none. */
 static int write_script(const kr_services *svc, kr_task *t, const char *path)
 {
-	if (unlink(path) != 0 && errno != ENOENT) {
-		int e = errno;
-		return svc->fail(t, "cannot remove the old %s: %s", path, strerror(e));
-	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+	int fd = kr_stage_new_file(AT_FDCWD, path, 0700);
 	if (fd < 0) {
 		int e = errno;
 		return svc->fail(t, "cannot create %s: %s", path, strerror(e));
@@ -249,13 +245,12 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 		if (given && *given) {
 			/* keruta-api's answer must never pick a path */
 			kr_safe_file_name(given, "script", name, sizeof(name));
-			char *dir = NULL;
-			if (asprintf(&dir, "%s/script", area) >= 0) {
-				if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-					svc->log(t, KR_LOG_WARN, "cannot create %s: %s", dir, strerror(errno));
-				r = asprintf(&script, "%s/%s", dir, name);
-				free(dir);
-			}
+			/* through the area: task code may have left a symlink there */
+			char *dir = svc->area_path(t, "script", KR_AREA_CREATE);
+			if (!dir)
+				goto out;
+			r = asprintf(&script, "%s/%s", dir, name);
+			svc->free(dir);
 			if (strcmp(name, given) != 0)
 				svc->log(t, KR_LOG_INFO, "script file name '%.100s' written as '%s'", given,
 				         name);
@@ -319,7 +314,7 @@ out:
 	free(argv);
 	free(words);
 	free(script);
-	free(area);
+	svc->free(area);
 	return rc;
 }
 

@@ -56,66 +56,38 @@ static void exclude_fini(const kr_services *svc, void *state)
 	free(state);
 }
 
-/* Read a whole small file; NULL with errno on error. */
-static char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	char *buf = malloc(MAX_FILE + 1);
-	size_t n = 0;
-	ssize_t got = 0;
-	while (buf && n <= MAX_FILE && (got = read(fd, buf + n, MAX_FILE + 1 - n)) > 0)
-		n += (size_t)got;
-	int e = errno;
-	close(fd);
-	if (!buf || got < 0 || n > MAX_FILE) {
-		free(buf);
-		errno = !buf ? ENOMEM : got < 0 ? e : EFBIG;
-		return NULL;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
-
 /* The first line of a file ("gitdir: X", a commondir), made absolute
- * against base.  NULL with a reason in *why. */
-static char *read_pointer(const char *file, const char *base, const char *prefix,
-                          const char **why)
+ * against base.  NULL with a reason in why.  Read through svc->read_file:
+ * a FIFO left there (which a plain open would wait on forever), a device
+ * or a directory is refused unread. */
+static char *read_pointer(const kr_services *svc, kr_task *t, const char *file,
+                          const char *base, const char *prefix, char *why, size_t why_size)
 {
 	size_t len;
-	char *text = slurp(file, &len);
-	if (!text) {
-		*why = strerror(errno);
+	char *text = svc->read_file(t, file, MAX_FILE, &len, why, why_size);
+	if (!text)
 		return NULL;
-	}
 	char *line = text;
-	if (memchr(text, 0, len)) {
-		free(text);
-		*why = "it holds a NUL byte";
-		return NULL;
-	}
+	const char *bad = NULL;
+	if (memchr(text, 0, len))
+		bad = "it holds a NUL byte";
 	line[strcspn(line, "\r\n")] = 0;
-	if (prefix) {
-		if (strncmp(line, prefix, strlen(prefix)) != 0) {
-			free(text);
-			*why = "it does not start with 'gitdir: '";
-			return NULL;
-		}
-		line += strlen(prefix);
+	if (!bad && prefix) {
+		if (strncmp(line, prefix, strlen(prefix)) != 0)
+			bad = "it does not start with 'gitdir: '";
+		else
+			line += strlen(prefix);
 	}
-	if (!*line) {
-		free(text);
-		*why = "it names no directory";
-		return NULL;
-	}
+	if (!bad && !*line)
+		bad = "it names no directory";
 	char *out = NULL;
-	if (line[0] == '/')
+	if (bad)
+		snprintf(why, why_size, "%s", bad);
+	else if (line[0] == '/')
 		out = strdup(line);
 	else if (asprintf(&out, "%s/%s", base, line) < 0)
 		out = NULL;
-	free(text);
+	svc->free(text);
 	return out;
 }
 
@@ -130,7 +102,7 @@ static int is_dir(const char *p)
 static int find_common_dir(const kr_services *svc, kr_task *t, const char *wd, char **out)
 {
 	char *dotgit = NULL, *gitdir = NULL, *commondir_file = NULL;
-	const char *why = NULL;
+	char why[256] = "no such directory";
 	struct stat st;
 	*out = NULL;
 	if (asprintf(&dotgit, "%s/.git", wd) < 0)
@@ -143,11 +115,11 @@ static int find_common_dir(const kr_services *svc, kr_task *t, const char *wd, c
 		gitdir = dotgit;
 		dotgit = NULL;
 	} else if (S_ISREG(st.st_mode)) {
-		gitdir = read_pointer(dotgit, wd, "gitdir: ", &why);
+		gitdir = read_pointer(svc, t, dotgit, wd, "gitdir: ", why, sizeof(why));
 		if (!gitdir || !is_dir(gitdir)) {
 			svc->fail(t, "git-exclude: %s does not point to a git directory (%s); repair it or "
 			             "use a fresh work dir",
-			          dotgit, why ? why : "no such directory");
+			          dotgit, why);
 			free(dotgit);
 			free(gitdir);
 			return -1;
@@ -163,10 +135,10 @@ static int find_common_dir(const kr_services *svc, kr_task *t, const char *wd, c
 		return svc->fail(t, "out of memory");
 	}
 	if (access(commondir_file, F_OK) == 0) {
-		char *common = read_pointer(commondir_file, gitdir, NULL, &why);
+		char *common = read_pointer(svc, t, commondir_file, gitdir, NULL, why, sizeof(why));
 		if (!common || !is_dir(common)) {
 			svc->fail(t, "git-exclude: %s does not name a directory (%s)", commondir_file,
-			          why ? why : "no such directory");
+			          why);
 			free(common);
 			free(commondir_file);
 			free(gitdir);
@@ -209,7 +181,7 @@ static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 	int rc = KR_FAILED;
 	if (!want || !seen || asprintf(&info, "%s/info", common) < 0 ||
 	    asprintf(&path, "%s/exclude", info) < 0 ||
-	    asprintf(&tmp, "%s/.exclude.keruta.%ld", info, (long)getpid()) < 0) {
+	    asprintf(&tmp, "%s/.exclude.keruta.XXXXXX", info) < 0) {
 		svc->fail(t, "out of memory");
 		goto out;
 	}
@@ -222,15 +194,24 @@ static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 		goto out;
 	}
 	size_t len = 0;
-	old = slurp(path, &len);
+	char why[256];
+	old = svc->read_file(t, path, MAX_FILE, &len, why, sizeof(why));
 	if (!old && errno != ENOENT) {
-		svc->fail(t, "git-exclude: cannot read %s: %s", path, strerror(errno));
+		svc->fail(t, "git-exclude: cannot read %s: %s; remove it or use a fresh work dir", path,
+		          why);
 		goto out;
 	}
 
 	/* Keep every line but later copies of ours; add ours that are missing. */
 	FILE *f = NULL;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* a fresh name, made with O_EXCL: never a file (or symlink) someone
+	 * left at a name known in advance */
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd >= 0 && fchmod(fd, 0644) != 0) {
+		close(fd);
+		unlink(tmp);
+		fd = -1;
+	}
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
 		svc->fail(t, "git-exclude: cannot write %s: %s", tmp, strerror(errno));
 		if (fd >= 0)
@@ -288,7 +269,7 @@ out:
 	free(info);
 	free(path);
 	free(tmp);
-	free(old);
+	svc->free(old);
 	free(common);
 	return rc;
 }

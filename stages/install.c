@@ -84,16 +84,7 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 		svc->free(area);
 		return svc->fail(t, "install: out of memory");
 	}
-	/* A stale script (or a symlink planted in its place) must not be run
-	 * or written through: start from nothing. */
-	if (unlink(path) != 0 && errno != ENOENT) {
-		int e = errno;
-		svc->fail(t, "cannot remove the old %s: %s", path, strerror(e));
-		free(path);
-		svc->free(area);
-		return KR_FAILED;
-	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0700);
+	int fd = kr_stage_new_file(AT_FDCWD, path, 0700);
 	if (fd < 0) {
 		int e = errno;
 		svc->fail(t, "cannot create %s: %s", path, strerror(e));

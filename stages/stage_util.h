@@ -8,9 +8,11 @@
 #define KR_STAGE_UTIL_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 /* A duration as an operator would write it in the pipeline: 2h, 90s, 250ms. */
@@ -26,12 +28,12 @@ static inline void kr_stage_format_ms(uint64_t ms, char *out, size_t n)
 		snprintf(out, n, "%llums", (unsigned long long)ms);
 }
 
-/* All of text to fd, through short writes and EINTR: 0, or an errno. */
-static inline int kr_stage_write_all(int fd, const char *text)
+/* All of buf to fd, through short writes and EINTR: 0, or an errno. */
+static inline int kr_stage_write_all_n(int fd, const char *buf, size_t len)
 {
-	size_t len = strlen(text), off = 0;
+	size_t off = 0;
 	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
+		ssize_t w = write(fd, buf + off, len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -39,6 +41,22 @@ static inline int kr_stage_write_all(int fd, const char *text)
 		off += (size_t)w;
 	}
 	return 0;
+}
+
+/* All of text to fd: 0, or an errno. */
+static inline int kr_stage_write_all(int fd, const char *text)
+{
+	return kr_stage_write_all_n(fd, text, strlen(text));
+}
+
+/* A new file `name` in dir (AT_FDCWD: a path), whatever stood there: an
+ * old file, or a symlink or FIFO someone left in its place, is removed,
+ * never opened or written through.  An fd, or -1 with errno set. */
+static inline int kr_stage_new_file(int dir, const char *name, mode_t mode)
+{
+	if (unlinkat(dir, name, 0) != 0 && errno != ENOENT)
+		return -1;
+	return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 }
 
 struct kr_services;

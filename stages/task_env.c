@@ -59,12 +59,7 @@ static void add(env_list *l, char *entry)
 static int write_full(const kr_services *svc, kr_task *t, int dir, const char *name,
                       const char *path, const char *text)
 {
-	/* Whatever stands there (an old value, a planted link) goes first. */
-	if (unlinkat(dir, name, 0) != 0 && errno != ENOENT) {
-		int e = errno;
-		return svc->fail(t, "cannot replace %s: %s", path, strerror(e));
-	}
-	int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = kr_stage_new_file(dir, name, 0600);
 	if (fd < 0) {
 		int e = errno;
 		return svc->fail(t, "cannot create %s: %s", path, strerror(e));

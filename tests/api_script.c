@@ -181,3 +181,29 @@ Test(api_script, keruta_api_environment_with_a_bad_name_is_refused)
 	cr_expect(!kt_contains(r.out, "never"), "%s", r.out);
 	kt_result_free(&r);
 }
+
+Test(api_script, a_symlink_in_place_of_the_script_dir_is_not_followed)
+{
+	/* task code of an earlier stage may plant one in the task's area */
+	char *elsewhere = kt_path(C.dir, "elsewhere");
+	char *area = kt_path(C.work, ".keruta/tasks/t1");
+	char *link = kt_path(C.work, ".keruta/tasks/t1/script");
+	char *cmd = NULL;
+	cr_assert(asprintf(&cmd, "mkdir -p '%s' '%s' && ln -s '%s' '%s'", elsewhere, area, elsewhere,
+	                   link) > 0);
+	cr_assert_eq(system(cmd), 0);
+	seed_script("{\"content\":\"echo ran\\n\",\"language\":\"sh\",\"filename\":\"run.sh\"}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.out, "ran\n"), "%s\n%s", r.out, r.err);
+	char *outside = kt_path(elsewhere, "run.sh");
+	struct stat st;
+	cr_expect_neq(lstat(outside, &st), 0, "the script was written through the symlink");
+	cr_expect(lstat(link, &st) == 0 && S_ISDIR(st.st_mode), "script/ is a directory again");
+	free(outside);
+	free(cmd);
+	free(link);
+	free(area);
+	free(elsewhere);
+	kt_result_free(&r);
+}

@@ -73,7 +73,7 @@ Test(collect_api, refused_uploads_fail_the_stage_naming_the_files)
 	const char *args[] = {"--task-id", "t1", NULL};
 	kx_agent_api(&x, &api, "run", args, NULL);
 	cr_assert_eq(x.r.status, 1, "%s", x.log);
-	cr_assert(kt_contains(x.termtext, "could not upload 2 files: b.txt, c.txt"), "%s",
+	cr_assert(kt_contains(x.termtext, "could not collect 2 files: b.txt, c.txt"), "%s",
 	          x.termtext);
 	char *state = kx_api_state(&api);
 	cr_assert(kt_contains(state, "\"a.txt\""), "%s", state);

@@ -189,7 +189,7 @@ Test(area, run_then_cleanup_uploads_each_artifact_once)
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	kx_agent_api(&x, &api, "cleanup", args, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
-	cr_assert(kt_contains(x.log, "2 already uploaded"), "%s", x.log);
+	cr_assert(kt_contains(x.log, "2 already collected"), "%s", x.log);
 	/* and a retried cleanup Job */
 	kx_agent_api(&x, &api, "cleanup", args, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);

@@ -45,7 +45,9 @@ Test(collect, nested_dirs_and_empty_files)
 	cr_assert(!kx_exists(x.arts, "README"));
 	cr_assert_eq(kt_count(x.events, "\"type\":\"artifact\""), 5, "%s", x.events);
 	cr_assert(kt_contains(x.events, "\"name\":\"sub/deeper/data.bin\""), "%s", x.events);
-	cr_assert(kt_contains(x.log, "uploaded 5 files"), "%s", x.log);
+	/* local mode copies: nothing may claim an upload */
+	cr_assert(kt_contains(x.log, "collected 5 files"), "%s", x.log);
+	cr_assert(!kt_contains(x.log, "upload"), "%s", x.log);
 	kx_free(&x);
 }
 
@@ -174,7 +176,7 @@ Test(collect, ten_thousand_small_files, .timeout = 120)
 	}
 	kx_agent(&x, "run", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%.4000s", x.log);
-	cr_assert(kt_contains(x.log, "uploaded 10000 files"), "%.4000s", x.log);
+	cr_assert(kt_contains(x.log, "collected 10000 files"), "%.4000s", x.log);
 	cr_assert_eq(kt_count(x.events, "\"type\":\"artifact\""), 10000);
 	for (int d = 0; d < 10; d++) {
 		snprintf(name, sizeof(name), "%s/d%d", x.arts, d);
@@ -194,7 +196,7 @@ Test(collect, upload_failure_fails_at_the_end_naming_files)
 	kt_write_file(x.arts, "a file where the artifacts directory should be");
 	kx_agent(&x, "run", NULL, NULL);
 	cr_assert_eq(x.r.status, 1, "%s", x.log);
-	cr_assert(kt_contains(x.termtext, "could not upload 2 files: a.txt, b.txt"), "%s",
+	cr_assert(kt_contains(x.termtext, "could not collect 2 files: a.txt, b.txt"), "%s",
 	          x.termtext);
 	cr_assert(kt_contains(x.termtext, "\"stage\":\"collect\""), "%s", x.termtext);
 	kx_free(&x);
@@ -278,5 +280,33 @@ Test(collect, cleanup_checks_the_volume_is_the_source_pods)
 	cr_expect(kt_contains(x.events, "is the one source pod keruta-job-t-1-aaaaa used"), "%s",
 	          x.events);
 	assert_artifact(&x, "result.txt", "done", 4);
+	kx_free(&x);
+}
+
+/* The pod record lies in the task's area, where the task's own code can
+ * write: a FIFO there once blocked the run's collect (writing it) and the
+ * cleanup Job's (reading it) forever. */
+Test(collect, a_fifo_in_place_of_the_pod_record_blocks_nothing)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE "  cleanup: [collect]\n", NULL);
+	kx_write(x.work, ".keruta/tasks/t-1/doc/result.txt", "done");
+	char *rec = kt_path(x.work, ".keruta/tasks/t-1/pod");
+	cr_assert_eq(mkfifo(rec, 0600), 0);
+	const char *id[] = {"--task-id", "t-1", NULL};
+	kx_agent(&x, "run", id, (const char *const[]){"KERUTA_POD_NAME=keruta-job-t-1-aaaaa", NULL});
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	char *text = kx_read(x.work, ".keruta/tasks/t-1/pod", NULL);
+	cr_expect_str_eq(text ? text : "", "keruta-job-t-1-aaaaa", "the record replaces the FIFO");
+	free(text);
+
+	cr_assert_eq(unlink(rec), 0);
+	cr_assert_eq(mkfifo(rec, 0600), 0);
+	const char *src[] = {"--task-id", "t-1", "--source-pod", "keruta-job-t-1-aaaaa", NULL};
+	kx_agent(&x, "cleanup", src, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "not a regular file"), "the reason is named: %s", x.log);
+	free(rec);
 	kx_free(&x);
 }

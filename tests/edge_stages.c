@@ -182,19 +182,27 @@ static void refused(const char *list, const char *bad)
 {
 	rt r;
 	rt_init(&r, NULL);
-	char *k = kt_path(r.work, ".keruta");
-	mkdir(k, 0755);
+	/* entries name files of the task's own area, .keruta/tasks/t-1/:
+	 * a.tmp is there, and ../outside.txt is what the escaping entries
+	 * would reach */
+	char *k = kt_path(r.work, ".keruta/tasks/t-1");
+	const char *mk[] = {"mkdir", "-p", k, NULL};
+	kt_result m;
+	cr_assert_eq(kt_run(&m, mk, NULL, NULL, NULL, 30), 0);
+	kt_result_free(&m);
 	free(k);
-	touch(&r, ".keruta/a.tmp");
-	touch(&r, "outside.txt");
+	touch(&r, ".keruta/tasks/t-1/a.tmp");
+	touch(&r, ".keruta/tasks/outside.txt");
 	cleanup_pipeline(&r, list);
 	kt_result res;
 	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 2, "%s: a pipeline error exits 2: %s", list, res.err);
 	cr_expect(kt_contains(res.err, bad), "%s: the message does not name '%s': %s", list, bad,
 	          res.err);
-	cr_expect(exists(&r, "outside.txt"), "%s: a file outside .keruta/ was removed", list);
-	cr_expect(exists(&r, ".keruta/a.tmp"), "%s: removed before the list was checked", list);
+	cr_expect(exists(&r, ".keruta/tasks/outside.txt"), "%s: a file outside the area was removed",
+	          list);
+	cr_expect(exists(&r, ".keruta/tasks/t-1/a.tmp"), "%s: removed before the list was checked",
+	          list);
 	kt_result_free(&res);
 	rt_free(&r);
 }

@@ -244,6 +244,54 @@ Test(git_clone, local_path_clone_is_complete_and_reruns_fetch)
 	free(url);
 }
 
+/* A local source is someone else's directory: what its objects dir holds
+ * besides files and directories is refused by name (a FIFO once blocked
+ * the clone forever, a symlink was skipped in silence), the partial clone
+ * is removed, and a source that borrows objects through a relative
+ * objects/info/alternates is fetched rather than copied with a path that
+ * means nothing in the clone. */
+Test(git_clone, hostile_local_sources)
+{
+	gt_make_repo(base, 0);
+	static const struct {
+		const char *plant, *said;
+	} cases[] = {{"mkfifo srv/repo.git/objects/info/alternates",
+	              "objects/info/alternates is a FIFO"},
+	             {"ln -s /etc/passwd srv/repo.git/objects/info/extra", "objects/info/extra is a symlink"},
+	             {"mkdir -p srv/repo.git/objects/zz && ln -s /etc srv/repo.git/objects/zz/x",
+	              "objects/zz/x is a symlink"}};
+	char *url = kt_path(base, "srv/repo.git");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		free(gt_sh(base, "rm -rf work srv/repo.git/objects/zz srv/repo.git/objects/info/extra "
+		                 "srv/repo.git/objects/info/alternates && %s",
+		           cases[i].plant));
+		kt_result r;
+		run_clone(&r, url, NULL, NULL, NULL);
+		char *all = gt_output(&r);
+		cr_expect_eq(r.status, 1, "case %zu: %s", i, all);
+		cr_expect(kt_contains(all, cases[i].said), "case %zu: %s", i, all);
+		cr_expect_str_eq(gt_q(base, "ls -A work 2>/dev/null | grep -v '^.keruta$' | wc -l"), "0",
+		                 "case %zu: the partial clone is removed", i);
+		free(all);
+		kt_result_free(&r);
+	}
+	free(gt_sh(base, "rm -rf work srv/repo.git/objects/zz srv/repo.git/objects/info/extra "
+	                 "srv/repo.git/objects/info/alternates && "
+	                 "git clone -q --bare --shared srv/repo.git borrow.git && "
+	                 "echo ../../srv/repo.git/objects > borrow.git/objects/info/alternates && "
+	                 "git -C borrow.git rev-parse main >/dev/null"));
+	char *borrow = kt_path(base, "borrow.git");
+	kt_result r;
+	run_clone(&r, borrow, NULL, NULL, NULL);
+	expect_ok(&r);
+	cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	cr_assert_str_eq(gt_q(wd, "git fsck --no-progress --connectivity-only 2>&1 && echo sound"),
+	                 "sound");
+	kt_result_free(&r);
+	free(borrow);
+	free(url);
+}
+
 Test(git_clone, basic_auth_good_and_wrong_credentials)
 {
 	gt_make_repo(base, 0);

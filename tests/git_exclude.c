@@ -127,3 +127,25 @@ Test(git_exclude, bad_pattern_is_a_config_error)
 	free(gt_sh(base, "git init -q -b main work"));
 	run_exclude("{ patterns: [\"a\\nb\"] }", 2);
 }
+
+/* Files a repository's earlier task could leave in .git: a FIFO would
+ * block a plain open() forever. */
+Test(git_exclude, a_fifo_in_place_of_exclude_or_commondir_fails_clearly)
+{
+	static const char *const where[] = {".git/info/exclude", ".git/commondir"};
+	for (size_t i = 0; i < 2; i++) {
+		free(gt_sh(base, "rm -rf work && git init -q -b main work && mkdir -p work/.git/info && "
+		                 "rm -f work/%s && mkfifo work/%s",
+		           where[i], where[i]));
+		kt_result r;
+		cr_assert_eq(gt_agent(&r, "execute", wd, NULL, "[git-exclude]",
+		                      "  git-exclude: { plugin: git-exclude }", NULL),
+		             0);
+		char *all = gt_output(&r);
+		cr_expect_eq(r.status, 1, "%s: %s", where[i], all);
+		cr_expect(kt_contains(all, where[i]) && kt_contains(all, "not a regular file"),
+		          "%s: %s", where[i], all);
+		kt_result_free(&r);
+		free(all);
+	}
+}

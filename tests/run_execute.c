@@ -150,7 +150,7 @@ Test(run_execute, task_command_runs_in_place_of_the_script)
 	cr_expect(status && strncmp(status, "FAILED", 6) == 0 && kt_contains(status, "exit code 3"),
 	          "%s", status);
 	free(status);
-	char *sh = kt_path(r.work, ".keruta/execute.sh");
+	char *sh = kt_path(r.work, ".keruta/tasks/t-cmd/execute.sh");
 	cr_expect_neq(access(sh, F_OK), 0, "no script written");
 	free(sh);
 	kt_result_free(&res);
