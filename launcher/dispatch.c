@@ -688,6 +688,9 @@ static int start(dispatcher *d, kr_ltask *lt, kr_error *err)
 	t->lt = *lt;
 	t->have_task = 1;
 	memset(lt, 0, sizeof(*lt));
+	/* here, not where the record is read: PENDING lists name the task
+	 * again on every poll until its agent reports */
+	kr_ltask_warn_ignored(&t->lt);
 	d->started++;
 	if (rc == 1) {
 		/* it exists: read it back, it may be finished already */

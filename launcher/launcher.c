@@ -254,6 +254,7 @@ static int render(kr_settings *s, kr_error *err)
 		code = err->code ? err->code : KR_EXIT_INTERNAL;
 		goto out;
 	}
+	kr_ltask_warn_ignored(&t);
 	const char *what = kr_settings_get(s, KR_S_K8S_OBJECTS);
 	const char *node = kr_settings_get(s, KR_S_K8S_NODE_NAME);
 	if ((kr_ltask_parent(&t) || kr_ltask_existing_claim(&t)) && !(node && *node) &&

@@ -268,6 +268,59 @@ Test(dispatch, parent_and_child_share_the_pvc_on_one_node)
 	free(s);
 }
 
+static int job_exists(const char *name)
+{
+	json_object *j = object("jobs", name);
+	json_object_put(j);
+	return j != NULL;
+}
+
+/* GETs of the PENDING list keruta-api has answered so far. */
+static int pending_polls(void)
+{
+	int st = 0, n = 0;
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = json_tokener_parse(text);
+	free(text);
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+		json_object *q = json_object_array_get_idx(reqs, i);
+		if (!strcmp(kt_jstr(q, "method"), "GET") && !strcmp(kt_jstr(q, "path"), "/api/v1/tasks") &&
+		    kt_contains(kt_jstr(q, "query"), "PENDING"))
+			n++;
+	}
+	json_object_put(reqs);
+	return n;
+}
+
+/* A child task stays in the PENDING list while its Job runs, and the
+ * launcher reads that list on every poll: the volume fields it ignores
+ * are said once, not once a poll. */
+Test(dispatch, a_childs_ignored_volume_fields_are_warned_about_once)
+{
+	seed("{\"tasks\": [{\"id\": \"par\", \"status\": \"RUNNING\"}, {\"id\": \"kid\", "
+	     "\"parentTaskId\": \"par\", \"pvcStorageSize\": \"5Gi\", \"status\": \"PENDING\"}]}");
+	scenario("{\"default\": \"wait\"}");
+	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                      api.url, "--pending-interval", "50ms", "--log-format", "text", NULL};
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(argv, kt_launcher_env(), NULL, &out_fd, &err_fd);
+	cr_assert_gt(pid, 0);
+	/* the Job, then five more polls that name the task again */
+	int polls = -1;
+	for (int i = 0; i < 1200 && (polls < 0 || pending_polls() < polls + 5); i++) {
+		if (polls < 0 && job_exists("keruta-job-kid"))
+			polls = pending_polls();
+		usleep(50000);
+	}
+	kill(pid, SIGTERM);
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 30);
+	cr_assert_geq(polls, 0, "the child's Job was not created: %s", r.err);
+	cr_assert_geq(pending_polls(), polls + 5, "the launcher stopped polling: %s", r.err);
+	cr_expect_eq(kt_count(r.err, "its own pvcStorageSize is ignored"), 1, "%s", r.err);
+	kt_result_free(&r);
+}
+
 Test(dispatch, existing_pvc_is_fine)
 {
 	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed",
@@ -280,13 +333,6 @@ Test(dispatch, existing_pvc_is_fine)
 	dispatch(&r, args);
 	cr_expect_eq(r.status, 0, "409 on the PVC is not an error: %s", r.err);
 	kt_result_free(&r);
-}
-
-static int job_exists(const char *name)
-{
-	json_object *j = object("jobs", name);
-	json_object_put(j);
-	return j != NULL;
 }
 
 Test(dispatch, restarted_launcher_adopts_instead_of_duplicating)
