@@ -503,24 +503,39 @@ Test(dispatch, credentials_and_config_errors_are_clear)
 	free(bad);
 }
 
+/* The test kubeconfig with its first `from` replaced by `to`, written as
+ * `name` next to it; the path (the caller's). */
+static char *kubeconfig_with(const char *name, const char *from, const char *to)
+{
+	char *path = kt_path(kube.srv.dir, name);
+	char *text = kt_read_file(kube.kubeconfig, NULL);
+	char *p = strstr(text, from);
+	cr_assert_not_null(p, "%s", text);
+	*p = '\0';
+	char *changed = NULL;
+	cr_assert(asprintf(&changed, "%s%s%s", text, to, p + strlen(from)) > 0);
+	kt_write_file(path, changed);
+	free(text), free(changed);
+	return path;
+}
+
 /* A FIFO where a file is expected (a Secret mounted wrong) is refused with
- * its name, never waited on: the API token file, the kubeconfig and the
- * kubeconfig's tokenFile. */
+ * its name, never waited on: the API token file, the kubeconfig and every
+ * file the kubeconfig names. */
 Test(dispatch, fifo_credential_files_are_refused_not_waited_on)
 {
 	seed("{\"tasks\": [{\"id\": \"f-1\", \"status\": \"PENDING\"}]}");
 	char *fifo = kt_path(kube.srv.dir, "fifo");
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
-	char *cfg = kt_path(kube.srv.dir, "tokenfile-kubeconfig");
-	char *text = kt_read_file(kube.kubeconfig, NULL);
-	char *p = strstr(text, "token: kube-token\n");
-	cr_assert_not_null(p, "%s", text);
-	*p = '\0';
-	char *with_file = NULL;
-	cr_assert(asprintf(&with_file, "%stokenFile: %s\n%s", text,
-	                   fifo, p + strlen("token: kube-token\n")) > 0);
-	kt_write_file(cfg, with_file);
-	free(text), free(with_file);
+	char line[4200];
+	snprintf(line, sizeof(line), "tokenFile: %s\n", fifo);
+	char *tok = kubeconfig_with("tokenfile-kubeconfig", "token: kube-token\n", line);
+	snprintf(line, sizeof(line), "token: kube-token\n    client-certificate: %s\n", fifo);
+	char *cert = kubeconfig_with("cert-kubeconfig", "token: kube-token\n", line);
+	snprintf(line, sizeof(line), "token: kube-token\n    client-key: %s\n", fifo);
+	char *key = kubeconfig_with("key-kubeconfig", "token: kube-token\n", line);
+	snprintf(line, sizeof(line), "cluster:\n    certificate-authority: %s\n", fifo);
+	char *ca = kubeconfig_with("ca-kubeconfig", "cluster:\n", line);
 	struct {
 		const char *what;
 		const char *args[12];
@@ -529,18 +544,52 @@ Test(dispatch, fifo_credential_files_are_refused_not_waited_on)
 	                            "--api-token-file", fifo, "--task-id", "f-1", NULL}},
 	        {"kubeconfig", {"dispatch", "--kubeconfig", fifo, "--api-url", api.url, "--task-id",
 	                        "f-1", NULL}},
-	        {"Kubernetes token file", {"dispatch", "--kubeconfig", cfg, "--api-url", api.url,
+	        {"Kubernetes token file", {"dispatch", "--kubeconfig", tok, "--api-url", api.url,
 	                                   "--task-id", "f-1", NULL}},
+	        {"client certificate", {"dispatch", "--kubeconfig", cert, "--api-url", api.url,
+	                                "--task-id", "f-1", NULL}},
+	        {"client key", {"dispatch", "--kubeconfig", key, "--api-url", api.url, "--task-id",
+	                        "f-1", NULL}},
+	        {"CA file", {"dispatch", "--kubeconfig", ca, "--api-url", api.url, "--task-id", "f-1",
+	                     NULL}},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		kt_result r;
-		cr_assert_eq(kt_agent_run(&r, cases[i].args, NULL, 20), 0, "%s", cases[i].what);
+		cr_assert_eq(kt_agent_run(&r, cases[i].args, NULL, 30), 0, "%s", cases[i].what);
+		cr_expect(!r.timed_out, "%s: the launcher waited on the FIFO", cases[i].what);
 		cr_expect_eq(r.status, 2, "%s: %s", cases[i].what, r.err);
 		cr_expect(kt_contains(r.err, fifo), "%s: %s", cases[i].what, r.err);
 		cr_expect(kt_contains(r.err, "not a regular file"), "%s: %s", cases[i].what, r.err);
 		kt_result_free(&r);
 	}
-	free(fifo), free(cfg);
+	free(fifo), free(tok), free(cert), free(key), free(ca);
+}
+
+/* A token with a line break would end the Authorization header early and
+ * start another: refused before any request, inline or from a file. */
+Test(dispatch, a_kubernetes_token_with_control_characters_is_refused)
+{
+	seed("{\"tasks\": [{\"id\": \"t-1\", \"status\": \"PENDING\"}]}");
+	char *inline_cfg = kubeconfig_with("crlf-kubeconfig", "token: kube-token\n",
+	                                   "token: \"kube-token\\r\\nX-Evil: 1\"\n");
+	char *file = kt_path(kube.srv.dir, "crlf-token");
+	kt_write_file(file, "kube-token\r\nX-Evil: 1\n");
+	char line[4200];
+	snprintf(line, sizeof(line), "tokenFile: %s\n", file);
+	char *file_cfg = kubeconfig_with("crlf-file-kubeconfig", "token: kube-token\n", line);
+	const char *cfgs[] = {inline_cfg, file_cfg};
+	for (size_t i = 0; i < 2; i++) {
+		const char *args[] = {"dispatch", "--kubeconfig", cfgs[i], "--api-url", api.url,
+		                      "--task-id", "t-1", NULL};
+		kt_result r;
+		cr_assert_eq(kt_agent_run(&r, args, NULL, 30), 0);
+		cr_expect_eq(r.status, 2, "%s: %s", cfgs[i], r.err);
+		cr_expect(kt_contains(r.err, "control character"), "%s: %s", cfgs[i], r.err);
+		kt_result_free(&r);
+	}
+	cr_expect_eq(count_requests("GET", "/jobs") + count_requests("POST", "/jobs"), 0,
+	             "the cluster was not called");
+	free(inline_cfg), free(file_cfg), free(file);
 }
 
 /* ------------------------------------------------ one terminal status */
