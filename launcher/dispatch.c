@@ -865,15 +865,12 @@ static int mark_done(dispatcher *d, track *t)
 	char *name = kr_render_job_name(t->id);
 	if (t->delete_job) {
 		t->deleting = 1;
-		char *p = kr_asprintf("%s%s/jobs/%s?propagationPolicy=Background", "/apis/batch/v1",
-		                      d->ns_path, name);
-		json_object *opts = json_object_new_object();
-		json_object_object_add(opts, "kind", json_object_new_string("DeleteOptions"));
-		json_object_object_add(opts, "apiVersion", json_object_new_string("v1"));
-		json_object_object_add(opts, "propagationPolicy", json_object_new_string("Background"));
-		st = kr_kube_call(d->k, "DELETE", p, opts, NULL, NULL, &err);
-		json_object_put(opts);
+		/* Background: the Job's pods go too (the API's default for Jobs orphans them) */
+		char *j = path(d, "/apis/batch/v1", "jobs", name);
+		char *p = kr_asprintf("%s?propagationPolicy=Background", j);
+		st = kr_kube_call(d->k, "DELETE", p, NULL, NULL, NULL, &err);
 		free(p);
+		free(j);
 		if (st != 200 && st != 202 && st != 404 && st > 0)
 			kr_log(KR_LOG_ERROR, NULL, "task %s: cannot delete Job %s: HTTP %ld", t->id, name, st);
 	} else {
