@@ -1190,6 +1190,11 @@ static int take_pending(dispatcher *d)
 	}
 	for (size_t i = 0; i < items->n && busy < conc && !stop_requested && !kr_kube_retry_at(d->k);
 	     i++) {
+		/* keruta-api's GET /api/v1/tasks takes no status filter (its
+		 * OpenAPI has none) and answers every task: only PENDING ones start */
+		const kr_node *status = kr_node_get(items->items[i], "status");
+		if (status && status->type == KR_NODE_SCALAR && strcmp(status->value, "PENDING") != 0)
+			continue;
 		kr_ltask lt;
 		char *what = kr_asprintf("PENDING task %zu", i + 1);
 		if (kr_ltask_load(&lt, items->items[i], what, &err) ||

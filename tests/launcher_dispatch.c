@@ -373,6 +373,35 @@ Test(dispatch, malformed_creation_times_count_from_now)
 	kt_result_free(&r);
 }
 
+/* The real keruta-api ignores ?status=PENDING on GET /api/v1/tasks (its
+ * OpenAPI has no such parameter) and answers every task: only the
+ * PENDING ones are started. */
+Test(dispatch, tasks_listed_in_another_status_are_not_started)
+{
+	static const char tasks[] =
+	        "[{\"id\": \"all-1\", \"status\": \"PENDING\"}, {\"id\": \"all-done\", \"status\": "
+	        "\"COMPLETED\"}, {\"id\": \"all-run\", \"status\": \"IN_PROGRESS\"}]";
+	char body[512];
+	snprintf(body, sizeof(body), "{\"tasks\": %s}", tasks);
+	kt_seed(&api, body);
+	snprintf(body, sizeof(body),
+	         "{\"match\": {\"method\": \"GET\", \"path_regex\": \"^/api/v1/tasks$\"}, "
+	         "\"action\": \"status\", \"code\": 200, \"body\": %s, \"times\": -1}",
+	         tasks);
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/fault", body, &st));
+	cr_assert_eq(st, 200);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "100ms",
+	                                   "--cleanup-job=false", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	cr_expect(kt_kube_exists(&kube, "jobs", "keruta-job-all-1"), "the PENDING task is started");
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-all-done"), "a COMPLETED task is started");
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-all-run"), "a running task is started again");
+}
+
 Test(dispatch, loop_takes_pending_tasks_with_a_concurrency_limit)
 {
 	kt_seed(&api, "{\"tasks\": [{\"id\": \"p-1\", \"status\": \"PENDING\"}, {\"id\": \"p-2\", \"status\": "
