@@ -375,7 +375,8 @@ Test(dispatch, malformed_creation_times_count_from_now)
 
 /* The real keruta-api ignores ?status=PENDING on GET /api/v1/tasks (its
  * OpenAPI has no such parameter) and answers every task: only the
- * PENDING ones are started. */
+ * PENDING ones are started.  (Twice: then the list moves on, as the real
+ * one does once the task is reported, and --once can end.) */
 Test(dispatch, tasks_listed_in_another_status_are_not_started)
 {
 	static const char tasks[] =
@@ -386,7 +387,7 @@ Test(dispatch, tasks_listed_in_another_status_are_not_started)
 	kt_seed(&api, body);
 	snprintf(body, sizeof(body),
 	         "{\"match\": {\"method\": \"GET\", \"path_regex\": \"^/api/v1/tasks$\"}, "
-	         "\"action\": \"status\", \"code\": 200, \"body\": %s, \"times\": -1}",
+	         "\"action\": \"status\", \"code\": 200, \"body\": %s, \"times\": 2}",
 	         tasks);
 	int st = 0;
 	free(kt_api_call(&api, "POST", "/_control/fault", body, &st));
@@ -400,6 +401,36 @@ Test(dispatch, tasks_listed_in_another_status_are_not_started)
 	cr_expect(kt_kube_exists(&kube, "jobs", "keruta-job-all-1"), "the PENDING task is started");
 	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-all-done"), "a COMPLETED task is started");
 	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-all-run"), "a running task is started again");
+}
+
+/* Ids from keruta-api's list (and from Job annotations) become path
+ * segments of the calls that carry the token: "..", "." or one with a
+ * '/' never reaches keruta-api as a path, whatever the launcher does with
+ * the task. */
+Test(dispatch, task_ids_that_are_no_path_segment_never_reach_keruta_api)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"..\", \"status\": \"PENDING\"}, {\"id\": \".\", "
+	              "\"status\": \"PENDING\"}, {\"id\": \"x/../../status\", \"status\": \"PENDING\"}, "
+	              "{\"id\": \"fine-1\", \"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "100ms",
+	                                   "--cleanup-job=false", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	char *s = kt_statuses(&api, "fine-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "the good task still runs: %s", s);
+	free(s);
+	int st = 0;
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = text ? json_tokener_parse(text) : NULL;
+	free(text);
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+		const char *p = kt_jstr(json_object_array_get_idx(reqs, i), "path");
+		cr_expect(!strncmp(p, "/api/v1/tasks", 13) && !kt_contains(p, "/.") &&
+		                  !kt_contains(p, "%2F") && !kt_contains(p, "%2f"),
+		          "a request went to %s: %s", p, r.err);
+	}
+	json_object_put(reqs);
+	kt_result_free(&r);
 }
 
 Test(dispatch, loop_takes_pending_tasks_with_a_concurrency_limit)
