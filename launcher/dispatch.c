@@ -1197,7 +1197,9 @@ static int take_pending(dispatcher *d)
 			continue;
 		kr_ltask lt;
 		char *what = kr_asprintf("PENDING task %zu", i + 1);
+		/* an id that is no path segment could never be reported on: not taken */
 		if (kr_ltask_load(&lt, items->items[i], what, &err) ||
+		    kr_id_check("task id", kr_ltask_id(&lt), &err) ||
 		    (!find(d, kr_ltask_id(&lt)) &&
 		     kr_launcher_task_repository(d->s, d->api, &lt, &err))) {
 			kr_log(KR_LOG_WARN, NULL, "%s; skipped", err.msg);

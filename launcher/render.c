@@ -263,10 +263,6 @@ int kr_ltask_load(kr_ltask *t, const kr_node *record, const char *name, kr_error
 	t->task = kr_task_new();
 	if (kr_task_fill_from_node(t->task, record, name, err))
 		return -1;
-	/* its id names its Job and every call about it: one that is no path
-	 * segment could never be reported on, so the task is not taken */
-	if (kr_id_check("task id", kr_ltask_id(t), err))
-		return -1;
 	const kr_node *img = kr_node_get(record, "image");
 	if (img && !kr_node_is_null(img)) {
 		if (img->type != KR_NODE_SCALAR || !*img->value) {
