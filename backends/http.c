@@ -103,13 +103,8 @@ kr_http *kr_http_new(const kr_http_opts *o, kr_error *err)
 		}
 		close(fd);
 	}
-	for (const char *p = o->token; p && *p; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			set_error(err, KR_EXIT_USAGE, "the API token contains a control character (a line "
-			          "break?); it must be the token alone, on one line");
-			return NULL;
-		}
-	}
+	if (kr_token_check("the API token", o->token, err))
+		return NULL;
 	CURL *c = curl_easy_init();
 	if (!c) {
 		set_error(err, KR_EXIT_INTERNAL, "cannot create a libcurl handle (out of memory?)");

@@ -356,6 +356,19 @@ int kr_id_check(const char *what, const char *id, kr_error *err)
 	return -1;
 }
 
+int kr_token_check(const char *what, const char *token, kr_error *err)
+{
+	for (const char *p = token; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "%s contains a control character (a line break?); it must be the "
+			             "token alone, on one line",
+			             what);
+			return -1;
+		}
+	return 0;
+}
+
 /* "WHAT PATH: why", or only "why" when what is NULL (the caller names the
  * file in its own words). */
 static void file_error(kr_error *err, int code, const char *what, const char *path,

@@ -94,6 +94,10 @@ char *kr_read_file(const char *path, uint64_t max, size_t *len, int code, const 
  */
 #define KR_ID_MAX 200
 int kr_id_check(const char *what, const char *id, kr_error *err);
+/* A bearer token (what: "the API token") that goes into a header line: no
+ * control character, or the header would be cut or a second one smuggled
+ * in.  Returns 0 (also for NULL), or -1 with err set (exit 2). */
+int kr_token_check(const char *what, const char *token, kr_error *err);
 
 /* Levenshtein distance, bounded (returns max+1 when larger). */
 size_t kr_edit_distance(const char *a, const char *b, size_t max);

@@ -49,8 +49,7 @@ typedef enum { T_RUNNING, T_CLEANUP, T_SETTLE, T_DONE } tstate;
 
 typedef struct track {
 	char *id;
-	kr_ltask lt;
-	int have_task;
+	kr_ltask lt;          /* lt.task NULL: not read yet (adopted Job)   */
 	tstate st;
 	int outcome;          /* 1 Job succeeded, -1 failed, 0 running      */
 	char *job_reason;     /* from the Job's Failed condition            */
@@ -69,11 +68,9 @@ typedef struct track {
 	char *oom;            /* container killed for memory                */
 	char *bad;            /* "container X: ImagePullBackOff: ..."       */
 	int64_t bad_since; /* monotonic ms; before the launcher (or the machine) started when negative */
-	int bad_dated;
 	uint64_t bad_limit;
-	char bad_family[64];
+	char bad_family[64];  /* "": bad_since not dated yet                */
 	int deleting;         /* we deleted the Job ourselves               */
-	int cleanup_finished;
 	int result;           /* KR_EXIT_OK / KR_EXIT_TASK_FAILED when done */
 	struct track *next;
 } track;
@@ -131,8 +128,7 @@ static track *add_track(dispatcher *d, const char *id)
 
 static void free_track(track *t)
 {
-	if (t->have_task)
-		kr_ltask_free(&t->lt);
+	kr_ltask_free(&t->lt);
 	free(t->id);
 	free(t->job_reason);
 	free(t->pod);
@@ -435,12 +431,10 @@ static void on_pod(void *ctx, const char *type, json_object *pod)
 	if (!bad_reason) {
 		replace(&t->bad, NULL);
 		t->bad_since = 0;
-		t->bad_dated = 0;
 		t->bad_family[0] = '\0';
 	} else {
-		if (!t->bad_dated || strcmp(t->bad_family, family(bad_reason)) != 0) {
+		if (strcmp(t->bad_family, family(bad_reason)) != 0) {
 			t->bad_since = trouble_since(pod, family(bad_reason));
-			t->bad_dated = 1;
 			snprintf(t->bad_family, sizeof(t->bad_family), "%s", family(bad_reason));
 		}
 		t->bad_limit = limit_for(d, bad_reason);
@@ -686,8 +680,10 @@ static int start(dispatcher *d, kr_ltask *lt, kr_error *err)
 		return -1;
 	track *t = add_track(d, id);
 	t->lt = *lt;
-	t->have_task = 1;
 	memset(lt, 0, sizeof(*lt));
+	/* here, not where the record is read: PENDING lists name the task
+	 * again on every poll until its agent reports */
+	kr_ltask_warn_ignored(&t->lt);
 	d->started++;
 	if (rc == 1) {
 		/* it exists: read it back, it may be finished already */
@@ -869,15 +865,12 @@ static int mark_done(dispatcher *d, track *t)
 	char *name = kr_render_job_name(t->id);
 	if (t->delete_job) {
 		t->deleting = 1;
-		char *p = kr_asprintf("%s%s/jobs/%s?propagationPolicy=Background", "/apis/batch/v1",
-		                      d->ns_path, name);
-		json_object *opts = json_object_new_object();
-		json_object_object_add(opts, "kind", json_object_new_string("DeleteOptions"));
-		json_object_object_add(opts, "apiVersion", json_object_new_string("v1"));
-		json_object_object_add(opts, "propagationPolicy", json_object_new_string("Background"));
-		st = kr_kube_call(d->k, "DELETE", p, opts, NULL, NULL, &err);
-		json_object_put(opts);
+		/* Background: the Job's pods go too (the API's default for Jobs orphans them) */
+		char *j = path(d, "/apis/batch/v1", "jobs", name);
+		char *p = kr_asprintf("%s?propagationPolicy=Background", j);
+		st = kr_kube_call(d->k, "DELETE", p, NULL, NULL, NULL, &err);
 		free(p);
+		free(j);
 		if (st != 200 && st != 202 && st != 404 && st > 0)
 			kr_log(KR_LOG_ERROR, NULL, "task %s: cannot delete Job %s: HTTP %ld", t->id, name, st);
 	} else {
@@ -928,7 +921,7 @@ static int created_by_us(dispatcher *d, const char *p, const char *task_id)
 /* 0 done (or nothing to do), -1 later. */
 static int delete_pvc(dispatcher *d, track *t)
 {
-	if (!kr_settings_bool(d->s, KR_S_K8S_DELETE_PVC) || !t->have_task ||
+	if (!kr_settings_bool(d->s, KR_S_K8S_DELETE_PVC) || !t->lt.task ||
 	    kr_ltask_parent(&t->lt) || kr_ltask_existing_claim(&t->lt) ||
 	    strcmp(kr_settings_get(d->s, KR_S_K8S_WORK_VOLUME), "pvc"))
 		return 0;
@@ -956,7 +949,7 @@ static int delete_pvc(dispatcher *d, track *t)
  * task.  0, 1 later (keruta-api unavailable), -1 failed. */
 static int need_task(dispatcher *d, track *t)
 {
-	if (t->have_task)
+	if (t->lt.task)
 		return 0;
 	if (!api_ready(d))
 		return 1;
@@ -969,7 +962,6 @@ static int need_task(dispatcher *d, track *t)
 		return -1;
 	}
 	api_result(d, &err);
-	t->have_task = 1;
 	return 0;
 }
 
@@ -1198,9 +1190,16 @@ static int take_pending(dispatcher *d)
 	}
 	for (size_t i = 0; i < items->n && busy < conc && !stop_requested && !kr_kube_retry_at(d->k);
 	     i++) {
+		/* keruta-api's GET /api/v1/tasks takes no status filter (its
+		 * OpenAPI has none) and answers every task: only PENDING ones start */
+		const kr_node *status = kr_node_get(items->items[i], "status");
+		if (status && status->type == KR_NODE_SCALAR && strcmp(status->value, "PENDING") != 0)
+			continue;
 		kr_ltask lt;
 		char *what = kr_asprintf("PENDING task %zu", i + 1);
+		/* an id that is no path segment could never be reported on: not taken */
 		if (kr_ltask_load(&lt, items->items[i], what, &err) ||
+		    kr_id_check("task id", kr_ltask_id(&lt), &err) ||
 		    (!find(d, kr_ltask_id(&lt)) &&
 		     kr_launcher_task_repository(d->s, d->api, &lt, &err))) {
 			kr_log(KR_LOG_WARN, NULL, "%s; skipped", err.msg);
@@ -1273,7 +1272,7 @@ static void advance(dispatcher *d, track *t, uint64_t *wake)
 	if (t->st == T_RUNNING && t->outcome) {
 		if (conclude_main(d, t))
 			soon(wake, kr_kube_retry_at(d->k) ? kr_kube_retry_at(d->k) : api_ready(d) ? later : d->api_retry_at);
-	} else if (t->st == T_RUNNING && t->bad && t->bad_dated) {
+	} else if (t->st == T_RUNNING && t->bad && t->bad_family[0]) {
 		uint64_t nowms = kr_now_ms();
 		int64_t spent = (int64_t)nowms - t->bad_since;
 		if (spent >= 0 && (uint64_t)spent >= t->bad_limit)

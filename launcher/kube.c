@@ -37,9 +37,8 @@ struct kr_kube {
 	char *token;
 	char *token_file; /* re-read now and then                 */
 	uint64_t token_read_ms;
-	char *ca_file;
+	char *ca_file, *cert_file, *key_file; /* read into the *_data once */
 	kr_buf ca_data, cert_data, key_data;
-	char *cert_file, *key_file;
 	int insecure;
 	uint64_t connect_ms, timeout_ms;
 	unsigned retries;
@@ -90,6 +89,25 @@ static char *read_small_file(const char *path, kr_error *err, const char *what)
 		return NULL;
 	}
 	return text;
+}
+
+/*
+ * A CA, certificate or key file named by the kubeconfig (or the pod's
+ * service account), read once into the blob curl is given: curl would
+ * open the name itself on every request, and block for good on a FIFO.
+ * The *-data form, when the kubeconfig has it, wins.
+ */
+static int load_file(const char *path, kr_buf *out, const char *what, kr_error *err)
+{
+	if (!path || out->len)
+		return 0;
+	size_t n = 0;
+	char *text = kr_read_file(path, 1u << 20, &n, KR_EXIT_USAGE, what, err);
+	if (!text)
+		return -1;
+	kr_buf_add(out, text, n);
+	free(text);
+	return 0;
 }
 
 static const char *scalar(const kr_node *map, const char *key)
@@ -224,6 +242,10 @@ static int refresh_token(kr_kube *k, kr_error *err)
 	if (!k->token_file || (k->token && kr_now_ms() - k->token_read_ms < TOKEN_REREAD_MS))
 		return 0;
 	char *t = read_small_file(k->token_file, err, "Kubernetes token file");
+	if (t && kr_token_check("the Kubernetes token file", t, err)) {
+		free(t);
+		t = NULL;
+	}
 	if (!t)
 		return k->token ? 0 : -1; /* keep the old one for a moment */
 	free(k->token);
@@ -271,7 +293,11 @@ kr_kube *kr_kube_new(const kr_settings *s, kr_error *err)
 		free(def);
 	}
 	free(owned);
-	if (rc == 0 && refresh_token(k, err))
+	if (rc == 0 && (kr_token_check("the kubeconfig's token", k->token, err) ||
+	                load_file(k->ca_file, &k->ca_data, "Kubernetes CA file", err) ||
+	                load_file(k->cert_file, &k->cert_data, "Kubernetes client certificate", err) ||
+	                load_file(k->key_file, &k->key_data, "Kubernetes client key", err) ||
+	                refresh_token(k, err)))
 		rc = -1;
 	if (rc) {
 		kr_kube_free(k);
@@ -427,22 +453,16 @@ static struct curl_slist *setup(kr_kube *k, CURL *c, const char *url, kr_error *
 	if (k->ca_data.len) {
 		struct curl_blob b = {k->ca_data.data, k->ca_data.len, CURL_BLOB_NOCOPY};
 		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
-	} else if (k->ca_file) {
-		curl_easy_setopt(c, CURLOPT_CAINFO, k->ca_file);
 	}
 	if (k->cert_data.len) {
 		struct curl_blob b = {k->cert_data.data, k->cert_data.len, CURL_BLOB_NOCOPY};
 		curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &b);
 		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
-	} else if (k->cert_file) {
-		curl_easy_setopt(c, CURLOPT_SSLCERT, k->cert_file);
 	}
 	if (k->key_data.len) {
 		struct curl_blob b = {k->key_data.data, k->key_data.len, CURL_BLOB_NOCOPY};
 		curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &b);
 		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
-	} else if (k->key_file) {
-		curl_easy_setopt(c, CURLOPT_SSLKEY, k->key_file);
 	}
 	struct curl_slist *h = NULL;
 	if (refresh_token(k, err))

@@ -14,8 +14,13 @@
 
 #define JSON_MAX (64u << 20) /* the PENDING list of a busy deployment */
 
-static char *api_path(const kr_settings *s, const char *key, const char *id)
+/* The path of endpoint `key` for this id, or NULL (err set) for an id
+ * that is no path segment: ids come from keruta-api's lists and from Job
+ * annotations in the cluster, and ".." would send the token elsewhere. */
+static char *api_path(const kr_settings *s, const char *key, const char *id, kr_error *err)
 {
+	if (id && kr_id_check("task or repository id", id, err))
+		return NULL;
 	const char *t = kr_api_path_template(s, key);
 	kr_buf b = {0};
 	if (t[0] != '/')
@@ -133,9 +138,9 @@ int kr_launcher_task_repository(const kr_settings *s, kr_http *api, kr_ltask *t,
 	if (!api || !rid || !*rid || !missing)
 		return 0;
 	char *what = kr_asprintf("repository %s of task %s", rid, kr_ltask_id(t));
-	char *path = api_path(s, "repository", rid);
+	char *path = api_path(s, "repository", rid, err);
 	kr_node *n = NULL;
-	int rc = get_node_opt(api, path, what, &n, 1, err);
+	int rc = path ? get_node_opt(api, path, what, &n, 1, err) : -1;
 	if (rc == 1)
 		kr_log(KR_LOG_DEBUG, NULL, "%s: keruta-api does not know it; the launcher's volume "
 		                           "settings apply", what);
@@ -169,8 +174,8 @@ int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltas
 			return -1;
 		}
 		what = kr_asprintf("task %s", id);
-		char *path = api_path(s, "task", id);
-		int rc = get_node(api, path, what, &n, err);
+		char *path = api_path(s, "task", id, err);
+		int rc = path ? get_node(api, path, what, &n, err) : -1;
 		free(path);
 		if (rc) {
 			free(what);
@@ -194,7 +199,7 @@ int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltas
 
 int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_node **list, kr_error *err)
 {
-	char *path = api_path(s, "pending", NULL);
+	char *path = api_path(s, "pending", NULL, err);
 	int rc = get_node(api, path, "the PENDING tasks", list, err);
 	free(path);
 	return rc;
@@ -202,10 +207,10 @@ int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_node **list, kr_e
 
 char *kr_launcher_status(const kr_settings *s, kr_http *api, const char *id, kr_error *err)
 {
-	char *path = api_path(s, "task", id);
+	char *path = api_path(s, "task", id, err);
 	kr_node *n = NULL;
 	char *out = NULL;
-	if (get_node(api, path, "the task", &n, err) == 0 && n->type == KR_NODE_MAP) {
+	if (path && get_node(api, path, "the task", &n, err) == 0 && n->type == KR_NODE_MAP) {
 		const kr_node *st = kr_node_get(n, "status");
 		if (st && st->type == KR_NODE_SCALAR)
 			out = kr_strdup(st->value);
@@ -218,7 +223,9 @@ char *kr_launcher_status(const kr_settings *s, kr_http *api, const char *id, kr_
 int kr_launcher_report(const kr_settings *s, kr_http *api, const char *id, const char *status,
                        const char *message, kr_error *err)
 {
-	char *path = api_path(s, "status", id);
+	char *path = api_path(s, "status", id, err);
+	if (!path)
+		return -1;
 	json_object *body = json_object_new_object();
 	json_object_object_add(body, "status", kr_json_str(status));
 	if (message && *message)
@@ -254,6 +261,7 @@ static int render(kr_settings *s, kr_error *err)
 		code = err->code ? err->code : KR_EXIT_INTERNAL;
 		goto out;
 	}
+	kr_ltask_warn_ignored(&t);
 	const char *what = kr_settings_get(s, KR_S_K8S_OBJECTS);
 	const char *node = kr_settings_get(s, KR_S_K8S_NODE_NAME);
 	if ((kr_ltask_parent(&t) || kr_ltask_existing_claim(&t)) && !(node && *node) &&

@@ -211,7 +211,7 @@ static int pvc_valid(int i, const char *v)
  * The volume fields of a record (the task's, then its repository's): the
  * first record that sets a field wins.  A child task mounts its parent's
  * claim, so its own task-level fields say nothing about that volume: they
- * are ignored, loudly, and only its repository's (shared with the parent)
+ * are ignored (noted in t->ignored for the caller to say), and only its repository's (shared with the parent)
  * count.
  */
 static int pvc_fields(kr_ltask *t, const kr_node *rec, const char *name, const char *where,
@@ -242,12 +242,19 @@ static int pvc_fields(kr_ltask *t, const kr_node *rec, const char *name, const c
 		t->pvc[i] = kr_strdup(n->value);
 	}
 	if (ignored.len)
+		t->ignored = ignored.data; /* t owns it now */
+	else
+		kr_buf_free(&ignored);
+	return 0;
+}
+
+void kr_ltask_warn_ignored(const kr_ltask *t)
+{
+	if (t->ignored)
 		kr_log(KR_LOG_WARN, NULL,
 		       "task %s mounts the volume of its parent task %s: its own %s %s ignored",
-		       kr_ltask_id(t), kr_ltask_parent(t), ignored.data,
-		       strchr(ignored.data, ',') ? "are" : "is");
-	kr_buf_free(&ignored);
-	return 0;
+		       kr_ltask_id(t), kr_ltask_parent(t), t->ignored,
+		       strchr(t->ignored, ',') ? "are" : "is");
 }
 
 int kr_ltask_load(kr_ltask *t, const kr_node *record, const char *name, kr_error *err)
@@ -308,6 +315,7 @@ void kr_ltask_free(kr_ltask *t)
 	json_object_put(t->resources);
 	for (size_t i = 0; i < KR_PVC_FIELDS; i++)
 		free(t->pvc[i]);
+	free(t->ignored);
 	memset(t, 0, sizeof(*t));
 }
 

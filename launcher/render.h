@@ -30,6 +30,11 @@ typedef struct kr_ltask {
 	 * task record, else its repository record; NULL: the launcher's
 	 * setting (pvcName: none, the launcher's own git-repo-pvc-ID). */
 	char *pvc[KR_PVC_FIELDS];
+	/* a child task's own volume fields, which its parent's claim makes
+	 * meaningless ("pvcStorageSize, pvcStorageClass"), or NULL: kept for
+	 * kr_ltask_warn_ignored, so a launcher that reads the record on every
+	 * poll can say so once */
+	char *ignored;
 } kr_ltask;
 
 /* Read a task record (API JSON or task file); an embedded `repository`
@@ -45,6 +50,8 @@ const char *kr_ltask_pvc_storage_class(const kr_settings *s, const kr_ltask *t);
 const char *kr_ltask_existing_claim(const kr_ltask *t);
 /* The work volume attaches to one node at a time (pinning needed). */
 int kr_ltask_rwo(const kr_settings *s, const kr_ltask *t);
+/* Warn that a child task's own volume fields are ignored (if it has any). */
+void kr_ltask_warn_ignored(const kr_ltask *t);
 void kr_ltask_free(kr_ltask *t);
 const char *kr_ltask_id(const kr_ltask *t);
 const char *kr_ltask_parent(const kr_ltask *t);

@@ -20,113 +20,52 @@ static kt_api api;
 
 static void setup(void)
 {
-	cr_assert_eq(kt_kube_start(&kube, "0.02"), 0, "the Kubernetes API test server did not start");
-	cr_assert_eq(kt_api_start(&api, NULL), 0, "the reference keruta-api did not start");
+	kt_cluster_start(&kube, &api);
 	/* the pods' agents report to keruta-api as the real ones do */
 	char sc[256];
 	snprintf(sc, sizeof(sc), "{\"report_url\": \"%s/api/v1\"}", api.url);
-	json_object_put(kt_kube_json(&kube, "POST", "/_control/scenario", sc));
+	kt_scenario(&kube, sc);
 }
 
 static void teardown(void)
 {
-	kt_kube_stop(&kube);
-	kt_api_stop(&api);
+	kt_cluster_stop(&kube, &api);
 }
 
 TestSuite(dispatch, .init = setup, .fini = teardown, .timeout = 90);
-
-static void seed(const char *tasks_json)
-{
-	int st = 0;
-	char *body = kt_api_call(&api, "POST", "/_control/seed", tasks_json, &st);
-	cr_assert_eq(st, 200, "seed: %s", body);
-	free(body);
-}
-
-static void scenario(const char *json)
-{
-	json_object_put(kt_kube_json(&kube, "POST", "/_control/scenario", json));
-}
-
-/* dispatch with these extra args (NULL-ended). */
-static void dispatch(kt_result *r, const char *const *more)
-{
-	const char *args[40] = {"dispatch", "--kubeconfig", kube.kubeconfig, "--api-url", api.url,
-	                        "--log-format", "text", "--api-retries", "1"};
-	size_t n = 9;
-	for (size_t i = 0; more && more[i]; i++)
-		args[n++] = more[i];
-	args[n] = NULL;
-	cr_assert_eq(kt_agent_run(r, args, NULL, 60), 0);
-	cr_assert(!r->timed_out, "dispatch did not finish: %s", r->err);
-}
-
-/* The statuses keruta-api received for a task, as one string. */
-static char *statuses(const char *id)
-{
-	int st = 0;
-	char *text = kt_api_call(&api, "GET", "/_control/state", NULL, &st);
-	json_object *o = json_tokener_parse(text);
-	free(text);
-	json_object *s = kt_jpath(o, "statuses"), *l = NULL;
-	char *out = strdup(s && json_object_object_get_ex(s, id, &l)
-	                           ? json_object_to_json_string(l)
-	                           : "[]");
-	json_object_put(o);
-	return out;
-}
 
 /* Requests the Kubernetes server saw with this method whose path ends with suffix. */
 static int count_requests(const char *method, const char *suffix)
 {
 	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
-	int n = 0;
-	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
-		json_object *r = json_object_array_get_idx(reqs, i);
-		const char *p = kt_jstr(r, "path");
-		size_t pl = strlen(p), sl = strlen(suffix);
-		if (!strcmp(kt_jstr(r, "method"), method) && pl >= sl && !strcmp(p + pl - sl, suffix))
-			n++;
-	}
+	int n = kt_count_requests(reqs, method, suffix, NULL);
 	json_object_put(reqs);
 	return n;
 }
 
-static json_object *object(const char *kind, const char *name)
-{
-	json_object *all = kt_kube_json(&kube, "GET", "/_control/objects", NULL);
-	json_object *list = kt_jpath(all, kind), *found = NULL;
-	for (size_t i = 0; list && i < json_object_array_length(list); i++)
-		if (!strcmp(kt_jstr(json_object_array_get_idx(list, i), "metadata.name"), name))
-			found = json_object_get(json_object_array_get_idx(list, i));
-	json_object_put(all);
-	return found;
-}
-
 Test(dispatch, success_creates_pvc_job_cleanup_and_reports_completed)
 {
-	seed("{\"tasks\": [{\"id\": \"ok-1\", \"title\": \"t\", \"status\": \"PENDING\"}]}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"ok-1\", \"title\": \"t\", \"status\": \"PENDING\"}]}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "ok-1", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	char *s = statuses("ok-1");
+	char *s = kt_statuses(&api, "ok-1");
 	cr_expect(kt_contains(s, "COMPLETED"), "statuses: %s", s);
 	free(s);
 	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 1);
 	cr_expect_eq(count_requests("POST", "/jobs"), 2, "the Job and the cleanup Job");
-	json_object *cj = object("jobs", "cleanup-job-for-task-ok-1");
+	json_object *cj = kt_kube_object(&kube, "jobs", "cleanup-job-for-task-ok-1");
 	cr_assert_not_null(cj, "the cleanup Job exists");
 	cr_expect(kt_contains(json_object_to_json_string(cj), "keruta-job-ok-1-"),
 	          "KERUTA_SOURCE_POD names the task's pod");
 	json_object_put(cj);
-	json_object *job = object("jobs", "keruta-job-ok-1");
+	json_object *job = kt_kube_object(&kube, "jobs", "keruta-job-ok-1");
 	json_object *ann = kt_jpath(job, "metadata.annotations"), *rep = NULL;
 	cr_expect(ann && json_object_object_get_ex(ann, "keruta.io/reported", &rep),
 	          "the Job is marked as reported");
 	json_object_put(job);
-	json_object *pvc = object("persistentvolumeclaims", "git-repo-pvc-ok-1");
+	json_object *pvc = kt_kube_object(&kube, "persistentvolumeclaims", "git-repo-pvc-ok-1");
 	cr_expect_not_null(pvc, "the PVC stays");
 	json_object_put(pvc);
 	cr_expect_eq(count_requests("GET", "/pods") + count_requests("GET", "/jobs") < 12, 1,
@@ -136,30 +75,30 @@ Test(dispatch, success_creates_pvc_job_cleanup_and_reports_completed)
 
 Test(dispatch, failure_reports_the_agents_reason_and_no_cleanup_job)
 {
-	seed("{\"tasks\": [{\"id\": \"bad-1\", \"status\": \"PENDING\"}]}");
-	scenario("{\"tasks\": {\"bad-1\": \"failure\"}}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"bad-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"tasks\": {\"bad-1\": \"failure\"}}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "bad-1", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 1, "a failed task exits 1: %s", r.err);
-	char *s = statuses("bad-1");
+	char *s = kt_statuses(&api, "bad-1");
 	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "script exited with status 3") &&
 	                  kt_contains(s, "stage execute"),
 	          "statuses: %s", s);
 	free(s);
-	cr_expect_null(object("jobs", "cleanup-job-for-task-bad-1"), "no cleanup Job after a failure");
+	cr_expect_null(kt_kube_object(&kube, "jobs", "cleanup-job-for-task-bad-1"), "no cleanup Job after a failure");
 	kt_result_free(&r);
 }
 
 Test(dispatch, oom_is_reported_as_out_of_memory)
 {
-	seed("{\"tasks\": [{\"id\": \"oom-1\", \"status\": \"PENDING\"}]}");
-	scenario("{\"tasks\": {\"oom-1\": \"oom\"}}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"oom-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"tasks\": {\"oom-1\": \"oom\"}}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "oom-1", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 1);
-	char *s = statuses("oom-1");
+	char *s = kt_statuses(&api, "oom-1");
 	cr_expect(kt_contains(s, "out of memory"), "statuses: %s", s);
 	free(s);
 	kt_result_free(&r);
@@ -170,19 +109,19 @@ static void stuck(const char *id, const char *history, const char *want)
 	char seedj[256], sc[256];
 	snprintf(seedj, sizeof(seedj), "{\"tasks\": [{\"id\": \"%s\", \"status\": \"PENDING\"}]}", id);
 	snprintf(sc, sizeof(sc), "{\"tasks\": {\"%s\": \"%s\"}}", id, history);
-	seed(seedj);
-	scenario(sc);
+	kt_seed(&api, seedj);
+	kt_scenario(&kube, sc);
 	kt_result r;
 	const char *args[] = {"--task-id", id, "--crashloop-after", "1s", "--image-error-after", "1s",
 	                      "--config-error-after", "1s", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 1, "%s", r.err);
-	char *s = statuses(id);
+	char *s = kt_statuses(&api, id);
 	cr_expect(kt_contains(s, want) && kt_contains(s, "FAILED"), "statuses: %s", s);
 	free(s);
 	char job[128];
 	snprintf(job, sizeof(job), "keruta-job-%s", id);
-	cr_expect_null(object("jobs", job), "the stuck Job is deleted");
+	cr_expect_null(kt_kube_object(&kube, "jobs", job), "the stuck Job is deleted");
 	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
 	int background = 0;
 	for (size_t i = 0; i < json_object_array_length(reqs); i++) {
@@ -212,13 +151,13 @@ Test(dispatch, config_error_fails_and_deletes)
 
 Test(dispatch, watch_dropped_and_expired_is_relisted)
 {
-	seed("{\"tasks\": [{\"id\": \"drop-1\", \"status\": \"PENDING\"}]}");
-	scenario("{\"tasks\": {\"drop-1\": \"drop\"}}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"drop-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"tasks\": {\"drop-1\": \"drop\"}}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "drop-1", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	char *s = statuses("drop-1");
+	char *s = kt_statuses(&api, "drop-1");
 	cr_expect(kt_contains(s, "COMPLETED"), "statuses: %s", s);
 	free(s);
 	/* the lists at start, then again after the 410 */
@@ -241,20 +180,20 @@ Test(dispatch, watch_dropped_and_expired_is_relisted)
 
 Test(dispatch, parent_and_child_share_the_pvc_on_one_node)
 {
-	seed("{\"tasks\": [{\"id\": \"parent\", \"status\": \"PENDING\"}, "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"parent\", \"status\": \"PENDING\"}, "
 	     "{\"id\": \"child\", \"parentTaskId\": \"parent\", \"status\": \"PENDING\"}]}");
-	scenario("{\"nodes\": {\"parent\": \"node-42\"}}");
+	kt_scenario(&kube, "{\"nodes\": {\"parent\": \"node-42\"}}");
 	kt_result r;
 	static const char *const a1[] = {"--task-id", "parent", NULL};
-	dispatch(&r, a1);
+	kt_dispatch(&r, &kube, &api, a1);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 	static const char *const a2[] = {"--task-id", "child", NULL};
-	dispatch(&r, a2);
+	kt_dispatch(&r, &kube, &api, a2);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 1, "only the parent creates a PVC");
-	json_object *job = object("jobs", "keruta-job-child");
+	json_object *job = kt_kube_object(&kube, "jobs", "keruta-job-child");
 	cr_assert_not_null(job);
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim.claimName"),
 	                 "git-repo-pvc-parent");
@@ -263,9 +202,50 @@ Test(dispatch, parent_and_child_share_the_pvc_on_one_node)
 	                              "nodeSelectorTerms[0].matchExpressions[0].values[0]"),
 	                 "node-42", "the child runs where the parent's ReadWriteOnce volume is");
 	json_object_put(job);
-	char *s = statuses("child");
+	char *s = kt_statuses(&api, "child");
 	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
 	free(s);
+}
+
+/* GETs of the PENDING list keruta-api has answered so far. */
+static int pending_polls(void)
+{
+	int st = 0;
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = text ? json_tokener_parse(text) : NULL;
+	free(text);
+	int n = kt_count_requests(reqs, "GET", "/api/v1/tasks", "PENDING");
+	json_object_put(reqs);
+	return n;
+}
+
+/* A child task stays in the PENDING list while its Job runs, and the
+ * launcher reads that list on every poll: the volume fields it ignores
+ * are said once, not once a poll. */
+Test(dispatch, a_childs_ignored_volume_fields_are_warned_about_once)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"par\", \"status\": \"RUNNING\"}, {\"id\": \"kid\", "
+	     "\"parentTaskId\": \"par\", \"pvcStorageSize\": \"5Gi\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"default\": \"wait\"}");
+	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                      api.url, "--pending-interval", "50ms", "--log-format", "text", NULL};
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(argv, kt_launcher_env(), NULL, &out_fd, &err_fd);
+	cr_assert_gt(pid, 0);
+	/* the Job, then five more polls that name the task again */
+	int polls = -1;
+	for (int i = 0; i < 1200 && (polls < 0 || pending_polls() < polls + 5); i++) {
+		if (polls < 0 && kt_kube_exists(&kube, "jobs", "keruta-job-kid"))
+			polls = pending_polls();
+		usleep(50000);
+	}
+	kill(pid, SIGTERM);
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 30);
+	cr_assert_geq(polls, 0, "the child's Job was not created: %s", r.err);
+	cr_assert_geq(pending_polls(), polls + 5, "the launcher stopped polling: %s", r.err);
+	cr_expect_eq(kt_count(r.err, "its own pvcStorageSize is ignored"), 1, "%s", r.err);
+	kt_result_free(&r);
 }
 
 Test(dispatch, existing_pvc_is_fine)
@@ -274,35 +254,28 @@ Test(dispatch, existing_pvc_is_fine)
 	                             "{\"objects\": [{\"apiVersion\": \"v1\", \"kind\": "
 	                             "\"PersistentVolumeClaim\", \"metadata\": {\"name\": "
 	                             "\"git-repo-pvc-again\", \"namespace\": \"keruta\"}, \"spec\": {}}]}"));
-	seed("{\"tasks\": [{\"id\": \"again\", \"status\": \"PENDING\"}]}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"again\", \"status\": \"PENDING\"}]}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "again", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "409 on the PVC is not an error: %s", r.err);
 	kt_result_free(&r);
 }
 
-static int job_exists(const char *name)
-{
-	json_object *j = object("jobs", name);
-	json_object_put(j);
-	return j != NULL;
-}
-
 Test(dispatch, restarted_launcher_adopts_instead_of_duplicating)
 {
-	seed("{\"tasks\": [{\"id\": \"w-1\", \"status\": \"PENDING\"}, {\"id\": \"w-2\", \"status\": "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"w-1\", \"status\": \"PENDING\"}, {\"id\": \"w-2\", \"status\": "
 	     "\"PENDING\"}]}");
-	scenario("{\"default\": \"wait\"}");
+	kt_scenario(&kube, "{\"default\": \"wait\"}");
 	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
 	                      api.url, "--pending-interval", "200ms", "--log-format", "text", NULL};
 	const char *const *base = kt_launcher_env();
 	int out_fd, err_fd;
 	pid_t pid = kt_spawn(argv, base, NULL, &out_fd, &err_fd);
 	cr_assert_gt(pid, 0);
-	for (int i = 0; i < 200 && !(job_exists("keruta-job-w-1") && job_exists("keruta-job-w-2")); i++)
+	for (int i = 0; i < 200 && !(kt_kube_exists(&kube, "jobs", "keruta-job-w-1") && kt_kube_exists(&kube, "jobs", "keruta-job-w-2")); i++)
 		usleep(50000);
-	cr_assert(job_exists("keruta-job-w-1") && job_exists("keruta-job-w-2"), "the Jobs were created");
+	cr_assert(kt_kube_exists(&kube, "jobs", "keruta-job-w-1") && kt_kube_exists(&kube, "jobs", "keruta-job-w-2"), "the Jobs were created");
 	kill(pid, SIGKILL);
 	kt_result r;
 	kt_wait(&r, pid, out_fd, err_fd, 10);
@@ -310,12 +283,12 @@ Test(dispatch, restarted_launcher_adopts_instead_of_duplicating)
 	/* the tasks are still PENDING in the API: a naive launcher would start them again */
 	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
 	static const char *const args[] = {"--once", "--pending-interval", "200ms", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	cr_expect(kt_contains(r.err, "adopting"), "%s", r.err);
 	kt_result_free(&r);
 	cr_expect_eq(count_requests("POST", "/jobs"), 4, "two Jobs and two cleanup Jobs, no duplicate");
-	char *s1 = statuses("w-1"), *s2 = statuses("w-2");
+	char *s1 = kt_statuses(&api, "w-1"), *s2 = kt_statuses(&api, "w-2");
 	cr_expect(kt_contains(s1, "COMPLETED") && kt_contains(s2, "COMPLETED"), "%s %s", s1, s2);
 	free(s1);
 	free(s2);
@@ -348,7 +321,7 @@ static void seed_stuck_pod(const char *id, const char *created)
  * hour ago here), so the adopted task fails at once, not after 10 minutes. */
 Test(dispatch, restarted_launcher_counts_the_image_wait_already_spent)
 {
-	seed("{\"tasks\": [{\"id\": \"old-img\", \"status\": \"PENDING\"}]}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"old-img\", \"status\": \"PENDING\"}]}");
 	time_t ago = time(NULL) - 3600;
 	char created[32];
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", gmtime(&ago));
@@ -356,13 +329,13 @@ Test(dispatch, restarted_launcher_counts_the_image_wait_already_spent)
 	kt_result r;
 	static const char *const args[] = {"--once", "--pending-interval", "200ms",
 	                                   "--image-error-after", "10m", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	cr_expect(kt_contains(r.err, "adopting"), "%s", r.err);
-	char *s = statuses("old-img");
+	char *s = kt_statuses(&api, "old-img");
 	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "ImagePullBackOff"), "statuses: %s", s);
 	free(s);
-	cr_expect_null(object("jobs", "keruta-job-old-img"), "the stuck Job is deleted");
+	cr_expect_null(kt_kube_object(&kube, "jobs", "keruta-job-old-img"), "the stuck Job is deleted");
 	cr_expect_eq(count_requests("POST", "/jobs"), 0, "adopted, not created again");
 	kt_result_free(&r);
 }
@@ -384,15 +357,15 @@ Test(dispatch, malformed_creation_times_count_from_now)
 		seed_stuck_pod(id, created[i]);
 	}
 	strcat(tasks, "]}");
-	seed(tasks);
+	kt_seed(&api, tasks);
 	kt_result r;
 	static const char *const args[] = {"--once", "--pending-interval", "200ms",
 	                                   "--image-error-after", "1s", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	for (size_t i = 0; i < n; i++) {
 		snprintf(id, sizeof(id), "ts-%zu", i);
-		char *s = statuses(id);
+		char *s = kt_statuses(&api, id);
 		cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "ImagePullBackOff"),
 		          "creationTimestamp '%s': %s", created[i], s);
 		free(s);
@@ -400,26 +373,86 @@ Test(dispatch, malformed_creation_times_count_from_now)
 	kt_result_free(&r);
 }
 
+/* The real keruta-api ignores ?status=PENDING on GET /api/v1/tasks (its
+ * OpenAPI has no such parameter) and answers every task: only the
+ * PENDING ones are started.  (Twice: then the list moves on, as the real
+ * one does once the task is reported, and --once can end.) */
+Test(dispatch, tasks_listed_in_another_status_are_not_started)
+{
+	static const char tasks[] =
+	        "[{\"id\": \"all-1\", \"status\": \"PENDING\"}, {\"id\": \"all-done\", \"status\": "
+	        "\"COMPLETED\"}, {\"id\": \"all-run\", \"status\": \"IN_PROGRESS\"}]";
+	char body[512];
+	snprintf(body, sizeof(body), "{\"tasks\": %s}", tasks);
+	kt_seed(&api, body);
+	snprintf(body, sizeof(body),
+	         "{\"match\": {\"method\": \"GET\", \"path_regex\": \"^/api/v1/tasks$\"}, "
+	         "\"action\": \"status\", \"code\": 200, \"body\": %s, \"times\": 2}",
+	         tasks);
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/fault", body, &st));
+	cr_assert_eq(st, 200);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "100ms",
+	                                   "--cleanup-job=false", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	cr_expect(kt_kube_exists(&kube, "jobs", "keruta-job-all-1"), "the PENDING task is started");
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-all-done"), "a COMPLETED task is started");
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-all-run"), "a running task is started again");
+}
+
+/* Ids from keruta-api's list (and from Job annotations) become path
+ * segments of the calls that carry the token: "..", "." or one with a
+ * '/' never reaches keruta-api as a path, whatever the launcher does with
+ * the task. */
+Test(dispatch, task_ids_that_are_no_path_segment_never_reach_keruta_api)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"..\", \"status\": \"PENDING\"}, {\"id\": \".\", "
+	              "\"status\": \"PENDING\"}, {\"id\": \"x/../../status\", \"status\": \"PENDING\"}, "
+	              "{\"id\": \"fine-1\", \"status\": \"PENDING\"}]}");
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "100ms",
+	                                   "--cleanup-job=false", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	char *s = kt_statuses(&api, "fine-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "the good task still runs: %s", s);
+	free(s);
+	int st = 0;
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = text ? json_tokener_parse(text) : NULL;
+	free(text);
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+		const char *p = kt_jstr(json_object_array_get_idx(reqs, i), "path");
+		cr_expect(!strncmp(p, "/api/v1/tasks", 13) && !kt_contains(p, "/.") &&
+		                  !kt_contains(p, "%2F") && !kt_contains(p, "%2f"),
+		          "a request went to %s: %s", p, r.err);
+	}
+	json_object_put(reqs);
+	kt_result_free(&r);
+}
+
 Test(dispatch, loop_takes_pending_tasks_with_a_concurrency_limit)
 {
-	seed("{\"tasks\": [{\"id\": \"p-1\", \"status\": \"PENDING\"}, {\"id\": \"p-2\", \"status\": "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"p-1\", \"status\": \"PENDING\"}, {\"id\": \"p-2\", \"status\": "
 	     "\"PENDING\"}, {\"id\": \"p-3\", \"status\": \"PENDING\"}, {\"id\": \"done\", "
 	     "\"status\": \"COMPLETED\"}]}");
 	kt_result r;
 	static const char *const args[] = {"--once", "--concurrency", "2", "--pending-interval", "100ms",
 	                                   "--cleanup-job=false", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 	for (int i = 1; i <= 3; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "p-%d", i);
-		char *s = statuses(id);
+		char *s = kt_statuses(&api, id);
 		cr_expect(kt_contains(s, "COMPLETED"), "%s: %s", id, s);
 		free(s);
 	}
 	cr_expect_eq(count_requests("POST", "/jobs"), 3, "one Job per PENDING task, no cleanup Jobs");
-	cr_expect(!job_exists("keruta-job-done"), "a COMPLETED task is not started");
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-done"), "a COMPLETED task is not started");
 }
 
 Test(dispatch, credentials_and_config_errors_are_clear)
@@ -432,7 +465,7 @@ Test(dispatch, credentials_and_config_errors_are_clear)
 	memcpy(p, "nope-token", 10);
 	kt_write_file(bad, text);
 	free(text);
-	seed("{\"tasks\": [{\"id\": \"c-1\", \"status\": \"PENDING\"}]}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"c-1\", \"status\": \"PENDING\"}]}");
 	const char *a1[] = {"dispatch", "--kubeconfig", bad, "--api-url", api.url, "--task-id", "c-1", NULL};
 	cr_assert_eq(kt_agent_run(&r, a1, NULL, 30), 0);
 	cr_expect_eq(r.status, 2, "%s", r.err);
@@ -457,24 +490,39 @@ Test(dispatch, credentials_and_config_errors_are_clear)
 	free(bad);
 }
 
-/* A FIFO where a file is expected (a Secret mounted wrong) is refused with
- * its name, never waited on: the API token file, the kubeconfig and the
- * kubeconfig's tokenFile. */
-Test(dispatch, fifo_credential_files_are_refused_not_waited_on)
+/* The test kubeconfig with its first `from` replaced by `to`, written as
+ * `name` next to it; the path (the caller's). */
+static char *kubeconfig_with(const char *name, const char *from, const char *to)
 {
-	seed("{\"tasks\": [{\"id\": \"f-1\", \"status\": \"PENDING\"}]}");
-	char *fifo = kt_path(kube.srv.dir, "fifo");
-	cr_assert_eq(mkfifo(fifo, 0600), 0);
-	char *cfg = kt_path(kube.srv.dir, "tokenfile-kubeconfig");
+	char *path = kt_path(kube.srv.dir, name);
 	char *text = kt_read_file(kube.kubeconfig, NULL);
-	char *p = strstr(text, "token: kube-token\n");
+	char *p = strstr(text, from);
 	cr_assert_not_null(p, "%s", text);
 	*p = '\0';
-	char *with_file = NULL;
-	cr_assert(asprintf(&with_file, "%stokenFile: %s\n%s", text,
-	                   fifo, p + strlen("token: kube-token\n")) > 0);
-	kt_write_file(cfg, with_file);
-	free(text), free(with_file);
+	char *changed = NULL;
+	cr_assert(asprintf(&changed, "%s%s%s", text, to, p + strlen(from)) > 0);
+	kt_write_file(path, changed);
+	free(text), free(changed);
+	return path;
+}
+
+/* A FIFO where a file is expected (a Secret mounted wrong) is refused with
+ * its name, never waited on: the API token file, the kubeconfig and every
+ * file the kubeconfig names. */
+Test(dispatch, fifo_credential_files_are_refused_not_waited_on)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"f-1\", \"status\": \"PENDING\"}]}");
+	char *fifo = kt_path(kube.srv.dir, "fifo");
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	char line[4200];
+	snprintf(line, sizeof(line), "tokenFile: %s\n", fifo);
+	char *tok = kubeconfig_with("tokenfile-kubeconfig", "token: kube-token\n", line);
+	snprintf(line, sizeof(line), "token: kube-token\n    client-certificate: %s\n", fifo);
+	char *cert = kubeconfig_with("cert-kubeconfig", "token: kube-token\n", line);
+	snprintf(line, sizeof(line), "token: kube-token\n    client-key: %s\n", fifo);
+	char *key = kubeconfig_with("key-kubeconfig", "token: kube-token\n", line);
+	snprintf(line, sizeof(line), "cluster:\n    certificate-authority: %s\n", fifo);
+	char *ca = kubeconfig_with("ca-kubeconfig", "cluster:\n", line);
 	struct {
 		const char *what;
 		const char *args[12];
@@ -483,18 +531,52 @@ Test(dispatch, fifo_credential_files_are_refused_not_waited_on)
 	                            "--api-token-file", fifo, "--task-id", "f-1", NULL}},
 	        {"kubeconfig", {"dispatch", "--kubeconfig", fifo, "--api-url", api.url, "--task-id",
 	                        "f-1", NULL}},
-	        {"Kubernetes token file", {"dispatch", "--kubeconfig", cfg, "--api-url", api.url,
+	        {"Kubernetes token file", {"dispatch", "--kubeconfig", tok, "--api-url", api.url,
 	                                   "--task-id", "f-1", NULL}},
+	        {"client certificate", {"dispatch", "--kubeconfig", cert, "--api-url", api.url,
+	                                "--task-id", "f-1", NULL}},
+	        {"client key", {"dispatch", "--kubeconfig", key, "--api-url", api.url, "--task-id",
+	                        "f-1", NULL}},
+	        {"CA file", {"dispatch", "--kubeconfig", ca, "--api-url", api.url, "--task-id", "f-1",
+	                     NULL}},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		kt_result r;
-		cr_assert_eq(kt_agent_run(&r, cases[i].args, NULL, 20), 0, "%s", cases[i].what);
+		cr_assert_eq(kt_agent_run(&r, cases[i].args, NULL, 30), 0, "%s", cases[i].what);
+		cr_expect(!r.timed_out, "%s: the launcher waited on the FIFO", cases[i].what);
 		cr_expect_eq(r.status, 2, "%s: %s", cases[i].what, r.err);
 		cr_expect(kt_contains(r.err, fifo), "%s: %s", cases[i].what, r.err);
 		cr_expect(kt_contains(r.err, "not a regular file"), "%s: %s", cases[i].what, r.err);
 		kt_result_free(&r);
 	}
-	free(fifo), free(cfg);
+	free(fifo), free(tok), free(cert), free(key), free(ca);
+}
+
+/* A token with a line break would end the Authorization header early and
+ * start another: refused before any request, inline or from a file. */
+Test(dispatch, a_kubernetes_token_with_control_characters_is_refused)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"t-1\", \"status\": \"PENDING\"}]}");
+	char *inline_cfg = kubeconfig_with("crlf-kubeconfig", "token: kube-token\n",
+	                                   "token: \"kube-token\\r\\nX-Evil: 1\"\n");
+	char *file = kt_path(kube.srv.dir, "crlf-token");
+	kt_write_file(file, "kube-token\r\nX-Evil: 1\n");
+	char line[4200];
+	snprintf(line, sizeof(line), "tokenFile: %s\n", file);
+	char *file_cfg = kubeconfig_with("crlf-file-kubeconfig", "token: kube-token\n", line);
+	const char *cfgs[] = {inline_cfg, file_cfg};
+	for (size_t i = 0; i < 2; i++) {
+		const char *args[] = {"dispatch", "--kubeconfig", cfgs[i], "--api-url", api.url,
+		                      "--task-id", "t-1", NULL};
+		kt_result r;
+		cr_assert_eq(kt_agent_run(&r, args, NULL, 30), 0);
+		cr_expect_eq(r.status, 2, "%s: %s", cfgs[i], r.err);
+		cr_expect(kt_contains(r.err, "control character"), "%s: %s", cfgs[i], r.err);
+		kt_result_free(&r);
+	}
+	cr_expect_eq(count_requests("GET", "/jobs") + count_requests("POST", "/jobs"), 0,
+	             "the cluster was not called");
+	free(inline_cfg), free(file_cfg), free(file);
 }
 
 /* ------------------------------------------------ one terminal status */
@@ -502,7 +584,7 @@ Test(dispatch, fifo_credential_files_are_refused_not_waited_on)
 /* Terminal statuses keruta-api received for a task (COMPLETED, FAILED). */
 static int terminal_count(const char *id, const char *which)
 {
-	char *s = statuses(id);
+	char *s = kt_statuses(&api, id);
 	json_object *l = json_tokener_parse(s);
 	int n = 0;
 	for (size_t i = 0; l && i < json_object_array_length(l); i++) {
@@ -519,12 +601,12 @@ static int terminal_count(const char *id, const char *which)
  * its own (it used to send COMPLETED before the cleanup Job even ran). */
 Test(dispatch, success_is_reported_once_by_the_cleanup_agent)
 {
-	seed("{\"tasks\": [{\"id\": \"once-1\", \"status\": \"PENDING\"}]}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"once-1\", \"status\": \"PENDING\"}]}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "once-1", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	cr_expect_eq(terminal_count("once-1", NULL), 1, "one terminal status: %s", statuses("once-1"));
+	cr_expect_eq(terminal_count("once-1", NULL), 1, "one terminal status: %s", kt_statuses(&api, "once-1"));
 	cr_expect_eq(count_requests("PATCH", "/jobs/keruta-job-once-1"), 1, "only the reported mark");
 	kt_result_free(&r);
 }
@@ -533,28 +615,28 @@ Test(dispatch, success_is_reported_once_by_the_cleanup_agent)
  * message) is left alone; one that did not is reported for. */
 Test(dispatch, main_container_report_is_not_repeated_either_message_form)
 {
-	seed("{\"tasks\": [{\"id\": \"leg-1\", \"status\": \"PENDING\"}]}");
-	scenario("{\"message_format\": \"legacy\"}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"leg-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"message_format\": \"legacy\"}");
 	kt_result r;
 	static const char *const a1[] = {"--task-id", "leg-1", "--cleanup-job=false", NULL};
-	dispatch(&r, a1);
+	kt_dispatch(&r, &kube, &api, a1);
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	cr_expect_eq(terminal_count("leg-1", "COMPLETED"), 1, "%s", statuses("leg-1"));
+	cr_expect_eq(terminal_count("leg-1", "COMPLETED"), 1, "%s", kt_statuses(&api, "leg-1"));
 	kt_result_free(&r);
-	seed("{\"tasks\": [{\"id\": \"new-1\", \"status\": \"PENDING\"}, {\"id\": \"new-2\", "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"new-1\", \"status\": \"PENDING\"}, {\"id\": \"new-2\", "
 	     "\"status\": \"PENDING\"}]}");
-	scenario("{\"message_format\": \"new\", \"main_reports\": true}");
+	kt_scenario(&kube, "{\"message_format\": \"new\", \"main_reports\": true}");
 	static const char *const a2[] = {"--task-id", "new-1", "--cleanup-job=false", NULL};
-	dispatch(&r, a2);
+	kt_dispatch(&r, &kube, &api, a2);
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	cr_expect_eq(terminal_count("new-1", "COMPLETED"), 1, "%s", statuses("new-1"));
+	cr_expect_eq(terminal_count("new-1", "COMPLETED"), 1, "%s", kt_statuses(&api, "new-1"));
 	kt_result_free(&r);
 	/* the pod ended without reporting ("reported": null): dispatch does */
-	scenario("{\"main_reports\": false}");
+	kt_scenario(&kube, "{\"main_reports\": false}");
 	static const char *const a3[] = {"--task-id", "new-2", "--cleanup-job=false", NULL};
-	dispatch(&r, a3);
+	kt_dispatch(&r, &kube, &api, a3);
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	cr_expect_eq(terminal_count("new-2", "COMPLETED"), 1, "%s", statuses("new-2"));
+	cr_expect_eq(terminal_count("new-2", "COMPLETED"), 1, "%s", kt_statuses(&api, "new-2"));
 	kt_result_free(&r);
 }
 
@@ -562,15 +644,15 @@ Test(dispatch, main_container_report_is_not_repeated_either_message_form)
  * and an annotation, never a second (FAILED) status. */
 Test(dispatch, late_failure_is_an_annotation_not_a_second_status)
 {
-	seed("{\"tasks\": [{\"id\": \"late-1\", \"status\": \"PENDING\"}]}");
-	scenario("{\"cleanup\": \"late_failure\"}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"late-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"cleanup\": \"late_failure\"}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "late-1", NULL};
-	dispatch(&r, args);
-	cr_expect_eq(terminal_count("late-1", NULL), 1, "%s", statuses("late-1"));
-	cr_expect_eq(terminal_count("late-1", "COMPLETED"), 1, "%s", statuses("late-1"));
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(terminal_count("late-1", NULL), 1, "%s", kt_statuses(&api, "late-1"));
+	cr_expect_eq(terminal_count("late-1", "COMPLETED"), 1, "%s", kt_statuses(&api, "late-1"));
 	cr_expect(kt_contains(r.err, "after it was reported COMPLETED"), "%s", r.err);
-	json_object *job = object("jobs", "keruta-job-late-1");
+	json_object *job = kt_kube_object(&kube, "jobs", "keruta-job-late-1");
 	json_object *ann = kt_jpath(job, "metadata.annotations"), *late = NULL;
 	cr_expect(ann && json_object_object_get_ex(ann, "keruta.io/late-failure", &late) &&
 	                  kt_contains(json_object_get_string(late), "cleanup Job failed"),
@@ -583,14 +665,14 @@ Test(dispatch, late_failure_is_an_annotation_not_a_second_status)
  * FAILED, once. */
 Test(dispatch, cleanup_that_died_before_reporting_is_reported_by_dispatch)
 {
-	seed("{\"tasks\": [{\"id\": \"cdie-1\", \"status\": \"PENDING\"}]}");
-	scenario("{\"cleanup\": \"cleanup_failure\"}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"cdie-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"cleanup\": \"cleanup_failure\"}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "cdie-1", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 1, "%s", r.err);
-	cr_expect_eq(terminal_count("cdie-1", NULL), 1, "%s", statuses("cdie-1"));
-	char *s = statuses("cdie-1");
+	cr_expect_eq(terminal_count("cdie-1", NULL), 1, "%s", kt_statuses(&api, "cdie-1"));
+	char *s = kt_statuses(&api, "cdie-1");
 	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "cleanup Job failed"), "%s", s);
 	free(s);
 	kt_result_free(&r);
@@ -626,12 +708,12 @@ static int open_watches(void)
  * resourceVersion never becomes "(null)", and the task still finishes. */
 Test(dispatch, malformed_watch_events_are_skipped)
 {
-	seed("{\"tasks\": [{\"id\": \"mal-1\", \"status\": \"PENDING\"}]}");
-	scenario("{\"default\": \"wait\"}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"mal-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"default\": \"wait\"}");
 	int out_fd, err_fd;
 	static const char *const args[] = {"--task-id", "mal-1", NULL};
 	pid_t pid = spawn_dispatch(args, &out_fd, &err_fd);
-	for (int i = 0; i < 200 && !(job_exists("keruta-job-mal-1") && open_watches() >= 2); i++)
+	for (int i = 0; i < 200 && !(kt_kube_exists(&kube, "jobs", "keruta-job-mal-1") && open_watches() >= 2); i++)
 		usleep(50000);
 	cr_assert(open_watches() >= 2, "both watches are open");
 	usleep(300000);
@@ -668,7 +750,7 @@ Test(dispatch, malformed_watch_events_are_skipped)
 	cr_expect(!r.timed_out, "dispatch finished");
 	cr_expect_eq(r.status, 0, "exit %d (128+11 is SIGSEGV): %s", r.status, r.err);
 	cr_expect(kt_contains(r.err, "not an event"), "the bad lines are said: %s", r.err);
-	cr_expect_eq(terminal_count("mal-1", "COMPLETED"), 1, "%s", statuses("mal-1"));
+	cr_expect_eq(terminal_count("mal-1", "COMPLETED"), 1, "%s", kt_statuses(&api, "mal-1"));
 	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
 	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
 		const char *q = kt_jstr(json_object_array_get_idx(reqs, i), "query");
@@ -720,18 +802,21 @@ static int all_terminal(const char *prefix, int n)
 /* The Kubernetes API is gone for 20 s: the launcher backs off (a few
  * dozen requests at most, where it used to make tens of thousands),
  * resumes its watches when the server is back and finishes its tasks;
- * SIGTERM in a later outage ends it within 2 s. */
+ * SIGTERM in a later outage ends it at once.  The target is 2 s; the test
+ * allows 10 (a loaded machine), still far from the minute a launcher that
+ * waits for the API to come back would take.  Load only lowers the count
+ * of requests, so its bound needs no margin for it. */
 Test(dispatch, kubernetes_api_outage_backs_off_and_recovers, .timeout = 150)
 {
-	seed("{\"tasks\": [{\"id\": \"ko0\", \"status\": \"PENDING\"}, {\"id\": \"ko1\", \"status\": "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"ko0\", \"status\": \"PENDING\"}, {\"id\": \"ko1\", \"status\": "
 	     "\"PENDING\"}, {\"id\": \"ko2\", \"status\": \"PENDING\"}]}");
-	scenario("{\"default\": \"wait\"}");
+	kt_scenario(&kube, "{\"default\": \"wait\"}");
 	int out_fd, err_fd;
 	static const char *const args[] = {"--pending-interval", "200ms", NULL};
 	pid_t pid = spawn_dispatch(args, &out_fd, &err_fd);
-	for (int i = 0; i < 200 && !(job_exists("keruta-job-ko2") && open_watches() >= 2); i++)
+	for (int i = 0; i < 200 && !(kt_kube_exists(&kube, "jobs", "keruta-job-ko2") && open_watches() >= 2); i++)
 		usleep(50000);
-	cr_assert(job_exists("keruta-job-ko2"), "the Jobs were created");
+	cr_assert(kt_kube_exists(&kube, "jobs", "keruta-job-ko2"), "the Jobs were created");
 	json_object_put(kt_kube_json(&kube, "POST", "/_control/down", "{\"seconds\": 20}"));
 	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
 	sleep(20);
@@ -746,23 +831,26 @@ Test(dispatch, kubernetes_api_outage_backs_off_and_recovers, .timeout = 150)
 	for (int i = 0; i < 3; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "ko%d", i);
-		cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "%s: %s", id, statuses(id));
+		cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "%s: %s", id, kt_statuses(&api, id));
 	}
 	/* a second outage, and SIGTERM in it */
-	json_object_put(kt_kube_json(&kube, "POST", "/_control/down", "{\"seconds\": 10}"));
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/down", "{\"seconds\": 60}"));
 	sleep(3);
 	kt_result r;
 	double took = stop_and_time(pid, out_fd, err_fd, &r);
-	cr_expect_lt(took, 2.0, "exited %.2f s after SIGTERM", took);
+	cr_expect_lt(took, 10.0, "exited %.2f s after SIGTERM", took);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 }
 
-/* keruta-api is gone for 20 s while 200 tasks finish: a handful of
- * requests probe it; SIGTERM in the outage ends the launcher within 2 s
- * with every owed report written on its Job; the next launcher sends
- * each exactly once when keruta-api is back. */
-Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .timeout = 180)
+/* keruta-api is gone for 20 s (longer if the 200 tasks take longer to
+ * finish on a loaded machine) while 200 tasks finish: a handful of
+ * requests probe it; SIGTERM in the outage ends the launcher at once (the
+ * target is 2 s, the test allows 10: a launcher waiting for keruta-api
+ * would wait until the test ends the outage) with every owed report
+ * written on its Job; the next launcher sends each exactly once when
+ * keruta-api is back. */
+Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .timeout = 300)
 {
 	enum { N = 200 };
 	size_t cap = 64 * N + 64, len = 0;
@@ -772,9 +860,9 @@ Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .ti
 		len += (size_t)snprintf(tasks + len, cap - len, "%s{\"id\": \"ka%d\", \"status\": \"PENDING\"}",
 		                        i ? ", " : "", i);
 	snprintf(tasks + len, cap - len, "]}");
-	seed(tasks);
+	kt_seed(&api, tasks);
 	free(tasks);
-	scenario("{\"default\": \"wait\"}");
+	kt_scenario(&kube, "{\"default\": \"wait\"}");
 	int out_fd, err_fd;
 	static const char *const args[] = {"--pending-interval", "200ms", "--concurrency", "200",
 	                                   "--cleanup-job=false", "--work-volume", "emptydir",
@@ -789,7 +877,7 @@ Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .ti
 	}
 	cr_assert_eq(jobs, N, "every task has its Job");
 	int st = 0;
-	free(kt_api_call(&api, "POST", "/_control/down", "{\"seconds\": 20}", &st));
+	free(kt_api_call(&api, "POST", "/_control/down", "{\"seconds\": 600}", &st));
 	double t0 = now_s();
 	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
 	/* the tasks finish in the outage; what the launcher owes goes on the Jobs */
@@ -804,11 +892,11 @@ Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .ti
 			owed += ann && json_object_object_get_ex(ann, "keruta.io/owed", &o);
 		}
 		json_object_put(all);
-	} while (owed < N && now_s() - t0 < 16);
+	} while (owed < N && now_s() - t0 < 120);
 	cr_expect_eq(owed, N, "every finished task's report is noted on its Job (%d)", owed);
 	kt_result r;
 	double took = stop_and_time(pid, out_fd, err_fd, &r);
-	cr_expect_lt(took, 2.0, "exited %.2f s after SIGTERM in the outage", took);
+	cr_expect_lt(took, 10.0, "exited %.2f s after SIGTERM in the outage", took);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 	/* the next launcher starts in the outage and reports when it ends */
@@ -816,15 +904,20 @@ Test(dispatch, keruta_api_outage_owes_reports_and_a_restart_sends_each_once, .ti
 	                                    "200", "--cleanup-job=false", "--work-volume", "emptydir",
 	                                    "--log-level", "warn", NULL};
 	pid = spawn_dispatch(again, &out_fd, &err_fd);
-	while (now_s() - t0 < 21)
+	double t1 = now_s();
+	while (now_s() - t0 < 20 || now_s() - t1 < 3)
 		usleep(100000);
+	free(kt_api_call(&api, "POST", "/_control/down", "{\"seconds\": 0}", &st));
+	double outage = now_s() - t0;
 	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
 	json_object *reqs = json_tokener_parse(text);
 	free(text);
 	int during = count_dropped(reqs, "response_status", "dropped");
 	json_object_put(reqs);
-	cr_expect_leq(during, 20, "requests to keruta-api during its 20 s outage, two launchers: %d",
-	              during);
+	/* 20 in the first 20 s; past that, a launcher's backoff is 15 to 30 s */
+	int bound = 20 + (outage > 20 ? (int)((outage - 20) / 7.5) + 1 : 0);
+	cr_expect_leq(during, bound, "requests to keruta-api during its %.0f s outage, two launchers: %d",
+	              outage, during);
 	kt_wait(&r, pid, out_fd, err_fd, 90);
 	cr_expect(!r.timed_out && r.status == 0, "the second launcher finished: %d %s", r.status, r.err);
 	kt_result_free(&r);
@@ -874,28 +967,28 @@ Test(dispatch, an_existing_claim_is_mounted_pinned_and_never_created_or_deleted)
 	                             "\"keruta\"}, \"spec\": {\"nodeName\": \"node-9\", \"volumes\": "
 	                             "[{\"name\": \"d\", \"persistentVolumeClaim\": {\"claimName\": "
 	                             "\"shared-cache\"}}]}, \"status\": {\"phase\": \"Running\"}}]}"));
-	seed("{\"tasks\": [{\"id\": \"ex-1\", \"status\": \"PENDING\", \"pvcName\": \"shared-cache\", "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"ex-1\", \"status\": \"PENDING\", \"pvcName\": \"shared-cache\", "
 	     "\"pvcStorageSize\": \"9Gi\"}]}");
-	scenario("{\"nodes\": {\"ex-1\": \"node-9\"}}");
+	kt_scenario(&kube, "{\"nodes\": {\"ex-1\": \"node-9\"}}");
 	kt_result r;
 	/* the claim's own mode counts, not the launcher's setting */
 	static const char *const args[] = {"--task-id", "ex-1", "--delete-pvc", "--pvc-access-mode",
 	                                   "ReadWriteMany", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
-	char *s = statuses("ex-1");
+	char *s = kt_statuses(&api, "ex-1");
 	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
 	free(s);
 	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0, "never created");
 	cr_expect_eq(count_requests("DELETE", "/persistentvolumeclaims/shared-cache"), 0,
 	             "never deleted, even with --delete-pvc");
-	json_object *pvc = object("persistentvolumeclaims", "shared-cache");
+	json_object *pvc = kt_kube_object(&kube, "persistentvolumeclaims", "shared-cache");
 	cr_expect_not_null(pvc, "the claim is still there");
 	json_object_put(pvc);
 	const char *jobs[] = {"keruta-job-ex-1", "cleanup-job-for-task-ex-1"};
 	for (int i = 0; i < 2; i++) {
-		json_object *job = object("jobs", jobs[i]);
+		json_object *job = kt_kube_object(&kube, "jobs", jobs[i]);
 		cr_assert_not_null(job, "%s exists", jobs[i]);
 		cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[0].persistentVolumeClaim."
 		                              "claimName"),
@@ -911,24 +1004,24 @@ Test(dispatch, an_existing_claim_is_mounted_pinned_and_never_created_or_deleted)
 Test(dispatch, an_existing_rwx_claim_is_not_pinned_and_a_missing_one_fails_clearly)
 {
 	seed_claim_and_user("wide", "ReadWriteMany", "user", "node-4", "Running");
-	seed("{\"tasks\": [{\"id\": \"wx-1\", \"status\": \"PENDING\", \"pvcName\": \"wide\"}, "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"wx-1\", \"status\": \"PENDING\", \"pvcName\": \"wide\"}, "
 	     "{\"id\": \"gone-1\", \"status\": \"PENDING\", \"pvcName\": \"no-such-claim\"}]}");
 	kt_result r;
 	static const char *const a1[] = {"--task-id", "wx-1", "--cleanup-job=false", NULL};
-	dispatch(&r, a1);
+	kt_dispatch(&r, &kube, &api, a1);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
-	json_object *job = object("jobs", "keruta-job-wx-1");
+	json_object *job = kt_kube_object(&kube, "jobs", "keruta-job-wx-1");
 	cr_assert_not_null(job);
 	cr_expect_null(kt_jpath(job, "spec.template.spec.affinity"), "ReadWriteMany: not pinned");
 	json_object_put(job);
 	static const char *const a2[] = {"--task-id", "gone-1", NULL};
-	dispatch(&r, a2);
+	kt_dispatch(&r, &kube, &api, a2);
 	cr_expect_neq(r.status, 0);
 	cr_expect(kt_contains(r.err, "no-such-claim") && kt_contains(r.err, "does not exist"),
 	          "%s", r.err);
 	kt_result_free(&r);
-	cr_expect(!job_exists("keruta-job-gone-1"), "no Job without its claim");
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-gone-1"), "no Job without its claim");
 	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0);
 }
 
@@ -939,44 +1032,44 @@ Test(dispatch, delete_pvc_removes_only_the_claims_it_created)
 	                             "\"PersistentVolumeClaim\", \"metadata\": {\"name\": "
 	                             "\"git-repo-pvc-handmade\", \"namespace\": \"keruta\"}, "
 	                             "\"spec\": {}}]}"));
-	seed("{\"tasks\": [{\"id\": \"handmade\", \"status\": \"PENDING\"}, {\"id\": \"fresh\", "
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"handmade\", \"status\": \"PENDING\"}, {\"id\": \"fresh\", "
 	     "\"status\": \"PENDING\"}]}");
 	kt_result r;
 	static const char *const a1[] = {"--task-id", "handmade", "--delete-pvc", NULL};
-	dispatch(&r, a1);
+	kt_dispatch(&r, &kube, &api, a1);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
 	static const char *const a2[] = {"--task-id", "fresh", "--delete-pvc", NULL};
-	dispatch(&r, a2);
+	kt_dispatch(&r, &kube, &api, a2);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	kt_result_free(&r);
-	json_object *pvc = object("persistentvolumeclaims", "git-repo-pvc-handmade");
+	json_object *pvc = kt_kube_object(&kube, "persistentvolumeclaims", "git-repo-pvc-handmade");
 	cr_expect_not_null(pvc, "a claim made by hand under the task's name is kept");
 	json_object_put(pvc);
-	pvc = object("persistentvolumeclaims", "git-repo-pvc-fresh");
+	pvc = kt_kube_object(&kube, "persistentvolumeclaims", "git-repo-pvc-fresh");
 	cr_expect_null(pvc, "the launcher's own claim is deleted");
 	json_object_put(pvc);
 }
 
 Test(dispatch, emptydir_starts_no_cleanup_job)
 {
-	seed("{\"tasks\": [{\"id\": \"ed-1\", \"status\": \"PENDING\"}]}");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"ed-1\", \"status\": \"PENDING\"}]}");
 	kt_result r;
 	static const char *const args[] = {"--task-id", "ed-1", "--work-volume", "emptydir", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	cr_expect(kt_contains(r.err, "no cleanup Job"), "it says why: %s", r.err);
 	kt_result_free(&r);
 	cr_expect_eq(count_requests("POST", "/jobs"), 1, "the Job only");
 	cr_expect_eq(count_requests("POST", "/persistentvolumeclaims"), 0);
-	json_object *job = object("jobs", "keruta-job-ed-1");
+	json_object *job = kt_kube_object(&kube, "jobs", "keruta-job-ed-1");
 	cr_assert_not_null(job);
 	cr_expect(kt_contains(json_object_to_json_string(
 	                              kt_jpath(job, "spec.template.spec.containers[0].command")),
 	                      "\"--final-status\", \"yes\""),
 	          "the main container reports last");
 	json_object_put(job);
-	char *s = statuses("ed-1");
+	char *s = kt_statuses(&api, "ed-1");
 	cr_expect(kt_contains(s, "COMPLETED"), "%s", s);
 	free(s);
 }
@@ -1010,15 +1103,15 @@ Test(dispatch, long_lists_are_read_in_pages)
 	}
 	char task[128];
 	snprintf(task, sizeof(task), "{\"tasks\": [{\"id\": \"zz%05d\", \"status\": \"PENDING\"}]}", OLD);
-	seed(task);
+	kt_seed(&api, task);
 	kt_result r;
 	static const char *const args[] = {"--once", "--pending-interval", "200ms",
 	                                   "--cleanup-job=false", NULL};
-	dispatch(&r, args);
+	kt_dispatch(&r, &kube, &api, args);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	char id[16];
 	snprintf(id, sizeof(id), "zz%05d", OLD);
-	cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "the Job on the last page: %s", statuses(id));
+	cr_expect_eq(terminal_count(id, "COMPLETED"), 1, "the Job on the last page: %s", kt_statuses(&api, id));
 	cr_expect(kt_contains(r.err, "adopting"), "adopted, not created: %s", r.err);
 	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
 	int pages = 0;

@@ -18,14 +18,12 @@ static kt_api api;
 
 static void setup(void)
 {
-	cr_assert_eq(kt_kube_start(&kube, "0.02"), 0, "the Kubernetes API test server did not start");
-	cr_assert_eq(kt_api_start(&api, NULL), 0, "the reference keruta-api did not start");
+	kt_cluster_start(&kube, &api);
 }
 
 static void teardown(void)
 {
-	kt_kube_stop(&kube);
-	kt_api_stop(&api);
+	kt_cluster_stop(&kube, &api);
 }
 
 TestSuite(events, .init = setup, .fini = teardown, .timeout = 90);
@@ -35,46 +33,15 @@ static void task_with_history(const char *id, const char *history)
 {
 	char body[256];
 	snprintf(body, sizeof(body), "{\"tasks\": [{\"id\": \"%s\", \"status\": \"PENDING\"}]}", id);
-	int st = 0;
-	free(kt_api_call(&api, "POST", "/_control/seed", body, &st));
-	cr_assert_eq(st, 200);
+	kt_seed(&api, body);
 	snprintf(body, sizeof(body), "{\"tasks\": {\"%s\": \"%s\"}}", id, history);
-	json_object_put(kt_kube_json(&kube, "POST", "/_control/scenario", body));
+	kt_scenario(&kube, body);
 }
 
 static void dispatch_task(kt_result *r, const char *id, const char *extra)
 {
-	const char *args[] = {"dispatch", "--kubeconfig", kube.kubeconfig, "--api-url", api.url,
-	                      "--log-format", "text", "--api-retries", "1", "--task-id", id,
-	                      extra, NULL};
-	cr_assert_eq(kt_agent_run(r, args, NULL, 60), 0);
-	cr_assert(!r->timed_out, "dispatch did not finish: %s", r->err);
-}
-
-/* The statuses keruta-api received for a task, as JSON text. */
-static char *statuses(const char *id)
-{
-	int st = 0;
-	char *text = kt_api_call(&api, "GET", "/_control/state", NULL, &st);
-	json_object *o = json_tokener_parse(text);
-	free(text);
-	json_object *s = kt_jpath(o, "statuses"), *l = NULL;
-	char *out = strdup(s && json_object_object_get_ex(s, id, &l) ? json_object_to_json_string(l)
-	                                                              : "[]");
-	json_object_put(o);
-	return out;
-}
-
-static int exists(const char *kind, const char *name)
-{
-	json_object *all = kt_kube_json(&kube, "GET", "/_control/objects", NULL);
-	json_object *list = kt_jpath(all, kind);
-	int found = 0;
-	for (size_t i = 0; list && i < json_object_array_length(list); i++)
-		if (!strcmp(kt_jstr(json_object_array_get_idx(list, i), "metadata.name"), name))
-			found = 1;
-	json_object_put(all);
-	return found;
+	const char *more[] = {"--task-id", id, extra, NULL};
+	kt_dispatch(r, &kube, &api, more);
 }
 
 Test(events, a_job_deleted_while_running_fails_the_task)
@@ -83,12 +50,12 @@ Test(events, a_job_deleted_while_running_fails_the_task)
 	kt_result r;
 	dispatch_task(&r, "del-1", NULL);
 	cr_expect_eq(r.status, 1, "a failed task exits 1: %s", r.err);
-	char *s = statuses("del-1");
+	char *s = kt_statuses(&api, "del-1");
 	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "deleted before it finished"),
 	          "statuses: %s", s);
 	cr_expect(!kt_contains(s, "COMPLETED"), "statuses: %s", s);
 	free(s);
-	cr_expect(!exists("jobs", "cleanup-job-for-task-del-1"), "no cleanup Job for a deleted Job");
+	cr_expect(!kt_kube_exists(&kube, "jobs", "cleanup-job-for-task-del-1"), "no cleanup Job for a deleted Job");
 	kt_result_free(&r);
 }
 
@@ -98,7 +65,7 @@ Test(events, an_oom_kill_seen_only_in_last_state_is_reported)
 	kt_result r;
 	dispatch_task(&r, "oomr-1", NULL);
 	cr_expect_eq(r.status, 1, "%s", r.err);
-	char *s = statuses("oomr-1");
+	char *s = kt_statuses(&api, "oomr-1");
 	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "out of memory"), "statuses: %s", s);
 	free(s);
 	kt_result_free(&r);
@@ -110,11 +77,11 @@ Test(events, delete_pvc_removes_the_volume_after_the_cleanup_job)
 	kt_result r;
 	dispatch_task(&r, "pvc-1", "--delete-pvc");
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	char *s = statuses("pvc-1");
+	char *s = kt_statuses(&api, "pvc-1");
 	cr_expect(kt_contains(s, "COMPLETED"), "statuses: %s", s);
 	free(s);
-	cr_expect(exists("jobs", "cleanup-job-for-task-pvc-1"), "the cleanup Job ran");
-	cr_expect(!exists("persistentvolumeclaims", "git-repo-pvc-pvc-1"),
+	cr_expect(kt_kube_exists(&kube, "jobs", "cleanup-job-for-task-pvc-1"), "the cleanup Job ran");
+	cr_expect(!kt_kube_exists(&kube, "persistentvolumeclaims", "git-repo-pvc-pvc-1"),
 	          "--delete-pvc: the PVC is still there");
 	kt_result_free(&r);
 }
@@ -125,7 +92,7 @@ Test(events, delete_pvc_removes_the_volume_of_a_failed_task)
 	kt_result r;
 	dispatch_task(&r, "pvcf-1", "--delete-pvc");
 	cr_expect_eq(r.status, 1, "%s", r.err);
-	cr_expect(!exists("persistentvolumeclaims", "git-repo-pvc-pvcf-1"),
+	cr_expect(!kt_kube_exists(&kube, "persistentvolumeclaims", "git-repo-pvc-pvcf-1"),
 	          "--delete-pvc: the PVC of a failed task is still there");
 	kt_result_free(&r);
 }
@@ -136,7 +103,7 @@ Test(events, without_delete_pvc_the_volume_stays)
 	kt_result r;
 	dispatch_task(&r, "keep-1", NULL);
 	cr_expect_eq(r.status, 1, "%s", r.err);
-	cr_expect(exists("persistentvolumeclaims", "git-repo-pvc-keep-1"),
+	cr_expect(kt_kube_exists(&kube, "persistentvolumeclaims", "git-repo-pvc-keep-1"),
 	          "the PVC was deleted without --delete-pvc");
 	kt_result_free(&r);
 }

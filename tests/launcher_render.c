@@ -522,12 +522,8 @@ Test(render, task_from_the_api)
 {
 	kt_api api;
 	cr_assert_eq(kt_api_start(&api, NULL), 0);
-	int st = 0;
-	free(kt_api_call(&api, "POST", "/_control/seed",
-	                 "{\"tasks\": [{\"id\": \"api-1\", \"title\": \"From the API\", "
-	                 "\"status\": \"PENDING\", \"parentTaskId\": \"api-0\"}]}",
-	                 &st));
-	cr_assert_eq(st, 200);
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"api-1\", \"title\": \"From the API\", "
+	        "\"status\": \"PENDING\", \"parentTaskId\": \"api-0\"}]}");
 	const char *args[] = {"render", "--task-id", "api-1", "--api-url", api.url, "--node-name", "n1", NULL};
 	kt_result r;
 	cr_assert_eq(kt_agent_run(&r, args, NULL, 30), 0);
@@ -714,14 +710,10 @@ Test(render, pvc_fields_from_the_repository_record_in_keruta_api)
 {
 	kt_api api;
 	cr_assert_eq(kt_api_start(&api, NULL), 0);
-	int st = 0;
-	free(kt_api_call(&api, "POST", "/_control/seed",
-	                 "{\"tasks\": [{\"id\": \"api-7\", \"title\": \"t\", \"status\": \"PENDING\", "
-	                 "\"repositoryId\": \"big-repo\", \"pvcAccessMode\": \"ReadWriteMany\"}], "
-	                 "\"repositories\": [{\"id\": \"big-repo\", \"name\": \"big\", "
-	                 "\"pvcStorageSize\": \"20Gi\", \"pvcAccessMode\": \"ReadWriteOnce\"}]}",
-	                 &st));
-	cr_assert_eq(st, 200);
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"api-7\", \"title\": \"t\", \"status\": \"PENDING\", "
+	        "\"repositoryId\": \"big-repo\", \"pvcAccessMode\": \"ReadWriteMany\"}], "
+	        "\"repositories\": [{\"id\": \"big-repo\", \"name\": \"big\", "
+	        "\"pvcStorageSize\": \"20Gi\", \"pvcAccessMode\": \"ReadWriteOnce\"}]}");
 	const char *args[] = {"render", "--task-id", "api-7", "--api-url", api.url, NULL};
 	kt_result r;
 	cr_assert_eq(kt_agent_run(&r, args, NULL, 30), 0);

@@ -1,6 +1,8 @@
 /* launcher_util.c - see launcher_util.h. */
 #include "launcher_util.h"
 
+#include <criterion/criterion.h>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -139,4 +141,91 @@ const char *kt_jstr(json_object *o, const char *path)
 {
 	json_object *v = kt_jpath(o, path);
 	return v ? json_object_get_string(v) : NULL;
+}
+
+void kt_cluster_start(kt_kube *kube, kt_api *api)
+{
+	cr_assert_eq(kt_kube_start(kube, "0.02"), 0, "the Kubernetes API test server did not start");
+	cr_assert_eq(kt_api_start(api, NULL), 0, "the reference keruta-api did not start");
+}
+
+void kt_cluster_stop(kt_kube *kube, kt_api *api)
+{
+	kt_kube_stop(kube);
+	kt_api_stop(api);
+}
+
+void kt_seed(kt_api *api, const char *tasks_json)
+{
+	int st = 0;
+	char *body = kt_api_call(api, "POST", "/_control/seed", tasks_json, &st);
+	cr_assert_eq(st, 200, "seed: %s", body);
+	free(body);
+}
+
+void kt_scenario(kt_kube *kube, const char *json)
+{
+	json_object_put(kt_kube_json(kube, "POST", "/_control/scenario", json));
+}
+
+void kt_dispatch(kt_result *r, kt_kube *kube, kt_api *api, const char *const *more)
+{
+	const char *args[40] = {"dispatch", "--kubeconfig", kube->kubeconfig, "--api-url", api->url,
+	                        "--log-format", "text", "--api-retries", "1"};
+	size_t n = 9;
+	for (size_t i = 0; more && more[i] && n < 39; i++)
+		args[n++] = more[i];
+	args[n] = NULL;
+	cr_assert_eq(kt_agent_run(r, args, NULL, 60), 0);
+	cr_assert(!r->timed_out, "dispatch did not finish: %s", r->err);
+}
+
+char *kt_statuses(kt_api *api, const char *id)
+{
+	int st = 0;
+	char *text = kt_api_call(api, "GET", "/_control/state", NULL, &st);
+	json_object *o = text ? json_tokener_parse(text) : NULL;
+	free(text);
+	json_object *s = kt_jpath(o, "statuses"), *l = NULL;
+	char *out = strdup(s && json_object_object_get_ex(s, id, &l) ? json_object_to_json_string(l)
+	                                                              : "[]");
+	json_object_put(o);
+	return out;
+}
+
+json_object *kt_kube_object(kt_kube *kube, const char *kind, const char *name)
+{
+	json_object *all = kt_kube_json(kube, "GET", "/_control/objects", NULL);
+	json_object *list = kt_jpath(all, kind), *found = NULL;
+	for (size_t i = 0; list && i < json_object_array_length(list) && !found; i++) {
+		json_object *o = json_object_array_get_idx(list, i);
+		const char *n = kt_jstr(o, "metadata.name");
+		if (n && !strcmp(n, name))
+			found = json_object_get(o);
+	}
+	json_object_put(all);
+	return found;
+}
+
+int kt_kube_exists(kt_kube *kube, const char *kind, const char *name)
+{
+	json_object *o = kt_kube_object(kube, kind, name);
+	json_object_put(o);
+	return o != NULL;
+}
+
+int kt_count_requests(json_object *reqs, const char *method, const char *suffix,
+                      const char *query)
+{
+	int n = 0;
+	size_t sl = strlen(suffix);
+	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
+		json_object *r = json_object_array_get_idx(reqs, i);
+		const char *m = kt_jstr(r, "method"), *p = kt_jstr(r, "path"), *q = kt_jstr(r, "query");
+		size_t pl = p ? strlen(p) : 0;
+		if (m && !strcmp(m, method) && pl >= sl && !strcmp(p + pl - sl, suffix) &&
+		    (!query || (q && strstr(q, query))))
+			n++;
+	}
+	return n;
 }

@@ -28,6 +28,29 @@ const char *const *kt_launcher_env(void);
 /* Run keruta-agent with args (NULL-ended) and extra env. */
 int kt_agent_run(kt_result *r, const char *const *args, const char *const *env, int timeout_s);
 
+/*
+ * The fixture of the dispatch suites: the Kubernetes API test server (one
+ * history step every 0.02 s) and the reference keruta-api, both started
+ * (asserted) and stopped together.
+ */
+void kt_cluster_start(kt_kube *kube, kt_api *api);
+void kt_cluster_stop(kt_kube *kube, kt_api *api);
+/* Tasks into keruta-api (asserted), a scenario into the Kubernetes server. */
+void kt_seed(kt_api *api, const char *tasks_json);
+void kt_scenario(kt_kube *kube, const char *json);
+/* `keruta-agent dispatch` against both servers with these extra args
+ * (NULL-ended), asserted to finish within 60 s. */
+void kt_dispatch(kt_result *r, kt_kube *kube, kt_api *api, const char *const *more);
+/* The statuses keruta-api received for a task, as JSON text ("[]": none). */
+char *kt_statuses(kt_api *api, const char *id);
+/* An object the Kubernetes server holds (the caller's reference), or NULL. */
+json_object *kt_kube_object(kt_kube *kube, const char *kind, const char *name);
+int kt_kube_exists(kt_kube *kube, const char *kind, const char *name);
+/* Recorded requests (a server's /_control/requests answer) with this
+ * method, a path ending with suffix and, unless NULL, a query holding query. */
+int kt_count_requests(json_object *reqs, const char *method, const char *suffix,
+                      const char *query);
+
 /* o["a"]["b"]... by a dotted path with [N] for array items; NULL if absent. */
 json_object *kt_jpath(json_object *o, const char *path);
 const char *kt_jstr(json_object *o, const char *path);

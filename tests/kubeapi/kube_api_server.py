@@ -12,7 +12,7 @@ CLI: kube_api_server.py [--port 0] [--port-file FILE] [--token T] [--idle-exit S
 API (namespaced; the conventions of the real API server, as far as the launcher uses them)
   /api/v1/namespaces/{ns}/persistentvolumeclaims[/{name}]   /api/v1/namespaces/{ns}/pods[/{name}]
   /apis/batch/v1/namespaces/{ns}/jobs[/{name}]
-  GET list (?labelSelector=a=b,c!=d,e  &limit=N&continue=TOKEN pages  ?watch=1&resourceVersion=RV&timeoutSeconds=N
+  GET list (?labelSelector=a=b,c!=d,e  &limit=N&continue=TOKEN pages (opaque, by key)  ?watch=1&resourceVersion=RV&timeoutSeconds=N
   &allowWatchBookmarks=true), GET one, POST create (201; 409 AlreadyExists; 422 without
   metadata.name), DELETE (?propagationPolicy= or a DeleteOptions body; Background/Foreground also
   delete the Job's pods), PATCH (application/merge-patch+json only, else 415).
@@ -66,6 +66,7 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST reset    everything back to empty
 """
 import argparse
+import base64
 import bisect
 import copy
 import json
@@ -102,7 +103,14 @@ def status_obj(code, message, reason=None, name=None, kind=None):
           "message": message, "reason": reason or HTTP_REASON.get(code, "Unknown"), "code": code}
     if name is not None:
         st["details"] = {"name": name, "kind": kind}
+        if kind == "jobs":
+            st["details"]["group"] = "batch"
     return st
+
+
+def resource(kind):
+    """The resource as the real server names it in messages: jobs.batch, pods."""
+    return kind + ".batch" if kind == "jobs" else kind
 
 
 def merge_patch(target, patch):
@@ -567,16 +575,25 @@ class Handler(BaseHTTPRequestHandler):
             with st.cond:
                 keys = [key for key, o in sorted(st.objects.items())
                         if key[0] == kind and key[1] == ns and matches(sel, o["metadata"].get("labels"))]
-                rv, start = str(st.rv), 0
-                if cont:  # "RV:OFFSET": the first page's resourceVersion and where to go on
+                rv, after = str(st.rv), None
+                if cont:  # opaque to clients, as the real one: the first page's rv and the last key sent
                     try:
-                        rv, start = cont.split(":")[0], int(cont.split(":")[1])
-                    except (ValueError, IndexError):
-                        return self.send_json(400, status_obj(400, f"invalid continue token {cont!r}"), rec)
-                end = start + limit if limit > 0 else len(keys)
-                items = [copy.deepcopy(st.objects[key]) for key in keys[start:end]]
-                if end < len(keys):
-                    md["continue"] = f"{rv}:{end}"
+                        tok = json.loads(base64.urlsafe_b64decode(cont + "=" * (-len(cont) % 4)))
+                        rv, after = str(int(tok["rv"])), str(tok["start"])
+                    except (ValueError, KeyError, TypeError):
+                        return self.send_json(400, status_obj(400, f"continue key is not valid: {cont!r}"), rec)
+                    if int(rv) < st.compacted:
+                        return self.send_json(410, status_obj(
+                            410, "The provided continue parameter is too old to display a consistent list "
+                            "result. You can start a new list without the continue parameter.",
+                            reason="Expired"), rec)
+                if after is not None:  # by key, so an object deleted between pages moves nothing
+                    keys = [key for key in keys if key[2] > after]
+                page = keys[:limit] if limit > 0 else keys
+                items = [copy.deepcopy(st.objects[key]) for key in page]
+                if len(page) < len(keys):
+                    md["continue"] = base64.urlsafe_b64encode(json.dumps(
+                        {"v": "meta.k8s.io/v1", "rv": int(rv), "start": page[-1][2]}).encode()).decode().rstrip("=")
             md["resourceVersion"] = rv
             return self.send_json(200, {"kind": kind_name + "List", "apiVersion": api_version,
                                         "metadata": md, "items": items}, rec)
@@ -587,13 +604,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "GET":
             o = st.get(kind, ns, name)
             if o is None:
-                return self.send_json(404, status_obj(404, f'{kind} "{name}" not found', name=name, kind=kind), rec)
+                return self.send_json(404, status_obj(404, f'{resource(kind)} "{name}" not found', name=name, kind=kind), rec)
             return self.send_json(200, o, rec)
         if self.command == "DELETE":
             policy = q.get("propagationPolicy") or (rec.get("body") or {}).get("propagationPolicy") or "Background"
             o = st.delete(kind, ns, name)
             if o is None:
-                return self.send_json(404, status_obj(404, f'{kind} "{name}" not found', name=name, kind=kind), rec)
+                return self.send_json(404, status_obj(404, f'{resource(kind)} "{name}" not found', name=name, kind=kind), rec)
             if kind == "jobs" and policy in ("Background", "Foreground"):
                 with st.cond:
                     pods = [n for (k, pns, n), p in st.objects.items() if k == "pods" and pns == ns
@@ -613,7 +630,7 @@ class Handler(BaseHTTPRequestHandler):
                 merge_patch(o, patch)  # in place: o is the stored object
                 out["o"] = copy.deepcopy(o)
             if not st.modify(kind, ns, name, f):
-                return self.send_json(404, status_obj(404, f'{kind} "{name}" not found', name=name, kind=kind), rec)
+                return self.send_json(404, status_obj(404, f'{resource(kind)} "{name}" not found', name=name, kind=kind), rec)
             return self.send_json(200, out["o"], rec)
         return self.send_json(405, status_obj(405, "method not allowed"), rec)
 
@@ -642,7 +659,7 @@ class Handler(BaseHTTPRequestHandler):
             obj["status"] = {"phase": "Bound"}
         with st.cond:
             if (kind, ns, name) in st.objects:
-                return self.send_json(409, status_obj(409, f'{kind} "{name}" already exists', name=name, kind=kind), rec)
+                return self.send_json(409, status_obj(409, f'{resource(kind)} "{name}" already exists', name=name, kind=kind), rec)
             created = st.put(kind, ns, obj, "ADDED")
         if kind == "jobs":
             Player(self.server, ns, created)
