@@ -200,8 +200,12 @@ Test(run_output, secret_ending_like_it_begins_is_masked)
 {
 	rt r;
 	rt_init(&r, NULL);
-	rt_simple_pipeline(&r, "      command: printf 'token=eyJhbGciOie'; sleep 0.5; echo\n",
-	                   "settings:\n  secrets: [MY_SECRET]\n");
+	char *child = kt_split_child(r.dir, "'token=eyJhbGciOie'", "'\\n'");
+	char *with = NULL;
+	cr_assert(asprintf(&with, "      argv: [python3, \"%s\"]\n", child) > 0);
+	rt_simple_pipeline(&r, with, "settings:\n  secrets: [MY_SECRET]\n");
+	free(with);
+	free(child);
 	const char *env[] = {"MY_SECRET=eyJhbGciOie", NULL};
 	kt_result res;
 	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);

@@ -91,6 +91,24 @@ void kt_write_file(const char *path, const char *text)
 	kt_write_bytes(path, text, strlen(text));
 }
 
+char *kt_split_child(const char *dir, const char *first, const char *second)
+{
+	char *path = kt_path(dir, "split.py");
+	char *text = NULL;
+	if (asprintf(&text,
+	             "import fcntl, struct, sys, termios, time\n"
+	             "out = sys.stdout.buffer\n"
+	             "out.write(%s.encode()); out.flush()\n"
+	             "while struct.unpack('i', fcntl.ioctl(1, termios.FIONREAD, b'0000'))[0]:\n"
+	             "    time.sleep(0.01)\n"
+	             "out.write(%s.encode()); out.flush()\n",
+	             first, second) < 0)
+		abort();
+	kt_write_file(path, text);
+	free(text);
+	return path;
+}
+
 char *kt_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");

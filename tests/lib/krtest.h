@@ -45,6 +45,12 @@ const char *kt_builddir(void);
 char *kt_tmpdir(void);
 void kt_rmrf(const char *path);
 void kt_write_file(const char *path, const char *text);
+/* Write DIR/split.py, a child that prints `first` on stdout (both texts
+ * are Python string literals), waits until
+ * its reader has taken every byte of it (FIONREAD on its own end of the
+ * pipe), then prints `second`: the two arrive in separate reads, whatever
+ * the machine's load.  Returns the script's path (caller frees). */
+char *kt_split_child(const char *dir, const char *first, const char *second);
 void kt_write_bytes(const char *path, const void *data, size_t len);
 char *kt_read_file(const char *path, size_t *len); /* NULL if unreadable */
 char *kt_path(const char *dir, const char *name);  /* dir/name           */
