@@ -35,69 +35,10 @@ typedef struct api {
 	uint64_t max_download;
 } api;
 
-static const char *path_template(const kr_settings *s, const char *key)
-{
-	return kr_api_path_template(s, key);
-}
-
-/*
- * The path of endpoint `key` with {taskId}, {repositoryId} and
- * {documentId} replaced by URL-encoded values.  NULL (err set) when the
- * template names another placeholder or a value is missing.
- */
-static char *expand(const kr_settings *s, const char *key, const char *task_id,
-                    const char *repo_id, const char *doc_id, kr_error *err)
-{
-	const char *tmpl = path_template(s, key);
-	kr_buf b = {0};
-	if (tmpl[0] != '/')
-		kr_buf_addc(&b, '/');
-	for (const char *p = tmpl; *p;) {
-		if (*p != '{') {
-			kr_buf_addc(&b, *p++);
-			continue;
-		}
-		const char *close = strchr(p, '}');
-		size_t n = close ? (size_t)(close - p - 1) : 0;
-		const char *value = NULL, *what = NULL;
-		if (close && n == 6 && strncmp(p + 1, "taskId", 6) == 0)
-			value = task_id, what = "task id";
-		else if (close && n == 12 && strncmp(p + 1, "repositoryId", 12) == 0)
-			value = repo_id, what = "repository id";
-		else if (close && n == 10 && strncmp(p + 1, "documentId", 10) == 0)
-			value = doc_id, what = "document id";
-		if (!what) {
-			kr_error_set(err, KR_EXIT_USAGE,
-			             "settings api_paths.%s '%s': unknown placeholder at '%.20s'; use "
-			             "{taskId}, {repositoryId} or {documentId}",
-			             key, tmpl, p);
-			kr_buf_free(&b);
-			return NULL;
-		}
-		if (!value || !*value) {
-			kr_error_set(err, KR_EXIT_USAGE,
-			             "keruta-api endpoint %s (%s) needs a %s and there is none; give it "
-			             "with --task-id / --repository-id or in the task",
-			             key, tmpl, what);
-			kr_buf_free(&b);
-			return NULL;
-		}
-		if (kr_id_check(what, value, err)) {
-			kr_buf_free(&b);
-			return NULL;
-		}
-		char *e = kr_http_escape(value);
-		kr_buf_adds(&b, e);
-		free(e);
-		p = close + 1;
-	}
-	return b.data;
-}
-
 static char *logs_path(void *ctx, const char *task_id)
 {
 	kr_error err = {0};
-	char *p = expand(ctx, "logs", task_id, NULL, NULL, &err);
+	char *p = kr_api_path(ctx, "logs", task_id, NULL, NULL, &err);
 	if (!p)
 		kr_log(KR_LOG_ERROR, NULL, "%s", err.msg);
 	return p;
@@ -326,7 +267,7 @@ static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 		return KR_OK; /* init with only --repository-id: nothing to fetch */
 	char *id = kr_strdup(given);
 	char *what = kr_asprintf("task %s", id);
-	char *path = expand(a->s, "task", id, NULL, NULL, err);
+	char *path = kr_api_path(a->s, "task", id, NULL, NULL, err);
 	kr_node *n = NULL;
 	int rc = path ? get_json(a, path, what, &n, err) : KR_FAILED;
 	free(path);
@@ -345,7 +286,7 @@ static int api_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
 	n = NULL;
 	if (rc == KR_OK) {
 		char *swhat = kr_asprintf("scripts of task %s", id);
-		path = expand(a->s, "script", id, NULL, NULL, err);
+		path = kr_api_path(a->s, "script", id, NULL, NULL, err);
 		kr_error serr = {0};
 		int src = path ? get_json(a, path, swhat, &n, &serr) : KR_FAILED;
 		free(path);
@@ -377,7 +318,7 @@ static int api_fetch_repository(kr_backend *b, kr_task *t, kr_error *err)
 		return KR_NOT_FOUND;
 	}
 	char *what = kr_asprintf("repository %s", rid);
-	char *path = expand(a->s, "repository", NULL, rid, NULL, err);
+	char *path = kr_api_path(a->s, "repository", NULL, rid, NULL, err);
 	kr_node *n = NULL;
 	int rc = path ? get_json(a, path, what, &n, err) : KR_FAILED;
 	if (rc == KR_OK && kr_task_fill_repository(t, n, what, err))
@@ -415,7 +356,7 @@ static int api_fetch_script(kr_backend *b, kr_task *t, const char *which, const 
 	}
 	const char *rid = kr_task_get(t, KR_TASK_REPOSITORY_ID);
 	char *what = kr_asprintf("install script of repository %s", rid);
-	char *path = expand(a->s, "install_script", NULL, rid, NULL, err);
+	char *path = kr_api_path(a->s, "install_script", NULL, rid, NULL, err);
 	int rc = KR_FAILED;
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
@@ -448,7 +389,7 @@ static int api_fetch_document(kr_backend *b, kr_task *t, const char *id, const c
 	if (name_out)
 		*name_out = NULL;
 	char *what = kr_asprintf("document %s", id);
-	char *path = expand(a->s, "document", kr_task_get(t, KR_TASK_ID), NULL, id, err);
+	char *path = kr_api_path(a->s, "document", kr_task_get(t, KR_TASK_ID), NULL, id, err);
 	int rc = KR_FAILED;
 	if (path) {
 		kr_http_req rq = {.method = "GET", .path = path, .dest = dest,
@@ -492,7 +433,7 @@ static int api_upload_artifact(kr_backend *b, kr_task *t, const char *file, cons
 {
 	api *a = b->impl;
 	char *what = kr_asprintf("artifact %s", name);
-	char *path = expand(a->s, "artifact", kr_task_get(t, KR_TASK_ID), NULL, NULL, err);
+	char *path = kr_api_path(a->s, "artifact", kr_task_get(t, KR_TASK_ID), NULL, NULL, err);
 	int rc = KR_FAILED;
 	if (path) {
 		kr_http_req rq = {.method = "POST", .path = path, .upload_path = file,
@@ -515,7 +456,7 @@ static int api_report_status(kr_backend *b, kr_task *t, const char *status, cons
                              kr_error *err)
 {
 	api *a = b->impl;
-	char *path = expand(a->s, "status", kr_task_get(t, KR_TASK_ID), NULL, NULL, err);
+	char *path = kr_api_path(a->s, "status", kr_task_get(t, KR_TASK_ID), NULL, NULL, err);
 	if (!path)
 		return KR_FAILED;
 	kr_buf body = {0};

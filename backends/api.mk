@@ -4,7 +4,7 @@
 pkglib_LTLIBRARIES += backend-api.la
 backend_api_la_SOURCES = \
 	backends/api.c \
-	backends/http.c backends/http.h backends/api_paths.h \
+	backends/api_paths.c backends/http.c backends/http.h backends/api_paths.h \
 	backends/logship.c backends/logship.h
 backend_api_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JSONC_CFLAGS) -fvisibility=hidden
 backend_api_la_LDFLAGS = -module -avoid-version -shared \

@@ -7,32 +7,19 @@
 #ifndef KR_API_PATHS_H
 #define KR_API_PATHS_H
 
-#include <string.h>
-
 #include "settings.h"
+#include "util.h"
 
-static inline const char *kr_api_path_template(const kr_settings *s, const char *key)
-{
-	static const struct {
-		const char *key, *def;
-	} defaults[] = {
-	        {"task", "/api/v1/tasks/{taskId}"},
-	        {"script", "/api/v1/tasks/{taskId}/script"},
-	        {"repository", "/api/v1/repositories/{repositoryId}"},
-	        {"status", "/api/v1/tasks/{taskId}/status"},
-	        {"logs", "/api/v1/tasks/{taskId}/logs"},
-	        {"install_script", "/api/v1/repositories/{repositoryId}/script"},
-	        {"document", "/api/v1/documents/{documentId}/content"},
-	        {"artifact", "/api/tasks/{taskId}/documents"},
-	        {"pending", "/api/v1/tasks?status=PENDING"},
-	};
-	const char *v = kr_settings_map_get(s, KR_S_API_PATHS, key);
-	if (v && *v)
-		return v;
-	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-		if (strcmp(defaults[i].key, key) == 0)
-			return defaults[i].def;
-	return "";
-}
+/* The template of endpoint `key`: the setting, else the default ("" for
+ * an unknown key).  The string is the settings' or static. */
+const char *kr_api_path_template(const kr_settings *s, const char *key);
+
+/* The path of endpoint `key` with {taskId}, {repositoryId} and
+ * {documentId} replaced by the URL-encoded, checked ids (kr_id_check).
+ * The string is the caller's; NULL (err set, exit 2) when the template
+ * names another placeholder or a value it needs is missing or no path
+ * segment. */
+char *kr_api_path(const kr_settings *s, const char *key, const char *task_id,
+                  const char *repo_id, const char *doc_id, kr_error *err);
 
 #endif

@@ -14,29 +14,13 @@
 
 #define JSON_MAX (64u << 20) /* the PENDING list of a busy deployment */
 
-/* The path of endpoint `key` for this id, or NULL (err set) for an id
- * that is no path segment: ids come from keruta-api's lists and from Job
- * annotations in the cluster, and ".." would send the token elsewhere. */
+/* The path of endpoint `key` for this id (a task's or a repository's,
+ * whichever the template names), or NULL (err set) for an id that is no
+ * path segment: ids come from keruta-api's lists and from Job annotations
+ * in the cluster, and ".." would send the token elsewhere. */
 static char *api_path(const kr_settings *s, const char *key, const char *id, kr_error *err)
 {
-	if (id && kr_id_check("task or repository id", id, err))
-		return NULL;
-	const char *t = kr_api_path_template(s, key);
-	kr_buf b = {0};
-	if (t[0] != '/')
-		kr_buf_addc(&b, '/');
-	const char *ph = strstr(t, "{taskId}");
-	size_t plen = 8;
-	if (!ph && (ph = strstr(t, "{repositoryId}")))
-		plen = 14;
-	if (ph && id) {
-		char *e = kr_http_escape(id);
-		kr_buf_addf(&b, "%.*s%s%s", (int)(ph - t), t, e, ph + plen);
-		free(e);
-	} else {
-		kr_buf_adds(&b, t);
-	}
-	return b.data;
+	return kr_api_path(s, key, id, id, NULL, err);
 }
 
 const char *kr_launcher_status_name(const kr_settings *s, const char *which)

@@ -8,7 +8,7 @@ launcher_la_SOURCES = \
 	launcher/dispatch.c \
 	launcher/kube.c launcher/kube.h \
 	launcher/render.c launcher/render.h \
-	backends/http.c backends/http.h
+	backends/api_paths.c backends/api_paths.h backends/http.c backends/http.h
 launcher_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JSONC_CFLAGS) -I$(srcdir)/backends \
 	-I$(srcdir)/launcher -fvisibility=hidden
 launcher_la_LDFLAGS = -module -avoid-version -shared \

@@ -27,7 +27,7 @@ tests_fuzz_fuzz_task_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_task_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_fuzz_task_LDADD = $(FUZZ_LIBS)
 
-tests_fuzz_fuzz_api_answers_SOURCES = tests/fuzz/fuzz_api_answers.c backends/http.c \
+tests_fuzz_fuzz_api_answers_SOURCES = tests/fuzz/fuzz_api_answers.c backends/api_paths.c backends/http.c \
 	backends/logship.c
 tests_fuzz_fuzz_api_answers_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_api_answers_LDFLAGS = $(FUZZ_LINK)
