@@ -39,35 +39,13 @@ static const char *status_name(const kr_agent *a, const char *which, const char 
 /* Read the API token from the environment or a file, and mask it. */
 static int load_token(kr_agent *a, kr_error *err)
 {
-	const char *file = kr_settings_get(a->settings, KR_S_API_TOKEN_FILE);
-	if (file) {
-		size_t n = 0;
-		char *buf = kr_read_file(file, 65536, &n, KR_EXIT_USAGE, "API token file", err);
-		if (!buf)
-			return -1;
-		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-			buf[--n] = '\0';
-		if (n == 0 || strlen(buf) != n) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s %s; put the token in it", file,
-			             n == 0 ? "is empty" : "holds a NUL byte");
-			free(buf);
-			return -1;
-		}
-		kr_settings_set(a->settings, KR_S_API_TOKEN, buf);
-		memset(buf, 0, n);
-		free(buf);
-	}
-	/* the token goes into a request header: a line break in it would
-	 * inject headers (and it is never printed, so say where it came from) */
-	const char *tok = kr_settings_get(a->settings, KR_S_API_TOKEN);
-	for (const char *p = tok; p && *p; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			kr_error_set(err, KR_EXIT_USAGE,
-			             "the API token (%s) contains a control character (a line break?) at "
-			             "byte %zu; it must be the token alone, on one line",
-			             file ? file : "KERUTA_API_TOKEN", (size_t)(p - tok) + 1);
-			return -1;
-		}
+	char *token = NULL;
+	if (kr_settings_api_token(a->settings, &token, err))
+		return -1;
+	if (token) {
+		kr_settings_set(a->settings, KR_S_API_TOKEN, token);
+		memset(token, 0, strlen(token));
+		free(token);
 	}
 	kr_secret_add(kr_settings_get(a->settings, KR_S_API_TOKEN));
 	kr_secret_add_url_password(kr_settings_get(a->settings, KR_S_API_URL));

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "pipeline.h"
+#include "util.h"
 
 #ifndef KR_SYSCONFDIR
 #define KR_SYSCONFDIR "/etc"
@@ -651,4 +652,38 @@ void kr_settings_help(unsigned command, kr_buf *out)
 			kr_buf_addf(out, " (default %s)", d->def);
 		kr_buf_adds(out, "\n");
 	}
+}
+
+int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err)
+{
+	*out = NULL;
+	const char *file = kr_settings_get(s, KR_S_API_TOKEN_FILE);
+	char *token;
+	if (file && *file) {
+		size_t n = 0;
+		token = kr_read_file(file, 65536, &n, KR_EXIT_USAGE, "API token file", err);
+		if (!token)
+			return -1;
+		while (n && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' '))
+			token[--n] = '\0';
+		if (n == 0 || strlen(token) != n) {
+			kr_error_set(err, KR_EXIT_USAGE, "API token file %s %s; put the token in it", file,
+			             n == 0 ? "is empty" : "holds a NUL byte");
+			free(token);
+			return -1;
+		}
+	} else {
+		const char *v = kr_settings_get(s, KR_S_API_TOKEN);
+		token = v ? kr_strdup(v) : NULL;
+	}
+	/* it goes into a request header and is never printed: say where it
+	 * came from */
+	char what[4200];
+	snprintf(what, sizeof(what), "the API token (%s)", file && *file ? file : "KERUTA_API_TOKEN");
+	if (kr_token_check(what, token, err)) {
+		free(token);
+		return -1;
+	}
+	*out = token;
+	return 0;
 }

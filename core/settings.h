@@ -148,6 +148,11 @@ int kr_settings_finish(kr_settings *s, kr_error *err);
 void kr_settings_set(kr_settings *s, kr_setting_id id, const char *value);
 
 const char *kr_settings_get(const kr_settings *s, kr_setting_id id);
+/* The keruta-api token: --api-token-file's content (a regular file,
+ * trailing white space cut) when given, else --api-token/KERUTA_API_TOKEN.
+ * 0 with *out the caller's copy (NULL: no token), or -1 with err set
+ * (exit 2): an empty file, a NUL byte, a control character. */
+int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err);
 int kr_settings_bool(const kr_settings *s, kr_setting_id id);
 uint64_t kr_settings_u64(const kr_settings *s, kr_setting_id id); /* ms, bytes, int */
 size_t kr_settings_list_count(const kr_settings *s, kr_setting_id id);

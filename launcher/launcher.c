@@ -41,23 +41,9 @@ kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, i
 	const char *url = kr_settings_get(s, KR_S_API_URL);
 	if (!url || !*url)
 		return NULL;
-	const char *tf = kr_settings_get(s, KR_S_API_TOKEN_FILE);
 	char *token = NULL;
-	if (tf && *tf) {
-		size_t n = 0;
-		token = kr_read_file(tf, 65536, &n, KR_EXIT_USAGE, "API token file", err);
-		if (!token)
-			return NULL;
-		while (n && strchr("\r\n ", token[n - 1]))
-			token[--n] = '\0';
-		if (!n) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s is empty", tf);
-			free(token);
-			return NULL;
-		}
-	} else if (kr_settings_get(s, KR_S_API_TOKEN)) {
-		token = kr_strdup(kr_settings_get(s, KR_S_API_TOKEN));
-	}
+	if (kr_settings_api_token(s, &token, err))
+		return NULL;
 	kr_secret_add(token);
 	kr_secret_add_url_password(url);
 	uint64_t retries = kr_settings_u64(s, KR_S_API_RETRIES);
