@@ -75,6 +75,7 @@ Test(collect_api, refused_uploads_fail_the_stage_naming_the_files)
 	cr_assert_eq(x.r.status, 1, "%s", x.log);
 	cr_assert(kt_contains(x.termtext, "could not collect 2 files: b.txt, c.txt"), "%s",
 	          x.termtext);
+	cr_assert(!kt_contains(x.termtext, "and more"), "every failed file is named: %s", x.termtext);
 	char *state = kx_api_state(&api);
 	cr_assert(kt_contains(state, "\"a.txt\""), "%s", state);
 	cr_assert(kt_contains(state, "FAILED"), "%s", state);

@@ -91,6 +91,7 @@ Test(edge_stages, the_first_failure_is_reported_when_later_stages_fail_too)
 	          msg);
 	cr_expect(!kt_contains(msg, "second") && !kt_contains(msg, "exit code 5"), "%s", msg);
 	cr_expect(kt_contains(res.err, "task failed in stage first"), "%s", res.err);
+	cr_expect(!kt_contains(res.err, "not delivered"), "every line was written: %s", res.err);
 	free(msg);
 	kt_result_free(&res);
 	rt_free(&r);
