@@ -120,9 +120,13 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 		uint64_t took = kr_now_ms() - start;
 		char dur[32];
 		kr_format_ms(took, dur, sizeof(dur));
-		note_time(t, d->name, dur, rc >= 0 && !(cancel && rc == KR_CANCELLED));
+		/* KR_OK and KR_SKIPPED are the only passes: any other positive
+		 * code (KR_NOT_FOUND is a services answer) is a plugin bug, and
+		 * letting it pass would hide a stage that did not do its work */
+		int passed = rc == KR_OK || rc == KR_SKIPPED;
+		note_time(t, d->name, dur, passed);
 
-		if (rc >= 0 && !(cancel && rc == KR_CANCELLED)) {
+		if (passed) {
 			if (rc == KR_SKIPPED)
 				kr_log(KR_LOG_INFO, d->name, "passed in %s (nothing to do)", dur);
 			else
@@ -147,6 +151,10 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 				         a->reason_set ? ": " : "", a->reason_set ? a->reason : "");
 			} else if (a->reason_set) {
 				snprintf(reason, sizeof(reason), "%s", a->reason);
+			} else if (rc > 0) {
+				snprintf(reason, sizeof(reason),
+				         "the plugin returned an unknown result (%d); run() returns KR_OK, "
+				         "KR_SKIPPED or a failure: fix the plugin", rc);
 			} else {
 				snprintf(reason, sizeof(reason), "the plugin returned an error (%d) without a reason", rc);
 			}

@@ -153,6 +153,26 @@ Test(runner, failure_without_reason_is_still_explained)
 	run_free(&x);
 }
 
+/* Only KR_OK and KR_SKIPPED pass: a positive code that is no run() result
+ * (KR_NOT_FOUND is a services answer) must not let a stage pass silently. */
+Test(runner, a_run_result_other_than_ok_or_skipped_fails_the_stage)
+{
+	const char *actions[] = {"not-found", "odd"};
+	const char *codes[] = {"(2)", "(7)"};
+	for (int i = 0; i < 2; i++) {
+		run x = {0};
+		char stage[256];
+		snprintf(stage, sizeof(stage), FX("a", ", action: %s") "}\n" FX("b", "") "}\n", actions[i]);
+		run_pipeline(&x, "[a, b]", stage, NULL);
+		cr_expect_eq(x.r.status, 1, "%s: %s", actions[i], x.r.err);
+		cr_expect(kt_contains(x.events, codes[i]), "%s: %s", actions[i], x.events);
+		char *t = trace_of(&x);
+		cr_expect(!kt_contains(t, "b:pass run"), "a stage after the failure ran: %s", t);
+		free(t);
+		run_free(&x);
+	}
+}
+
 Test(runner, skipped_stage_counts_as_passed)
 {
 	run x = {0};

@@ -331,7 +331,11 @@ typedef struct kr_plugin {
 	 */
 	int (*init)(const kr_services *svc, const kr_config *cfg, void **state);
 
-	/* Do the stage's work on the task.  Required. */
+	/* Do the stage's work on the task.  Required.  Returns KR_OK, or
+	 * KR_SKIPPED when there was nothing to do; both pass.  Anything else
+	 * fails the stage: KR_FAILED after fail(), KR_CANCELLED when it
+	 * stopped because cancelled() said so.  A positive code other than
+	 * KR_SKIPPED (KR_NOT_FOUND included) is taken as a failure. */
 	int (*run)(const kr_services *svc, void *state, kr_task *task);
 
 	/* Release what init made; join any thread the plugin started.  Called
