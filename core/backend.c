@@ -56,8 +56,6 @@ void kr_backend_api_versions(kr_buf *out)
 		kr_buf_addf(out, "(keruta-api module not loaded: %s)\n", err.msg);
 		return;
 	}
-	kr_error cerr = {0};
-	(void)cerr;
 	if (m->versions)
 		m->versions(out);
 }

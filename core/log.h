@@ -29,9 +29,4 @@ void kr_log(kr_log_level level, const char *stage, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void kr_logv(kr_log_level level, const char *stage, const char *fmt, va_list ap);
 
-#define kr_debug(...) kr_log(KR_LOG_DEBUG, NULL, __VA_ARGS__)
-#define kr_info(...) kr_log(KR_LOG_INFO, NULL, __VA_ARGS__)
-#define kr_warn(...) kr_log(KR_LOG_WARN, NULL, __VA_ARGS__)
-#define kr_errlog(...) kr_log(KR_LOG_ERROR, NULL, __VA_ARGS__)
-
 #endif

@@ -249,7 +249,6 @@ static int cmd_validate(const command *c, int argc, char **argv)
 		goto out;
 	}
 	kr_agent_plugin_dirs(&l, s, p);
-	size_t total = 0;
 	for (size_t i = 0; i < KR_PHASE_COUNT; i++) {
 		kr_runner r;
 		if (kr_runner_load(&r, p, &p->phases[i], &l, &err)) {
@@ -257,14 +256,12 @@ static int cmd_validate(const command *c, int argc, char **argv)
 			code = fail(&err);
 			goto out;
 		}
-		total += r.n;
 		kr_runner_fini(&r);
 	}
 	printf("%s: valid (", p->path);
 	for (size_t i = 0; i < KR_PHASE_COUNT; i++)
 		printf("%s%s: %zu", i ? ", " : "", kr_phase_names[i], p->phases[i].n);
 	printf(" stages; %zu plugins)\n", l.n_loaded);
-	(void)total;
 out:
 	free(rest);
 	kr_loader_free(&l);

@@ -347,3 +347,19 @@ const char *kr_node_type_name(const kr_node *n)
 	}
 	return "?";
 }
+
+void kr_error_unknown_key(kr_error *err, const char *file, const kr_node *key,
+                          const char *where, const char *const *valid, size_t n)
+{
+	const char *near = kr_nearest(key->value, valid, n);
+	kr_buf list = {0};
+	for (size_t i = 0; i < n; i++)
+		kr_buf_addf(&list, "%s%s", i ? ", " : "", valid[i]);
+	if (near)
+		kr_error_set(err, KR_EXIT_USAGE, "%s:%d:%d: unknown key '%s' %s (did you mean '%s'?)",
+		             file, key->line, key->col, key->value, where, near);
+	else
+		kr_error_set(err, KR_EXIT_USAGE, "%s:%d:%d: unknown key '%s' %s (valid keys: %s)",
+		             file, key->line, key->col, key->value, where, list.data ? list.data : "");
+	kr_buf_free(&list);
+}

@@ -44,4 +44,9 @@ const kr_node *kr_node_get(const kr_node *map, const char *key);
 int kr_node_is_null(const kr_node *n);
 const char *kr_node_type_name(const kr_node *n);
 
+/* Report an unknown key with the nearest valid one suggested, at the
+ * key's file:line:col. */
+void kr_error_unknown_key(kr_error *err, const char *file, const kr_node *key,
+                          const char *where, const char *const *valid, size_t n);
+
 #endif

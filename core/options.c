@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "pipeline.h"
+#include "node.h"
 
 static const char *const type_names[] = {"", "a string", "an integer", "true or false",
                                           "a duration such as 30s, 10m or 2h",

@@ -1,5 +1,6 @@
 /* pipeline.c - see pipeline.h. */
 #include "pipeline.h"
+#include "settings.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,22 +13,6 @@ static const char *const stage_keys[] = {"plugin", "with", "when", "timeout", "d
 static const char *const when_values[] = {"on_success", "on_failure", "always"};
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-
-void kr_error_unknown_key(kr_error *err, const char *file, const kr_node *key,
-                          const char *where, const char *const *valid, size_t n)
-{
-	const char *near = kr_nearest(key->value, valid, n);
-	kr_buf list = {0};
-	for (size_t i = 0; i < n; i++)
-		kr_buf_addf(&list, "%s%s", i ? ", " : "", valid[i]);
-	if (near)
-		kr_error_set(err, KR_EXIT_USAGE, "%s:%d:%d: unknown key '%s' %s (did you mean '%s'?)",
-		             file, key->line, key->col, key->value, where, near);
-	else
-		kr_error_set(err, KR_EXIT_USAGE, "%s:%d:%d: unknown key '%s' %s (valid keys: %s)",
-		             file, key->line, key->col, key->value, where, list.data ? list.data : "");
-	kr_buf_free(&list);
-}
 
 static int expect(const char *file, const kr_node *n, kr_node_type type, const char *what,
                   kr_error *err)
@@ -310,10 +295,3 @@ const kr_phase *kr_pipeline_phase(const kr_pipeline *p, const char *name)
 	return NULL;
 }
 
-const kr_stage_def *kr_pipeline_stage(const kr_pipeline *p, const char *name)
-{
-	for (size_t i = 0; i < p->n_stages; i++)
-		if (strcmp(p->stage_defs[i].name, name) == 0)
-			return &p->stage_defs[i];
-	return NULL;
-}

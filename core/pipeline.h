@@ -58,22 +58,10 @@ typedef struct kr_pipeline {
 	kr_phase phases[KR_PHASE_COUNT];
 } kr_pipeline;
 
-/*
- * Validates the `settings:` block of a pipeline; provided by settings.c
- * so that the pipeline reader and the command line share one option
- * table.  0 on success.
- */
-int kr_settings_check_node(const char *file, const kr_node *settings, kr_error *err);
-
 kr_pipeline *kr_pipeline_load(const char *path, kr_error *err);
 kr_pipeline *kr_pipeline_parse(const char *name, const char *text, size_t len, kr_error *err);
 void kr_pipeline_free(kr_pipeline *p);
 /* The phase for a command name, or NULL if there is no such phase. */
 const kr_phase *kr_pipeline_phase(const kr_pipeline *p, const char *name);
-const kr_stage_def *kr_pipeline_stage(const kr_pipeline *p, const char *name);
-
-/* Report an unknown key with the nearest valid one suggested. */
-void kr_error_unknown_key(kr_error *err, const char *file, const kr_node *key,
-                          const char *where, const char *const *valid, size_t n);
 
 #endif

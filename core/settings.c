@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "pipeline.h"
+#include "node.h"
 #include "util.h"
 
 #ifndef KR_SYSCONFDIR

@@ -165,4 +165,8 @@ const char *kr_settings_source(const kr_settings *s, kr_setting_id id);
 /* Print the options of a command, for --help. */
 void kr_settings_help(unsigned command, kr_buf *out);
 
+/* Validates the `settings:` block of a pipeline, so that the pipeline
+ * reader and the command line share one option table.  0 on success. */
+int kr_settings_check_node(const char *file, const kr_node *settings, kr_error *err);
+
 #endif

@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "pipeline.h"
+#include "node.h"
 #include "task.h"
 
 static int type_error(kr_error *err, const char *name, const char *field, const kr_node *n,
