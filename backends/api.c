@@ -538,28 +538,8 @@ static kr_backend *create(const kr_settings *s, kr_error *err)
 		             "local mode");
 		return NULL;
 	}
-	static int global_done;
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			kr_error_set(err, KR_EXIT_INTERNAL, "cannot initialise libcurl");
-			return NULL;
-		}
-		global_done = 1;
-	}
-	uint64_t retries = kr_settings_u64(s, KR_S_API_RETRIES);
-	kr_http_opts o = {
-	        .base_url = url,
-	        .token = kr_settings_get(s, KR_S_API_TOKEN),
-	        .ca_file = kr_settings_get(s, KR_S_CA_FILE),
-	        .insecure = kr_settings_bool(s, KR_S_INSECURE),
-	        .connect_timeout_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT),
-	        .timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT),
-	        .retries = retries > 100 ? 100 : (unsigned)retries,
-	        .retry_max_ms = kr_settings_u64(s, KR_S_API_RETRY_MAX_TIME),
-	        .debug = kr_log_get_level() <= KR_LOG_DEBUG,
-	};
-	if (o.ca_file && !*o.ca_file)
-		o.ca_file = NULL;
+	kr_http_opts o;
+	kr_api_http_opts(s, kr_settings_get(s, KR_S_API_TOKEN), &o);
 	api *a = kr_calloc(1, sizeof(*a));
 	a->s = s;
 	a->max_download = kr_settings_u64(s, KR_S_MAX_DOWNLOAD);

@@ -1,6 +1,7 @@
 /*
- * api_paths.c - the one place keruta-api endpoint paths are made, for the
- * api backend and the launcher alike (both link it).
+ * api_paths.c - the one place keruta-api endpoint paths and connection
+ * options are made, for the api backend and the launcher alike (both link
+ * it).
  */
 #include "api_paths.h"
 
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "log.h"
 
 const char *kr_api_path_template(const kr_settings *s, const char *key)
 {
@@ -80,4 +82,21 @@ char *kr_api_path(const kr_settings *s, const char *key, const char *task_id,
 		p = close + 1;
 	}
 	return b.data;
+}
+
+void kr_api_http_opts(const kr_settings *s, const char *token, kr_http_opts *o)
+{
+	uint64_t retries = kr_settings_u64(s, KR_S_API_RETRIES);
+	const char *ca = kr_settings_get(s, KR_S_CA_FILE);
+	*o = (kr_http_opts){
+	        .base_url = kr_settings_get(s, KR_S_API_URL),
+	        .token = token,
+	        .ca_file = ca && *ca ? ca : NULL,
+	        .insecure = kr_settings_bool(s, KR_S_INSECURE),
+	        .connect_timeout_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT),
+	        .timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT),
+	        .retries = retries > 100 ? 100 : (unsigned)retries,
+	        .retry_max_ms = kr_settings_u64(s, KR_S_API_RETRY_MAX_TIME),
+	        .debug = kr_log_get_level() <= KR_LOG_DEBUG,
+	};
 }

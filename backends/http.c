@@ -83,8 +83,27 @@ static int aborted(const kr_http *h)
 	return h->abort_flag && *h->abort_flag;
 }
 
+static CURLcode global_rc = CURLE_FAILED_INIT;
+static void global_init(void)
+{
+	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int kr_http_global_init(kr_error *err)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, global_init);
+	if (global_rc == CURLE_OK)
+		return 0;
+	kr_error_set(err, KR_EXIT_INTERNAL, "cannot initialise libcurl: %s",
+	             curl_easy_strerror(global_rc));
+	return -1;
+}
+
 kr_http *kr_http_new(const kr_http_opts *o, kr_error *err)
 {
+	if (kr_http_global_init(err))
+		return NULL;
 	if (!o->base_url || (strncmp(o->base_url, "http://", 7) != 0 &&
 	                     strncmp(o->base_url, "https://", 8) != 0)) {
 		set_error(err, KR_EXIT_USAGE,

@@ -36,6 +36,11 @@ typedef struct kr_http_opts {
 	const volatile int *abort_flag;
 } kr_http_opts;
 
+/* libcurl's process-wide set-up, done once whoever asks first (kr_http_new
+ * does; so must any other user of libcurl before curl_easy_init).  0, or
+ * -1 with err set. */
+int kr_http_global_init(kr_error *err);
+
 kr_http *kr_http_new(const kr_http_opts *o, kr_error *err);
 void kr_http_free(kr_http *h);
 

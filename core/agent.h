@@ -5,12 +5,32 @@
 #ifndef KR_AGENT_H
 #define KR_AGENT_H
 
+#include <pthread.h>
+#include <stdarg.h>
+
 #include "backend.h"
 #include "keruta/plugin.h"
 #include "loader.h"
 #include "pipeline.h"
 #include "settings.h"
 #include "task.h"
+
+/* Why a stage (or an init callback) failed: fail()'s message, masked.
+ * Plugin threads may call fail() at the same time, so it is written and
+ * read under its lock; the last call wins.  A zeroed kr_reason needs
+ * kr_reason_init (or KR_REASON_INIT) before use. */
+typedef struct kr_reason {
+	pthread_mutex_t lock;
+	char text[2048];
+	int set;
+} kr_reason;
+#define KR_REASON_INIT {.lock = PTHREAD_MUTEX_INITIALIZER}
+
+void kr_reason_init(kr_reason *r);
+/* Format, mask every registered secret, store. */
+void kr_reason_vset(kr_reason *r, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Copy the reason out ("" when none) and clear it; non-zero if one was set. */
+int kr_reason_take(kr_reason *r, char *out, size_t n);
 
 typedef struct kr_agent {
 	const char *command;    /* "execute", "init", "run" or "cleanup" */
@@ -19,8 +39,7 @@ typedef struct kr_agent {
 	kr_loader loader;
 	kr_backend *backend;    /* owned; NULL until created             */
 	kr_task *task;          /* owned                                 */
-	char reason[2048];      /* the running stage's fail() message    */
-	int reason_set;
+	kr_reason reason;       /* the running stage's fail() message    */
 	int status_sent;        /* a final status reached the backend    */
 	struct kr_chan *chan;   /* owned; the task channel, or NULL      */
 	int chan_tried;         /* opened once, at the first child       */

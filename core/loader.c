@@ -143,17 +143,6 @@ const kr_loaded *kr_loader_load_file(kr_loader *l, const char *path, kr_error *e
 	return d ? remember(l, d->name, path, d) : NULL;
 }
 
-static int valid_plugin_name(const char *s)
-{
-	if (!*s || strlen(s) > 64 || s[0] == '.')
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-			return 0;
-	return 1;
-}
-
 const kr_loaded *kr_loader_load(kr_loader *l, const char *name, kr_error *err)
 {
 	for (size_t i = 0; i < l->n_loaded; i++)
@@ -163,7 +152,7 @@ const kr_loaded *kr_loader_load(kr_loader *l, const char *name, kr_error *err)
 		const kr_plugin *d = open_plugin(name, err);
 		return d ? remember(l, name, name, d) : NULL;
 	}
-	if (!valid_plugin_name(name)) {
+	if (name[0] == '.' || !kr_name_ok(name)) {
 		kr_error_set(err, KR_EXIT_USAGE,
 		             "plugin name '%s' is not valid: use letters, digits, '-', '_' and '.', "
 		             "or a path containing '/'",

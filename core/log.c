@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <strings.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -93,18 +94,10 @@ void kr_logv(kr_log_level level, const char *stage, const char *fmt, va_list ap)
 {
 	if (level < min_level)
 		return;
-	kr_buf raw = {0}, msg = {0}, line = {0};
-	va_list cp;
-	va_copy(cp, ap);
-	int n = vsnprintf(NULL, 0, fmt, cp);
-	va_end(cp);
-	if (n < 0)
-		n = 0;
-	raw.data = kr_malloc((size_t)n + 1);
-	vsnprintf(raw.data, (size_t)n + 1, fmt, ap);
-	raw.len = (size_t)n;
-	kr_secret_mask(raw.data, raw.len, &msg);
-	kr_buf_free(&raw);
+	kr_buf msg = {0}, line = {0};
+	char *raw = kr_vasprintf(fmt, ap);
+	kr_secret_mask(raw, strlen(raw), &msg);
+	free(raw);
 
 	struct timeval tv;
 	gettimeofday(&tv, NULL);

@@ -171,7 +171,7 @@ static int load_config(const command *c, int argc, char **argv, kr_settings *s,
 static int cmd_task(const command *c, int argc, char **argv)
 {
 	kr_error err = {0};
-	kr_agent a = {.command = c->name, .settings = kr_settings_new()};
+	kr_agent a = {.command = c->name, .settings = kr_settings_new(), .reason = KR_REASON_INIT};
 	char **rest = NULL;
 	int n_rest = 0, code;
 	kr_loader_init(&a.loader);

@@ -25,17 +25,6 @@ static int expect(const char *file, const kr_node *n, kr_node_type type, const c
 	return -1;
 }
 
-static int valid_stage_name(const char *s)
-{
-	if (!*s || strlen(s) > 64)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-			return 0;
-	return 1;
-}
-
 static int parse_stage(kr_pipeline *p, const kr_node *key, const kr_node *val, kr_stage_def *d,
                        kr_error *err)
 {
@@ -44,7 +33,7 @@ static int parse_stage(kr_pipeline *p, const kr_node *key, const kr_node *val, k
 	d->plugin = key->value;
 	d->plugin_node = key;
 	d->node = val;
-	if (!valid_stage_name(key->value)) {
+	if (!kr_name_ok(key->value)) {
 		kr_error_set(err, KR_EXIT_USAGE,
 		             "%s:%d:%d: stage name '%s' may hold only letters, digits, '-', '_' and '.'",
 		             file, key->line, key->col, key->value);

@@ -894,18 +894,14 @@ static int prepare_run_as(kr_agent *a, kr_task *t, run_as *r, const char *work);
 static int fail(kr_agent *a, kr_task *t, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(kr_agent *a, kr_task *t, const char *fmt, ...)
 {
-	char raw[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	kr_logv(KR_LOG_ERROR, kr_task_stage(t), fmt, ap);
 	va_end(ap);
-	kr_log(KR_LOG_ERROR, kr_task_stage(t), "%s", raw);
 	if (a) {
-		kr_buf m = {0};
-		kr_secret_mask(raw, strlen(raw), &m);
-		snprintf(a->reason, sizeof(a->reason), "%s", m.data ? m.data : "");
-		a->reason_set = 1;
-		kr_buf_free(&m);
+		va_start(ap, fmt);
+		kr_reason_vset(&a->reason, fmt, ap);
+		va_end(ap);
 	}
 	return KR_FAILED;
 }

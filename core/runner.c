@@ -47,10 +47,9 @@ int kr_runner_init(kr_runner *r, kr_agent *a, kr_error *err)
 			run->inited = 1;
 			continue;
 		}
-		a->reason[0] = '\0';
-		a->reason_set = 0;
+		kr_reason_take(&a->reason, NULL, 0);
 		kr_task_set_stage(a->task, run->def->name, 0);
-		char init_reason[sizeof(a->reason)];
+		char init_reason[sizeof(a->reason.text)];
 		kr_services_take_init_reason(init_reason, sizeof(init_reason));
 		int rc = pl->init(&kr_services_table, &run->cfg, &run->state);
 		int had = kr_services_take_init_reason(init_reason, sizeof(init_reason));
@@ -109,8 +108,7 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 			if (!deadline || end < deadline)
 				deadline = end;
 		}
-		a->reason[0] = '\0';
-		a->reason_set = 0;
+		kr_reason_take(&a->reason, NULL, 0);
 		kr_task_set_stage(t, d->name, deadline);
 		kr_supervise_stage_begin(deadline);
 		kr_log(KR_LOG_INFO, d->name, "started (plugin %s)", run->plugin->name);
@@ -132,25 +130,27 @@ int kr_runner_run(kr_runner *r, kr_agent *a)
 			else
 				kr_log(KR_LOG_INFO, d->name, "passed in %s", dur);
 		} else {
-			char reason[sizeof(a->reason) + 128];
+			char given[sizeof(a->reason.text)];
+			int had = kr_reason_take(&a->reason, given, sizeof(given));
+			char reason[sizeof(given) + 128];
 			char limit[32];
 			if (cancel == KR_CANCEL_SIGNAL) {
 				int sig = kr_supervise_signal();
 				snprintf(reason, sizeof(reason), "terminated by %s%s%s",
-				         sig == SIGINT ? "SIGINT" : "SIGTERM", a->reason_set ? ": " : "",
-				         a->reason_set ? a->reason : "");
+				         sig == SIGINT ? "SIGINT" : "SIGTERM", had ? ": " : "",
+				         had ? given : "");
 			} else if (cancel == KR_CANCEL_TIMEOUT && signalled &&
 			           (!d->timeout_ms || took < d->timeout_ms)) {
 				snprintf(reason, sizeof(reason),
 				         "did not finish within the grace period after %s%s%s",
 				         kr_supervise_signal() == SIGINT ? "SIGINT" : "SIGTERM",
-				         a->reason_set ? ": " : "", a->reason_set ? a->reason : "");
+				         had ? ": " : "", had ? given : "");
 			} else if (cancel == KR_CANCEL_TIMEOUT) {
 				kr_format_ms(d->timeout_ms, limit, sizeof(limit));
 				snprintf(reason, sizeof(reason), "timed out after %s%s%s", limit,
-				         a->reason_set ? ": " : "", a->reason_set ? a->reason : "");
-			} else if (a->reason_set) {
-				snprintf(reason, sizeof(reason), "%s", a->reason);
+				         had ? ": " : "", had ? given : "");
+			} else if (had) {
+				snprintf(reason, sizeof(reason), "%s", given);
 			} else if (rc > 0) {
 				snprintf(reason, sizeof(reason),
 				         "the plugin returned an unknown result (%d); run() returns KR_OK, "

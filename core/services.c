@@ -28,41 +28,54 @@ static void svc_log(kr_task *t, kr_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+void kr_reason_init(kr_reason *r)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+}
+
+void kr_reason_vset(kr_reason *r, const char *fmt, va_list ap)
+{
+	char raw[sizeof(r->text)];
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	kr_buf masked = {0};
+	kr_secret_mask(raw, strlen(raw), &masked);
+	pthread_mutex_lock(&r->lock);
+	snprintf(r->text, sizeof(r->text), "%s", masked.data ? masked.data : "");
+	r->set = 1;
+	pthread_mutex_unlock(&r->lock);
+	kr_buf_free(&masked);
+}
+
+int kr_reason_take(kr_reason *r, char *out, size_t n)
+{
+	pthread_mutex_lock(&r->lock);
+	int had = r->set;
+	if (n)
+		snprintf(out, n, "%s", had ? r->text : "");
+	r->text[0] = '\0';
+	r->set = 0;
+	pthread_mutex_unlock(&r->lock);
+	return had;
+}
+
 /* Reason given by an init callback, which has no task to attach it to;
  * read by the runner right after that init returns. */
-static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-static char init_reason[2048];
+static kr_reason init_reason = KR_REASON_INIT;
 
 static int svc_fail(kr_task *t, const char *fmt, ...)
 {
 	kr_agent *a = t ? kr_task_agent(t) : NULL;
-	char raw[sizeof(init_reason)];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	kr_reason_vset(a ? &a->reason : &init_reason, fmt, ap);
 	va_end(ap);
-	kr_buf masked = {0};
-	kr_secret_mask(raw, strlen(raw), &masked);
-	if (a) {
-		snprintf(a->reason, sizeof(a->reason), "%s", masked.data ? masked.data : "");
-		a->reason_set = 1;
-	} else {
-		pthread_mutex_lock(&init_lock);
-		snprintf(init_reason, sizeof(init_reason), "%s", masked.data ? masked.data : "");
-		pthread_mutex_unlock(&init_lock);
-	}
-	kr_buf_free(&masked);
 	return KR_FAILED;
 }
 
 int kr_services_take_init_reason(char *out, size_t n)
 {
-	pthread_mutex_lock(&init_lock);
-	int had = init_reason[0] != '\0';
-	snprintf(out, n, "%s", init_reason);
-	init_reason[0] = '\0';
-	pthread_mutex_unlock(&init_lock);
-	return had;
+	return kr_reason_take(&init_reason, out, n);
 }
 
 static uint64_t svc_time_left(const kr_task *t)

@@ -77,20 +77,26 @@ char *kr_strndup(const char *s, size_t n)
 	return p;
 }
 
-char *kr_asprintf(const char *fmt, ...)
+char *kr_vasprintf(const char *fmt, va_list ap)
 {
-	kr_buf b = {0};
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
 	if (n < 0)
 		n = 0;
-	b.data = kr_malloc((size_t)n + 1);
+	char *out = kr_malloc((size_t)n + 1);
+	vsnprintf(out, (size_t)n + 1, fmt, ap);
+	return out;
+}
+
+char *kr_asprintf(const char *fmt, ...)
+{
+	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(b.data, (size_t)n + 1, fmt, ap);
+	char *out = kr_vasprintf(fmt, ap);
 	va_end(ap);
-	return b.data;
+	return out;
 }
 
 static void buf_grow(kr_buf *b, size_t extra)
@@ -566,4 +572,15 @@ int kr_mkdirs(const char *path, unsigned mode)
 	free(p);
 	errno = saved;
 	return rc;
+}
+
+int kr_name_ok(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+			return 0;
+	return 1;
 }

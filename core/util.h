@@ -41,6 +41,7 @@ void *kr_realloc(void *p, size_t n);
 char *kr_strdup(const char *s);
 char *kr_strndup(const char *s, size_t n);
 char *kr_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *kr_vasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* A growable, always NUL-terminated byte buffer. */
 typedef struct kr_buf {
@@ -103,6 +104,10 @@ int kr_token_check(const char *what, const char *token, kr_error *err);
 size_t kr_edit_distance(const char *a, const char *b, size_t max);
 /* The candidate nearest to word, or NULL if none is close enough. */
 const char *kr_nearest(const char *word, const char *const *candidates, size_t n);
+
+/* A stage or plugin name: 1 to 64 of A-Z a-z 0-9 '-' '_' '.'.  Such a
+ * name is safe as a file name component and in a log prefix. */
+int kr_name_ok(const char *s);
 
 /* Monotonic clock in milliseconds. */
 uint64_t kr_now_ms(void);

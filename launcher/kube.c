@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "kube.h"
+#include "http.h"
 #include "log.h"
 #include "node.h"
 #include "secret.h"
@@ -257,14 +258,8 @@ static int refresh_token(kr_kube *k, kr_error *err)
 
 kr_kube *kr_kube_new(const kr_settings *s, kr_error *err)
 {
-	static int global_done;
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			kr_error_set(err, KR_EXIT_INTERNAL, "cannot initialise libcurl");
-			return NULL;
-		}
-		global_done = 1;
-	}
+	if (kr_http_global_init(err))
+		return NULL;
 	kr_kube *k = kr_calloc(1, sizeof(*k));
 	const char *cfg = kr_settings_get(s, KR_S_KUBECONFIG);
 	char *owned = NULL;

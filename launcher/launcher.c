@@ -46,20 +46,11 @@ kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, i
 		return NULL;
 	kr_secret_add(token);
 	kr_secret_add_url_password(url);
-	uint64_t retries = kr_settings_u64(s, KR_S_API_RETRIES);
-	kr_http_opts o = {
-	        .base_url = url,
-	        .token = token,
-	        .ca_file = kr_settings_get(s, KR_S_CA_FILE),
-	        .insecure = kr_settings_bool(s, KR_S_INSECURE),
-	        .connect_timeout_ms = kr_settings_u64(s, KR_S_API_CONNECT_TIMEOUT),
-	        .timeout_ms = kr_settings_u64(s, KR_S_API_TIMEOUT),
-	        .retries = single_attempt ? 0 : retries > 100 ? 100 : (unsigned)retries,
-	        .retry_max_ms = kr_settings_u64(s, KR_S_API_RETRY_MAX_TIME),
-	        .abort_flag = abort_flag,
-	};
-	if (o.ca_file && !*o.ca_file)
-		o.ca_file = NULL;
+	kr_http_opts o;
+	kr_api_http_opts(s, token, &o);
+	if (single_attempt)
+		o.retries = 0;
+	o.abort_flag = abort_flag;
 	kr_http *h = kr_http_new(&o, err);
 	free(token);
 	return h;

@@ -28,6 +28,7 @@ static char *dir;
 static void setup(void)
 {
 	memset(&A, 0, sizeof(A));
+	kr_reason_init(&A.reason);
 	dir = kt_tmpdir();
 	kr_error err = {0};
 	A.settings = kr_settings_new();
@@ -103,10 +104,10 @@ Test(run_proc, no_descriptor_leaks_in_the_agent)
 		             KR_OK);
 		const char *bad[] = {"/nonexistent/program", NULL};
 		cr_expect_eq(run(bad, NULL, NULL, KR_PROC_CAPTURE, 0, &r), KR_FAILED);
-		cr_expect(kt_contains(A.reason, "cannot run"), "%s", A.reason);
+		cr_expect(kt_contains(A.reason.text, "cannot run"), "%s", A.reason.text);
 		const char *ok[] = {"true", NULL};
 		cr_expect_eq(run(ok, "/nonexistent-dir", NULL, KR_PROC_CAPTURE, 0, &r), KR_FAILED);
-		cr_expect(kt_contains(A.reason, "cannot enter the directory"), "%s", A.reason);
+		cr_expect(kt_contains(A.reason.text, "cannot enter the directory"), "%s", A.reason.text);
 	}
 	cr_expect_eq(count_fds(), before, "descriptors before %d, after %d", before, count_fds());
 }
