@@ -197,15 +197,6 @@ render() {
 	if grep -qF "$token" "$out"; then ko "$id: the API token appears in the rendered manifests"; fi
 }
 
-# Schema validation of the pod YAML (skipped without node and npm).
-schemas=${KERUTA_K8S_SCHEMAS:-$src/tests/reference/k8s-json-schema-v1.32.2-strict}
-validate=
-if nodemods=$(sh "$src/tests/schema/node-modules.sh"); then
-	validate="env NODE_PATH=$nodemods node $src/tests/e2e/schema/k8s-validate.js --schemas $schemas"
-else
-	echo "SKIP: pod YAML schema validation: $nodemods"
-fi
-
 # play POD LABEL RENDERED CONTAINER:EXIT...: the rendered manifests
 # (tests/e2e/job-to-pod.py: the Job as a Pod named POD, since podman 4.3
 # runs no Jobs; a claim as is) played by `podman kube play`; then each
@@ -216,12 +207,6 @@ play() {
 	python3 "$src/tests/e2e/job-to-pod.py" "$job" "$pod" "api-token-$run" "$tmp/token" \
 		> "$tmp/pod-$pod.yaml" 2> "$tmp/pod-$pod.err" ||
 		{ ko "$label: job-to-pod.py: $(cat "$tmp/pod-$pod.err")"; return 0; }
-	# Both are real Kubernetes objects, not only something podman accepts.
-	if [ -n "$validate" ]; then
-		if $validate "$job" "$tmp/pod-$pod.yaml" > "$tmp/val-$pod.out" 2>&1; then
-			ok "$label: the rendered manifests and the Pod played are valid against the strict v1.32 schemas"
-		else ko "$label: the rendered manifests or their Pod are not valid Kubernetes"; cat "$tmp/val-$pod.out"; fi
-	fi
 	rc=0
 	# --build=false and cwd $tmp: kube play would otherwise try to build the
 	# image from a directory named like it (./keruta-agent in a build tree).
@@ -304,6 +289,27 @@ fi
 # 3. the parent's cleanup Job again: a retry is the same Job spec in a new pod
 [ -f "$tmp/cleanup-parent.yaml" ] &&
 	play "cleanup-job-for-task-$parent-1" "$parent cleanup retry" "$tmp/cleanup-parent.yaml" cleanup-container:0
+
+# --- every rendered manifest and every Pod played is a real Kubernetes
+# object, not only something podman accepts: one run of the validator for
+# all of them (node is slow to start), skipped without node and npm
+schemas=${KERUTA_K8S_SCHEMAS:-$src/tests/reference/k8s-json-schema-v1.32.2-strict}
+if nodemods=$(sh "$src/tests/schema/node-modules.sh"); then
+	vrc=0 fail0=$fail
+	env NODE_PATH="$nodemods" node "$src/tests/e2e/schema/k8s-validate.js" --schemas "$schemas" \
+		"$tmp"/job-*.yaml "$tmp"/cleanup-*.yaml "$tmp"/pod-*.yaml > "$tmp/validate.out" 2>&1 || vrc=$?
+	while IFS= read -r line; do
+		case $line in
+		*": OK") line=${line%: OK} && ok "valid against the strict v1.32 schemas: ${line#"$tmp/"}" ;;
+		*": INVALID") line=${line%: INVALID} && ko "not valid Kubernetes: ${line#"$tmp/"}" ;;
+		"  "*) echo "$line" ;;
+		*) ko "schema validation: $line" ;;
+		esac
+	done < "$tmp/validate.out"
+	[ $vrc -eq 0 ] || [ "$fail" -gt "$fail0" ] || ko "the schema validator exited $vrc"
+else
+	echo "SKIP: schema validation of the manifests and pods: $nodemods"
+fi
 
 # --- what keruta-api saw
 control state > "$tmp/state.json" || bail "cannot read the API server's state"
