@@ -4,8 +4,9 @@
 #    Kubernetes schemas and kubernetes-models; RBAC and network policies are
 #    what deploy/ promises.  Skips its node part without node and npm.
 #  - `make e2e-podman`: the agent image run by `podman kube play` against
-#    loopback git and keruta-api servers (root, podman; about a minute once
-#    the image exists).  Not part of `make check`.
+#    loopback git and keruta-api servers, in the emptyDir layout and the
+#    seeds' PVC layout with cleanup Jobs and a child task (root, podman; two
+#    or three minutes once the image exists).  Not part of `make check`.
 TESTS += tests/e2e/deploy-check.sh
 EXTRA_DIST += tests/e2e/deploy-check.sh tests/e2e/podman-e2e.sh \
 	tests/e2e/job-to-pod.py tests/e2e/schema/k8s-validate.js tests/e2e/schema/deploy-policy.js

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """job-to-pod.py JOB.yaml POD_NAME SECRET_NAME [TOKEN_DIR]
 
-Turns the Job that `keruta-agent render` printed into the Pod that podman
-4.3 can play (`podman kube play` runs no Jobs; their pod template is the
-part that matters), changed only where podman and this test's rules
-differ from a cluster:
+Turns what `keruta-agent render` printed (a Job, the task's Job or its
+cleanup Job, and the PersistentVolumeClaim of a parent task) into what
+podman 4.3 can play (`podman kube play` runs no Jobs; their pod template is
+the part that matters).  A PersistentVolumeClaim is kept as is: kube play
+makes it a named volume of the claim's name, and a pod volume's
+`persistentVolumeClaim.claimName` mounts the named volume of that name, so
+the cleanup Job and a child task's Job (claim git-repo-pvc-{parentId})
+mount the parent's volume with no change.  The Job becomes a Pod, changed
+only where podman and this test's rules differ from a cluster:
   - hostNetwork: true (the pod reaches the test servers on 127.0.0.1 only);
   - emptyDir volumes renamed after the pod (podman makes an emptyDir a
     named volume shared by every pod using that name);
@@ -15,7 +20,8 @@ differ from a cluster:
     secret, this test stores the flat form secretKeyRef reads);
   - restartPolicy Never, and init containers kept after they succeed so
     that their exit codes and logs can be checked.
-Prints the Pod as YAML.  Everything else is the rendered spec as is.
+Prints the claims and then the Pod as YAML documents.  Everything else is
+the rendered spec as is (a child's nodeAffinity too: podman ignores it).
 """
 import sys
 
@@ -29,6 +35,10 @@ def main():
     jobs = [d for d in docs if d.get("kind") == "Job"]
     if len(jobs) != 1:
         sys.exit("job-to-pod: want exactly one Job in %s, found %d" % (job_file, len(jobs)))
+    claims = [d for d in docs if d.get("kind") == "PersistentVolumeClaim"]
+    other = [d.get("kind") for d in docs if d not in jobs and d not in claims]
+    if other:
+        sys.exit("job-to-pod: %s holds objects this test does not play: %s" % (job_file, other))
     job = jobs[0]
     template = job["spec"]["template"]
     meta = dict(template.get("metadata") or {})
@@ -58,7 +68,7 @@ def main():
             if ref and ref.get("name") == "keruta-api-token":
                 ref["name"] = secret
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-    sys.stdout.write(yaml.safe_dump(pod, sort_keys=False))
+    sys.stdout.write(yaml.safe_dump_all(claims + [pod], sort_keys=False))
 
 
 if __name__ == "__main__":
