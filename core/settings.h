@@ -4,7 +4,8 @@
  * Each setting is read, in order of precedence, from a command-line flag,
  * an environment variable, the pipeline file's `settings:` block, and a
  * built-in default.  The table in settings.c is the only place a default
- * is written down; --help and the man page are generated from it.
+ * is written down; --help is generated from it, and tests/man_options.sh
+ * fails when doc/keruta-agent.1 misses one of its options.
  */
 #ifndef KR_SETTINGS_H
 #define KR_SETTINGS_H

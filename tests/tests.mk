@@ -25,6 +25,11 @@ EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh \
 	tests/mutation/run tests/mutation/map tests/mutation/equivalent tests/README.md
 EXTRA_DIST += tests/valgrind/run tests/valgrind/libraries.supp
 
+# The man page names every option and environment variable of the
+# settings table, and no other option.
+TESTS += tests/man_options.sh
+EXTRA_DIST += tests/man_options.sh
+
 # Test programs (and the agent they start) under valgrind: tests/README.md.
 check-valgrind: all
 	$(MAKE) $(AM_MAKEFLAGS) $(check_PROGRAMS) $(check_LTLIBRARIES)
