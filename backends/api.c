@@ -69,12 +69,9 @@ static int parse_object(const char *what, const kr_buf *body, kr_node **out, kr_
 		             jerr != json_tokener_success ? ", invalid JSON" : "");
 		return -1;
 	}
-	kr_error perr = {0};
-	if (kr_node_load_string(what, body->data, body->len, out, &perr)) {
-		kr_error_set(err, KR_EXIT_TASK_FAILED, "keruta-api sent %s that cannot be read: %s",
-		             what, perr.msg);
-		return -1;
-	}
+	if (kr_node_load_string(what, body->data, body->len, out, err))
+		return kr_error_wrap(err, KR_EXIT_TASK_FAILED, "keruta-api sent %s that cannot be read",
+		                     what);
 	return 0;
 }
 

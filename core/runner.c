@@ -19,14 +19,11 @@ int kr_runner_load(kr_runner *r, const kr_pipeline *p, const kr_phase *phase, kr
 	for (size_t i = 0; i < phase->n; i++) {
 		const kr_stage_def *d = phase->stages[i];
 		kr_stage_run *run = &r->runs[i];
-		kr_error lerr = {0};
 		run->def = d;
-		run->plugin = kr_loader_load(l, d->plugin, &lerr);
-		if (!run->plugin) {
-			kr_error_set(err, lerr.code, "%s:%d:%d: stage '%s': %s", p->path,
-			             d->plugin_node->line, d->plugin_node->col, d->name, lerr.msg);
-			return -1;
-		}
+		run->plugin = kr_loader_load(l, d->plugin, err);
+		if (!run->plugin)
+			return kr_error_wrap(err, 0, "%s:%d:%d: stage '%s'", p->path,
+			                     d->plugin_node->line, d->plugin_node->col, d->name);
 		if (kr_config_check(p->path, d->name, run->plugin->desc->options, d->with,
 		                    d->plugin_node, err))
 			return -1;

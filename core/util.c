@@ -28,6 +28,26 @@ void kr_error_set(kr_error *err, int code, const char *fmt, ...)
 	va_end(ap);
 }
 
+int kr_error_wrap(kr_error *err, int code, const char *fmt, ...)
+{
+	if (!err)
+		return -1;
+	char context[sizeof(err->msg)], inner[sizeof(err->msg)];
+	snprintf(inner, sizeof(inner), "%s", err->msg);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(context, sizeof(context), fmt, ap);
+	va_end(ap);
+	char *joined = kr_asprintf("%s: %s", context, inner);
+	snprintf(err->msg, sizeof(err->msg), "%s", joined); /* cut at the size */
+	free(joined);
+	if (code)
+		err->code = code;
+	else if (!err->code)
+		err->code = KR_EXIT_INTERNAL;
+	return -1;
+}
+
 void kr_error_clear(kr_error *err)
 {
 	err->code = 0;

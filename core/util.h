@@ -33,6 +33,11 @@ void kr_error_set(kr_error *err, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 void kr_error_vset(kr_error *err, int code, const char *fmt, va_list ap);
 void kr_error_clear(kr_error *err);
+/* Add what was being done to the error a callee set: "CONTEXT: its
+ * message".  A non-zero code replaces the callee's (a parse error of a
+ * keruta-api answer is the API's fault, not a usage error).  Returns -1,
+ * for `return kr_error_wrap(...)`. */
+int kr_error_wrap(kr_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Allocation: abort with a message on exhaustion (nothing sane to do). */
 void *kr_malloc(size_t n);

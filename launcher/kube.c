@@ -159,11 +159,8 @@ static int load_data(const kr_node *m, const char *key, kr_buf *out, const char 
 static int load_kubeconfig(kr_kube *k, const char *file, const char *want_ctx, kr_error *err)
 {
 	kr_node *root = NULL;
-	kr_error perr = {0};
-	if (kr_node_load_file(file, &root, &perr)) {
-		kr_error_set(err, KR_EXIT_USAGE, "cannot read the kubeconfig: %s", perr.msg);
-		return -1;
-	}
+	if (kr_node_load_file(file, &root, err))
+		return kr_error_wrap(err, KR_EXIT_USAGE, "cannot read the kubeconfig");
 	int rc = -1;
 	const char *cname = want_ctx ? want_ctx : scalar(root, "current-context");
 	const kr_node *ctx = named(root, "contexts", cname, "context");

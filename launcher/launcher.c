@@ -69,11 +69,9 @@ static int get_node_opt(kr_http *api, const char *path, const char *what, kr_nod
 		return 1;
 	}
 	if (rc == KR_OK) {
-		kr_error perr = {0};
 		if (kr_node_load_string(what, rs.body.data ? rs.body.data : "", rs.body.len, out,
-		                        &perr)) {
-			kr_error_set(err, KR_EXIT_API, "keruta-api sent %s that cannot be read: %s", what,
-			             perr.msg);
+		                        err)) {
+			kr_error_wrap(err, KR_EXIT_API, "keruta-api sent %s that cannot be read", what);
 			rc = KR_FAILED;
 		}
 	}
