@@ -100,12 +100,35 @@ static int svc_add_secret(kr_task *t, const char *value)
 	return KR_OK;
 }
 
+static size_t min_size(uint32_t theirs, size_t ours)
+{
+	return theirs < ours ? theirs : ours;
+}
+
+/* The plugin's structs may be older (smaller) or newer (larger) than the
+ * agent's: read and write only min(theirs, ours) bytes of them, members
+ * the plugin does not have being zero. */
 static int svc_run_process(kr_task *t, const kr_process *p, kr_process_result *r)
 {
 	kr_agent *a = kr_task_agent(t);
-	if (!p || !r || !p->argv || !p->argv[0])
+	if (!p || !r)
+		return svc_fail(t, "run_process: no process or no result given");
+	if (p->size < offsetof(kr_process, argv) + sizeof(p->argv) ||
+	    r->size < offsetof(kr_process_result, exit_code) + sizeof(r->exit_code))
+		return svc_fail(t, "run_process: the plugin's kr_process (%u bytes) or "
+		                   "kr_process_result (%u bytes) is too small; set their size members "
+		                   "to sizeof",
+		                (unsigned)p->size, (unsigned)r->size);
+	kr_process proc = {0};
+	memcpy(&proc, p, min_size(p->size, sizeof(proc)));
+	if (!proc.argv || !proc.argv[0])
 		return svc_fail(t, "run_process: no command given");
-	return kr_proc_run(a, t, p, r);
+	kr_process_result res = {0};
+	int rc = kr_proc_run(a, t, &proc, &res);
+	uint32_t theirs = r->size;
+	res.size = theirs;
+	memcpy(r, &res, min_size(theirs, sizeof(res)));
+	return rc;
 }
 
 /* Turn a backend error into the stage's failure reason. */

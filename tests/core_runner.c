@@ -173,6 +173,20 @@ Test(runner, a_run_result_other_than_ok_or_skipped_fails_the_stage)
 	}
 }
 
+/* A plugin built against smaller kr_process / kr_process_result structs:
+ * the agent reads and writes only as many bytes as the plugin's size
+ * members say, so neither garbage past them is read nor memory past them
+ * written. */
+Test(runner, a_plugin_with_older_smaller_process_structs_is_served_within_their_sizes)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", "  a: {plugin: fx_oldproc}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "old-layout process ran: exit 3, result intact"), "%s",
+	          x.r.err);
+	run_free(&x);
+}
+
 Test(runner, skipped_stage_counts_as_passed)
 {
 	run x = {0};

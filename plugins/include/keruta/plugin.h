@@ -14,7 +14,9 @@
  * plugin whose major differs from its own, and a plugin built against a
  * newer minor than the agent knows.  Structs in this header only ever grow
  * at the end within a major; each carries its size so both sides can tell
- * which members exist.
+ * which members exist.  The agent reads and writes a plugin's struct only
+ * up to the size the plugin set (members it lacks count as zero); a
+ * plugin checks newer kr_services members with KR_SERVICES_HAS before use.
  *
  * Ownership.  The agent copies every string a plugin hands it.  A plugin
  * never frees memory it did not allocate, with one exception documented at
