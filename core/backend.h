@@ -21,13 +21,12 @@
 #include <stdint.h>
 
 #include "keruta/plugin.h"
+#include "module.h"
 #include "node.h"
 #include "util.h"
 
-/* Bumped whenever this table changes; the core refuses an api module
- * built from other sources (both ship in one package, so this catches
- * a stale install, not an ABI promise). */
-#define KR_BACKEND_VERSION 1
+/* The api module's descriptor (core/module.h: its stamp is checked at
+ * load; bump KR_MODULE_ABI whenever this table changes). */
 #define KR_BACKEND_SYMBOL "kr_backend_api_module"
 
 struct kr_settings;
@@ -64,7 +63,7 @@ struct kr_backend {
 
 /* The api module exports this (symbol KR_BACKEND_SYMBOL). */
 typedef struct kr_backend_module {
-	int version; /* KR_BACKEND_VERSION */
+	kr_module_stamp stamp; /* KR_MODULE_STAMP */
 	kr_backend *(*create)(const struct kr_settings *s, kr_error *err);
 	void (*versions)(kr_buf *out); /* "libcurl 7.88.1\njson-c 0.16\n" */
 } kr_backend_module;

@@ -21,6 +21,7 @@
 #include "backend.h"
 #include "chan.h"
 #include "log.h"
+#include "module.h"
 #include "runner.h"
 
 #ifndef PACKAGE_VERSION
@@ -369,17 +370,13 @@ static int cmd_version(const command *c, int argc, char **argv)
 /* ---- launcher section (launcher/ owns it) ----
  * render and dispatch live in a module (libcurl, json-c) loaded only by
  * them, like the keruta-api backend. */
-#ifndef KR_MODULEDIR
-#define KR_MODULEDIR "/usr/lib/keruta-agent"
-#endif
-typedef int (*kr_launcher_entry)(const char *command, kr_settings *s, kr_error *err);
 
 static int cmd_launcher(const command *c, int argc, char **argv)
 {
 	kr_error err = {0};
 	kr_settings *s = kr_settings_new();
 	kr_pipeline *p = NULL;
-	char **rest = NULL, *owned = NULL;
+	char **rest = NULL;
 	int n_rest = 0, code;
 	if (kr_settings_parse_args(s, c->mask, argc, argv, 2, &rest, &n_rest, &err) ||
 	    kr_settings_apply_env(s, &err)) {
@@ -406,25 +403,17 @@ static int cmd_launcher(const command *c, int argc, char **argv)
 	}
 	kr_settings_finish(s, &err);
 	setup_logging(s);
-	const char *mod = getenv("KERUTA_LAUNCHER_MODULE");
-	if (!mod || !*mod)
-		mod = owned = kr_asprintf("%s/launcher.so", KR_MODULEDIR);
-	void *h = dlopen(mod, RTLD_NOW | RTLD_LOCAL);
-	kr_launcher_entry entry = h ? (kr_launcher_entry)dlsym(h, "kr_launcher_main") : NULL;
-	if (!entry) {
-		const char *why = h ? "no entry point kr_launcher_main" : dlerror();
-		kr_error_set(&err, KR_EXIT_INTERNAL,
-		             "cannot load the launcher module %s: %s (is keruta-agent fully installed? "
-		             "KERUTA_LAUNCHER_MODULE names another file)",
-		             mod, why ? why : "?");
+	const kr_launcher_desc *launcher =
+	        kr_module_load("KERUTA_LAUNCHER_MODULE", "launcher.so", KR_LAUNCHER_SYMBOL,
+	                       "launcher module", &err);
+	if (!launcher) {
 		code = fail(&err);
 		goto out;
 	}
-	code = entry(c->name, s, &err);
+	code = launcher->main(c->name, s, &err);
 	if (err.code)
 		kr_log(KR_LOG_ERROR, NULL, "%s", err.msg);
 out:
-	free(owned);
 	free(rest);
 	kr_pipeline_free(p);
 	kr_settings_free(s);

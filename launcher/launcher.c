@@ -275,8 +275,7 @@ out:
 	return code;
 }
 
-__attribute__((visibility("default"))) int kr_launcher_main(const char *command, kr_settings *s,
-                                                            kr_error *err)
+static int launcher_main(const char *command, kr_settings *s, kr_error *err)
 {
 	if (strcmp(command, "render") == 0)
 		return render(s, err);
@@ -285,3 +284,8 @@ __attribute__((visibility("default"))) int kr_launcher_main(const char *command,
 	kr_error_set(err, KR_EXIT_INTERNAL, "launcher: unknown command %s", command);
 	return KR_EXIT_INTERNAL;
 }
+
+__attribute__((visibility("default"))) const kr_launcher_desc kr_launcher_module = {
+        .stamp = KR_MODULE_STAMP,
+        .main = launcher_main,
+};

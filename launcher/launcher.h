@@ -8,11 +8,12 @@
 #define KR_LAUNCHER_H
 
 #include "http.h"
+#include "module.h"
 #include "render.h"
 #include "settings.h"
 
-/* The entry the executable looks up (render, dispatch). */
-int kr_launcher_main(const char *command, kr_settings *s, kr_error *err);
+/* The module's descriptor, kr_launcher_module (core/module.h), is what
+ * the executable looks up. */
 
 /* A keruta-api client from the settings, or NULL when no URL is set.
  * abort_flag (or NULL): every call ends at once when it becomes

@@ -12,5 +12,5 @@ launcher_la_SOURCES = \
 launcher_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JSONC_CFLAGS) -I$(srcdir)/backends \
 	-I$(srcdir)/launcher -fvisibility=hidden
 launcher_la_LDFLAGS = -module -avoid-version -shared \
-	-export-symbols-regex '^kr_launcher_main$$'
+	-export-symbols-regex '^kr_launcher_module$$'
 launcher_la_LIBADD = $(CURL_LIBS) $(JSONC_LIBS) $(PTHREAD_LIBS)

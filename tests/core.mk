@@ -4,7 +4,8 @@
 check_LTLIBRARIES += tests/fixtures/fx_ok.la tests/fixtures/fx_major.la \
 	tests/fixtures/fx_minor.la tests/fixtures/fx_nodesc.la \
 	tests/fixtures/fx_initfail.la tests/fixtures/fx_norun.la \
-	tests/fixtures/fx_small.la tests/fixtures/fx_oldproc.la tests/fixtures/hello.la
+	tests/fixtures/fx_small.la tests/fixtures/fx_oldproc.la tests/fixtures/hello.la \
+	tests/fixtures/stale_module.la
 KT_FX_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 tests_fixtures_fx_ok_la_SOURCES = tests/fixtures/fx_ok.c
 tests_fixtures_fx_ok_la_CFLAGS = $(KT_FX_CFLAGS)
@@ -30,6 +31,9 @@ tests_fixtures_fx_small_la_LDFLAGS = $(KT_FIXTURE_LINK)
 tests_fixtures_fx_oldproc_la_SOURCES = tests/fixtures/fx_oldproc.c
 tests_fixtures_fx_oldproc_la_CFLAGS = $(KT_FX_CFLAGS)
 tests_fixtures_fx_oldproc_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_stale_module_la_SOURCES = tests/fixtures/stale_module.c
+tests_fixtures_stale_module_la_CFLAGS = $(KT_FX_CFLAGS)
+tests_fixtures_stale_module_la_LDFLAGS = $(KT_FIXTURE_LINK)
 # the SDK example, also built in tree so the in-tree tests can use it
 tests_fixtures_hello_la_SOURCES = plugins/example/hello.c
 tests_fixtures_hello_la_CFLAGS = $(KT_FX_CFLAGS)

@@ -392,3 +392,49 @@ Test(loader_cli, validate_takes_the_file_every_way)
 	free(fx);
 	free(env_var);
 }
+
+/* A launcher.so or backend-api.so from another build reads the settings
+ * table with another layout: refused before anything in it runs, saying
+ * what to do. */
+Test(loader_cli, a_module_from_another_build_is_refused_unused, .timeout = 60)
+{
+	char *dir = kt_tmpdir();
+	char *mod = kt_path(kt_builddir(), "tests/fixtures/.libs/stale_module.so");
+	char *mark = kt_path(dir, "called");
+	char *task = kt_path(dir, "task.yaml");
+	kt_write_file(task, "id: t-1\ntitle: stale\n");
+	char *env_l[3], *env_a[3];
+	cr_assert(asprintf(&env_l[0], "KERUTA_LAUNCHER_MODULE=%s", mod) > 0);
+	cr_assert(asprintf(&env_a[0], "KERUTA_API_MODULE=%s", mod) > 0);
+	cr_assert(asprintf(&env_l[1], "KT_STALE_MARK=%s", mark) > 0);
+	env_a[1] = env_l[1];
+	env_l[2] = env_a[2] = NULL;
+
+	const char *render[] = {kt_agent(), "render", "--task-file", task, NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, render, (const char *const *)env_l, dir, NULL, 30), 0);
+	cr_expect_eq(r.status, 4, "%s", r.err);
+	cr_expect(kt_contains(r.err, "another keruta-agent build"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "reinstall"), "%s", r.err);
+	cr_expect(access(mark, F_OK) != 0, "the stale launcher was called");
+	kt_result_free(&r);
+
+	char *pipeline = kt_path(kt_srcdir(), "conf/pipeline.yaml");
+	const char *exec[] = {kt_agent(), "execute", "--pipeline", pipeline, "--task-id", "t-1",
+	                      "--api-url", "http://127.0.0.1:9", "--work-dir", dir, NULL};
+	cr_assert_eq(kt_run(&r, exec, (const char *const *)env_a, dir, NULL, 30), 0);
+	cr_expect_eq(r.status, 4, "%s", r.err);
+	cr_expect(kt_contains(r.err, "keruta-api module of another keruta-agent build"), "%s", r.err);
+	cr_expect(access(mark, F_OK) != 0, "the stale api module was called");
+	kt_result_free(&r);
+
+	free(env_l[0]);
+	free(env_a[0]);
+	free(env_l[1]);
+	free(pipeline);
+	kt_rmrf(dir);
+	free(dir);
+	free(mod);
+	free(mark);
+	free(task);
+}
