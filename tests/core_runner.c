@@ -187,6 +187,20 @@ Test(runner, a_plugin_with_older_smaller_process_structs_is_served_within_their_
 	run_free(&x);
 }
 
+/* The executable exports only the functions its own modules call
+ * (core/module.sym); the runner, the pipeline reader and the task
+ * context stay out of an operator plugin's reach. */
+Test(runner, a_plugin_cannot_resolve_the_cores_internals)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: probe-core") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "fx probe done"), "%s", x.r.err);
+	cr_expect(!kt_contains(x.r.err, "fx resolved core internal kr_runner_run"), "%s", x.r.err);
+	cr_expect(!kt_contains(x.r.err, "fx resolved core internal kr_pipeline_load"), "%s", x.r.err);
+	run_free(&x);
+}
+
 Test(runner, skipped_stage_counts_as_passed)
 {
 	run x = {0};

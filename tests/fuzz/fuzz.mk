@@ -33,7 +33,7 @@ tests_fuzz_fuzz_api_answers_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_api_answers_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_fuzz_api_answers_LDADD = $(FUZZ_LIBS)
 
-tests_fuzz_fuzz_watch_SOURCES = tests/fuzz/fuzz_watch.c
+tests_fuzz_fuzz_watch_SOURCES = tests/fuzz/fuzz_watch.c backends/http.c
 tests_fuzz_fuzz_watch_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_watch_LDFLAGS = $(FUZZ_LINK)
 tests_fuzz_fuzz_watch_LDADD = $(FUZZ_LIBS)
