@@ -1,6 +1,6 @@
 # keruta-api backend module (libcurl + json-c).  The executable dlopens it
 # only for commands that talk to the API; it calls back into the core
-# (linked with -export-dynamic), so it is not built with -no-undefined.
+# (exported through core/module.sym), so it is not built with -no-undefined.
 pkglib_LTLIBRARIES += backend-api.la
 backend_api_la_SOURCES = \
 	backends/api.c \

@@ -1,6 +1,6 @@
 # The launcher (render, dispatch): a module the executable dlopens only for
 # those commands, so the executable itself links libyaml alone.  It calls
-# back into the core (-export-dynamic) and reuses the api backend's HTTP
+# back into the core (core/module.sym) and reuses the api backend's HTTP
 # layer (backends/http.c, compiled in again) for keruta-api.
 pkglib_LTLIBRARIES += launcher.la
 launcher_la_SOURCES = \
