@@ -136,9 +136,9 @@ typedef struct kr_config kr_config;
 #define KR_TASK_COMMAND      "command"      /* the task's own argv, if any  */
 
 /*
- * The task fields a task's scripts see as environment variables (seed
- * 001), as X(NAME, KEY) entries: the install and execute stages give them
- * to their scripts, and `keruta-agent render` to the Job's containers.
+ * The task fields a task's scripts see as environment variables, as
+ * X(NAME, KEY) entries: the install and execute stages give them to their
+ * scripts, and `keruta-agent render` to the Job's containers.
  */
 #define KR_TASK_ENV_FIELDS(X)                          \
 	X("KERUTA_TASK_ID", KR_TASK_ID)                  \
