@@ -193,7 +193,9 @@ static void ring_free(capture *c, stream *st, size_t need)
 		rec_hdr h;
 		ring_copy_out(r, r->start, &h, sizeof(h));
 		size_t short_by = used + need - c->tail_cap;
-		size_t k = sizeof(h) + h.len <= short_by ? h.len : short_by;
+		/* the whole chunk when its bytes are not enough (its header goes
+		 * too): a cut can take at most what it holds */
+		size_t k = h.len <= short_by ? h.len : short_by;
 		size_t at = (r->start + sizeof(h)) % r->cap;
 		size_t first = r->cap - at < k ? r->cap - at : k;
 		size_t lines = count_nl(r->data + at, first) + count_nl(r->data, k - first);
