@@ -4,8 +4,10 @@
  * Output path, per stream: read up to 1 MiB from the pipe, mask secrets
  * (holding back a tail that could be the start of a secret finished by
  * the next read), write the masked bytes to the agent's own fd 1 or 2 at
- * once, then cut them into lines for the backend.  Lines are only looked
- * at with memchr; a line is copied only when it straddles two reads.
+ * once, then cut them into lines for the backend.  A read in which no
+ * secret occurs is not copied (masking scans it once, with memmem); lines
+ * are only looked at with memchr; a line is copied only when it straddles
+ * two reads.
  * Nothing here waits on the network: the backend's ship_log queues.
  */
 #define _GNU_SOURCE
