@@ -1,4 +1,5 @@
 /* secret.c - see secret.h. */
+#define _GNU_SOURCE /* memmem */
 #include "secret.h"
 
 #include <pthread.h>
@@ -65,90 +66,109 @@ size_t kr_secret_max_len(void)
 	return m;
 }
 
-/* The next byte at or after text[i] that can start a secret (lock held):
- * this runs over every byte of a task's output, hence memchr. */
-static const char *next_start(const char *text, size_t i, size_t len)
+/*
+ * One scan serves both masking and the stream cut.  It goes left to
+ * right; at each position it visits, a secret longer than what is left
+ * that would match what is left makes the position "open" (its outcome
+ * depends on bytes not read yet), else the longest secret that matches
+ * there is masked and the scan resumes after it.  Every decision before
+ * the first open position is final, and no masked secret straddles it,
+ * so masking the prefix now and the rest with the next read gives what
+ * masking everything at once gives.  Cutting at the longest suffix that
+ * begins a secret instead is wrong: a complete secret whose tail equals
+ * its head, or one secret's tail that begins another, would be cut in
+ * two and each half would pass.
+ *
+ * This runs over every byte of a task's output, so the positions where
+ * a secret matches are found with memmem (one per secret, remembered
+ * until the scan passes them), not by stopping at every byte that could
+ * start one: a secret's first byte is often a common letter.  Open
+ * positions can only lie in the last max_len - 1 bytes.
+ */
+
+/* The first position at or after `from` that is open (lock held); len
+ * when there is none. */
+static size_t first_open(const char *text, size_t len, size_t from)
 {
-	const char *next = NULL;
-	for (size_t s = 0; s < count; s++) {
-		const char *c = memchr(text + i, secrets[s][0], (size_t)((next ? next : text + len) - (text + i)));
-		if (c)
-			next = c;
+	size_t p = len - (len < max_len ? len : max_len - 1);
+	for (p = p > from ? p : from; p < len; p++) {
+		size_t left = len - p;
+		for (size_t s = 0; s < count; s++)
+			if (lens[s] > left && text[p] == secrets[s][0] &&
+			    memcmp(text + p, secrets[s], left) == 0)
+				return p;
 	}
-	return next;
+	return len;
+}
+
+/* The scan over text[0..len) (lock held).  Returns where it stopped: the
+ * first open position, or len when `final` (no more bytes will come) or
+ * there is none.  With out, the masked text before that point is
+ * appended to out, but only when a secret occurs in it: *masked says
+ * whether it did; if not, out is untouched and the text is its own
+ * masked form. */
+static size_t scan(const char *text, size_t len, int final, kr_buf *out, int *masked)
+{
+	*masked = 0;
+	if (count == 0)
+		return len;
+	const char *next[16], **at = count <= 16 ? next : kr_malloc(count * sizeof(*at));
+	for (size_t s = 0; s < count; s++)
+		at[s] = memmem(text, len, secrets[s], lens[s]);
+	size_t i = 0, start = 0, open = final ? len : first_open(text, len, 0);
+	for (;;) {
+		/* the leftmost match at or after i, and the longest one there */
+		const char *m = NULL;
+		size_t hit = 0;
+		for (size_t s = 0; s < count; s++) {
+			if (at[s] && at[s] < text + i)
+				at[s] = memmem(text + i, len - i, secrets[s], lens[s]);
+			if (at[s] && (!m || at[s] < m || (at[s] == m && lens[s] > hit)))
+				m = at[s], hit = lens[s];
+		}
+		if (!m || (size_t)(m - text) >= open)
+			break;
+		if (out) {
+			kr_buf_add(out, text + start, (size_t)(m - text) - start);
+			kr_buf_adds(out, KR_SECRET_MASK);
+		}
+		*masked = 1;
+		i = start = (size_t)(m - text) + hit;
+		if (open < i) /* inside the masked secret: not visited */
+			open = first_open(text, len, i);
+	}
+	if (out && *masked)
+		kr_buf_add(out, text + start, open - start);
+	if (at != next)
+		free(at);
+	return open;
 }
 
 void kr_secret_mask(const char *text, size_t len, kr_buf *out)
 {
+	int masked;
 	pthread_mutex_lock(&lock);
-	if (count == 0) {
-		pthread_mutex_unlock(&lock);
-		kr_buf_add(out, text, len);
-		return;
-	}
-	size_t start = 0, i = 0;
-	while (i < len) {
-		const char *next = next_start(text, i, len);
-		if (!next)
-			break;
-		i = (size_t)(next - text);
-		size_t hit = 0;
-		for (size_t s = 0; s < count; s++) {
-			if (lens[s] <= len - i && text[i] == secrets[s][0] &&
-			    memcmp(text + i, secrets[s], lens[s]) == 0 && lens[s] > hit)
-				hit = lens[s];
-		}
-		if (hit) {
-			kr_buf_add(out, text + start, i - start);
-			kr_buf_adds(out, KR_SECRET_MASK);
-			i += hit;
-			start = i;
-		} else {
-			i++;
-		}
-	}
-	kr_buf_add(out, text + start, len - start);
+	scan(text, len, 1, out, &masked);
 	pthread_mutex_unlock(&lock);
+	if (!masked)
+		kr_buf_add(out, text, len);
 }
 
-/*
- * The cut is where the masker's own left-to-right scan first reaches a
- * position whose outcome depends on bytes not read yet: some secret that
- * is longer than what is left would match what is left.  Every decision
- * before that point is final, and no secret found by the scan straddles
- * it (the scan resumes after a match), so masking the prefix now and the
- * rest with the next read gives what masking everything at once gives.
- * Cutting at the longest suffix that begins a secret instead is wrong: a
- * complete secret whose tail equals its head, or one secret's tail that
- * begins another, would be cut in two and each half would pass.
- */
-size_t kr_secret_safe_prefix(const char *text, size_t len)
+size_t kr_secret_mask_stream(const char *text, size_t len, int final, kr_buf *out, int *masked)
 {
 	pthread_mutex_lock(&lock);
-	size_t i = 0, cut = len;
-	while (i < len && count) {
-		const char *next = next_start(text, i, len);
-		if (!next)
-			break;
-		i = (size_t)(next - text);
-		size_t hit = 0, left = len - i;
-		int open = 0;
-		for (size_t s = 0; s < count; s++) {
-			if (lens[s] > left) {
-				if (memcmp(text + i, secrets[s], left) == 0)
-					open = 1;
-			} else if (memcmp(text + i, secrets[s], lens[s]) == 0 && lens[s] > hit) {
-				hit = lens[s];
-			}
-		}
-		if (open) {
-			cut = i;
-			break;
-		}
-		i += hit ? hit : 1;
-	}
+	size_t safe = scan(text, len, final, out, masked);
 	pthread_mutex_unlock(&lock);
-	return cut;
+	return safe;
+}
+
+size_t kr_secret_safe_prefix(const char *text, size_t len)
+{
+	int masked;
+	pthread_mutex_lock(&lock);
+	size_t safe = scan(text, len, 0, NULL, &masked);
+	pthread_mutex_unlock(&lock);
+	return safe;
 }
 
 void kr_secret_reset(void)

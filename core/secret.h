@@ -31,6 +31,14 @@ void kr_secret_mask(const char *text, size_t len, kr_buf *out);
  * prefix, keeps the rest, and prepends it to the next read.
  */
 size_t kr_secret_safe_prefix(const char *text, size_t len);
+/*
+ * Both in one scan: returns the safe prefix's length (all of len when
+ * `final`, i.e. no more bytes follow).  When a secret occurs in that
+ * prefix, its masked form is appended to out and *masked is 1; else out
+ * is untouched, *masked is 0 and the prefix is written as it is (the
+ * common case costs no copy).
+ */
+size_t kr_secret_mask_stream(const char *text, size_t len, int final, kr_buf *out, int *masked);
 void kr_secret_reset(void); /* tests only */
 
 #endif

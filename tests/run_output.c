@@ -341,6 +341,67 @@ Test(run_output, shipped_total_keeps_head_and_tail)
 	rt_free(&r);
 }
 
+/* The tail ring makes room by dropping its oldest chunks, a chunk's
+ * header with it.  When the room still missing lies between a chunk's
+ * length and that plus its header, the chunk must go whole: cutting more
+ * bytes off its front than it holds broke the ring (a length wrapped
+ * around, the tail came back as garbage or the agent crashed).  The
+ * sizes make that happen: log_max_line 64 and log_max_total 8KiB give a
+ * 2048-byte tail; 7 lines (420 bytes) reach it from the first write, then
+ * 120 bytes, then 2024 bytes, each read alone (FIONREAD). */
+static const char ring_child[] =
+        "import fcntl, struct, sys, termios, time\n"
+        "def drained(fd):\n"
+        "    while struct.unpack('i', fcntl.ioctl(fd, termios.FIONREAD, b'0000'))[0]:\n"
+        "        time.sleep(0.01)\n"
+        "def lines(a, b): return b''.join((b'line %d ' % i).ljust(59, b'.') + b'\\n' for i in range(a, b))\n"
+        "out = sys.stdout.buffer\n"
+        "out.write(lines(1, 51)); out.flush(); drained(1)\n"
+        "out.write(lines(51, 53)); out.flush(); drained(1)\n"
+        "out.write(lines(53, 86) + b'the last line '.ljust(43, b'.') + b'\\n'); out.flush()\n";
+
+/* s padded with dots to w bytes, as the child's lines are */
+static const char *dotted(char *buf, const char *s, size_t w)
+{
+	size_t n = strlen(s);
+	memcpy(buf, s, n);
+	memset(buf + n, '.', w - n);
+	buf[w] = '\0';
+	return buf;
+}
+
+Test(run_output, tail_ring_drops_a_chunk_whole_when_short_by_less_than_its_header)
+{
+	rt r;
+	rt_init(&r, NULL);
+	char *script = kt_path(r.dir, "ring.py");
+	kt_write_file(script, ring_child);
+	char *with = NULL;
+	cr_assert(asprintf(&with, "      command: python3 %s\n", script) > 0);
+	rt_simple_pipeline(&r, with, "settings:\n  log_max_line: 64\n  log_max_total: 8KiB\n");
+	free(with);
+	free(script);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	char want[64];
+	const char *first = strstr(res.out, dotted(want, "line 1 ", 59));
+	const char *last = strstr(res.out, dotted(want, "the last line ", 43));
+	cr_expect(first && last && last - first == 85 * 60, "the pass-through lost bytes");
+	rt_line *l;
+	size_t n = rt_lines(&r, "stdout", &l);
+	cr_assert_gt(n, 2);
+	cr_expect_str_eq(l[0].text, dotted(want, "line 1 ", 59));
+	cr_expect_str_eq(l[n - 1].text, dotted(want, "the last line ", 43));
+	cr_expect_str_eq(l[n - 2].text, dotted(want, "line 85 ", 59));
+	for (size_t i = 0; i < n; i++)
+		cr_expect(strncmp(l[i].text, "line ", 5) == 0 || strncmp(l[i].text, "the last", 8) == 0,
+		          "line %zu of the log is '%s'", i, l[i].text);
+	rt_lines_free(l, n);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
 /* The error at the end of stderr survives a flood on stdout that arrives
  * after it in one read larger than the whole tail, and chunks come back
  * in the order they were read.  The child makes the order certain: it
