@@ -231,6 +231,12 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                                  "parent's)"},
         [KR_S_K8S_ONCE] = {NULL, "--once", {NULL}, KR_ST_BOOL, "false", KR_CMD_DISPATCH, NULL,
                            "exit when no task is PENDING or running"},
+        [KR_S_K8S_GIT_CACHE_VOLUME] = {"git_cache_volume", "--git-cache-volume",
+                                       {"KERUTA_GIT_CACHE_VOLUME"}, KR_ST_STRING, NULL,
+                                       KR_CMD_LAUNCH, "hostPath:DIR|PVC",
+                                       "repository cache of the nodes (a host directory, or a "
+                                       "ReadWriteMany claim): mounted in the container that "
+                                       "clones only, as its --git-cache"},
         /* ---- end of the launcher section ---- */
 };
 #undef T

@@ -85,6 +85,7 @@ typedef enum kr_setting_id {
 	KR_S_K8S_CONFIG_ERROR_AFTER,
 	KR_S_K8S_DELETE_PVC,
 	KR_S_K8S_ONCE,
+	KR_S_K8S_GIT_CACHE_VOLUME,
 	/* ---- end of the launcher section ---- */
 	KR_S_COUNT
 } kr_setting_id;
