@@ -305,6 +305,49 @@ Test(git_cache, concurrent_tasks_on_a_cold_cache)
 	free(url), free(settings), free(main_sha), free(feature_sha), free(mirror);
 }
 
+/* Until the mirror's update has half its pack (slow_server's pause). */
+static void wait_partial_pack(void)
+{
+	int seen = 0;
+	for (int i = 0; i < 400 && !seen; i++) {
+		usleep(50000);
+		char *cmd = NULL;
+		cr_assert(asprintf(&cmd, "find '%s' -path '*/objects/pack/*' -type f -size +100k "
+		                         "| grep -c . || true", cache) > 0);
+		char *n = gt_sh(base, "%s", cmd);
+		seen = atoi(n) > 0;
+		free(n), free(cmd);
+	}
+	cr_assert(seen, "the update never wrote a partial pack");
+}
+
+/* The remote changes while the mirror is being updated (after it listed
+ * the refs): the task's own fetch from the remote sees the change, and the
+ * clone is what the remote holds then, not what the mirror got. */
+Test(git_cache, remote_changed_during_the_mirror_update)
+{
+	gt_make_repo(base, 1);
+	slow_server("3");
+	char *url = url_of("anon/repo.git");
+	char *wd1 = kt_path(base, "w1");
+	char *settings = NULL;
+	cr_assert(asprintf(&settings, "  git_cache: \"%s\"\n", cache) > 0);
+	int out, err;
+	pid_t pid = spawn_clone(wd1, url, NULL, settings, NULL, NULL, &out, &err);
+	wait_partial_pack();
+	free(gt_sh(base, "git -C srv/repo.git branch -D feature >/dev/null && "
+	                 "cd src && echo late >> README && git commit -qam late && "
+	                 "git push -q ../srv/repo.git main"));
+	kt_result r;
+	cr_assert_eq(kt_wait(&r, pid, out, err, 120), 0);
+	expect_ok(&r);
+	cr_assert_str_eq(gt_q(wd1, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	char *remotes = gt_sh(wd1, "git for-each-ref --format='%%(refname)' refs/remotes");
+	cr_assert_not(kt_contains(remotes, "feature"), "a branch deleted upstream: %s", remotes);
+	kt_result_free(&r);
+	free(url), free(wd1), free(settings), free(remotes);
+}
+
 Test(git_cache, task_killed_mid_update_leaves_a_usable_mirror)
 {
 	gt_make_repo(base, 1);
@@ -317,17 +360,7 @@ Test(git_cache, task_killed_mid_update_leaves_a_usable_mirror)
 	int out, err;
 	pid_t pid = spawn_clone(wd1, url, NULL, settings, NULL, NULL, &out, &err);
 	/* Killed once half the pack is in the mirror's objects/pack. */
-	int seen = 0;
-	for (int i = 0; i < 400 && !seen; i++) {
-		usleep(50000);
-		char *cmd = NULL;
-		cr_assert(asprintf(&cmd, "find '%s' -path '*/objects/pack/*' -type f -size +100k "
-		                         "| grep -c . || true", cache) > 0);
-		char *n = gt_sh(base, "%s", cmd);
-		seen = atoi(n) > 0;
-		free(n), free(cmd);
-	}
-	cr_assert(seen, "the update never wrote a partial pack");
+	wait_partial_pack();
 	kill(pid, SIGKILL);
 	cr_assert_eq(kt_wait(&r, pid, out, err, 30), 0);
 	cr_assert_eq(r.status, 128 + SIGKILL, "%d", r.status);
