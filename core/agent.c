@@ -534,9 +534,12 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	if (validate_final_status(a, err))
 		goto out;
 	/* plugins see settings only through their own options and the
-	 * environment: export the CA so every TLS client (git too) uses it */
+	 * environment: export the CA so every TLS client (git too) uses it, and the
+	 * repository cache the clone stage reads */
 	if (kr_settings_get(a->settings, KR_S_CA_FILE))
 		setenv("KERUTA_CA_FILE", kr_settings_get(a->settings, KR_S_CA_FILE), 1);
+	if (kr_settings_get(a->settings, KR_S_GIT_CACHE))
+		setenv("KERUTA_GIT_CACHE", kr_settings_get(a->settings, KR_S_GIT_CACHE), 1);
 	/* ids become path segments of keruta-api calls: those given here are
 	 * checked before any request, those of a fetched task by the API
 	 * backend when it reads the task */

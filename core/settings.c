@@ -120,6 +120,11 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                                "cleanup yes, init FAILED only); render sets no on the main "
                                "container when a cleanup Job follows, yes when none does "
                                "(doc/lifecycle.md)"},
+        [KR_S_GIT_CACHE] = {"git_cache", "--git-cache", {"KERUTA_GIT_CACHE"}, KR_ST_STRING, NULL,
+                            T, "DIR",
+                            "repository cache shared by the tasks of a machine: the clone "
+                            "stage keeps a bare mirror per repository URL here and takes a new "
+                            "clone's objects from it (no credentials are stored there)"},
         /* ---- launcher (render, dispatch): launcher/ owns this section ---- */
         [KR_S_K8S_IMAGE] = {"image", "--image", {"KERUTA_IMAGE"}, KR_ST_STRING,
                             "keruta-agent:latest", KR_CMD_LAUNCH, "IMAGE",
@@ -226,6 +231,12 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                                  "parent's)"},
         [KR_S_K8S_ONCE] = {NULL, "--once", {NULL}, KR_ST_BOOL, "false", KR_CMD_DISPATCH, NULL,
                            "exit when no task is PENDING or running"},
+        [KR_S_K8S_GIT_CACHE_VOLUME] = {"git_cache_volume", "--git-cache-volume",
+                                       {"KERUTA_GIT_CACHE_VOLUME"}, KR_ST_STRING, NULL,
+                                       KR_CMD_LAUNCH, "hostPath:DIR|PVC",
+                                       "repository cache of the nodes (a host directory, or a "
+                                       "ReadWriteMany claim): mounted in the container that "
+                                       "clones only, as its --git-cache"},
         /* ---- end of the launcher section ---- */
 };
 #undef T

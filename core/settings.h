@@ -53,6 +53,7 @@ typedef enum kr_setting_id {
 	KR_S_PASS_API_TOKEN,
 	KR_S_RUN_AS,
 	KR_S_FINAL_STATUS,
+	KR_S_GIT_CACHE,
 	/* ---- launcher (render, dispatch): launcher/ owns this section ---- */
 	KR_S_K8S_IMAGE,
 	KR_S_K8S_IMAGE_PULL_POLICY,
@@ -85,6 +86,7 @@ typedef enum kr_setting_id {
 	KR_S_K8S_CONFIG_ERROR_AFTER,
 	KR_S_K8S_DELETE_PVC,
 	KR_S_K8S_ONCE,
+	KR_S_K8S_GIT_CACHE_VOLUME,
 	/* ---- end of the launcher section ---- */
 	KR_S_COUNT
 } kr_setting_id;

@@ -452,9 +452,37 @@ static int parse_toleration(const char *t, json_object **out)
 	return 0;
 }
 
+/* ---- the repository cache volume (--git-cache-volume) ---- */
+
+#define GIT_CACHE_VOLUME "git-cache"
+#define GIT_CACHE_MOUNT "/var/cache/keruta-git"
+
+/* hostPath:/ABS/DIR, or a claim name (DNS-1123 subdomain); NULL if fine. */
+static const char *git_cache_volume_bad(const char *v)
+{
+	if (strncmp(v, "hostPath:", 9) == 0)
+		return v[9] == '/' && !strstr(v, "/../") && strcmp(v + strlen(v) - 3, "/..")
+		               ? NULL
+		               : "hostPath: needs an absolute directory";
+	size_t n = strlen(v);
+	if (n == 0 || n > 253 || strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-.") != n ||
+	    !isalnum((unsigned char)v[0]) || !isalnum((unsigned char)v[n - 1]))
+		return "a claim name is lower-case letters, digits, '-' and '.'";
+	return NULL;
+}
+
 int kr_render_check(const kr_settings *s, kr_error *err)
 {
-	const char *v = kr_settings_get(s, KR_S_K8S_WORK_VOLUME);
+	const char *v = kr_settings_get(s, KR_S_K8S_GIT_CACHE_VOLUME);
+	const char *why = set(v) ? git_cache_volume_bad(v) : NULL;
+	if (why) {
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "--git-cache-volume must be hostPath:/DIR or a ReadWriteMany claim's "
+		             "name, not '%s': %s",
+		             v, why);
+		return -1;
+	}
+	v = kr_settings_get(s, KR_S_K8S_WORK_VOLUME);
 	if (!one_of(v, "pvc", "emptydir", NULL)) {
 		kr_error_set(err, KR_EXIT_USAGE, "--work-volume must be pvc or emptydir, not '%s'", v);
 		return -1;
@@ -823,6 +851,39 @@ static json_object *job(const kr_settings *s, const kr_ltask *t, const char *nam
 	return o;
 }
 
+/* Only the container that clones mounts the cache (writable: the agent
+ * updates its mirrors there) and is told where it is; the task's own
+ * containers never see it.  The clone takes no alternates from it, so
+ * nothing on the work volume depends on the cache's path. */
+static void git_cache_mount(const kr_settings *s, json_object *spec, json_object *c)
+{
+	const char *v = kr_settings_get(s, KR_S_K8S_GIT_CACHE_VOLUME);
+	if (!set(v))
+		return;
+	json_object *vol = json_object_new_object(), *src = json_object_new_object(), *a;
+	add(vol, "name", str(GIT_CACHE_VOLUME));
+	if (strncmp(v, "hostPath:", 9) == 0) {
+		add(src, "path", kr_json_str(v + 9));
+		add(src, "type", str("DirectoryOrCreate"));
+		add(vol, "hostPath", src);
+	} else {
+		add(src, "claimName", kr_json_str(v));
+		add(vol, "persistentVolumeClaim", src);
+	}
+	if (json_object_object_get_ex(spec, "volumes", &a))
+		json_object_array_add(a, vol);
+	json_object *m = json_object_new_object();
+	add(m, "name", str(GIT_CACHE_VOLUME));
+	add(m, "mountPath", str(GIT_CACHE_MOUNT));
+	if (json_object_object_get_ex(c, "volumeMounts", &a))
+		json_object_array_add(a, m);
+	json_object *e = json_object_new_object();
+	add(e, "name", str("KERUTA_GIT_CACHE"));
+	add(e, "value", str(GIT_CACHE_MOUNT));
+	if (json_object_object_get_ex(c, "env", &a))
+		json_object_array_add(a, e);
+}
+
 json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *node,
                            kr_error *err)
 {
@@ -861,7 +922,9 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 	 * existing claim) needs the pod to go where it is */
 	if (!(kr_ltask_parent(t) || kr_ltask_existing_claim(t)) || !kr_ltask_rwo(s, t))
 		node = NULL;
-	json_object *o = job(s, t, name, "main", pod_spec(s, t, containers, init, node),
+	json_object *spec = pod_spec(s, t, containers, init, node);
+	git_cache_mount(s, spec, json_object_array_get_idx(init ? init : containers, 0));
+	json_object *o = job(s, t, name, "main", spec,
 	                     (int64_t)kr_settings_u64(s, KR_S_K8S_BACKOFF_LIMIT));
 	free(name);
 	return o;

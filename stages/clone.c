@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,10 @@ static const kr_option clone_options[] = {
         {"submodules", KR_OPT_BOOL, "false", 0, "also check out submodules, recursively"},
         {"depth", KR_OPT_INT, "0", 0,
          "shallow clone depth; libgit2 1.5 cannot: a full clone is made, with a warning"},
+        {"git_cache", KR_OPT_STRING, NULL, 0,
+         "repository cache dir shared by tasks (else the git_cache setting, "
+         "--git-cache or KERUTA_GIT_CACHE): a new clone takes what it has and fetches "
+         "only what is new"},
         {"nodelay", KR_OPT_BOOL, "true", 0,
          "use the stage's own sockets for http and git:// (TCP_NODELAY, io_timeout)"},
         {NULL, 0, NULL, 0, NULL}};
@@ -96,6 +101,7 @@ static int clone_init(const kr_services *svc, const kr_config *cfg, void **state
 	c->ssh_key_file = svc->opt_string(cfg, "ssh_key_file");
 	c->ssh_passphrase_file = svc->opt_string(cfg, "ssh_passphrase_file");
 	c->known_hosts = svc->opt_string(cfg, "known_hosts");
+	c->git_cache = svc->opt_string(cfg, "git_cache");
 	const char *tt = svc->opt_string(cfg, "token_type");
 	svc->opt_bool(cfg, "insecure", &c->insecure);
 	svc->opt_bool(cfg, "ssh_insecure_host", &c->ssh_insecure_host);
@@ -137,8 +143,7 @@ static const char *lg2_msg(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
-/* The URL without a user:password@ part, for logs and comparisons. */
-static char *url_public(const char *url)
+char *clone_url_public(const char *url)
 {
 	const char *s = strstr(url, "://");
 	char *out = strdup(url);
@@ -155,18 +160,8 @@ static char *url_public(const char *url)
 /* Same repository?  Ignores credentials, trailing slashes and ".git". */
 static int same_url(const char *a, const char *b)
 {
-	char *x = url_public(a), *y = url_public(b);
-	int same = 0;
-	if (x && y) {
-		for (char *p = x; p; p = p == x ? y : NULL) {
-			size_t n = strlen(p);
-			while (n && p[n - 1] == '/')
-				p[--n] = 0;
-			if (n > 4 && strcmp(p + n - 4, ".git") == 0)
-				p[n - 4] = 0;
-		}
-		same = strcmp(x, y) == 0;
-	}
+	char *x = clone_url_key(a), *y = clone_url_key(b);
+	int same = x && y && strcmp(x, y) == 0;
 	free(x);
 	free(y);
 	return same;
@@ -283,6 +278,8 @@ typedef struct attempt {
 	char *head;   /* local source: its HEAD's branch ("refs/heads/x"), for resolve */
 	int retryable;
 	char why[512]; /* the last transfer error, for the retry line */
+	const char *mirror; /* the cache's mirror of url, or NULL */
+	int from_cache;     /* objects and refs taken from the mirror */
 } attempt;
 
 /* The HTTP status of the failed request: seen by our stream for plain
@@ -331,17 +328,14 @@ static int fetch(attempt *a, git_remote *remote)
 {
 	clone_run *r = a->r;
 	git_fetch_options fo;
-	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
-	clone_callbacks(&fo.callbacks, r);
-	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;
-	fo.update_fetchhead = 0;
-	char *hdr = NULL;
 	char *hdrs[1];
-	if (r->token && r->cfg->token_bearer && asprintf(&hdr, "Authorization: Bearer %s", r->token) > 0) {
-		hdrs[0] = hdr;
-		fo.custom_headers.strings = hdrs;
-		fo.custom_headers.count = 1;
-	}
+	char *hdr = clone_fetch_options(r, &fo, hdrs);
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_ALL;
+	/* A clone made from the cache holds the mirror's refs: whatever the
+	 * remote no longer has goes, so the result is what a clone from the
+	 * remote alone gives. */
+	if (a->from_cache)
+		fo.prune = GIT_FETCH_PRUNE;
 	/* A ref outside heads and tags (refs/pull/1/head, ...) is fetched by name. */
 	char *spec = NULL;
 	char *specs[2] = {"+refs/heads/*:refs/remotes/origin/*", NULL};
@@ -352,13 +346,6 @@ static int fetch(attempt *a, git_remote *remote)
 		specs[1] = spec;
 		refspecs.count = 2;
 	}
-	r->cred_attempts = 0;
-	r->http_status = 0;
-	r->side_len = 0;
-	r->side_line[0] = '\0';
-	r->side_logged = 0;
-	r->started_ms = r->last_log_ms = clone_now_ms();
-	r->last_bytes = 0;
 	int rc = git_remote_fetch(remote, &refspecs, &fo, "keruta: fetch");
 	free(hdr);
 	free(spec);
@@ -370,7 +357,7 @@ static int fetch(attempt *a, git_remote *remote)
 	snprintf(a->why, sizeof a->why, "%s", m);
 	int status = http_status(r);
 	a->retryable = retryable(r, rc, status);
-	char *pub = url_public(a->url);
+	char *pub = clone_url_public(a->url);
 	if (r->auth_failed || rc == GIT_EAUTH || status == 401)
 		r->svc->fail(r->task,
 		             "clone: authentication to %s failed: %s; check the token or password "
@@ -524,7 +511,7 @@ static int checkout(attempt *a, const git_oid *oid)
 	git_tree_free(tree);
 	if (has_area) {
 		git_commit_free(commit);
-		char *pub = url_public(a->url);
+		char *pub = clone_url_public(a->url);
 		r->svc->fail(r->task,
 		             "clone: %s at %s commits a .keruta entry, the agent's own area in the "
 		             "work dir; remove .keruta from the repository (nothing was checked out)",
@@ -733,14 +720,30 @@ static int copy_ref(const char *name, void *payload)
 	return 0;
 }
 
+/* A failure to take a local source fails the stage; from the cache it
+ * is only a warning (the clone is fetched instead). */
+static int link_fail(attempt *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int link_fail(attempt *a, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (!a->from_cache)
+		return a->r->svc->fail(a->r->task, "%s", msg);
+	a->r->svc->log(a->r->task, KR_LOG_WARN, "git cache: %s; fetching everything instead", msg);
+	return -1;
+}
+
 /* 0: taken; 1: the source must be fetched instead; -1: failed (given to
- * fail()). */
+ * link_fail()). */
 static int link_local(attempt *a, const char *path)
 {
 	clone_run *r = a->r;
 	git_repository *src = NULL;
 	if (git_repository_open_ext(&src, path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0)
-		return r->svc->fail(r->task, "clone: cannot open %s: %s", path, lg2_msg());
+		return link_fail(a, "clone: cannot open %s: %s", path, lg2_msg());
 	char *from = NULL, *to = NULL;
 	int rc = -1;
 	if (asprintf(&from, "%sobjects", git_repository_commondir(src)) < 0 ||
@@ -769,13 +772,13 @@ static int link_local(attempt *a, const char *path)
 	int walked = nftw(from, link_entry, 16, FTW_PHYS);
 	g_linker = NULL;
 	if (walked != 0 || l.failed) {
-		r->svc->fail(r->task, "clone: cannot take the objects of %s: %s", path,
+		link_fail(a, "clone: cannot take the objects of %s: %s", path,
 		             l.failed ? l.why : strerror(errno));
 		goto out;
 	}
 	ref_ctx c = {a, src, 0};
 	if (git_reference_foreach_name(src, copy_ref, &c) < 0 || c.failed) {
-		r->svc->fail(r->task, "clone: cannot copy the refs of %s: %s", path, lg2_msg());
+		link_fail(a, "clone: cannot copy the refs of %s: %s", path, lg2_msg());
 		goto out;
 	}
 	git_reference *head = NULL;
@@ -824,6 +827,18 @@ static int run_attempt(attempt *a)
 	}
 	const char *src = a->fresh ? local_path(a->url) : NULL;
 	int linked = src ? link_local(a, src) : 1; /* 1: not taken, fetch */
+	if (a->fresh && a->mirror && !src) {
+		/* under the mirror's lock: no update moves its refs meanwhile */
+		int fd = clone_cache_lock(r, a->mirror);
+		if (fd >= 0) {
+			a->from_cache = 1;
+			link_local(a, a->mirror);
+			clone_cache_unlock(fd);
+		}
+		/* the default branch is the remote's, not the mirror's HEAD */
+		free(a->head);
+		a->head = NULL;
+	}
 	if (linked < 0 || (linked > 0 && fetch(a, remote) < 0) || resolve(a, remote, &oid) < 0 ||
 	    checkout(a, &oid) < 0)
 		goto out;
@@ -861,10 +876,10 @@ static int inspect_wd(clone_run *r, attempt *a, char ***keep)
 		git_remote *o = NULL;
 		int same = git_remote_lookup(&o, a->repo, "origin") == 0 && git_remote_url(o) &&
 		           same_url(git_remote_url(o), a->url);
-		char *theirs = o && git_remote_url(o) ? url_public(git_remote_url(o)) : NULL;
+		char *theirs = o && git_remote_url(o) ? clone_url_public(git_remote_url(o)) : NULL;
 		git_remote_free(o);
 		if (!same) {
-			char *ours = url_public(a->url);
+			char *ours = clone_url_public(a->url);
 			r->svc->fail(r->task,
 			             "clone: work dir %s holds a clone of %s, not of %s; use another "
 			             "work dir (nothing was deleted)",
@@ -1002,7 +1017,7 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		clone_free_credentials(&r); /* those loaded before the one that failed */
 		return KR_FAILED;
 	}
-	char *pub = url_public(url);
+	char *pub = clone_url_public(url);
 	int nodelay = cfg->nodelay && (strncmp(url, "http://", 7) == 0 ||
 	                               strncmp(url, "https://", 8) == 0 ||
 	                               strncmp(url, "git://", 6) == 0);
@@ -1011,11 +1026,16 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 
 	attempt a = {.r = &r, .wd = wd, .url = url, .ref = ref};
 	char **keep = NULL;
+	char *mirror = NULL; /* the cache's mirror of url (owned) */
 	int rc = KR_FAILED;
 	int kind = inspect_wd(&r, &a, &keep);
 	if (kind < 0)
 		goto done;
 	a.fresh = kind == 1;
+	const char *cache = cfg->git_cache && *cfg->git_cache ? cfg->git_cache
+	                                                        : env_or("KERUTA_GIT_CACHE");
+	if (a.fresh && cache && !local_path(url) && clone_cache_update(&r, cache, url, &mirror) == 0)
+		a.mirror = mirror;
 	svc->log(task, KR_LOG_INFO, "%s %s%s%s in %s", a.fresh ? "cloning" : "fetching", pub,
 	         ref && *ref ? " at " : "", ref && *ref ? ref : "",
 	         a.fresh ? wd : "(existing clone)");
@@ -1063,6 +1083,7 @@ done:
 	git_repository_free(a.repo);
 	free(a.branch);
 	free(a.head);
+	free(mirror);
 	free_list(keep);
 	clone_free_credentials(&r);
 	free(pub);

@@ -17,6 +17,7 @@ typedef struct clone_cfg {
 	int insecure;
 	const char *token_file, *username, *password_file;
 	const char *ssh_key_file, *ssh_passphrase_file, *known_hosts;
+	const char *git_cache;
 	int ssh_insecure_host;
 	int64_t retries;
 	uint64_t retry_delay_ms, io_timeout_ms;
@@ -53,6 +54,12 @@ typedef struct clone_run {
 
 uint64_t clone_now_ms(void);
 
+/* The URL without a user:password@ part, for logs (caller frees). */
+char *clone_url_public(const char *url);
+/* ... also without trailing slashes and ".git": the repository it names,
+ * for comparisons and the cache's mirror name (caller frees). */
+char *clone_url_key(const char *url);
+
 /* Point libgit2 at our socket stream (TCP_NODELAY, I/O timeout, checks the
  * agent's cancellation while waiting).  The run is reached through a
  * process-wide pointer because stream constructors take no payload. */
@@ -61,6 +68,23 @@ void clone_stream_remove(void);
 
 /* Fill the callbacks of a fetch with ours (payload = r). */
 void clone_callbacks(git_remote_callbacks *cb, clone_run *r);
+
+/* Fetch options with our callbacks and the bearer header (if any), the
+ * per-transfer state of r reset.  Returns the header text, which hdrs[0]
+ * points at while the fetch runs; the caller frees it. */
+char *clone_fetch_options(clone_run *r, git_fetch_options *fo, char *hdrs[1]);
+
+/* ---- the repository cache (clone_cache.c) ---- */
+
+/* Bring the cache's mirror of url up to date.  0 with *mirror (the caller
+ * frees it) set; -1 when the cache cannot be used, already said in a
+ * warning: the clone goes on without it. */
+int clone_cache_update(clone_run *r, const char *dir, const char *url, char **mirror);
+
+/* Hold the mirror's lock (waiting for its holder): a file descriptor to
+ * give to clone_cache_unlock, or -1 (warned). */
+int clone_cache_lock(clone_run *r, const char *mirror);
+void clone_cache_unlock(int fd);
 
 /* Read credentials from files/env and register them as secrets. */
 int clone_load_credentials(clone_run *r);

@@ -609,3 +609,25 @@ void clone_callbacks(git_remote_callbacks *cb, clone_run *r)
 	cb->sideband_progress = sideband_cb;
 	cb->payload = r;
 }
+
+char *clone_fetch_options(clone_run *r, git_fetch_options *fo, char *hdrs[1])
+{
+	git_fetch_options_init(fo, GIT_FETCH_OPTIONS_VERSION);
+	clone_callbacks(&fo->callbacks, r);
+	fo->update_fetchhead = 0;
+	char *hdr = NULL;
+	if (r->token && r->cfg->token_bearer &&
+	    asprintf(&hdr, "Authorization: Bearer %s", r->token) > 0) {
+		hdrs[0] = hdr;
+		fo->custom_headers.strings = hdrs;
+		fo->custom_headers.count = 1;
+	}
+	r->cred_attempts = 0;
+	r->http_status = 0;
+	r->side_len = 0;
+	r->side_line[0] = '\0';
+	r->side_logged = 0;
+	r->started_ms = r->last_log_ms = clone_now_ms();
+	r->last_bytes = 0;
+	return hdr;
+}

@@ -1,7 +1,7 @@
 # stage plugins: git
 # clone is the only part of keruta-agent that links libgit2.
 stage_LTLIBRARIES += stages/clone.la
-stages_clone_la_SOURCES = stages/clone.c stages/clone_net.c stages/clone.h
+stages_clone_la_SOURCES = stages/clone.c stages/clone_net.c stages/clone_cache.c stages/clone.h
 stages_clone_la_CFLAGS = $(KR_PLUGIN_COMPILE) $(GIT2_CFLAGS)
 stages_clone_la_LDFLAGS = $(KR_PLUGIN_LINK)
 stages_clone_la_LIBADD = $(GIT2_LIBS)

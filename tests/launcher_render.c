@@ -865,3 +865,77 @@ Test(render, the_docs_show_the_commands_render_prints)
 	json_object_put(e);
 	free(pvc_task);
 }
+
+/* A container as one line of JSON, for searching. */
+static char *text_of(json_object *c)
+{
+	return strdup(json_object_to_json_string_ext(c, JSON_C_TO_STRING_PLAIN |
+	                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* --git-cache-volume: the cache is mounted where the agent clones (init
+ * container, or the only one), writable there and told by KERUTA_GIT_CACHE;
+ * the task's own containers and the cleanup Job never see it. */
+Test(render, git_cache_volume_mounts_the_cache_in_the_cloning_container_only)
+{
+	char *task = task_file("t.json", "gc-1", "t", NULL, NULL, NULL);
+	static const char *const host[] = {"--git-cache-volume", "hostPath:/var/cache/keruta-git",
+	                                   "--objects", "all", "--source-pod", "p", NULL};
+	static const char *const claim[] = {"--git-cache-volume", "git-cache-rwx",
+	                                    "--single-container", NULL};
+	kt_result r;
+	render(&r, "gc-host.yaml", task, host);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	render(&r, "gc-claim.yaml", task, claim);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	kt_result_free(&r);
+	cr_assert_eq(check("gc-host.yaml", NULL, NULL), 0);
+	cr_assert_eq(check("gc-claim.yaml", NULL, NULL), 0);
+
+	json_object *d = load_json("gc-host.yaml");
+	json_object *job = doc_of_kind(d, "Job");
+	cr_assert_not_null(job);
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[2].name"), "git-cache");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[2].hostPath.path"),
+	                 "/var/cache/keruta-git");
+	json_object *init = kt_jpath(job, "spec.template.spec.initContainers[0]");
+	cr_assert_not_null(init);
+	char *got = text_of(init);
+	cr_expect(kt_contains(got, "\"mountPath\":\"/var/cache/keruta-git\""), "%s", got);
+	cr_expect(kt_contains(got, "KERUTA_GIT_CACHE"), "%s", got);
+	free(got);
+	/* the task's container and the cleanup Job: no cache */
+	for (size_t i = 0; i < json_object_array_length(d); i++) {
+		json_object *o = json_object_array_get_idx(d, i);
+		json_object *cs = kt_jpath(o, "spec.template.spec.containers");
+		for (size_t k = 0; cs && k < json_object_array_length(cs); k++) {
+			char *c = text_of(json_object_array_get_idx(cs, k));
+			cr_expect_not(kt_contains(c, "git-cache") || kt_contains(c, "KERUTA_GIT_CACHE"),
+			              "a task container sees the cache: %s", c);
+			free(c);
+		}
+	}
+	json_object_put(d);
+	d = load_json("gc-claim.yaml");
+	job = doc_of_kind(d, "Job");
+	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[2].persistentVolumeClaim.claimName"),
+	                 "git-cache-rwx");
+	got = text_of(kt_jpath(job, "spec.template.spec.containers[0]"));
+	cr_expect(kt_contains(got, "KERUTA_GIT_CACHE"), "single container clones: %s", got);
+	free(got);
+	json_object_put(d);
+	static const char *const names[] = {"gc-host.yaml", "gc-claim.yaml", NULL};
+	keep_for_schema("git-cache", names);
+
+	static const char *const bad[][2] = {{"--git-cache-volume", "hostPath:relative"},
+	                                     {"--git-cache-volume", "Bad_Claim"}};
+	for (size_t i = 0; i < 2; i++) {
+		const char *more[] = {bad[i][0], bad[i][1], NULL};
+		render(&r, "bad.yaml", task, more);
+		cr_expect_eq(r.status, 2, "%s: exit %d", bad[i][1], r.status);
+		cr_expect(kt_contains(r.err, "--git-cache-volume"), "%s", r.err);
+		kt_result_free(&r);
+	}
+	free(task);
+}
