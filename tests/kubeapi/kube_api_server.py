@@ -51,7 +51,8 @@ JOB HISTORIES.  Creating a Job starts a scripted history for it, one step every 
 
 CONTROL (/_control/..., JSON, no token, never recorded)
   GET  health                  {"ok":true,"port":N,"rv":N}
-  GET  requests[?since=N]      [{"seq","method","path","query","content_type","body"?,"status"}]
+  GET  requests[?since=N][&bodies=0]  [{"seq","method","path","query","content_type","body"?,"status"}]
+                               (bodies=0: without "body"/"body_raw", for a count of 10,000 tasks' requests)
   GET  objects[?kind=jobs]     {"jobs":[...],"pods":[...],"persistentvolumeclaims":[...]}
   POST scenario {"default":"success","tasks":{"id":"failure"},"cleanup":"success",
                  "node":"node-1","nodes":{"id":"node-7"}}   merged
@@ -776,8 +777,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"ok": True, "port": srv.server_address[1], "rv": st.rv})
         if op == "requests":
             since = int(q.get("since", 0))
+            bodies = q.get("bodies") != "0"
             with st.cond:
-                out = [r for r in st.requests if r["seq"] > since]
+                out = [r if bodies else {k: v for k, v in r.items() if k not in ("body", "body_raw")}
+                       for r in st.requests if r["seq"] > since]
                 return self.send_json(200, out)
         if op == "objects":
             with st.cond:
