@@ -60,6 +60,8 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST drop     {"expire":true}   close every watch; with expire, old resourceVersions get 410
   POST inject   {"lines":["raw text", ...]}  sent as they are, one line each, on every open watch
                 (malformed events for the launcher's robustness tests)
+  POST lag      {"pods":S, "jobs":S}   watches of that kind deliver each event S seconds after it
+                happened (one watch behind another, as two watches of a real server can be)
   POST down     {"seconds":S}   an outage: open watches are closed, and for S seconds every API
                 request's connection is closed without an answer (recorded with status "dropped")
   POST seed     {"objects":[{apiVersion, kind, metadata{name,namespace}, ...}]}  stored as if created
@@ -180,11 +182,12 @@ class State:
         with self.cond:
             self.rv = 1000
             self.objects = {}                      # (kind, ns, name) -> obj
-            self.events = []                       # (rv, kind, ns, type, labels, JSON text), rv ascending
+            self.events = []                       # (rv, kind, ns, type, labels, JSON text, monotonic time)
             self.event_rvs = []                    # their rvs, for bisect
             self.compacted = 0                     # rv <= this is gone (410)
             self.injected = []                     # raw lines for every open watch
             self.down_until = 0.0                  # API connections closed until (monotonic)
+            self.lag = {}                          # kind -> seconds its watches deliver late
             self.drop_gen = 0
             self.requests = []
             self.scenario = {"default": "success", "tasks": {}, "cleanup": "success",
@@ -202,7 +205,8 @@ class State:
         """Record an event; caller holds cond.  Returns the object's JSON text as of this event."""
         rv = int(obj["metadata"]["resourceVersion"])
         text = encode(obj)
-        self.events.append((rv, kind, ns, etype, dict(obj["metadata"].get("labels") or {}), text))
+        self.events.append((rv, kind, ns, etype, dict(obj["metadata"].get("labels") or {}), text,
+                            time.monotonic()))
         self.event_rvs.append(rv)
         if len(self.events) > self.history_max + self.history_max // 10:
             cut = len(self.events) - self.history_max
@@ -739,10 +743,19 @@ class Handler(BaseHTTPRequestHandler):
                                 break
                             raw = st.injected[inj_seen:]
                             pending = st.events_after(last)
+                            held = 1.0
+                            if pending and st.lag.get(kind):
+                                due = time.monotonic() - st.lag[kind]
+                                n = 0
+                                while n < len(pending) and pending[n][6] <= due:
+                                    n += 1
+                                if n < len(pending):
+                                    held = pending[n][6] - due
+                                pending = pending[:n]
                             if pending or raw:
                                 inj_seen += len(raw)
                                 break
-                            st.cond.wait(min(1.0, max(0.01, deadline - time.monotonic())))
+                            st.cond.wait(min(1.0, held, max(0.01, deadline - time.monotonic())))
                         if pending is None:
                             break
                         if last < st.compacted:
@@ -752,7 +765,7 @@ class Handler(BaseHTTPRequestHandler):
                         send(frames + [event("ERROR", json.dumps(status_obj(410, "too old resource version",
                                                                             reason="Expired")))])
                         break
-                    for erv, k, n, etype, labels, text in pending:
+                    for erv, k, n, etype, labels, text, _ in pending:
                         last = erv
                         if k == kind and n == ns and matches(sel, labels):
                             frames.append(event(etype, text))
@@ -806,6 +819,11 @@ class Handler(BaseHTTPRequestHandler):
         if op == "inject" and self.command == "POST":
             with st.cond:
                 st.injected.extend(str(x) for x in data.get("lines", []))
+                st.cond.notify_all()
+            return self.send_json(200, {"ok": True})
+        if op == "lag" and self.command == "POST":
+            with st.cond:
+                st.lag.update({k: float(v) for k, v in data.items()})
                 st.cond.notify_all()
             return self.send_json(200, {"ok": True})
         if op == "down" and self.command == "POST":
