@@ -946,6 +946,11 @@ def main():
     finally:
         stop.set()
         server.server_close()
+    # Nothing is left to write: skip freeing the state object by object, which after a
+    # 10,000-task benchmark (1.7 GiB of recordings and events) took minutes of CPU.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
