@@ -71,6 +71,7 @@ typedef struct track {
 	uint64_t bad_limit;
 	char bad_family[64];  /* "": bad_since not dated yet                */
 	int deleting;         /* we deleted the Job ourselves               */
+	uint64_t pod_wait_until; /* monotonic ms: its pod's events awaited  */
 	int result;           /* KR_EXIT_OK / KR_EXIT_TASK_FAILED when done */
 	struct track *next;
 } track;
@@ -1049,6 +1050,11 @@ static void late_failure(track *t, const char *what)
 	replace(&t->late, what);
 }
 
+/* How long a Job that succeeded waits for its pod's events: the Job and
+ * its pods come on two watches, and the Job's Complete can arrive first.
+ * The pod's name and node are then known without a request per task. */
+#define POD_LAG_MS 2000
+
 /* The main Job finished.  0 on, 1 later. */
 static int conclude_main(dispatcher *d, track *t)
 {
@@ -1056,6 +1062,13 @@ static int conclude_main(dispatcher *d, track *t)
 	if (t->outcome > 0) {
 		t->result = KR_EXIT_OK;
 		if (cleanup_follows(d, t) && !(t->agent_report && strcmp(t->agent_report, done) != 0)) {
+			if (!t->pod && d->pods.active) {
+				uint64_t now = kr_now_ms();
+				if (!t->pod_wait_until)
+					t->pod_wait_until = now + POD_LAG_MS;
+				if (now < t->pod_wait_until)
+					return 1;
+			}
 			int rc = start_cleanup(d, t);
 			if (rc > 0)
 				return 1;
@@ -1168,40 +1181,37 @@ static int take_pending(dispatcher *d)
 	size_t busy = running(d);
 	if (busy >= conc || !api_ready(d) || kr_kube_retry_at(d->k))
 		return -1;
-	kr_node *list = NULL;
+	kr_pending list;
 	kr_error err = {0};
 	if (kr_launcher_pending(d->s, d->api, &list, &err)) {
 		if (!api_result(d, &err))
 			kr_log(KR_LOG_WARN, NULL, "cannot list PENDING tasks: %s", err.msg);
+		kr_pending_free(&list);
 		return -1;
 	}
 	api_result(d, &err);
-	const kr_node *items = list;
-	if (items->type == KR_NODE_MAP) { /* paged answers wrap the list */
-		static const char *const keys[] = {"content", "items", "tasks", "data"};
-		for (size_t i = 0; i < 4 && items->type == KR_NODE_MAP; i++)
-			if (kr_node_get(list, keys[i]) && kr_node_get(list, keys[i])->type == KR_NODE_SEQ)
-				items = kr_node_get(list, keys[i]);
-	}
-	if (items->type != KR_NODE_SEQ) {
+	if (!list.is_list) {
 		kr_log(KR_LOG_WARN, NULL, "the PENDING tasks answer is not a list; ignored");
-		kr_node_free(list);
+		kr_pending_free(&list);
 		return -1;
 	}
-	for (size_t i = 0; i < items->n && busy < conc && !stop_requested && !kr_kube_retry_at(d->k);
+	/* records are read only while there is room: the rest of the list is
+	 * never parsed */
+	for (size_t i = 0; i < list.n && busy < conc && !stop_requested && !kr_kube_retry_at(d->k);
 	     i++) {
+		char *what = kr_asprintf("PENDING task %zu", i + 1);
+		const kr_node *item = kr_pending_item(&list, i, what, &err);
 		/* keruta-api's GET /api/v1/tasks takes no status filter (its
 		 * OpenAPI has none) and answers every task: only PENDING ones start */
-		const kr_node *status = kr_node_get(items->items[i], "status");
-		if (status && status->type == KR_NODE_SCALAR && strcmp(status->value, "PENDING") != 0)
-			continue;
-		kr_ltask lt;
-		char *what = kr_asprintf("PENDING task %zu", i + 1);
-		/* an id that is no path segment could never be reported on: not taken */
-		if (kr_ltask_load(&lt, items->items[i], what, &err) ||
-		    kr_id_check("task id", kr_ltask_id(&lt), &err) ||
-		    (!find(d, kr_ltask_id(&lt)) &&
-		     kr_launcher_task_repository(d->s, d->api, &lt, &err))) {
+		const kr_node *status = item ? kr_node_get(item, "status") : NULL;
+		kr_ltask lt = {0};
+		if (status && status->type == KR_NODE_SCALAR && strcmp(status->value, "PENDING") != 0) {
+			/* not PENDING: left alone */
+		} else if (!item || kr_ltask_load(&lt, item, what, &err) ||
+		           /* an id that is no path segment could never be reported on: not taken */
+		           kr_id_check("task id", kr_ltask_id(&lt), &err) ||
+		           (!find(d, kr_ltask_id(&lt)) &&
+		            kr_launcher_task_repository(d->s, d->api, &lt, &err))) {
 			kr_log(KR_LOG_WARN, NULL, "%s; skipped", err.msg);
 			kr_error_clear(&err);
 		} else if (!find(d, kr_ltask_id(&lt))) {
@@ -1216,7 +1226,7 @@ static int take_pending(dispatcher *d)
 		kr_ltask_free(&lt);
 		free(what);
 	}
-	kr_node_free(list);
+	kr_pending_free(&list);
 	return 0;
 }
 
@@ -1270,8 +1280,11 @@ static void advance(dispatcher *d, track *t, uint64_t *wake)
 {
 	uint64_t later = kr_now_ms() + 1000;
 	if (t->st == T_RUNNING && t->outcome) {
-		if (conclude_main(d, t))
+		if (conclude_main(d, t)) {
 			soon(wake, kr_kube_retry_at(d->k) ? kr_kube_retry_at(d->k) : api_ready(d) ? later : d->api_retry_at);
+			if (t->pod_wait_until > kr_now_ms())
+				soon(wake, t->pod_wait_until);
+		}
 	} else if (t->st == T_RUNNING && t->bad && t->bad_family[0]) {
 		uint64_t nowms = kr_now_ms();
 		int64_t spent = (int64_t)nowms - t->bad_since;

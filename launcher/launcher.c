@@ -156,12 +156,157 @@ int kr_launcher_task(const kr_settings *s, kr_http *api, const char *id, kr_ltas
 	return rc;
 }
 
-int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_node **list, kr_error *err)
+static const char *skip_ws(const char *p, const char *end)
 {
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+		p++;
+	return p;
+}
+
+/* The end of the JSON value at p, or NULL when the structure (strings,
+ * brackets) does not hold; scalars are left to the parser. */
+static const char *json_value_end(const char *p, const char *end)
+{
+	char open[64]; /* deeper than any task record: the whole-answer parser decides */
+	size_t depth = 0;
+	do {
+		p = skip_ws(p, end);
+		if (p >= end)
+			return NULL;
+		char c = *p;
+		if (c == '"') {
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			if (p >= end)
+				return NULL;
+			p++;
+		} else if (c == '{' || c == '[') {
+			if (depth == sizeof(open))
+				return NULL;
+			open[depth++] = c == '{' ? '}' : ']';
+			p++;
+		} else if (c == '}' || c == ']') {
+			if (!depth || open[depth - 1] != c)
+				return NULL;
+			depth--;
+			p++;
+		} else if (c == ',' || c == ':') {
+			if (!depth)
+				return NULL;
+			p++;
+		} else {
+			const char *from = p;
+			while (p < end && !strchr(",:[]{}\" \t\r\n", *p))
+				p++;
+			if (p == from) /* a NUL byte */
+				return NULL;
+		}
+	} while (depth);
+	return p;
+}
+
+/* The spans of a JSON array's elements.  0, or -1: not an array the scan
+ * can follow. */
+static int scan_array(kr_pending *pl)
+{
+	const char *b = pl->body.data ? pl->body.data : "", *end = b + pl->body.len;
+	const char *p = skip_ws(b, end);
+	size_t cap = 0;
+	if (p >= end || *p++ != '[')
+		return -1;
+	p = skip_ws(p, end);
+	if (p < end && *p == ']')
+		return skip_ws(p + 1, end) == end ? 0 : -1;
+	for (;;) {
+		p = skip_ws(p, end);
+		const char *e = json_value_end(p, end);
+		if (!e)
+			return -1;
+		if (pl->n == cap) {
+			cap = cap ? 2 * cap : 256;
+			pl->start = kr_realloc(pl->start, cap * sizeof(*pl->start));
+			pl->len = kr_realloc(pl->len, cap * sizeof(*pl->len));
+		}
+		pl->start[pl->n] = (size_t)(p - b);
+		pl->len[pl->n++] = (size_t)(e - p);
+		p = skip_ws(e, end);
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == ']')
+			return skip_ws(p + 1, end) == end ? 0 : -1;
+		return -1;
+	}
+}
+
+int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_pending *pl, kr_error *err)
+{
+	static const char what[] = "the PENDING tasks";
+	memset(pl, 0, sizeof(*pl));
 	char *path = api_path(s, "pending", NULL, err);
-	int rc = get_node(api, path, "the PENDING tasks", list, err);
+	if (!path)
+		return -1;
+	kr_http_req rq = {.method = "GET", .path = path, .max_bytes = JSON_MAX, .what = what};
+	kr_http_resp rs = {0};
+	int rc = kr_http_request(api, &rq, &rs, err);
 	free(path);
-	return rc;
+	pl->body = rs.body;
+	memset(&rs.body, 0, sizeof(rs.body));
+	kr_http_resp_free(&rs);
+	if (rc != KR_OK)
+		return -1;
+	if (scan_array(pl) == 0) {
+		pl->is_list = 1;
+		return 0;
+	}
+	pl->n = 0;
+	kr_error perr = {0};
+	if (kr_node_load_string(what, pl->body.data ? pl->body.data : "", pl->body.len, &pl->whole,
+	                        &perr)) {
+		kr_error_set(err, KR_EXIT_API, "keruta-api sent %s that cannot be read: %s", what,
+		             perr.msg);
+		return -1;
+	}
+	const kr_node *items = pl->whole;
+	if (items->type == KR_NODE_MAP) { /* paged answers wrap the list */
+		static const char *const keys[] = {"content", "items", "tasks", "data"};
+		for (size_t i = 0; i < 4 && items->type == KR_NODE_MAP; i++)
+			if (kr_node_get(pl->whole, keys[i]) && kr_node_get(pl->whole, keys[i])->type == KR_NODE_SEQ)
+				items = kr_node_get(pl->whole, keys[i]);
+	}
+	if (items->type == KR_NODE_SEQ) {
+		pl->is_list = 1;
+		pl->items = items;
+		pl->n = items->n;
+	}
+	return 0;
+}
+
+const kr_node *kr_pending_item(kr_pending *pl, size_t i, const char *what, kr_error *err)
+{
+	if (pl->items)
+		return pl->items->items[i];
+	kr_node_free(pl->cur);
+	pl->cur = NULL;
+	kr_error perr = {0};
+	if (kr_node_load_string(what, pl->body.data + pl->start[i], pl->len[i], &pl->cur, &perr)) {
+		kr_error_set(err, KR_EXIT_API, "keruta-api sent %s that cannot be read: %s", what,
+		             perr.msg);
+		return NULL;
+	}
+	return pl->cur;
+}
+
+void kr_pending_free(kr_pending *pl)
+{
+	kr_buf_free(&pl->body);
+	free(pl->start);
+	free(pl->len);
+	kr_node_free(pl->whole);
+	kr_node_free(pl->cur);
+	memset(pl, 0, sizeof(*pl));
 }
 
 char *kr_launcher_status(const kr_settings *s, kr_http *api, const char *id, kr_error *err)

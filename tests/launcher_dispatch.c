@@ -403,6 +403,64 @@ Test(dispatch, tasks_listed_in_another_status_are_not_started)
 	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-all-run"), "a running task is started again");
 }
 
+/* The Job and its pods come on two watches, and the Job's Complete can
+ * arrive before its pod's events (a watch behind the other): the launcher
+ * waits for the pod instead of asking the API server for it, and the
+ * cleanup Job still names the task's pod. */
+Test(dispatch, a_pod_watch_behind_the_job_watch_costs_no_request)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"lag-1\", \"status\": \"PENDING\"}]}");
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/lag", "{\"pods\": 0.6}"));
+	kt_result r;
+	static const char *const args[] = {"--task-id", "lag-1", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	char *s = kt_statuses(&api, "lag-1");
+	cr_expect(kt_contains(s, "COMPLETED"), "statuses: %s", s);
+	free(s);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	cr_expect_eq(kt_count_requests(reqs, "GET", "/pods", "job-name"), 0,
+	             "the Job's pods are not listed: %s", r.err);
+	json_object_put(reqs);
+	json_object *cj = kt_kube_object(&kube, "jobs", "cleanup-job-for-task-lag-1");
+	cr_assert_not_null(cj, "the cleanup Job exists");
+	cr_expect(kt_contains(json_object_to_json_string(cj), "keruta-job-lag-1-"),
+	          "KERUTA_SOURCE_POD names the task's pod");
+	json_object_put(cj);
+	kt_result_free(&r);
+}
+
+/* One record of the PENDING list that cannot be read costs that task
+ * only: the tasks before and after it start.  (Twice, then the list moves
+ * on: keruta-api itself has the tasks COMPLETED, so --once can end.) */
+Test(dispatch, an_unreadable_pending_record_skips_only_its_task)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"rec-1\", \"status\": \"COMPLETED\"}, "
+	              "{\"id\": \"rec-3\", \"status\": \"COMPLETED\"}]}");
+	/* '@' cannot start a YAML or JSON token: record 2 alone is unreadable */
+	static const char fault[] =
+	        "{\"match\": {\"method\": \"GET\", \"path_regex\": \"^/api/v1/tasks$\"}, "
+	        "\"action\": \"status\", \"code\": 200, \"times\": 2, \"body\": "
+	        "\"[{\\\"id\\\": \\\"rec-1\\\", \\\"status\\\": \\\"PENDING\\\"}, "
+	        "{\\\"id\\\": \\\"rec-2\\\", \\\"status\\\": @}, "
+	        "{\\\"id\\\": \\\"rec-3\\\", \\\"status\\\": \\\"PENDING\\\"}]\"}";
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/fault", fault, &st));
+	cr_assert_eq(st, 200);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "100ms",
+	                                   "--cleanup-job=false", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_kube_exists(&kube, "jobs", "keruta-job-rec-1"), "the task before it starts: %s",
+	          r.err);
+	cr_expect(kt_kube_exists(&kube, "jobs", "keruta-job-rec-3"), "the task after it starts: %s",
+	          r.err);
+	cr_expect(kt_contains(r.err, "PENDING task 2") && kt_contains(r.err, "skipped"),
+	          "the unreadable record is named: %s", r.err);
+	kt_result_free(&r);
+}
+
 /* Ids from keruta-api's list (and from Job annotations) become path
  * segments of the calls that carry the token: "..", "." or one with a
  * '/' never reaches keruta-api as a path, whatever the launcher does with

@@ -7,8 +7,10 @@
 # and the launcher's CPU time and peak memory (GNU time).  With DROP=1
 # (default), once half the tasks are COMPLETED every watch is closed and
 # the event history expired: the launcher gets 410 Gone and must re-list
-# under load.  The load average before the run is printed: the numbers
-# are only comparable on a quiet machine (counts are, always).
+# under load.  The load average before and during the run (sampled every
+# 10 s) is printed: CPU times are only comparable at the same load
+# (counts are, always).  The two test servers' own CPU time and peak RSS
+# are printed too: when they approach the wall time, they are the bottleneck.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -17,7 +19,7 @@ tasks=${2:-1000}
 conc=${3:-50}
 drop=${4:-1}
 tmp=$(mktemp -d)
-trap 'kill $kpid $apid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
+trap 'kill $kpid $apid $lpid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
 
 python3 "$src/tests/kubeapi/kube_api_server.py" --port-file "$tmp/kport" --token t \
 	--step 0.01 --idle-exit 0 --parent-pid $$ >"$tmp/kube.log" 2>&1 &
@@ -44,6 +46,8 @@ req = urllib.request.Request(f"http://127.0.0.1:{port}/_control/seed", json.dump
 urllib.request.urlopen(req).read()
 PY
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+while :; do cut -d' ' -f1 /proc/loadavg >>"$tmp/load"; sleep 10; done &
+lpid=$!
 if [ "$drop" = 1 ]; then
 	python3 - "$kport" "$aport" "$tasks" >"$tmp/drop.log" 2>&1 <<'PY' &
 import json, sys, time, urllib.request
@@ -69,11 +73,18 @@ KERUTA_LAUNCHER_MODULE="$build/.libs/launcher.so" /usr/bin/time -f "%U %S %M %e"
 	"$build/keruta-agent" dispatch --once --kubeconfig "$tmp/kubeconfig" \
 	--api-url "http://127.0.0.1:$aport" --concurrency "$conc" --pending-interval 1s \
 	--log-level "${LOG_LEVEL:-warn}" --log-format text
+kill $lpid 2>/dev/null || true
+awk '{s += $1; if ($1 > m) m = $1} END {if (NR) printf "load average during the run (1-min, every 10 s): mean %.1f, max %.1f\n", s / NR, m}' "$tmp/load"
+for p in $kpid $apid; do
+	[ $p = $kpid ] && name=kubeapi || name=refapi
+	awk -v n=$name -v t="$(getconf CLK_TCK)" '{printf "test server %s: CPU %.1fs", n, ($14 + $15) / t}' /proc/$p/stat
+	awk '/^VmHWM/ {printf ", peak RSS %.0f MiB\n", $2 / 1024}' /proc/$p/status
+done
 [ "$drop" = 1 ] && { kill $dpid 2>/dev/null || true; wait $dpid 2>/dev/null || true; cat "$tmp/drop.log"; }
 python3 - "$kport" "$aport" "$tasks" "$tmp/time" <<'PY'
 import collections, json, sys, urllib.request
 kport, aport, n, tfile = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-reqs = json.load(urllib.request.urlopen(f"http://127.0.0.1:{kport}/_control/requests"))
+reqs = json.load(urllib.request.urlopen(f"http://127.0.0.1:{kport}/_control/requests?bodies=0"))
 state = json.load(urllib.request.urlopen(f"http://127.0.0.1:{aport}/_control/state"))
 done = sum(1 for v in state["statuses"].values() if v and v[-1]["status"] == "COMPLETED")
 kinds = collections.Counter()

@@ -51,7 +51,8 @@ JOB HISTORIES.  Creating a Job starts a scripted history for it, one step every 
 
 CONTROL (/_control/..., JSON, no token, never recorded)
   GET  health                  {"ok":true,"port":N,"rv":N}
-  GET  requests[?since=N]      [{"seq","method","path","query","content_type","body"?,"status"}]
+  GET  requests[?since=N][&bodies=0]  [{"seq","method","path","query","content_type","body"?,"status"}]
+                               (bodies=0: without "body"/"body_raw", for a count of 10,000 tasks' requests)
   GET  objects[?kind=jobs]     {"jobs":[...],"pods":[...],"persistentvolumeclaims":[...]}
   POST scenario {"default":"success","tasks":{"id":"failure"},"cleanup":"success",
                  "node":"node-1","nodes":{"id":"node-7"}}   merged
@@ -59,6 +60,8 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST drop     {"expire":true}   close every watch; with expire, old resourceVersions get 410
   POST inject   {"lines":["raw text", ...]}  sent as they are, one line each, on every open watch
                 (malformed events for the launcher's robustness tests)
+  POST lag      {"pods":S, "jobs":S}   watches of that kind deliver each event S seconds after it
+                happened (one watch behind another, as two watches of a real server can be)
   POST down     {"seconds":S}   an outage: open watches are closed, and for S seconds every API
                 request's connection is closed without an answer (recorded with status "dropped")
   POST seed     {"objects":[{apiVersion, kind, metadata{name,namespace}, ...}]}  stored as if created
@@ -74,6 +77,7 @@ import os
 import random
 import re
 import signal
+import socket
 import string
 import sys
 import threading
@@ -111,6 +115,18 @@ def status_obj(code, message, reason=None, name=None, kind=None):
 def resource(kind):
     """The resource as the real server names it in messages: jobs.batch, pods."""
     return kind + ".batch" if kind == "jobs" else kind
+
+
+def encode(obj):
+    """An object as the server sends it.  Stored objects are serialized while the state lock is
+    held instead of deep-copied: json.dumps is several times cheaper than copy.deepcopy, and at
+    10,000 Jobs the copies were most of this server's CPU."""
+    return json.dumps(obj)
+
+
+def new_uid():
+    # uuid4() reads os.urandom, a system call per object; test uids need no cryptographic quality
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def merge_patch(target, patch):
@@ -166,11 +182,12 @@ class State:
         with self.cond:
             self.rv = 1000
             self.objects = {}                      # (kind, ns, name) -> obj
-            self.events = []                       # (rv, kind, ns, type, obj), rv ascending
+            self.events = []                       # (rv, kind, ns, type, labels, JSON text, monotonic time)
             self.event_rvs = []                    # their rvs, for bisect
             self.compacted = 0                     # rv <= this is gone (410)
             self.injected = []                     # raw lines for every open watch
             self.down_until = 0.0                  # API connections closed until (monotonic)
+            self.lag = {}                          # kind -> seconds its watches deliver late
             self.drop_gen = 0
             self.requests = []
             self.scenario = {"default": "success", "tasks": {}, "cleanup": "success",
@@ -185,15 +202,18 @@ class State:
         return str(self.rv)
 
     def emit(self, kind, ns, etype, obj):
-        """Record an event; caller holds cond."""
+        """Record an event; caller holds cond.  Returns the object's JSON text as of this event."""
         rv = int(obj["metadata"]["resourceVersion"])
-        self.events.append((rv, kind, ns, etype, copy.deepcopy(obj)))
+        text = encode(obj)
+        self.events.append((rv, kind, ns, etype, dict(obj["metadata"].get("labels") or {}), text,
+                            time.monotonic()))
         self.event_rvs.append(rv)
         if len(self.events) > self.history_max + self.history_max // 10:
             cut = len(self.events) - self.history_max
             self.compacted = self.event_rvs[cut - 1]
             del self.events[:cut], self.event_rvs[:cut]
         self.cond.notify_all()
+        return text
 
     def events_after(self, rv):
         """Events newer than rv; caller holds cond.  Bisect: a 10,000-task run keeps 100,000."""
@@ -203,11 +223,11 @@ class State:
         return time.monotonic() < self.down_until
 
     def put(self, kind, ns, obj, etype):
+        """Store obj (now owned by the state); returns its JSON text."""
         with self.cond:
             obj["metadata"]["resourceVersion"] = self.bump()
             self.objects[(kind, ns, obj["metadata"]["name"])] = obj
-            self.emit(kind, ns, etype, obj)
-            return copy.deepcopy(obj)
+            return self.emit(kind, ns, etype, obj)
 
     def delete(self, kind, ns, name):
         with self.cond:
@@ -218,21 +238,25 @@ class State:
             self.emit(kind, ns, "DELETED", obj)
             return obj
 
-    def get(self, kind, ns, name):
+    def get_text(self, kind, ns, name):
+        """The object's JSON text, or None."""
         with self.cond:
             o = self.objects.get((kind, ns, name))
-            return copy.deepcopy(o) if o is not None else None
+            return encode(o) if o is not None else None
+
+    def exists(self, kind, ns, name):
+        with self.cond:
+            return (kind, ns, name) in self.objects
 
     def modify(self, kind, ns, name, fn):
-        """Apply fn(obj) to a live object and emit MODIFIED; False if it is gone."""
+        """Apply fn(obj) to a live object and emit MODIFIED: its new JSON text, or None if it is gone."""
         with self.cond:
             obj = self.objects.get((kind, ns, name))
             if obj is None:
-                return False
+                return None
             fn(obj)
             obj["metadata"]["resourceVersion"] = self.bump()
-            self.emit(kind, ns, "MODIFIED", obj)
-            return True
+            return self.emit(kind, ns, "MODIFIED", obj)
 
 
 # --------------------------------------------------------------------------- histories
@@ -295,7 +319,7 @@ class Player:
         time.sleep(self.srv.step * n)
 
     def alive(self):
-        return self.st.get("jobs", self.ns, self.job) is not None
+        return self.st.exists("jobs", self.ns, self.job)
 
     def pod_set(self, fn):
         return self.st.modify("pods", self.ns, self.pod, fn)
@@ -312,13 +336,13 @@ class Player:
         labels.update({"job-name": self.job, "batch.kubernetes.io/job-name": self.job,
                        "controller-uid": self.uid, "batch.kubernetes.io/controller-uid": self.uid})
         pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": self.pod, "namespace": self.ns, "uid": str(uuid.uuid4()),
+               "metadata": {"name": self.pod, "namespace": self.ns, "uid": new_uid(),
                             "labels": labels,
                             "annotations": dict((self.tmpl.get("metadata") or {}).get("annotations") or {}),
                             "creationTimestamp": now_iso(),
                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": self.job,
                                                  "uid": self.uid, "controller": True}]},
-               "spec": copy.deepcopy(self.tmpl.get("spec") or {}),
+               "spec": json.loads(encode(self.tmpl.get("spec") or {})),
                "status": {"phase": "Pending", "qosClass": "Burstable"}}
         self.st.put("pods", self.ns, pod, "ADDED")
         self.job_set(lambda j: j["status"].update({"active": 1, "startTime": now_iso()}))
@@ -487,6 +511,12 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "keruta-kubeapi/1"
     timeout = 120
 
+    def setup(self):
+        # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
+        # client's delayed ACK of the headers, 40 ms on every keep-alive request.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().setup()
+
     def log_message(self, fmt, *args):
         if self.server.verbose:
             sys.stderr.write("kubeapi: %s\n" % (fmt % args))
@@ -494,7 +524,10 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = lambda self: self.dispatch()
 
     def send_json(self, code, obj, rec=None):
-        data = json.dumps(obj).encode()
+        self.send_text(code, json.dumps(obj), rec)
+
+    def send_text(self, code, text, rec=None):
+        data = text.encode()
         if rec is not None:
             rec["status"] = code
         self.send_response(code)
@@ -573,8 +606,8 @@ class Handler(BaseHTTPRequestHandler):
             cont = q.get("continue") or ""
             md = {}
             with st.cond:
-                keys = [key for key, o in sorted(st.objects.items())
-                        if key[0] == kind and key[1] == ns and matches(sel, o["metadata"].get("labels"))]
+                keys = sorted(key for key, o in st.objects.items()
+                              if key[0] == kind and key[1] == ns and matches(sel, o["metadata"].get("labels")))
                 rv, after = str(st.rv), None
                 if cont:  # opaque to clients, as the real one: the first page's rv and the last key sent
                     try:
@@ -590,22 +623,22 @@ class Handler(BaseHTTPRequestHandler):
                 if after is not None:  # by key, so an object deleted between pages moves nothing
                     keys = [key for key in keys if key[2] > after]
                 page = keys[:limit] if limit > 0 else keys
-                items = [copy.deepcopy(st.objects[key]) for key in page]
                 if len(page) < len(keys):
                     md["continue"] = base64.urlsafe_b64encode(json.dumps(
                         {"v": "meta.k8s.io/v1", "rv": int(rv), "start": page[-1][2]}).encode()).decode().rstrip("=")
-            md["resourceVersion"] = rv
-            return self.send_json(200, {"kind": kind_name + "List", "apiVersion": api_version,
-                                        "metadata": md, "items": items}, rec)
+                md["resourceVersion"] = rv
+                text = encode({"kind": kind_name + "List", "apiVersion": api_version, "metadata": md,
+                               "items": [st.objects[key] for key in page]})
+            return self.send_text(200, text, rec)
         if name is None and self.command == "POST":
             return self.create(kind, ns, rec.get("body"), rec)
         if name is None:
             return self.send_json(405, status_obj(405, "method not allowed"), rec)
         if self.command == "GET":
-            o = st.get(kind, ns, name)
-            if o is None:
+            text = st.get_text(kind, ns, name)
+            if text is None:
                 return self.send_json(404, status_obj(404, f'{resource(kind)} "{name}" not found', name=name, kind=kind), rec)
-            return self.send_json(200, o, rec)
+            return self.send_text(200, text, rec)
         if self.command == "DELETE":
             policy = q.get("propagationPolicy") or (rec.get("body") or {}).get("propagationPolicy") or "Background"
             o = st.delete(kind, ns, name)
@@ -625,13 +658,10 @@ class Handler(BaseHTTPRequestHandler):
             patch = rec.get("body")
             if not isinstance(patch, dict):
                 return self.send_json(400, status_obj(400, "patch body is not a JSON object"), rec)
-            out = {}
-            def f(o):
-                merge_patch(o, patch)  # in place: o is the stored object
-                out["o"] = copy.deepcopy(o)
-            if not st.modify(kind, ns, name, f):
+            text = st.modify(kind, ns, name, lambda o: merge_patch(o, patch))  # in place: o is the stored object
+            if text is None:
                 return self.send_json(404, status_obj(404, f'{resource(kind)} "{name}" not found', name=name, kind=kind), rec)
-            return self.send_json(200, out["o"], rec)
+            return self.send_text(200, text, rec)
         return self.send_json(405, status_obj(405, "method not allowed"), rec)
 
     def create(self, kind, ns, obj, rec):
@@ -648,9 +678,9 @@ class Handler(BaseHTTPRequestHandler):
                                                        "label must consist of ...", name=str(name), kind=kind), rec)
         if md.get("namespace") not in (None, ns):
             return self.send_json(400, status_obj(400, "the namespace of the object does not match the request"), rec)
-        obj = copy.deepcopy(obj)
+        obj = json.loads(encode(obj))  # the recorded body stays as it was sent
         md = obj["metadata"]
-        md.update({"namespace": ns, "uid": str(uuid.uuid4()), "creationTimestamp": now_iso(), "generation": 1})
+        md.update({"namespace": ns, "uid": new_uid(), "creationTimestamp": now_iso(), "generation": 1})
         if kind == "jobs":
             obj["status"] = {}
             obj["spec"].setdefault("completions", 1)
@@ -662,8 +692,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(409, status_obj(409, f'{resource(kind)} "{name}" already exists', name=name, kind=kind), rec)
             created = st.put(kind, ns, obj, "ADDED")
         if kind == "jobs":
-            Player(self.server, ns, created)
-        return self.send_json(201, created, rec)
+            Player(self.server, ns, json.loads(created))
+        return self.send_text(201, created, rec)
 
     def watch(self, kind, ns, sel, q, rec):
         st, srv = self.server.state, self.server
@@ -676,7 +706,7 @@ class Handler(BaseHTTPRequestHandler):
             expired = rv not in ("", "0") and (not rv.isdigit() or int(rv) < st.compacted)
             start = st.rv if rv in ("", "0") else (int(rv) if rv.isdigit() else 0)
             initial = [] if rv not in ("", "0") else [
-                copy.deepcopy(o) for (k, n, _), o in sorted(st.objects.items())
+                encode(o) for (k, n, _), o in sorted(st.objects.items())
                 if k == kind and n == ns and matches(sel, o["metadata"].get("labels"))]
         rec["status"] = 200
         rec["watch"] = True
@@ -685,18 +715,25 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
 
-        def chunk(obj):
-            data = (json.dumps(obj) + "\n").encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-            self.wfile.flush()
+        def frame(line):
+            """One watch line as one HTTP chunk."""
+            data = line.encode() + b"\n"
+            return b"%x\r\n%s\r\n" % (len(data), data)
+
+        def event(etype, text):  # what json.dumps({"type": etype, "object": obj}) gives
+            return frame('{"type": "%s", "object": %s}' % (etype, text))
+
+        def send(frames):
+            # every event ready now in one write: one system call, not one per event
+            if frames:
+                self.wfile.write(b"".join(frames))
 
         try:
             if expired:
-                chunk({"type": "ERROR", "object": status_obj(410, f"too old resource version: {rv} ({st.compacted})",
-                                                            reason="Expired")})
+                send([event("ERROR", json.dumps(status_obj(410, f"too old resource version: {rv} ({st.compacted})",
+                                                           reason="Expired")))])
             else:
-                for o in initial:
-                    chunk({"type": "ADDED", "object": o})
+                send([event("ADDED", text) for text in initial])
                 last = start
                 while True:
                     with st.cond:
@@ -706,25 +743,33 @@ class Handler(BaseHTTPRequestHandler):
                                 break
                             raw = st.injected[inj_seen:]
                             pending = st.events_after(last)
+                            held = 1.0
+                            if pending and st.lag.get(kind):
+                                due = time.monotonic() - st.lag[kind]
+                                n = 0
+                                while n < len(pending) and pending[n][6] <= due:
+                                    n += 1
+                                if n < len(pending):
+                                    held = pending[n][6] - due
+                                pending = pending[:n]
                             if pending or raw:
                                 inj_seen += len(raw)
                                 break
-                            st.cond.wait(min(1.0, max(0.01, deadline - time.monotonic())))
+                            st.cond.wait(min(1.0, held, max(0.01, deadline - time.monotonic())))
                         if pending is None:
                             break
                         if last < st.compacted:
                             pending = "expired"
-                    for line in raw:
-                        data = line.encode() + b"\n"
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-                        self.wfile.flush()
+                    frames = [frame(line) for line in raw]
                     if pending == "expired":
-                        chunk({"type": "ERROR", "object": status_obj(410, "too old resource version", reason="Expired")})
+                        send(frames + [event("ERROR", json.dumps(status_obj(410, "too old resource version",
+                                                                            reason="Expired")))])
                         break
-                    for erv, k, n, etype, obj in pending:
+                    for erv, k, n, etype, labels, text, _ in pending:
                         last = erv
-                        if k == kind and n == ns and matches(sel, obj["metadata"].get("labels")):
-                            chunk({"type": etype, "object": obj})
+                        if k == kind and n == ns and matches(sel, labels):
+                            frames.append(event(etype, text))
+                    send(frames)
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except (ConnectionError, BrokenPipeError, OSError):
@@ -745,8 +790,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"ok": True, "port": srv.server_address[1], "rv": st.rv})
         if op == "requests":
             since = int(q.get("since", 0))
+            bodies = q.get("bodies") != "0"
             with st.cond:
-                out = [r for r in st.requests if r["seq"] > since]
+                out = [r if bodies else {k: v for k, v in r.items() if k not in ("body", "body_raw")}
+                       for r in st.requests if r["seq"] > since]
                 return self.send_json(200, out)
         if op == "objects":
             with st.cond:
@@ -774,6 +821,11 @@ class Handler(BaseHTTPRequestHandler):
                 st.injected.extend(str(x) for x in data.get("lines", []))
                 st.cond.notify_all()
             return self.send_json(200, {"ok": True})
+        if op == "lag" and self.command == "POST":
+            with st.cond:
+                st.lag.update({k: float(v) for k, v in data.items()})
+                st.cond.notify_all()
+            return self.send_json(200, {"ok": True})
         if op == "down" and self.command == "POST":
             with st.cond:
                 st.down_until = time.monotonic() + float(data.get("seconds", 10))
@@ -787,10 +839,10 @@ class Handler(BaseHTTPRequestHandler):
                 kind = {v[1]: k for k, v in KINDS.items()}.get(o.get("kind"))
                 if not kind:
                     return self.send_json(400, {"error": f"unknown kind {o.get('kind')}"})
-                o = copy.deepcopy(o)
+                o = json.loads(encode(o))
                 md = o.setdefault("metadata", {})
                 ns = md.setdefault("namespace", "default")
-                md.setdefault("uid", str(uuid.uuid4()))
+                md.setdefault("uid", new_uid())
                 md.setdefault("creationTimestamp", now_iso())
                 st.put(kind, ns, o, "ADDED")
             return self.send_json(200, {"ok": True})
@@ -894,6 +946,11 @@ def main():
     finally:
         stop.set()
         server.server_close()
+    # Nothing is left to write: skip freeing the state object by object, which after a
+    # 10,000-task benchmark (1.7 GiB of recordings and events) took minutes of CPU.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
