@@ -563,6 +563,20 @@ Test(git_clone, refuses_other_repository_and_foreign_files)
 	free(all), free(url);
 }
 
+/* A host name that does not resolve: said so, naming the host, and not
+ * mistaken for a connection lost while talking to it. */
+Test(git_clone, unresolvable_host_is_named)
+{
+	kt_result r;
+	run_clone(&r, "git://no-such-host.invalid:9418/repo.git", "main", ", retries: 0", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "cannot resolve no-such-host.invalid"), "%s", all);
+	cr_assert_not(kt_contains(all, "connection lost"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+}
+
 /* A server that takes the connection and then says nothing: the transfer
  * ends after io_timeout with an error naming the server and the wait, not
  * as if the server had closed the connection. */
