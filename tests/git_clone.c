@@ -96,6 +96,9 @@ Test(git_clone, branch_over_http)
 	cr_assert_str_eq(gt_q(wd, "git status --porcelain --untracked-files=no"), "");
 	cr_assert(kt_contains(r.err, want), "the commit is not logged: %s", r.err);
 	cr_assert(kt_contains(r.err, "cloning"));
+	/* the branch tracks the remote's, so `git pull` in a later stage works */
+	cr_assert_str_eq(gt_q(wd, "git rev-parse --abbrev-ref 'feature@{upstream}' 2>&1 || true"),
+	                 "origin/feature");
 	kt_result_free(&r);
 	free(url), free(want), free(head), free(branch);
 }
@@ -196,6 +199,33 @@ Test(git_clone, rerun_fetches_after_remote_moved)
 	cr_assert_str_eq(gt_q(wd, "cat README"), "one\ntwo\nthree");
 	kt_result_free(&r);
 	free(url), free(marker), free(dotgit), free(want), free(head);
+}
+
+/* A re-run over a local change that the remote's new commit would
+ * overwrite: refused, naming the file, and nothing moves (neither the
+ * change nor HEAD). */
+Test(git_clone, rerun_over_conflicting_local_change_keeps_it)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("anon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	kt_result_free(&r);
+	char *old_head = gt_sh(wd, "git rev-parse HEAD");
+	free(gt_sh(wd, "echo local edit > README"));
+	free(gt_sh(base, "cd src && echo three >> README && git commit -qam third && "
+	                 "git push -q ../srv/repo.git main"));
+	run_clone(&r, url, "main", NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "nothing was overwritten"), "%s", all);
+	cr_assert(kt_contains(all, "README"), "%s", all);
+	cr_assert_str_eq(gt_q(wd, "cat README"), "local edit");
+	cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), old_head);
+	kt_result_free(&r);
+	free(all), free(url), free(old_head);
 }
 
 /* A local path: the source's objects are taken as they are (no pack is
