@@ -62,6 +62,20 @@ Test(git_exclude, idempotent_with_patterns)
 	free(path), free(text), free(status);
 }
 
+/* Our lines already there with trailing blanks or a CR (an editor's, or a
+ * file written on Windows) count as there: git ignores those blanks too,
+ * so adding them again would only grow the file on every run. */
+Test(git_exclude, lines_with_trailing_blanks_are_not_added_again)
+{
+	free(gt_sh(base, "git init -q -b main work && "
+	                 "printf '/.keruta \\r\\n*.log\\t\\n' > work/.git/info/exclude"));
+	run_exclude("{ patterns: ['*.log'] }", 0);
+	char *text = kt_read_file(gt_path(wd, ".git/info/exclude"), NULL);
+	cr_assert_not_null(text);
+	cr_assert_str_eq(text, "/.keruta \r\n*.log\t\n");
+	free(text);
+}
+
 Test(git_exclude, creates_info_dir)
 {
 	free(gt_sh(base, "git init -q -b main work && rm -rf work/.git/info && "
