@@ -285,6 +285,21 @@ Test(api_faults, garbage_json_is_malformed_data)
 	kt_result_free(&r);
 }
 
+/* Valid JSON the agent still cannot take (a key twice: which one would
+ * count?): a failure naming the key, not a task read as empty. */
+Test(api_faults, duplicate_key_in_an_answer_is_named)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\",\"code\":200,"
+	           "\"body\":\"{\\\"id\\\":\\\"t1\\\",\\\"title\\\":\\\"a\\\",\\\"title\\\":\\\"b\\\"}\"}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "keruta-api sent task t1 that cannot be read"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "duplicate key 'title'"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "malformed data is not retried");
+	kt_result_free(&r);
+}
+
 Test(api_faults, oversize_answer_is_cut_off)
 {
 	at_control(&C, "/_control/fault",
