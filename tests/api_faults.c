@@ -479,6 +479,20 @@ Test(api_faults, unknown_placeholder_is_named)
 	kt_result_free(&r);
 }
 
+/* A status path that needs an id the task does not have: no status can
+ * be sent, and the run says so and fails rather than pass unreported. */
+Test(api_faults, status_path_missing_its_id_fails_the_run)
+{
+	at_pipeline(&C, "count: 1",
+	            "  api_paths:\n    status: /api/v1/repositories/{repositoryId}/status\n");
+	kt_result r;
+	int rc = at_agent(&C, &r, NULL, token_env, 30);
+	cr_expect_neq(rc, 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "needs a repository id and there is none"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "PUT", "/api/v1/tasks/t1/status"), 0);
+	kt_result_free(&r);
+}
+
 Test(api_faults, task_scripts_and_malformed_script_field)
 {
 	at_control(&C, "/_control/seed", "{\"flatScripts\":{\"t1\":{\"executeScript\":[1,2]}}}");

@@ -47,6 +47,28 @@ Test(install_api, script_runs_and_output_is_shipped)
 	kx_free(&x);
 }
 
+/* The repository's install script empty (keruta-api answers 200 with no
+ * body): the task's own install script runs instead. */
+Test(install_api, empty_repository_script_falls_back_to_the_tasks)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kx_api_control(&api, "/_control/seed",
+	               "{\"tasks\":[{\"id\":\"t1\",\"title\":\"x\",\"repositoryId\":\"r1\"}],"
+	               "\"repositories\":[{\"id\":\"r1\",\"url\":\"https://example.invalid/r.git\"}],"
+	               "\"scripts\":{\"t1\":{\"installScript\":\"touch from-task\\n\"}},"
+	               "\"installScripts\":{\"r1\":\"\"}}");
+	const char *args[] = {"--task-id", "t1", "--repository-id", "r1", NULL};
+	kx_agent_api(&x, &api, "init", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kx_exists(x.work, "from-task"), "the task's script did not run:\n%s", x.log);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
 Test(install_api, no_script_404_skips)
 {
 	kx x;
