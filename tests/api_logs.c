@@ -416,6 +416,26 @@ Test(api_logs, refused_batches_are_dropped_without_looping)
 	kt_result_free(&r);
 }
 
+/* 429 (too many requests) is keruta-api asking to slow down, not a
+ * refusal: the batches wait and are all delivered, none dropped. */
+Test(api_logs, too_many_requests_delays_batches_and_loses_none)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":429,"
+	           "\"times\":8}");
+	at_pipeline(&C, "count: 5", "  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	cr_expect(!kt_contains(r.err, "keruta-api refused"), "%s", r.err);
+	size_t n;
+	char *got = at_lines(&C, &n), *want = at_expected("line", 1, 5);
+	cr_expect_eq(n, 5, "lines received: %zu\n%s", n, r.err);
+	cr_expect(strcmp(got, want) == 0, "the lines differ from what was emitted");
+	free(got);
+	free(want);
+	kt_result_free(&r);
+}
+
 /* A token keruta-api refuses for /logs alone (401) is no outage: the
  * batches are dropped and said so, not retried until the final flush
  * gives up. */
