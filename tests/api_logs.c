@@ -122,6 +122,29 @@ Test(api_logs, full_memory_queue_spills_to_the_spool_in_order)
 	kt_result_free(&r);
 }
 
+/* A spool that cannot be opened (a directory in its place): said once,
+ * not once per line that would have gone there; the lines that reached
+ * the API are there, and the exit code tells that others were lost. */
+Test(api_logs, unusable_spool_is_reported_once)
+{
+	make_task_area();
+	char *sp = spool_path();
+	cr_assert_eq(mkdir(sp, 0755), 0);
+	at_pipeline(&C, "count: 20000", "  log_batch_lines: 100\n  log_batch_interval: 50ms\n");
+	kt_result r;
+	/* lines were lost for want of the spool: the exit code says so (4, an
+	 * exhausted resource of the agent) */
+	int rc = at_agent(&C, &r, NULL, NULL, 60);
+	cr_assert_eq(rc, 4, "exit %d, stderr:\n%s", rc, r.err);
+	cr_expect_eq(kt_count(r.err, "cannot open the log spool"), 1, "%s", r.err);
+	cr_expect(kt_contains(r.err, "could not be written"), "%s", r.err);
+	size_t n;
+	free(at_lines(&C, &n));
+	cr_expect_gt(n, 0);
+	free(sp);
+	kt_result_free(&r);
+}
+
 Test(api_logs, spool_from_an_earlier_run_is_replayed_first)
 {
 	char *dir = kt_path(C.work, ".keruta");
