@@ -272,3 +272,27 @@ Test(document, planted_documents_symlink_is_replaced)
 	free(link);
 	kx_free(&x);
 }
+
+/* A documents directory nothing can be created in (immutable): the stage
+ * fails naming it, not pass with the documents missing. */
+Test(document, documents_dir_that_takes_no_file_fails)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  init: [document]\n", NULL);
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: d1, name: a.md, content: x}]\n");
+	char *dir = kx_mk(x.work, ".keruta/tasks/t-1/documents");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	if (kt_immutable(dir, 1) != 0) {
+		free(dir);
+		kx_free(&x);
+		cr_skip_test("needs root and a file system with the immutable attribute (chattr +i)");
+	}
+	kx_agent(&x, "init", NULL, NULL);
+	kt_immutable(dir, 0);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.log, "cannot create a temporary file in"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/documents/a.md"));
+	free(dir);
+	kx_free(&x);
+}
