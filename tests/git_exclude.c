@@ -163,3 +163,25 @@ Test(git_exclude, a_fifo_in_place_of_exclude_or_commondir_fails_clearly)
 		free(all);
 	}
 }
+
+/* Started with standard input closed (as some supervisors do), the agent's
+ * first new file is descriptor 0: the exclude file is written all the
+ * same. */
+Test(git_exclude, works_with_standard_input_closed)
+{
+	free(gt_sh(base, "git init -q -b main work && mkdir -p work/.keruta && echo x > work/.keruta/f"));
+	char *pipe = kt_path(base, "pipeline.yaml");
+	kt_write_file(pipe, "version: 1\nphases:\n  execute: [git-exclude]\nstages:\n"
+	                    "  git-exclude: { plugin: git-exclude }\n");
+	const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" <&-", kt_agent(), "execute",
+	                      "--pipeline", pipe, "--work-dir", wd, "--log-format", "text",
+	                      "--backend", "local", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 60), 0);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	char *text = kt_read_file(gt_path(wd, ".git/info/exclude"), NULL);
+	cr_assert(text && kt_contains(text, "/.keruta\n"), "%s", text ? text : "(none)");
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain"), "");
+	kt_result_free(&r);
+	free(text), free(pipe);
+}
