@@ -459,6 +459,39 @@ Test(api_logs, too_many_requests_delays_batches_and_loses_none)
 	kt_result_free(&r);
 }
 
+/* A batch keruta-api turned away with Retry-After is sent again no sooner
+ * than it asked, also when the HTTP layer has no retries left of its own
+ * (api_retries: 0) and the shipper's shorter backoff decides. */
+Test(api_logs, shipper_waits_the_retry_after_keruta_api_names)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"retry_after\":3,\"times\":1}");
+	/* still running when the retry is due: the final flush does not decide */
+	at_pipeline(&C, "count: 30, every: 5, pause: 1s",
+	            "  log_batch_interval: 50ms\n  api_retries: 0\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	json_object *reqs = at_get(&C, "/_control/requests");
+	double t[2];
+	int k = 0;
+	for (size_t i = 0; i < json_object_array_length(reqs) && k < 2; i++) {
+		json_object *q = json_object_array_get_idx(reqs, i), *p, *tm;
+		json_object_object_get_ex(q, "path", &p);
+		json_object_object_get_ex(q, "time", &tm);
+		if (strcmp(json_object_get_string(p), "/api/v1/tasks/t1/logs") == 0)
+			t[k++] = json_object_get_double(tm);
+	}
+	json_object_put(reqs);
+	cr_assert_eq(k, 2, "%s", r.err);
+	cr_expect_geq(t[1] - t[0], 2.9, "sent again after %.3f s despite Retry-After: 3",
+	              t[1] - t[0]);
+	size_t n;
+	free(at_lines(&C, &n));
+	cr_expect_eq(n, 30);
+	kt_result_free(&r);
+}
+
 /* A token keruta-api refuses for /logs alone (401) is no outage: the
  * batches are dropped and said so, not retried until the final flush
  * gives up. */
