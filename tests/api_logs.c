@@ -472,18 +472,8 @@ Test(api_logs, shipper_waits_the_retry_after_keruta_api_names)
 	            "  log_batch_interval: 50ms\n  api_retries: 0\n");
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
-	json_object *reqs = at_get(&C, "/_control/requests");
 	double t[2];
-	int k = 0;
-	for (size_t i = 0; i < json_object_array_length(reqs) && k < 2; i++) {
-		json_object *q = json_object_array_get_idx(reqs, i), *p, *tm;
-		json_object_object_get_ex(q, "path", &p);
-		json_object_object_get_ex(q, "time", &tm);
-		if (strcmp(json_object_get_string(p), "/api/v1/tasks/t1/logs") == 0)
-			t[k++] = json_object_get_double(tm);
-	}
-	json_object_put(reqs);
-	cr_assert_eq(k, 2, "%s", r.err);
+	cr_assert_eq(at_times(&C, "/api/v1/tasks/t1/logs", t, 2), 2, "%s", r.err);
 	cr_expect_geq(t[1] - t[0], 2.9, "sent again after %.3f s despite Retry-After: 3",
 	              t[1] - t[0]);
 	size_t n;
