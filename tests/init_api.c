@@ -146,7 +146,8 @@ Test(document_api, hostile_disposition_names_stay_inside)
 	        &api, "/_control/seed",
 	        "{\"documents\":{"
 	        "\"d1\":{\"content\":\"c1\",\"disposition\":\"attachment; filename=\\\"../../x\\\"\"},"
-	        "\"d2\":{\"content\":\"c2\",\"disposition\":\"attachment; filename=\\\"/etc/passwd\\\"\"},"
+	        "\"d2\":{\"content\":\"c2\",\"disposition\":"
+	        "\"attachment; filename=\\\"/nonexistent-keruta-test/passwd\\\"\"},"
 	        "\"d3\":{\"content\":\"c3\",\"disposition\":"
 	        "\"attachment; filename*=UTF-8''..%2F..%2Fevil%00.sh\"},"
 	        "\"d4\":{\"content\":\"c4\",\"disposition\":\"attachment; filename=\\\"..\\\"\"},"
