@@ -98,18 +98,8 @@ Test(api_faults, retries_503_honouring_retry_after)
 	cr_expect(kt_contains(r.err, "retry 1 in 1.0 s"), "Retry-After names the delay:\n%s",
 	          r.err);
 	/* the server saw the retries at least the named second apart */
-	json_object *reqs = at_get(&C, "/_control/requests");
 	double t[3];
-	int k = 0;
-	for (size_t i = 0; i < json_object_array_length(reqs) && k < 3; i++) {
-		json_object *q = json_object_array_get_idx(reqs, i), *p, *tm;
-		json_object_object_get_ex(q, "path", &p);
-		json_object_object_get_ex(q, "time", &tm);
-		if (strcmp(json_object_get_string(p), "/api/v1/tasks/t1") == 0)
-			t[k++] = json_object_get_double(tm);
-	}
-	json_object_put(reqs);
-	cr_assert_eq(k, 3);
+	cr_assert_eq(at_times(&C, "/api/v1/tasks/t1", t, 3), 3);
 	cr_expect_geq(t[1] - t[0], 0.9, "retried after %.3f s despite Retry-After: 1", t[1] - t[0]);
 	cr_expect_geq(t[2] - t[1], 0.9);
 	kt_result_free(&r);
@@ -281,6 +271,21 @@ Test(api_faults, garbage_json_is_malformed_data)
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.err, "not a JSON object"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "malformed data is not retried");
+	kt_result_free(&r);
+}
+
+/* Valid JSON the agent still cannot take (a key twice: which one would
+ * count?): a failure naming the key, not a task read as empty. */
+Test(api_faults, duplicate_key_in_an_answer_is_named)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\",\"code\":200,"
+	           "\"body\":\"{\\\"id\\\":\\\"t1\\\",\\\"title\\\":\\\"a\\\",\\\"title\\\":\\\"b\\\"}\"}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 1, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "keruta-api sent task t1 that cannot be read"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "duplicate key 'title'"), "%s", r.err);
 	cr_expect_eq(at_count(&C, "GET", "/tasks/t1"), 1, "malformed data is not retried");
 	kt_result_free(&r);
 }
@@ -461,6 +466,20 @@ Test(api_faults, unknown_placeholder_is_named)
 	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 2, "stderr:\n%s", r.err);
 	cr_expect(kt_contains(r.err, "api_paths.task"), "%s", r.err);
 	cr_expect(kt_contains(r.err, "unknown placeholder"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* A status path that needs an id the task does not have: no status can
+ * be sent, and the run says so and fails rather than pass unreported. */
+Test(api_faults, status_path_missing_its_id_fails_the_run)
+{
+	at_pipeline(&C, "count: 1",
+	            "  api_paths:\n    status: /api/v1/repositories/{repositoryId}/status\n");
+	kt_result r;
+	int rc = at_agent(&C, &r, NULL, token_env, 30);
+	cr_expect_neq(rc, 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.err, "needs a repository id and there is none"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "PUT", "/api/v1/tasks/t1/status"), 0);
 	kt_result_free(&r);
 }
 

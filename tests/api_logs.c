@@ -122,6 +122,29 @@ Test(api_logs, full_memory_queue_spills_to_the_spool_in_order)
 	kt_result_free(&r);
 }
 
+/* A spool that cannot be opened (a directory in its place): said once,
+ * not once per line that would have gone there; the lines that reached
+ * the API are there, and the exit code tells that others were lost. */
+Test(api_logs, unusable_spool_is_reported_once)
+{
+	make_task_area();
+	char *sp = spool_path();
+	cr_assert_eq(mkdir(sp, 0755), 0);
+	at_pipeline(&C, "count: 20000", "  log_batch_lines: 100\n  log_batch_interval: 50ms\n");
+	kt_result r;
+	/* lines were lost for want of the spool: the exit code says so (4, an
+	 * exhausted resource of the agent) */
+	int rc = at_agent(&C, &r, NULL, NULL, 60);
+	cr_assert_eq(rc, 4, "exit %d, stderr:\n%s", rc, r.err);
+	cr_expect_eq(kt_count(r.err, "cannot open the log spool"), 1, "%s", r.err);
+	cr_expect(kt_contains(r.err, "could not be written"), "%s", r.err);
+	size_t n;
+	free(at_lines(&C, &n));
+	cr_expect_gt(n, 0);
+	free(sp);
+	kt_result_free(&r);
+}
+
 Test(api_logs, spool_from_an_earlier_run_is_replayed_first)
 {
 	char *dir = kt_path(C.work, ".keruta");
@@ -416,6 +439,49 @@ Test(api_logs, refused_batches_are_dropped_without_looping)
 	kt_result_free(&r);
 }
 
+/* 429 (too many requests) is keruta-api asking to slow down, not a
+ * refusal: the batches wait and are all delivered, none dropped. */
+Test(api_logs, too_many_requests_delays_batches_and_loses_none)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":429,"
+	           "\"times\":8}");
+	at_pipeline(&C, "count: 5", "  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	cr_expect(!kt_contains(r.err, "keruta-api refused"), "%s", r.err);
+	size_t n;
+	char *got = at_lines(&C, &n), *want = at_expected("line", 1, 5);
+	cr_expect_eq(n, 5, "lines received: %zu\n%s", n, r.err);
+	cr_expect(strcmp(got, want) == 0, "the lines differ from what was emitted");
+	free(got);
+	free(want);
+	kt_result_free(&r);
+}
+
+/* A batch keruta-api turned away with Retry-After is sent again no sooner
+ * than it asked, also when the HTTP layer has no retries left of its own
+ * (api_retries: 0) and the shipper's shorter backoff decides. */
+Test(api_logs, shipper_waits_the_retry_after_keruta_api_names)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"retry_after\":3,\"times\":1}");
+	/* still running when the retry is due: the final flush does not decide */
+	at_pipeline(&C, "count: 30, every: 5, pause: 1s",
+	            "  log_batch_interval: 50ms\n  api_retries: 0\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	double t[2];
+	cr_assert_eq(at_times(&C, "/api/v1/tasks/t1/logs", t, 2), 2, "%s", r.err);
+	cr_expect_geq(t[1] - t[0], 2.9, "sent again after %.3f s despite Retry-After: 3",
+	              t[1] - t[0]);
+	size_t n;
+	free(at_lines(&C, &n));
+	cr_expect_eq(n, 30);
+	kt_result_free(&r);
+}
+
 /* A token keruta-api refuses for /logs alone (401) is no outage: the
  * batches are dropped and said so, not retried until the final flush
  * gives up. */
@@ -461,6 +527,41 @@ Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
 	cr_expect_eq(last, 10000, "the tail is kept");
 	cr_expect_lt(count, 10000, "the middle should have been left out");
 	json_object_put(st);
+	kt_result_free(&r);
+}
+
+/* keruta-api stops taking the log part way: what it did not take stays
+ * in the spool, and the next run delivers exactly that, once and in
+ * order (nothing it already had comes twice). */
+Test(api_logs, log_left_by_a_run_is_delivered_by_the_next_exactly_once, .timeout = 180)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"times\":-1,\"skip\":3}");
+	at_pipeline(&C, "count: 400, every: 100, pause: 100ms",
+	            "  log_batch_lines: 50\n  log_batch_interval: 50ms\n  api_retry_max_time: 3s\n");
+	kt_result r;
+	cr_expect_eq(at_agent(&C, &r, NULL, NULL, 100), 3, "stderr:\n%s", r.err);
+	size_t n1;
+	char *first = at_lines(&C, &n1);
+	cr_assert_gt(n1, 0, "%s", r.err);
+	cr_assert_lt(n1, 400, "%s", r.err);
+	kt_result_free(&r);
+
+	at_control(&C, "/_control/reset", "{}");
+	at_control(&C, "/_control/seed",
+	           "{\"tasks\":[{\"id\":\"t1\",\"title\":\"a task\",\"status\":\"PENDING\"}]}");
+	at_pipeline(&C, "count: 0", NULL);
+	cr_expect_eq(at_agent(&C, &r, NULL, NULL, 100), 0, "stderr:\n%s", r.err);
+	size_t n2;
+	char *second = at_lines(&C, &n2);
+	char *both = NULL, *want = at_expected("line", 1, 400);
+	cr_assert(asprintf(&both, "%s%s", first, second) > 0);
+	cr_expect_eq(n1 + n2, 400, "first run %zu, second run %zu lines", n1, n2);
+	cr_expect(strcmp(both, want) == 0, "lines lost, repeated or out of order");
+	char *sp = spool_path();
+	cr_expect(access(sp, F_OK) != 0, "the spool was not deleted once delivered");
+	free(sp), free(first), free(second), free(both), free(want);
 	kt_result_free(&r);
 }
 

@@ -104,7 +104,8 @@ Test(api_script, hostile_file_names_stay_inside_the_script_dir)
 	             {"a/b/../../c.sh", "c.sh"},
 	             {".bashrc", "bashrc"},
 	             {"sub\\\\..\\\\..\\\\win.bat", "win.bat"},
-	             {"new\\nline $(id).sh", "new_line___id_.sh"}};
+	             {"new\\nline $(id).sh", "new_line___id_.sh"},
+	             {"plain-name.sh", "plain-name.sh"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *seed = NULL;
 		cr_assert(asprintf(&seed, "{\"content\":\"echo ran\\n\",\"language\":\"sh\","
@@ -119,6 +120,9 @@ Test(api_script, hostile_file_names_stay_inside_the_script_dir)
 		struct stat st;
 		cr_expect(stat(want, &st) == 0 && S_ISREG(st.st_mode), "case %zu: %s missing; %s", i,
 		          want, r.err);
+		/* a changed name is said; a name kept as given is not */
+		cr_expect_eq(kt_contains(r.err, "written as"), strcmp(cases[i].given, cases[i].kept) != 0,
+		             "case %zu: %s", i, r.err);
 		free(want);
 		kt_result_free(&r);
 	}

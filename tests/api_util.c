@@ -164,3 +164,18 @@ char *at_expected(const char *prefix, int from, int to)
 	fclose(f);
 	return out;
 }
+
+int at_times(at_ctx *c, const char *path, double *t, int max)
+{
+	json_object *reqs = at_get(c, "/_control/requests");
+	int k = 0;
+	for (size_t i = 0; i < json_object_array_length(reqs) && k < max; i++) {
+		json_object *q = json_object_array_get_idx(reqs, i), *p, *tm;
+		json_object_object_get_ex(q, "path", &p);
+		json_object_object_get_ex(q, "time", &tm);
+		if (strcmp(json_object_get_string(p), path) == 0)
+			t[k++] = json_object_get_double(tm);
+	}
+	json_object_put(reqs);
+	return k;
+}

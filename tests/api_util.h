@@ -32,6 +32,9 @@ void at_control(at_ctx *c, const char *path, const char *json);
 json_object *at_get(at_ctx *c, const char *path);
 /* Requests recorded with this method whose path ends with suffix. */
 int at_count(at_ctx *c, const char *method, const char *suffix);
+/* When the server received its first `max` requests for exactly `path`
+ * (epoch seconds, into t); returns how many there were, at most max. */
+int at_times(at_ctx *c, const char *path, double *t, int max);
 /* The log lines the server received for the task (but the agent's own,
  * stream "agent"), as one "\n"-joined
  * string (caller frees), and how many. */

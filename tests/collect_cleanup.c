@@ -144,3 +144,72 @@ Test(cleanup, runs_after_a_failed_stage_and_the_task_fails)
 	cr_assert(kt_contains(x.termtext, "\"stage\":\"install\""), "%s", x.termtext);
 	kx_free(&x);
 }
+
+/* Nothing to clean is not a failure: no area of the task, no work dir. */
+Test(cleanup, no_area_and_no_work_dir_skip)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE, NULL);
+	kx_write(x.work, "README", "repo\n");
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "no area of this task"), "%s", x.log);
+	cr_assert(kx_exists(x.work, "README"));
+	kt_rmrf(x.work);
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "does not exist; nothing to clean"), "%s", x.log);
+	kx_free(&x);
+}
+
+/* A work dir that is a file: a failure naming it, and the file stays. */
+Test(cleanup, work_dir_that_is_a_file_fails)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE, NULL);
+	kt_rmrf(x.work);
+	kt_write_file(x.work, "not a directory\n");
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.log, "cannot open the work dir"), "%s", x.log);
+	char *text = kt_read_file(x.work, NULL);
+	cr_assert_str_eq(text ? text : "", "not a directory\n");
+	free(text);
+	kx_free(&x);
+}
+
+/* Entries that cannot be removed (immutable): the others still go; a
+ * temporary file is a warning, the work dir's content a failure that
+ * counts what could not be removed (not the directories holding it). */
+Test(cleanup, entries_that_cannot_be_removed_are_reported)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, CLEANUP_PHASE, NULL);
+	fill_work_dir(&x);
+	char *stuck = kt_path(x.work, ".keruta/tasks/t-1/install.sh");
+	if (kt_immutable(stuck, 1) != 0) {
+		free(stuck);
+		kx_free(&x);
+		cr_skip_test("needs root and a file system with the immutable attribute (chattr +i)");
+	}
+	kx_agent(&x, "cleanup", task_args, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "cannot remove install.sh from the task's area"), "%s", x.log);
+	cr_expect(!kx_exists(x.work, ".keruta/tasks/t-1/execute.sh"));
+	cr_expect(kt_contains(x.log, "removed 2 temporary files"), "%s", x.log);
+
+	kx_pipeline(&x, "  cleanup: [cleanup]\n",
+	            "  cleanup: {plugin: cleanup, with: {remove_work_dir: true}}\n");
+	kx_agent(&x, "cleanup", task_args, NULL);
+	kt_immutable(stuck, 0);
+	cr_expect_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.log, "could not remove 1 entries in the work dir"), "%s", x.log);
+	cr_expect(!kx_exists(x.work, "README"));
+	cr_expect(!kx_exists(x.work, "src"));
+	cr_expect(kx_exists(x.work, ".keruta/tasks/t-1/install.sh"));
+	free(stuck);
+	kx_free(&x);
+}

@@ -4,10 +4,13 @@
  * repositories made by the git CLI.
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,6 +96,9 @@ Test(git_clone, branch_over_http)
 	cr_assert_str_eq(gt_q(wd, "git status --porcelain --untracked-files=no"), "");
 	cr_assert(kt_contains(r.err, want), "the commit is not logged: %s", r.err);
 	cr_assert(kt_contains(r.err, "cloning"));
+	/* the branch tracks the remote's, so `git pull` in a later stage works */
+	cr_assert_str_eq(gt_q(wd, "git rev-parse --abbrev-ref 'feature@{upstream}' 2>&1 || true"),
+	                 "origin/feature");
 	kt_result_free(&r);
 	free(url), free(want), free(head), free(branch);
 }
@@ -193,6 +199,33 @@ Test(git_clone, rerun_fetches_after_remote_moved)
 	cr_assert_str_eq(gt_q(wd, "cat README"), "one\ntwo\nthree");
 	kt_result_free(&r);
 	free(url), free(marker), free(dotgit), free(want), free(head);
+}
+
+/* A re-run over a local change that the remote's new commit would
+ * overwrite: refused, naming the file, and nothing moves (neither the
+ * change nor HEAD). */
+Test(git_clone, rerun_over_conflicting_local_change_keeps_it)
+{
+	gt_make_repo(base, 0);
+	start_server("http");
+	char *url = url_of("anon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", NULL, NULL);
+	expect_ok(&r);
+	kt_result_free(&r);
+	char *old_head = gt_sh(wd, "git rev-parse HEAD");
+	free(gt_sh(wd, "echo local edit > README"));
+	free(gt_sh(base, "cd src && echo three >> README && git commit -qam third && "
+	                 "git push -q ../srv/repo.git main"));
+	run_clone(&r, url, "main", NULL, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "nothing was overwritten"), "%s", all);
+	cr_assert(kt_contains(all, "README"), "%s", all);
+	cr_assert_str_eq(gt_q(wd, "cat README"), "local edit");
+	cr_assert_str_eq(gt_q(wd, "git rev-parse HEAD"), old_head);
+	kt_result_free(&r);
+	free(all), free(url), free(old_head);
 }
 
 /* A local path: the source's objects are taken as they are (no pack is
@@ -543,6 +576,61 @@ Test(git_clone, refuses_other_repository_and_foreign_files)
 	cr_assert_str_eq(gt_q(wd, "cat notes.txt"), "x");
 	cr_assert_neq(access(gt_path(wd, ".git"), F_OK), 0);
 	kt_result_free(&r);
+	free(all);
+
+	/* An origin whose name only extends the task's ("repo.git-old"): another
+	 * repository, refused, even though stripping ".git" from the one and
+	 * four characters from the other would make them equal. */
+	kt_rmrf(wd);
+	free(gt_sh(base, "git init -q -b main work && cd work && git remote add origin '%s-old' && "
+	                 "echo mine > precious.txt", url));
+	run_clone(&r, url, NULL, NULL, NULL);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "repo.git-old, not of"), "%s", all);
+	cr_assert_str_eq(gt_q(wd, "cat precious.txt"), "mine");
+	kt_result_free(&r);
+	free(all), free(url);
+}
+
+/* A host name that does not resolve: said so, naming the host, and not
+ * mistaken for a connection lost while talking to it. */
+Test(git_clone, unresolvable_host_is_named)
+{
+	kt_result r;
+	run_clone(&r, "git://no-such-host.invalid:9418/repo.git", "main", ", retries: 0", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "cannot resolve no-such-host.invalid"), "%s", all);
+	cr_assert_not(kt_contains(all, "connection lost"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+}
+
+/* A server that takes the connection and then says nothing: the transfer
+ * ends after io_timeout with an error naming the server and the wait, not
+ * as if the server had closed the connection. */
+Test(git_clone, silent_server_times_out_naming_it)
+{
+	int ls = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(ls, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof sa;
+	cr_assert_eq(bind(ls, (struct sockaddr *)&sa, sl), 0);
+	/* never accepted: the kernel completes the handshake and takes the
+	 * request, and no answer ever comes */
+	cr_assert_eq(listen(ls, 8), 0);
+	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	char *url = NULL;
+	cr_assert(asprintf(&url, "git://127.0.0.1:%d/repo.git", ntohs(sa.sin_port)) > 0);
+	kt_result r;
+	run_clone(&r, url, "main", ", retries: 0, io_timeout: 1s", NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "no data for too long from 127.0.0.1"), "%s", all);
+	cr_assert(kt_contains(all, "timed out"), "%s", all);
+	kt_result_free(&r);
+	close(ls);
 	free(all), free(url);
 }
 

@@ -62,6 +62,20 @@ Test(git_exclude, idempotent_with_patterns)
 	free(path), free(text), free(status);
 }
 
+/* Our lines already there with trailing blanks or a CR (an editor's, or a
+ * file written on Windows) count as there: git ignores those blanks too,
+ * so adding them again would only grow the file on every run. */
+Test(git_exclude, lines_with_trailing_blanks_are_not_added_again)
+{
+	free(gt_sh(base, "git init -q -b main work && "
+	                 "printf '/.keruta \\r\\n*.log\\t\\n' > work/.git/info/exclude"));
+	run_exclude("{ patterns: ['*.log'] }", 0);
+	char *text = kt_read_file(gt_path(wd, ".git/info/exclude"), NULL);
+	cr_assert_not_null(text);
+	cr_assert_str_eq(text, "/.keruta \r\n*.log\t\n");
+	free(text);
+}
+
 Test(git_exclude, creates_info_dir)
 {
 	free(gt_sh(base, "git init -q -b main work && rm -rf work/.git/info && "
@@ -148,4 +162,26 @@ Test(git_exclude, a_fifo_in_place_of_exclude_or_commondir_fails_clearly)
 		kt_result_free(&r);
 		free(all);
 	}
+}
+
+/* Started with standard input closed (as some supervisors do), the agent's
+ * first new file is descriptor 0: the exclude file is written all the
+ * same. */
+Test(git_exclude, works_with_standard_input_closed)
+{
+	free(gt_sh(base, "git init -q -b main work && mkdir -p work/.keruta && echo x > work/.keruta/f"));
+	char *pipe = kt_path(base, "pipeline.yaml");
+	kt_write_file(pipe, "version: 1\nphases:\n  execute: [git-exclude]\nstages:\n"
+	                    "  git-exclude: { plugin: git-exclude }\n");
+	const char *argv[] = {"/bin/sh", "-c", "exec \"$0\" \"$@\" <&-", kt_agent(), "execute",
+	                      "--pipeline", pipe, "--work-dir", wd, "--log-format", "text",
+	                      "--backend", "local", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 60), 0);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	char *text = kt_read_file(gt_path(wd, ".git/info/exclude"), NULL);
+	cr_assert(text && kt_contains(text, "/.keruta\n"), "%s", text ? text : "(none)");
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain"), "");
+	kt_result_free(&r);
+	free(text), free(pipe);
 }

@@ -47,6 +47,54 @@ Test(install_api, script_runs_and_output_is_shipped)
 	kx_free(&x);
 }
 
+/* The repository's install script empty (keruta-api answers 200 with no
+ * body): the task's own install script runs instead. */
+Test(install_api, empty_repository_script_falls_back_to_the_tasks)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kx_api_control(&api, "/_control/seed",
+	               "{\"tasks\":[{\"id\":\"t1\",\"title\":\"x\",\"repositoryId\":\"r1\"}],"
+	               "\"repositories\":[{\"id\":\"r1\",\"url\":\"https://example.invalid/r.git\"}],"
+	               "\"scripts\":{\"t1\":{\"installScript\":\"touch from-task\\n\"}},"
+	               "\"installScripts\":{\"r1\":\"\"}}");
+	const char *args[] = {"--task-id", "t1", "--repository-id", "r1", NULL};
+	kx_agent_api(&x, &api, "init", args, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kx_exists(x.work, "from-task"), "the task's script did not run:\n%s", x.log);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
+/* The install script cannot be fetched (keruta-api keeps failing): init
+ * fails with the server's answer and leaves no script behind. */
+Test(install_api, fetch_failure_fails_init_and_leaves_no_script)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kx_api_control(&api, "/_control/seed",
+	               "{\"tasks\":[{\"id\":\"t1\",\"title\":\"x\",\"repositoryId\":\"r1\"}],"
+	               "\"repositories\":[{\"id\":\"r1\",\"url\":\"https://example.invalid/r.git\"}],"
+	               "\"installScripts\":{\"r1\":\"touch marker\\n\"}}");
+	kx_api_control(&api, "/_control/fault",
+	               "{\"match\":{\"path_regex\":\"/repositories/r1/script$\"},"
+	               "\"action\":\"status\",\"code\":400,\"times\":-1}");
+	const char *args[] = {"--task-id", "t1", "--repository-id", "r1", NULL};
+	kx_agent_api(&x, &api, "init", args, NULL);
+	cr_assert_neq(x.r.status, 0, "%s", x.log);
+	cr_assert(kt_contains(x.log, "install script of repository r1"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, "marker"));
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t1/install.sh"));
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
 Test(install_api, no_script_404_skips)
 {
 	kx x;
@@ -98,7 +146,8 @@ Test(document_api, hostile_disposition_names_stay_inside)
 	        &api, "/_control/seed",
 	        "{\"documents\":{"
 	        "\"d1\":{\"content\":\"c1\",\"disposition\":\"attachment; filename=\\\"../../x\\\"\"},"
-	        "\"d2\":{\"content\":\"c2\",\"disposition\":\"attachment; filename=\\\"/nonexistent-keruta-test/passwd\\\"\"},"
+	        "\"d2\":{\"content\":\"c2\",\"disposition\":"
+	        "\"attachment; filename=\\\"/nonexistent-keruta-test/passwd\\\"\"},"
 	        "\"d3\":{\"content\":\"c3\",\"disposition\":"
 	        "\"attachment; filename*=UTF-8''..%2F..%2Fevil%00.sh\"},"
 	        "\"d4\":{\"content\":\"c4\",\"disposition\":\"attachment; filename=\\\"..\\\"\"},"

@@ -31,12 +31,18 @@ Test(document, hostile_names_stay_inside)
 	char longname[301];
 	memset(longname, 'a', 297);
 	memcpy(longname + 297, ".md", 4);
+	/* an absolute name: a file of this test's own, never a system file
+	 * (under a mutant that drops the check, the write would happen) */
+	char *victim = kt_path(x.dir, "victim"), *flat = strdup(victim);
+	for (char *p = flat; *p; p++)
+		if (*p == '/')
+			*p = '_';
 	char *task = NULL;
 	cr_assert(asprintf(&task,
 	                   "id: t-1\n"
 	                   "documents:\n"
 	                   "  - {id: d1, name: \"../../x\", content: c1}\n"
-	                   "  - {id: d2, name: \"/nonexistent-keruta-test/passwd\", content: c2}\n"
+	                   "  - {id: d2, name: \"%s\", content: c2}\n"
 	                   "  - {id: d3, name: \"..\", content: c3}\n"
 	                   "  - {id: d4, name: \".\", content: c4}\n"
 	                   "  - {id: d5, name: \"line\\nbreak.md\", content: c5}\n"
@@ -47,7 +53,7 @@ Test(document, hostile_names_stay_inside)
 	                   "  - {id: d10, name: \".hidden\", content: c10}\n"
 	                   "  - {id: d11, name: \"a/../../b\", content: c11}\n"
 	                   "  - {id: d12, name: \"tab\\there\\x7f\\r.txt\", content: c12}\n",
-	                   longname) > 0);
+	                   victim, longname) > 0);
 	kt_write_file(x.task, task);
 	kx_agent(&x, "init", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
@@ -59,12 +65,10 @@ Test(document, hostile_names_stay_inside)
 	cr_assert_eq(kx_count_entries(area), 3, ".keruta holds more than tasks/, doc, documents");
 	char *docs = kt_path(x.work, ".keruta/documents");
 	cr_assert_eq(kx_count_entries(docs), 12, "%s", x.log);
-	/* an absolute name that leads nowhere real: a broken agent under test
-	 * (a mutant, say) running as root must not damage the machine */
-	cr_assert(access("/nonexistent-keruta-test", F_OK) != 0);
+	cr_assert_neq(access(victim, F_OK), 0, "a document was written to %s", victim);
 
 	assert_doc(&x, "_.._x", "c1");
-	assert_doc(&x, "_nonexistent-keruta-test_passwd", "c2");
+	assert_doc(&x, flat, "c2");
 	assert_doc(&x, "d3", "c3");
 	assert_doc(&x, "d4", "c4");
 	assert_doc(&x, "line_break.md", "c5");
@@ -97,6 +101,7 @@ Test(document, hostile_names_stay_inside)
 	}
 	closedir(d);
 	cr_assert_eq(c6, 1, "the document with a NUL in its name is missing");
+	free(victim), free(flat);
 	free(area);
 	free(docs);
 	free(task);
@@ -270,5 +275,29 @@ Test(document, planted_documents_symlink_is_replaced)
 	free(elsewhere);
 	free(area);
 	free(link);
+	kx_free(&x);
+}
+
+/* A documents directory nothing can be created in (immutable): the stage
+ * fails naming it, not pass with the documents missing. */
+Test(document, documents_dir_that_takes_no_file_fails)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  init: [document]\n", NULL);
+	kt_write_file(x.task, "id: t-1\ndocuments: [{id: d1, name: a.md, content: x}]\n");
+	char *dir = kx_mk(x.work, ".keruta/tasks/t-1/documents");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	if (kt_immutable(dir, 1) != 0) {
+		free(dir);
+		kx_free(&x);
+		cr_skip_test("needs root and a file system with the immutable attribute (chattr +i)");
+	}
+	kx_agent(&x, "init", NULL, NULL);
+	kt_immutable(dir, 0);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.log, "cannot create a temporary file in"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, ".keruta/tasks/t-1/documents/a.md"));
+	free(dir);
 	kx_free(&x);
 }

@@ -210,3 +210,88 @@ Test(install, planted_install_sh_symlink_is_not_written_through)
 	free(link);
 	kx_free(&x);
 }
+
+/* A shell that does not exist, and a script running a command that does
+ * not: both fail init, each saying which it was. */
+Test(install, missing_shell_and_missing_command_are_told_apart)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE,
+	            "  install: {plugin: install, with: {shell: /no/such/shell}}\n"
+	            "  document: {plugin: document}\n");
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"touch marker\"\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "/no/such/shell"), "%s", x.termtext);
+	cr_assert(!kx_exists(x.work, "marker"));
+
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"no-such-command-xyz\"\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.termtext, "exit code 127 (a command it runs, or the shell /bin/sh, "
+	                                  "was not found)"),
+	          "%s", x.termtext);
+	kx_free(&x);
+}
+
+/* A script over 64 KiB is not read to decide whether it is empty: it runs. */
+Test(install, long_script_runs)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	size_t n = 70000;
+	char *text = malloc(n + 64);
+	memset(text, '#', n);
+	strcpy(text + n, "\ntouch marker\n");
+	kx_write(x.dir, "scripts/long.sh", text);
+	kt_write_file(x.task, "id: t-1\ninstallScript: {path: scripts/long.sh}\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kx_exists(x.work, "marker"), "%s", x.log);
+	free(text);
+	kx_free(&x);
+}
+
+/* An install.sh the agent cannot replace (immutable): init fails naming
+ * it, and the old file is not run. */
+Test(install, install_sh_that_cannot_be_replaced_fails)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"touch marker\"\n");
+	kx_write(x.work, ".keruta/tasks/t-1/install.sh", "touch old-ran\n");
+	char *stuck = kt_path(x.work, ".keruta/tasks/t-1/install.sh");
+	if (kt_immutable(stuck, 1) != 0) {
+		free(stuck);
+		kx_free(&x);
+		cr_skip_test("needs root and a file system with the immutable attribute (chattr +i)");
+	}
+	kx_agent(&x, "init", NULL, NULL);
+	kt_immutable(stuck, 0);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_assert(kt_contains(x.log, "cannot create"), "%s", x.log);
+	cr_assert(!kx_exists(x.work, "marker"));
+	cr_assert(!kx_exists(x.work, "old-ran"));
+	free(stuck);
+	kx_free(&x);
+}
+
+/* `with: shell: ""` means the default shell, /bin/sh. */
+Test(install, empty_shell_option_uses_bin_sh)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE,
+	            "  install: {plugin: install, with: {shell: \"\"}}\n"
+	            "  document: {plugin: document}\n");
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"touch marker\"\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_assert(kx_exists(x.work, "marker"), "%s", x.log);
+	cr_assert(kt_contains(x.log, "with /bin/sh"), "%s", x.log);
+	kx_free(&x);
+}

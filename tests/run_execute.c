@@ -199,6 +199,53 @@ Test(run_execute, no_command_and_no_script_fails_clearly)
 	rt_free(&r);
 }
 
+/* A file the agent cannot remove (immutable) where the task's area or its
+ * env/ directory belongs: the stage fails, naming it, rather than run the
+ * command without its area or without a variable. */
+static void blocked_area_run(const char *task_yaml, const char *with, const char *blocked,
+                             const char *named)
+{
+	rt r;
+	rt_init(&r, task_yaml);
+	rt_simple_pipeline(&r, with, NULL);
+	char *path = kt_path(r.work, blocked), *mk = NULL;
+	cr_assert(asprintf(&mk, "mkdir -p \"$(dirname '%s')\" && echo file > '%s'", path, path) > 0);
+	cr_assert_eq(system(mk), 0);
+	if (kt_immutable(path, 1) != 0) {
+		rt_free(&r);
+		cr_skip_test("needs root and a file system with the immutable attribute (chattr +i)");
+	}
+	kt_result res;
+	int rc = rt_agent(&r, &res, NULL, NULL, 60);
+	kt_immutable(path, 0);
+	cr_assert_eq(rc, 0);
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	cr_expect(kt_contains(res.err, named), "%s", res.err);
+	char *ran = kt_path(r.work, "ran.out");
+	cr_expect_neq(access(ran, F_OK), 0, "the command ran:\n%s", res.err);
+	kt_result_free(&res);
+	free(path), free(mk), free(ran);
+	rt_free(&r);
+}
+
+Test(run_execute, task_area_that_cannot_be_made_fails_before_the_command)
+{
+	blocked_area_run("id: t1\n", "      command: touch ran.out\n", ".keruta/tasks/t1",
+	                 ".keruta/tasks/t1");
+}
+
+Test(run_execute, long_value_without_an_env_dir_fails_before_the_command)
+{
+	char big[201];
+	memset(big, 'b', 200);
+	big[200] = '\0';
+	char *task = NULL;
+	cr_assert(asprintf(&task, "id: t1\nenv:\n  BIG: %s\n", big) > 0);
+	blocked_area_run(task, "      env_max: 64\n      command: touch ran.out\n",
+	                 ".keruta/tasks/t1/env", "env");
+	free(task);
+}
+
 Test(run_execute, missing_program_fails_clearly)
 {
 	rt r;

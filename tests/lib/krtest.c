@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -399,4 +401,18 @@ char *kt_api_call(kt_api *api, const char *method, const char *path, const char 
 	r.out = NULL;
 	kt_result_free(&r);
 	return body;
+}
+
+int kt_immutable(const char *path, int on)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int flags = 0, rc = ioctl(fd, FS_IOC_GETFLAGS, &flags);
+	if (rc == 0) {
+		flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+		rc = ioctl(fd, FS_IOC_SETFLAGS, &flags);
+	}
+	close(fd);
+	return rc == 0 ? 0 : -1;
 }

@@ -56,6 +56,11 @@ char *kt_read_file(const char *path, size_t *len); /* NULL if unreadable */
 char *kt_path(const char *dir, const char *name);  /* dir/name           */
 int kt_contains(const char *haystack, const char *needle);
 size_t kt_count(const char *haystack, const char *needle);
+/* Set (on) or clear the immutable attribute of a file or directory: the
+ * one way to make a write, a mkdir or an unlink fail for root, whom modes
+ * do not stop.  0 done; -1 not possible here (not root, or a file system
+ * without the attribute): the caller skips. */
+int kt_immutable(const char *path, int on);
 
 /* The reference keruta-api server, on a free loopback port. */
 typedef struct kt_api {
