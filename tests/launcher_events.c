@@ -107,3 +107,71 @@ Test(events, without_delete_pvc_the_volume_stays)
 	          "the PVC was deleted without --delete-pvc");
 	kt_result_free(&r);
 }
+
+
+/* Every waiting reason that never clears by itself fails the task once
+ * its threshold has passed (and the Job is deleted, quietly: the API
+ * answers 200 to a DELETE). */
+Test(events, every_stuck_container_reason_fails_the_task)
+{
+	static const char *const reasons[] = {"CreateContainerConfigError", "CreateContainerError",
+	                                      "RunContainerError", "ErrImagePull",
+	                                      "ImagePullBackOff", "InvalidImageName",
+	                                      "ErrImageNeverPull", "CrashLoopBackOff"};
+	size_t n = sizeof(reasons) / sizeof(reasons[0]);
+	char tasks[1024] = "{\"tasks\": [", id[16];
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "why-%zu", i);
+		snprintf(tasks + strlen(tasks), sizeof(tasks) - strlen(tasks),
+		         "%s{\"id\": \"%s\", \"status\": \"PENDING\"}", i ? ", " : "", id);
+		kt_seed_waiting_pod(&kube, id, NULL, reasons[i]);
+	}
+	strcat(tasks, "]}");
+	kt_seed(&api, tasks);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "200ms",
+	                                   "--crashloop-after", "1s", "--image-error-after", "1s",
+	                                   "--config-error-after", "1s", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "why-%zu", i);
+		char *s = kt_statuses(&api, id), job[64];
+		cr_expect(kt_contains(s, "FAILED") && kt_contains(s, reasons[i]), "%s: %s", reasons[i], s);
+		free(s);
+		snprintf(job, sizeof(job), "keruta-job-%s", id);
+		cr_expect(!kt_kube_exists(&kube, "jobs", job), "%s: the stuck Job is still there", reasons[i]);
+	}
+	cr_expect(!kt_contains(r.err, "cannot delete Job"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* A terminal status keruta-api already holds (the agent sent it, or an
+ * earlier launcher did) stays: the launcher's own verdict is not sent. */
+Test(events, a_status_keruta_api_already_has_is_not_overwritten)
+{
+	task_with_history("had-1", "oom");
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"had-1\", \"status\": \"COMPLETED\"}]}");
+	kt_result r;
+	dispatch_task(&r, "had-1", NULL);
+	char *s = kt_statuses(&api, "had-1");
+	cr_expect_str_eq(s, "[]", "keruta-api received: %s", s);
+	free(s);
+	cr_expect(kt_contains(r.err, "already has COMPLETED"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* A task record without a status (keruta-api always sends one; a proxy
+ * or an older server may not): the launcher still sends its verdict. */
+Test(events, a_task_record_without_status_still_gets_the_verdict)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"nost-1\"}]}");
+	kt_scenario(&kube, "{\"tasks\": {\"nost-1\": \"oom\"}}");
+	kt_result r;
+	dispatch_task(&r, "nost-1", NULL);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	char *s = kt_statuses(&api, "nost-1");
+	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "out of memory"), "statuses: %s", s);
+	free(s);
+	kt_result_free(&r);
+}

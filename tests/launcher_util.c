@@ -168,6 +168,27 @@ void kt_scenario(kt_kube *kube, const char *json)
 	json_object_put(kt_kube_json(kube, "POST", "/_control/scenario", json));
 }
 
+void kt_seed_waiting_pod(kt_kube *kube, const char *id, const char *created, const char *reason)
+{
+	char objs[2048], ts[256] = "";
+	if (created)
+		snprintf(ts, sizeof(ts), "\"creationTimestamp\": \"%s\", ", created);
+	snprintf(objs, sizeof(objs),
+	         "{\"objects\": [{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": "
+	         "{\"name\": \"keruta-job-%s\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
+	         "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"%s\"}, \"annotations\": "
+	         "{\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, \"status\": {\"active\": 1}}, "
+	         "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
+	         "\"keruta-job-%s-x1\", \"namespace\": \"keruta\", %s"
+	         "\"labels\": {\"app\": \"keruta\", \"keruta.io/role\": \"main\", \"job-name\": "
+	         "\"keruta-job-%s\"}, \"annotations\": {\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, "
+	         "\"status\": {\"phase\": \"Pending\", \"containerStatuses\": [{\"name\": \"main\", "
+	         "\"state\": {\"waiting\": {\"reason\": \"%s\", \"message\": "
+	         "\"Back-off pulling image\"}}}]}}]}",
+	         id, id, id, id, ts, id, id, reason);
+	json_object_put(kt_kube_json(kube, "POST", "/_control/seed", objs));
+}
+
 void kt_dispatch(kt_result *r, kt_kube *kube, kt_api *api, const char *const *more)
 {
 	const char *args[40] = {"dispatch", "--kubeconfig", kube->kubeconfig, "--api-url", api->url,

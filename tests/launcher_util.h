@@ -38,6 +38,11 @@ void kt_cluster_stop(kt_kube *kube, kt_api *api);
 /* Tasks into keruta-api (asserted), a scenario into the Kubernetes server. */
 void kt_seed(kt_api *api, const char *tasks_json);
 void kt_scenario(kt_kube *kube, const char *json);
+/* A main Job of ours and its pod, stored as if a launcher had created them
+ * before it stopped: the pod is Pending, its main container waiting with
+ * `reason`; `created` (any string, stored as given) is the pod's
+ * creationTimestamp, or NULL for none. */
+void kt_seed_waiting_pod(kt_kube *kube, const char *id, const char *created, const char *reason);
 /* `keruta-agent dispatch` against both servers with these extra args
  * (NULL-ended), asserted to finish within 60 s. */
 void kt_dispatch(kt_result *r, kt_kube *kube, kt_api *api, const char *const *more);

@@ -62,7 +62,9 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST down     {"seconds":S}   an outage: open watches are closed, and for S seconds every API
                 request's connection is closed without an answer (recorded with status "dropped")
   POST seed     {"objects":[{apiVersion, kind, metadata{name,namespace}, ...}]}  stored as if created
-  POST fault    {"method":"POST","path_regex":"/jobs$","code":500,"times":1}
+  POST fault    {"method":"POST","path_regex":"/jobs$","query_regex":"","code":500,"times":1}
+                (times -1: every matching request; query_regex is searched in the raw query,
+                e.g. "watch=1" for the watches only)
   POST reset    everything back to empty
 """
 import argparse
@@ -549,7 +551,8 @@ class Handler(BaseHTTPRequestHandler):
             fault = None
             for f in st.faults:
                 if f["times"] != 0 and f.get("method", self.command) == self.command and \
-                        re.search(f.get("path_regex", ""), path):
+                        re.search(f.get("path_regex", ""), path) and \
+                        re.search(f.get("query_regex", ""), query):
                     f["times"] -= 1
                     fault = f
                     break
@@ -797,6 +800,7 @@ class Handler(BaseHTTPRequestHandler):
         if op == "fault" and self.command == "POST":
             with st.cond:
                 st.faults.append({"method": data.get("method", "GET"), "path_regex": data.get("path_regex", ""),
+                                  "query_regex": data.get("query_regex", ""),
                                   "code": int(data.get("code", 500)), "times": int(data.get("times", 1))})
             return self.send_json(200, {"ok": True})
         if op == "reset" and self.command == "POST":

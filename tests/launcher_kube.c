@@ -1,0 +1,276 @@
+/*
+ * launcher_kube.c - how `keruta-agent dispatch` finds the Kubernetes API
+ * (kubeconfig forms, KUBECONFIG lists, ~/.kube/config, in-cluster) and
+ * what it does when the API answers with errors: checked by the exit
+ * code, the message, the objects tests/kubeapi holds and the requests it
+ * received.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "launcher_util.h"
+
+static kt_kube kube;
+static kt_api api;
+
+static void setup(void)
+{
+	kt_cluster_start(&kube, &api);
+}
+
+static void teardown(void)
+{
+	kt_cluster_stop(&kube, &api);
+}
+
+TestSuite(kube, .init = setup, .fini = teardown, .timeout = 90);
+
+static void seed_task(const char *id)
+{
+	char body[256];
+	snprintf(body, sizeof(body), "{\"tasks\": [{\"id\": \"%s\", \"status\": \"PENDING\"}]}", id);
+	kt_seed(&api, body);
+}
+
+/* `dispatch --task-id id` with these leading args and extra env. */
+static void run_task(kt_result *r, const char *id, const char *const *lead, const char *const *env)
+{
+	const char *args[32];
+	size_t n = 0;
+	args[n++] = "dispatch";
+	for (size_t i = 0; lead && lead[i]; i++)
+		args[n++] = lead[i];
+	const char *tail[] = {"--api-url", api.url, "--log-format", "text", "--api-retries", "1",
+	                      "--task-id", id, NULL};
+	for (size_t i = 0; tail[i]; i++)
+		args[n++] = tail[i];
+	args[n] = NULL;
+	cr_assert_eq(kt_agent_run(r, args, env, 60), 0);
+	cr_assert(!r->timed_out, "dispatch did not finish: %s", r->err);
+}
+
+static const char *job_namespace(const char *id)
+{
+	static char ns[128];
+	char name[128];
+	snprintf(name, sizeof(name), "keruta-job-%s", id);
+	json_object *job = kt_kube_object(&kube, "jobs", name);
+	const char *v = job ? kt_jstr(job, "metadata.namespace") : NULL;
+	snprintf(ns, sizeof(ns), "%s", v ? v : "(no Job)");
+	json_object_put(job);
+	return ns;
+}
+
+static void expect_completed(const char *id, const kt_result *r)
+{
+	cr_expect_eq(r->status, 0, "%s", r->err);
+	char *s = kt_statuses(&api, id);
+	cr_expect(kt_contains(s, "COMPLETED"), "%s: statuses %s", id, s);
+	free(s);
+}
+
+/* A kubeconfig in its own directory: the context is not the current one,
+ * the token comes from a file named relative to the kubeconfig, the
+ * server has trailing slashes; the namespace comes from --namespace, and
+ * without one (the context names none) it is "default". */
+Test(kube, a_kubeconfig_with_relative_token_file_and_chosen_context)
+{
+	char *dir = kt_path(kube.srv.dir, "cfg");
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	char *tok = kt_path(dir, "token"), *cfg = kt_path(dir, "kubeconfig");
+	kt_write_file(tok, "kube-token\n");
+	char text[2048];
+	snprintf(text, sizeof(text),
+	         "apiVersion: v1\nkind: Config\ncurrent-context: broken\n"
+	         "clusters:\n- name: other\n  cluster:\n    server: ftp://127.0.0.1:1\n"
+	         "- name: kubeapi\n  cluster:\n    server: %s///\n"
+	         "users:\n- name: launcher\n  user:\n    tokenFile: token\n"
+	         "contexts:\n- name: broken\n  context:\n    cluster: other\n    user: launcher\n"
+	         "- name: test\n  context:\n    cluster: kubeapi\n    user: launcher\n",
+	         kube.srv.url);
+	kt_write_file(cfg, text);
+	seed_task("ctx-1");
+	seed_task("ctx-2");
+	kt_result r;
+	const char *a1[] = {"--kubeconfig", cfg, "--context", "test", "--namespace", "team-a", NULL};
+	run_task(&r, "ctx-1", a1, NULL);
+	expect_completed("ctx-1", &r);
+	cr_expect_str_eq(job_namespace("ctx-1"), "team-a");
+	kt_result_free(&r);
+	const char *a2[] = {"--kubeconfig", cfg, "--context", "test", NULL};
+	run_task(&r, "ctx-2", a2, NULL);
+	expect_completed("ctx-2", &r);
+	cr_expect_str_eq(job_namespace("ctx-2"), "default");
+	kt_result_free(&r);
+	free(dir), free(tok), free(cfg);
+}
+
+/* KUBECONFIG=a:b takes the first file that exists; without KUBECONFIG
+ * and outside a cluster, ~/.kube/config. */
+Test(kube, kubeconfig_list_and_home_default)
+{
+	seed_task("list-1");
+	seed_task("home-1");
+	kt_result r;
+	char env1[4200];
+	snprintf(env1, sizeof(env1), "KUBECONFIG=%s/missing::%s", kube.srv.dir, kube.kubeconfig);
+	const char *e1[] = {env1, NULL};
+	run_task(&r, "list-1", NULL, e1);
+	expect_completed("list-1", &r);
+	cr_expect_str_eq(job_namespace("list-1"), "keruta");
+	kt_result_free(&r);
+
+	char *home = kt_path(kube.srv.dir, "home"), *dot = kt_path(home, ".kube");
+	cr_assert_eq(mkdir(home, 0700), 0);
+	cr_assert_eq(mkdir(dot, 0700), 0);
+	char *cfg = kt_path(dot, "config"), *text = kt_read_file(kube.kubeconfig, NULL);
+	kt_write_file(cfg, text);
+	char env2[4200];
+	snprintf(env2, sizeof(env2), "HOME=%s", home);
+	const char *e2[] = {env2, NULL};
+	run_task(&r, "home-1", NULL, e2);
+	expect_completed("home-1", &r);
+	kt_result_free(&r);
+
+	/* neither: told what to give */
+	unlink(cfg);
+	seed_task("none-1");
+	run_task(&r, "none-1", NULL, e2);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "no Kubernetes credentials") && kt_contains(r.err, "--kubeconfig"),
+	          "%s", r.err);
+	kt_result_free(&r);
+	free(home), free(dot), free(cfg), free(text);
+}
+
+/* In a pod (KUBERNETES_SERVICE_HOST set, no kubeconfig) the launcher uses
+ * the service account's files; where they are missing (here: no pod) it
+ * says which file it could not read, and calls nobody. */
+Test(kube, in_cluster_without_a_service_account_says_which_file)
+{
+	const char *sa = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+	if (access(sa, F_OK) == 0)
+		cr_skip_test("this machine runs in a pod (%s exists)", sa);
+	seed_task("pod-1");
+	static const char *const hosts[] = {"KUBERNETES_SERVICE_HOST=127.0.0.1",
+	                                    "KUBERNETES_SERVICE_HOST=::1"};
+	for (size_t i = 0; i < 2; i++) {
+		char home[4200];
+		snprintf(home, sizeof(home), "HOME=%s", kube.srv.dir);
+		const char *env[] = {hosts[i], "KUBERNETES_SERVICE_PORT=1", home, NULL};
+		kt_result r;
+		run_task(&r, "pod-1", NULL, env);
+		cr_expect_eq(r.status, 2, "%s: %s", hosts[i], r.err);
+		cr_expect(kt_contains(r.err, "/var/run/secrets/kubernetes.io/serviceaccount/"), "%s: %s",
+		          hosts[i], r.err);
+		kt_result_free(&r);
+	}
+	char *s = kt_statuses(&api, "pod-1");
+	cr_expect_str_eq(s, "[]");
+	free(s);
+}
+
+/* The kubeconfig's mistakes, each named with what to fix. */
+Test(kube, kubeconfig_mistakes_are_named)
+{
+	seed_task("bad-1");
+	struct {
+		const char *from, *to, *want;
+	} cases[] = {
+	        {"current-context: test", "current-context: nowhere", "context 'nowhere' not found"},
+	        {"server: http", "server: ftp", "has no cluster with an http(s) server"},
+	        {"server: http", "certificate-authority-data: \"%%%\"\n    server: http",
+	         "'certificate-authority-data' is not base64"},
+	        {"token: kube-token", "token: kube-token\n    client-certificate-data: \"!!\"",
+	         "'client-certificate-data' is not base64"},
+	        {"token: kube-token", "token: kube-token\n    client-key-data: \"====\"",
+	         "'client-key-data' is not base64"},
+	};
+	char *cfg = kt_path(kube.srv.dir, "bad-kubeconfig");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *text = kt_read_file(kube.kubeconfig, NULL), *p = strstr(text, cases[i].from);
+		cr_assert_not_null(p);
+		*p = '\0';
+		char *changed = NULL;
+		cr_assert(asprintf(&changed, "%s%s%s", text, cases[i].to, p + strlen(cases[i].from)) > 0);
+		kt_write_file(cfg, changed);
+		free(text), free(changed);
+		kt_result r;
+		const char *lead[] = {"--kubeconfig", cfg, NULL};
+		run_task(&r, "bad-1", lead, NULL);
+		cr_expect_eq(r.status, 2, "%s: %s", cases[i].want, r.err);
+		cr_expect(kt_contains(r.err, cases[i].want), "want '%s': %s", cases[i].want, r.err);
+		kt_result_free(&r);
+	}
+	free(cfg);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	cr_expect_eq(json_object_array_length(reqs), 0, "the cluster was called");
+	json_object_put(reqs);
+}
+
+static void fault(const char *json)
+{
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/fault", json));
+}
+
+/* A Job creation answered 500, then 429: ridden out inside the call (the
+ * task completes; four POSTs of Jobs in all: two refused, the main Job
+ * and the cleanup Job); the launcher says the API answers again. */
+Test(kube, server_errors_on_a_call_are_retried)
+{
+	seed_task("err-1");
+	fault("{\"method\": \"POST\", \"path_regex\": \"/jobs$\", \"code\": 500, \"times\": 1}");
+	fault("{\"method\": \"POST\", \"path_regex\": \"/jobs$\", \"code\": 429, \"times\": 1}");
+	kt_result r;
+	const char *lead[] = {"--kubeconfig", kube.kubeconfig, "--log-level", "debug", NULL};
+	run_task(&r, "err-1", lead, NULL);
+	expect_completed("err-1", &r);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	cr_expect_eq(kt_count_requests(reqs, "POST", "/jobs", NULL), 4, "POSTs of Jobs: %s", r.err);
+	json_object_put(reqs);
+	cr_expect(kt_contains(r.err, "HTTP 500 injected fault"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "answers again"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* A refusal that is no outage (403 on the Job) is not retried: the task
+ * fails with the API's message, after one POST. */
+Test(kube, a_refused_job_is_not_retried)
+{
+	seed_task("deny-1");
+	fault("{\"method\": \"POST\", \"path_regex\": \"/jobs$\", \"code\": 403, \"times\": -1}");
+	kt_result r;
+	const char *lead[] = {"--kubeconfig", kube.kubeconfig, NULL};
+	run_task(&r, "deny-1", lead, NULL);
+	cr_expect_neq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "403"), "%s", r.err);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	cr_expect_eq(kt_count_requests(reqs, "POST", "/jobs", NULL), 1, "POSTs of the Job");
+	json_object_put(reqs);
+	kt_result_free(&r);
+}
+
+/* A watch answered with an error status is reopened (with a warning
+ * naming the status) and the task still completes. */
+Test(kube, a_watch_refused_is_reopened)
+{
+	seed_task("w-1");
+	fault("{\"method\": \"GET\", \"path_regex\": \"/pods$\", \"query_regex\": \"watch=1\", "
+	      "\"code\": 403, \"times\": 1}");
+	fault("{\"method\": \"GET\", \"path_regex\": \"/jobs$\", \"query_regex\": \"watch=1\", "
+	      "\"code\": 503, \"times\": 1}");
+	kt_result r;
+	const char *lead[] = {"--kubeconfig", kube.kubeconfig, NULL};
+	run_task(&r, "w-1", lead, NULL);
+	expect_completed("w-1", &r);
+	cr_expect(kt_contains(r.err, "HTTP 403"), "%s", r.err);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	cr_expect_geq(kt_count_requests(reqs, "GET", "/pods", "watch=1"), 2, "the pod watch reopened");
+	cr_expect_geq(kt_count_requests(reqs, "GET", "/jobs", "watch=1"), 2, "the Job watch reopened");
+	json_object_put(reqs);
+	kt_result_free(&r);
+}
