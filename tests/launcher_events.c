@@ -175,3 +175,33 @@ Test(events, a_task_record_without_status_still_gets_the_verdict)
 	free(s);
 	kt_result_free(&r);
 }
+
+/* A launcher stopped while keruta-api was away leaves what it owes on the
+ * Job (annotation keruta.io/owed); the next one sends it, message and
+ * all, and deletes the Job when that was owed too. */
+Test(events, a_report_owed_on_a_job_is_sent_with_its_message)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"owe-1\", \"status\": \"IN_PROGRESS\"}]}");
+	json_object_put(kt_kube_json(
+	        &kube, "POST", "/_control/seed",
+	        "{\"objects\": [{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": "
+	        "{\"name\": \"keruta-job-owe-1\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
+	        "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"owe-1\"}, \"annotations\": "
+	        "{\"keruta.io/task-id\": \"owe-1\", \"keruta.io/owed\": \"{\\\"status\\\": "
+	        "\\\"FAILED\\\", \\\"message\\\": \\\"container main: CrashLoopBackOff (for 10m)\\\", "
+	        "\\\"deleteJob\\\": true}\"}}, \"spec\": {}, \"status\": {\"active\": 1}}]}"));
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "200ms", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	char *s = kt_statuses(&api, "owe-1");
+	json_object *l = json_tokener_parse(s);
+	cr_expect_eq(l ? json_object_array_length(l) : 0, 1, "statuses: %s", s);
+	cr_expect_str_eq(kt_jstr(l, "[0].status"), "FAILED", "statuses: %s", s);
+	cr_expect_str_eq(kt_jstr(l, "[0].message"), "container main: CrashLoopBackOff (for 10m)",
+	                 "statuses: %s", s);
+	json_object_put(l);
+	free(s);
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-owe-1"), "the owed deletion was not done");
+	kt_result_free(&r);
+}
