@@ -205,3 +205,19 @@ Test(events, a_report_owed_on_a_job_is_sent_with_its_message)
 	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-owe-1"), "the owed deletion was not done");
 	kt_result_free(&r);
 }
+
+/* The init container's agent leaves a termination message too: the
+ * reason reported is the failed main container's, not the init's. */
+Test(events, the_failed_containers_message_wins_over_the_inits)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"im-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"tasks\": {\"im-1\": \"failure\"}, \"init_message\": true}");
+	kt_result r;
+	dispatch_task(&r, "im-1", NULL);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	char *s = kt_statuses(&api, "im-1");
+	cr_expect(kt_contains(s, "FAILED") && kt_contains(s, "stage execute failed: script exited with status 3"),
+	          "statuses: %s", s);
+	free(s);
+	kt_result_free(&r);
+}

@@ -45,7 +45,8 @@ JOB HISTORIES.  Creating a Job starts a scripted history for it, one step every 
   The agent's end: with scenario "report_url" (keruta-api base, e.g. http://127.0.0.1:P/api/v1;
   "report_token" optional) an agent that reports PUTs its terminal status there first, as the real
   one does: the failing main container, the init failure, the cleanup agent, and the succeeding
-  main container only with "main_reports": true (no cleanup Job follows).  Its termination message
+  main container only with "main_reports": true (no cleanup Job follows).  With "init_message": true
+  a succeeding init container leaves its termination message too, as the real one does.  Its termination message
   is {"taskId", "reported": STATUS|null, "stage", "reason", "exitCode"}, or with "message_format":
   "legacy" the older {"status", "agentExitCode", ...}.
 
@@ -426,7 +427,8 @@ class Player:
             self.init_done(1, msg)
             self.sleep()
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        self.init_done()
+        # the init agent writes its termination message too (scenario "init_message": true)
+        self.init_done(0, self.agent("IN_PROGRESS", 0) if self.st.scenario.get("init_message") else None)
         self.sleep()
         if h == "crashloop":
             def f(p, n):
