@@ -274,3 +274,21 @@ Test(kube, a_watch_refused_is_reopened)
 	json_object_put(reqs);
 	kt_result_free(&r);
 }
+
+/* A call the server does not answer within --api-timeout is given up and
+ * tried again, not waited on: the stalled Job creation is followed by a
+ * second one that completes the task (three POSTs of Jobs with the
+ * cleanup Job). */
+Test(kube, a_stalled_call_times_out_and_is_retried)
+{
+	seed_task("slow-1");
+	fault("{\"method\": \"POST\", \"path_regex\": \"/jobs$\", \"stall\": 30, \"times\": 1}");
+	kt_result r;
+	const char *lead[] = {"--kubeconfig", kube.kubeconfig, "--api-timeout", "1s", NULL};
+	run_task(&r, "slow-1", lead, NULL);
+	expect_completed("slow-1", &r);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	cr_expect_eq(kt_count_requests(reqs, "POST", "/jobs", NULL), 3, "POSTs of Jobs: %s", r.err);
+	json_object_put(reqs);
+	kt_result_free(&r);
+}

@@ -65,7 +65,8 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST seed     {"objects":[{apiVersion, kind, metadata{name,namespace}, ...}]}  stored as if created
   POST fault    {"method":"POST","path_regex":"/jobs$","query_regex":"","code":500,"times":1}
                 (times -1: every matching request; query_regex is searched in the raw query,
-                e.g. "watch=1" for the watches only)
+                e.g. "watch=1" for the watches only; "stall":S instead of a code: the request is
+                answered as usual after S seconds)
   POST reset    everything back to empty
 """
 import argparse
@@ -560,7 +561,9 @@ class Handler(BaseHTTPRequestHandler):
                     break
         if srv.token and self.headers.get("Authorization") != f"Bearer {srv.token}":
             return self.send_json(401, status_obj(401, "Unauthorized"), rec)
-        if fault:
+        if fault and fault.get("stall"):
+            time.sleep(fault["stall"])  # then answered as usual: a server too slow to wait for
+        elif fault:
             return self.send_json(fault.get("code", 500), status_obj(fault.get("code", 500), "injected fault"), rec)
         m = PATH_RE.match(path)
         if not m or m.group(3) not in KINDS or KINDS[m.group(3)][2] != m.group(1):
@@ -802,7 +805,7 @@ class Handler(BaseHTTPRequestHandler):
         if op == "fault" and self.command == "POST":
             with st.cond:
                 st.faults.append({"method": data.get("method", "GET"), "path_regex": data.get("path_regex", ""),
-                                  "query_regex": data.get("query_regex", ""),
+                                  "query_regex": data.get("query_regex", ""), "stall": float(data.get("stall", 0)),
                                   "code": int(data.get("code", 500)), "times": int(data.get("times", 1))})
             return self.send_json(200, {"ok": True})
         if op == "reset" and self.command == "POST":
