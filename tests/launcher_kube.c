@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,5 +291,37 @@ Test(kube, a_stalled_call_times_out_and_is_retried)
 	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
 	cr_expect_eq(kt_count_requests(reqs, "POST", "/jobs", NULL), 3, "POSTs of Jobs: %s", r.err);
 	json_object_put(reqs);
+	kt_result_free(&r);
+}
+
+/* SIGTERM while a call hangs on a server that does not answer ends the
+ * launcher at once (the call is interrupted, not waited out), with the
+ * stopping line. */
+Test(kube, sigterm_interrupts_a_hanging_call)
+{
+	seed_task("hang-1");
+	fault("{\"method\": \"POST\", \"path_regex\": \"/jobs$\", \"stall\": 60, \"times\": 1}");
+	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                      api.url, "--log-format", "text", "--task-id", "hang-1", NULL};
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(argv, kt_launcher_env(), NULL, &out_fd, &err_fd);
+	cr_assert_gt(pid, 0);
+	int posted = 0;
+	for (int i = 0; i < 300 && !posted; i++) {
+		json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+		posted = kt_count_requests(reqs, "POST", "/jobs", NULL);
+		json_object_put(reqs);
+		if (!posted)
+			usleep(100000);
+	}
+	cr_assert(posted, "the Job was never posted");
+	usleep(300000);
+	kill(pid, SIGTERM);
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 30);
+	cr_expect(!r.timed_out, "SIGTERM did not end a hanging call: %s", r.err);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "interrupted (stopping)") || kt_contains(r.err, "stopping on a signal"),
+	          "%s", r.err);
 	kt_result_free(&r);
 }
