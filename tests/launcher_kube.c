@@ -325,3 +325,46 @@ Test(kube, sigterm_interrupts_a_hanging_call)
 	          "%s", r.err);
 	kt_result_free(&r);
 }
+
+/* The cleanup Job refused (403): the launcher reports the task COMPLETED
+ * itself (no cleanup agent will) instead of waiting for a Job that does
+ * not exist. */
+Test(kube, a_refused_cleanup_job_leaves_the_report_to_the_launcher)
+{
+	seed_task("cl-1");
+	fault("{\"method\": \"POST\", \"path_regex\": \"/jobs$\", \"code\": 403, \"times\": 1, "
+	      "\"skip\": 1}");
+	kt_result r;
+	const char *lead[] = {"--kubeconfig", kube.kubeconfig, NULL};
+	run_task(&r, "cl-1", lead, NULL);
+	expect_completed("cl-1", &r);
+	cr_expect(kt_contains(r.err, "403"), "%s", r.err);
+	cr_expect(!kt_kube_exists(&kube, "jobs", "cleanup-job-for-task-cl-1"), "a cleanup Job exists");
+	kt_result_free(&r);
+}
+
+/* A watch the server ends at once, again and again (here: a pod watch
+ * answered with an empty 200), is reopened with a growing backoff, not
+ * in a tight loop; the task still completes through the Job watch. */
+Test(kube, a_watch_that_ends_at_once_backs_off)
+{
+	kt_scenario(&kube, "{\"default\": \"wait\"}");
+	seed_task("loop-1");
+	fault("{\"method\": \"GET\", \"path_regex\": \"/pods$\", \"query_regex\": \"watch=1\", "
+	      "\"code\": 200, \"times\": -1}");
+	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                      api.url, "--log-format", "text", "--task-id", "loop-1", NULL};
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(argv, kt_launcher_env(), NULL, &out_fd, &err_fd);
+	cr_assert_gt(pid, 0);
+	sleep(3);
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 60);
+	expect_completed("loop-1", &r);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	int n = kt_count_requests(reqs, "GET", "/pods", "watch=1");
+	cr_expect(n >= 2 && n <= 30, "%d pod watches in about 3 s", n);
+	json_object_put(reqs);
+	kt_result_free(&r);
+}

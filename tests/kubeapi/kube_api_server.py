@@ -66,7 +66,7 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST fault    {"method":"POST","path_regex":"/jobs$","query_regex":"","code":500,"times":1}
                 (times -1: every matching request; query_regex is searched in the raw query,
                 e.g. "watch=1" for the watches only; "stall":S instead of a code: the request is
-                answered as usual after S seconds)
+                answered as usual after S seconds; "skip":N lets the first N matching requests through)
   POST reset    everything back to empty
 """
 import argparse
@@ -556,6 +556,9 @@ class Handler(BaseHTTPRequestHandler):
                 if f["times"] != 0 and f.get("method", self.command) == self.command and \
                         re.search(f.get("path_regex", ""), path) and \
                         re.search(f.get("query_regex", ""), query):
+                    if f["skip"] > 0:  # let this many matching requests through first
+                        f["skip"] -= 1
+                        break
                     f["times"] -= 1
                     fault = f
                     break
@@ -806,6 +809,7 @@ class Handler(BaseHTTPRequestHandler):
             with st.cond:
                 st.faults.append({"method": data.get("method", "GET"), "path_regex": data.get("path_regex", ""),
                                   "query_regex": data.get("query_regex", ""), "stall": float(data.get("stall", 0)),
+                                  "skip": int(data.get("skip", 0)),
                                   "code": int(data.get("code", 500)), "times": int(data.get("times", 1))})
             return self.send_json(200, {"ok": True})
         if op == "reset" and self.command == "POST":
