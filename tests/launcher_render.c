@@ -865,3 +865,24 @@ Test(render, the_docs_show_the_commands_render_prints)
 	json_object_put(e);
 	free(pvc_task);
 }
+
+/* Without a task to render, or with a task id and nowhere to fetch it
+ * from, render says what to give and prints nothing. */
+Test(render, a_missing_task_or_api_url_is_a_usage_error)
+{
+	static const char *const none[] = {"render", NULL};
+	static const char *const no_url[] = {"render", "--task-id", "t-1", NULL};
+	struct {
+		const char *const *args;
+		const char *want;
+	} cases[] = {{none, "no task: give --task-id ID or --task-file FILE"},
+	             {no_url, "task t-1: no API URL to fetch it from; give --api-url or --task-file"}};
+	for (size_t i = 0; i < 2; i++) {
+		kt_result r;
+		cr_assert_eq(kt_agent_run(&r, cases[i].args, NULL, 30), 0);
+		cr_expect_eq(r.status, 2, "%s: exit %d: %s", cases[i].want, r.status, r.err);
+		cr_expect(kt_contains(r.err, cases[i].want), "%s", r.err);
+		cr_expect_eq(r.out_len, 0, "nothing printed on error");
+		kt_result_free(&r);
+	}
+}
