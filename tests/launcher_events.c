@@ -221,3 +221,28 @@ Test(events, the_failed_containers_message_wins_over_the_inits)
 	free(s);
 	kt_result_free(&r);
 }
+
+/* A finished Job whose task-id annotation is no path segment (written by
+ * hand, or by a tool gone wrong) is never reported to keruta-api: the
+ * launcher says so and tells keruta-api nothing. */
+Test(events, a_job_with_an_id_that_is_no_path_segment_is_not_reported)
+{
+	json_object_put(kt_kube_json(
+	        &kube, "POST", "/_control/seed",
+	        "{\"objects\": [{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": "
+	        "{\"name\": \"keruta-job-dotdot\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
+	        "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"dotdot\"}, \"annotations\": "
+	        "{\"keruta.io/task-id\": \"..\"}}, \"spec\": {}, \"status\": {\"succeeded\": 1, "
+	        "\"conditions\": [{\"type\": \"Complete\", \"status\": \"True\"}]}}]}"));
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "200ms",
+	                                   "--cleanup-job=false", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect(!kt_contains(r.err, "reported COMPLETED"), "%s", r.err);
+	cr_expect(kt_contains(r.err, "refused COMPLETED"), "%s", r.err);
+	int st = 0;
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	cr_expect(!kt_contains(text, "/status"), "keruta-api was sent a status: %s", text);
+	free(text);
+	kt_result_free(&r);
+}
