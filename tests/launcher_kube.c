@@ -368,3 +368,25 @@ Test(kube, a_watch_that_ends_at_once_backs_off)
 	json_object_put(reqs);
 	kt_result_free(&r);
 }
+
+/* While the pod watch keeps failing (503) the API is in backoff most of
+ * the time; the Job is still marked reported (annotation
+ * keruta.io/reported) once the backoff lets the call through, not
+ * skipped because it could not be sent at first. */
+Test(kube, the_job_is_marked_reported_through_a_backoff)
+{
+	seed_task("mark-1");
+	fault("{\"method\": \"GET\", \"path_regex\": \"/pods$\", \"query_regex\": \"watch=1\", "
+	      "\"code\": 503, \"times\": -1}");
+	kt_result r;
+	const char *lead[] = {"--kubeconfig", kube.kubeconfig, "--cleanup-job=false", NULL};
+	run_task(&r, "mark-1", lead, NULL);
+	expect_completed("mark-1", &r);
+	json_object *job = kt_kube_object(&kube, "jobs", "keruta-job-mark-1");
+	json_object *ann = job ? kt_jpath(job, "metadata.annotations") : NULL, *v = NULL;
+	cr_expect(ann && json_object_object_get_ex(ann, "keruta.io/reported", &v) &&
+	                  !strcmp(json_object_get_string(v), "COMPLETED"),
+	          "the Job is not marked reported: %s", job ? json_object_to_json_string(job) : "(none)");
+	json_object_put(job);
+	kt_result_free(&r);
+}
