@@ -390,3 +390,124 @@ Test(kube, the_job_is_marked_reported_through_a_backoff)
 	json_object_put(job);
 	kt_result_free(&r);
 }
+
+/* ------------------------------------------------------------- TLS */
+
+static char *certs;
+
+/* A test CA, a server certificate for 127.0.0.1 and a client certificate,
+ * and the Kubernetes API test server on TLS accepting that client. */
+static void tls_setup(void)
+{
+	certs = kt_tmpdir();
+	char *cmd = NULL;
+	cr_assert(asprintf(&cmd,
+	                   "set -e; cd '%s'; exec >openssl.log 2>&1\n"
+	                   "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	                   "-keyout ca.key -out ca.crt -days 2 -subj '/CN=keruta test CA' "
+	                   "-addext 'basicConstraints=critical,CA:TRUE' "
+	                   "-addext 'keyUsage=critical,keyCertSign,cRLSign'\n"
+	                   "for who in server client; do\n"
+	                   "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	                   "-keyout $who.key -out $who.csr -subj \"/CN=$who\"\n"
+	                   "done\n"
+	                   "printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\n' > server.ext\n"
+	                   "printf 'extendedKeyUsage=clientAuth\\n' > client.ext\n"
+	                   "for who in server client; do\n"
+	                   "openssl x509 -req -in $who.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	                   "-out $who.crt -days 2 -extfile $who.ext\n"
+	                   "base64 -w 0 $who.crt > $who.crt.b64; base64 -w 0 $who.key > $who.key.b64\n"
+	                   "done\n"
+	                   "base64 -w 0 ca.crt > ca.crt.b64\n",
+	                   certs) > 0);
+	cr_assert(system(cmd) == 0, "openssl failed; see %s/openssl.log", certs);
+	free(cmd);
+	char *ca = kt_path(certs, "ca.crt"), *crt = kt_path(certs, "server.crt"),
+	     *key = kt_path(certs, "server.key");
+	setenv("CURL_CA_BUNDLE", ca, 1); /* the control calls (curl(1)) */
+	const char *const tls[] = {"--tls-cert", crt, "--tls-key", key, "--tls-client-ca", ca, NULL};
+	cr_assert_eq(kt_kube_start_tls(&kube, NULL, tls), 0, "the Kubernetes API test server did not start");
+	cr_assert_eq(kt_api_start(&api, NULL), 0, "the reference keruta-api did not start");
+	free(ca), free(crt), free(key);
+}
+
+static void tls_teardown(void)
+{
+	kt_cluster_stop(&kube, &api);
+	kt_rmrf(certs);
+	free(certs);
+}
+
+TestSuite(kube_tls, .init = tls_setup, .fini = tls_teardown, .timeout = 120);
+
+static char *cert_text(const char *name)
+{
+	char *p = kt_path(certs, name), *text = kt_read_file(p, NULL);
+	cr_assert_not_null(text, "%s", p);
+	free(p);
+	return text;
+}
+
+/* A kubeconfig for the TLS server: the cluster and user lines given. */
+static char *tls_kubeconfig(const char *name, const char *cluster, const char *user)
+{
+	char *path = kt_path(certs, name), *text = NULL;
+	cr_assert(asprintf(&text,
+	                   "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+	                   "clusters:\n- name: k\n  cluster:\n    server: %s\n%s"
+	                   "users:\n- name: u\n  user:\n%s"
+	                   "contexts:\n- name: t\n  context:\n    cluster: k\n    user: u\n"
+	                   "    namespace: keruta\n",
+	                   kube.srv.url, cluster, user) > 0);
+	kt_write_file(path, text);
+	free(text);
+	return path;
+}
+
+/* The CA inline (base64) or as a file named relative to the kubeconfig,
+ * verification switched off, and a client certificate instead of a
+ * token: each reaches the API server; with none of them, the launcher
+ * refuses the unverified server and says what to check. */
+Test(kube_tls, ca_data_ca_file_insecure_and_client_certificates)
+{
+	char *ca64 = cert_text("ca.crt.b64"), *crt64 = cert_text("client.crt.b64"),
+	     *key64 = cert_text("client.key.b64");
+	char ca_data[8192], client[16384];
+	snprintf(ca_data, sizeof(ca_data), "    certificate-authority-data: %s\n", ca64);
+	snprintf(client, sizeof(client),
+	         "    client-certificate-data: %s\n    client-key-data: %s\n", crt64, key64);
+	const char *token = "    token: kube-token\n";
+	struct {
+		const char *name, *cluster, *user;
+		int ok;
+	} cases[] = {
+	        {"ca-data", ca_data, token, 1},
+	        {"ca-file", "    certificate-authority: ca.crt\n", token, 1},
+	        {"insecure", "    insecure-skip-tls-verify: true\n", token, 1},
+	        {"client-cert", ca_data, client, 1},
+	        {"client-cert-files", "    certificate-authority: ca.crt\n",
+	         "    client-certificate: client.crt\n    client-key: client.key\n", 1},
+	        {"unverified", "    insecure-skip-tls-verify: false\n", token, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "tls-%zu", i);
+		seed_task(id);
+		char *cfg = tls_kubeconfig(cases[i].name, cases[i].cluster, cases[i].user);
+		const char *lead[] = {"--kubeconfig", cfg, "--cleanup-job=false", NULL};
+		kt_result r;
+		run_task(&r, id, lead, NULL);
+		if (cases[i].ok) {
+			cr_expect_eq(r.status, 0, "%s: %s", cases[i].name, r.err);
+			char *s = kt_statuses(&api, id);
+			cr_expect(kt_contains(s, "COMPLETED"), "%s: %s", cases[i].name, s);
+			free(s);
+		} else {
+			cr_expect_neq(r.status, 0, "%s: %s", cases[i].name, r.err);
+			cr_expect(kt_contains(r.err, "the CA"), "%s: %s", cases[i].name, r.err);
+		}
+		kt_result_free(&r);
+		free(cfg);
+	}
+	free(ca64), free(crt64), free(key64);
+}

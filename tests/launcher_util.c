@@ -14,14 +14,21 @@
 
 int kt_kube_start(kt_kube *k, const char *step)
 {
+	return kt_kube_start_tls(k, step, NULL);
+}
+
+int kt_kube_start_tls(kt_kube *k, const char *step, const char *const *tls)
+{
 	memset(k, 0, sizeof(*k));
 	kt_api *s = &k->srv;
 	s->dir = kt_tmpdir();
 	char *port_file = kt_path(s->dir, "port");
 	char *server = kt_path(kt_srcdir(), "tests/kubeapi/kube_api_server.py");
-	const char *argv[] = {"python3", server, "--port", "0", "--port-file", port_file,
-	                      "--token", "kube-token", "--idle-exit", "120", "--step",
-	                      step ? step : "0.02", NULL};
+	const char *argv[24] = {"python3", server, "--port", "0", "--port-file", port_file,
+	                        "--token", "kube-token", "--idle-exit", "120", "--step",
+	                        step ? step : "0.02"};
+	for (size_t i = 0, n = 12; tls && tls[i] && n < 23; i++)
+		argv[n++] = tls[i];
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
@@ -40,7 +47,8 @@ int kt_kube_start(kt_kube *k, const char *step)
 		char *text = kt_read_file(port_file, NULL);
 		if (text && atoi(text) > 0) {
 			s->port = atoi(text);
-			snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+			snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", tls ? "https" : "http",
+			         s->port);
 			rc = 0;
 		}
 		free(text);

@@ -18,6 +18,9 @@ typedef struct kt_kube {
 
 /* Start the server (token "kube-token", history step in seconds). */
 int kt_kube_start(kt_kube *k, const char *step);
+/* The same over TLS: tls holds the server's --tls-* arguments (NULL-ended);
+ * the url is https, and the control calls need CURL_CA_BUNDLE set. */
+int kt_kube_start_tls(kt_kube *k, const char *step, const char *const *tls);
 void kt_kube_stop(kt_kube *k);
 /* A control or API call; the answer parsed (NULL on failure). */
 json_object *kt_kube_json(kt_kube *k, const char *method, const char *path, const char *body);

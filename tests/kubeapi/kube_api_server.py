@@ -4,6 +4,9 @@ Standard library only.  Python >= 3.9.
 
 CLI: kube_api_server.py [--port 0] [--port-file FILE] [--token T] [--idle-exit SECONDS(300; 0=never)]
        [--parent-pid PID] [--step SECONDS(0.05)] [--history N(100000)] [--verbose]
+       [--tls-cert C --tls-key K [--tls-client-ca CA]]
+  With --tls-cert the API and the control endpoints are served over TLS only; with --tls-client-ca a
+  client certificate signed by CA authenticates API requests as the token does.
   Listens on 127.0.0.1; writes the port to FILE (FILE.tmp + rename) once listening.  Exits after
   --idle-exit seconds with no request in flight (an open watch counts), on SIGTERM/INT/HUP, and when
   its parent dies (ppid changes; --parent-pid PID watches PID instead, 0 disables).  With --token,
@@ -78,6 +81,7 @@ import os
 import random
 import re
 import signal
+import ssl
 import string
 import sys
 import threading
@@ -492,6 +496,20 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "keruta-kubeapi/1"
     timeout = 120
 
+    def setup(self):
+        if self.server.ssl_ctx:
+            # the handshake in the connection's thread, not in the accept loop
+            self.request.settimeout(self.timeout)
+            self.request = self.server.ssl_ctx.wrap_socket(self.request, server_side=True)
+        super().setup()
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self.server.ssl_ctx:
+                self.request.close()  # the server closes only the plain socket
+
     def log_message(self, fmt, *args):
         if self.server.verbose:
             sys.stderr.write("kubeapi: %s\n" % (fmt % args))
@@ -562,7 +580,9 @@ class Handler(BaseHTTPRequestHandler):
                     f["times"] -= 1
                     fault = f
                     break
-        if srv.token and self.headers.get("Authorization") != f"Bearer {srv.token}":
+        # a bearer token or (with --tls-client-ca) a client certificate, as the real server takes either
+        by_cert = srv.ssl_ctx is not None and srv.client_ca and bool(self.request.getpeercert())
+        if srv.token and self.headers.get("Authorization") != f"Bearer {srv.token}" and not by_cert:
             return self.send_json(401, status_obj(401, "Unauthorized"), rec)
         if fault and fault.get("stall"):
             time.sleep(fault["stall"])  # then answered as usual: a server too slow to wait for
@@ -829,6 +849,15 @@ class Server(ThreadingHTTPServer):
         self.stopping = False
         self._lock = threading.Lock()
         self.in_flight, self.last = 0, time.monotonic()
+        self.ssl_ctx = None
+        if args.tls_cert:
+            self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            if args.tls_client_ca:
+                # optional at the handshake: the control calls come without one
+                self.ssl_ctx.verify_mode = ssl.CERT_OPTIONAL
+                self.ssl_ctx.load_verify_locations(args.tls_client_ca)
+        self.client_ca = args.tls_client_ca
 
     def activity(self, d):
         with self._lock:
@@ -848,7 +877,7 @@ class Server(ThreadingHTTPServer):
             st.cond.notify_all()
 
     def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 
@@ -873,6 +902,9 @@ def main():
     ap.add_argument("--step", type=float, default=0.05, help="seconds between history steps")
     ap.add_argument("--history", type=int, default=100000, help="watch events kept (older: 410)")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca")
     args = ap.parse_args()
     original_ppid = os.getppid()
     server = Server(("127.0.0.1", args.port), args)
