@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "launcher_util.h"
 
@@ -244,5 +246,86 @@ Test(events, a_job_with_an_id_that_is_no_path_segment_is_not_reported)
 	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
 	cr_expect(!kt_contains(text, "/status"), "keruta-api was sent a status: %s", text);
 	free(text);
+	kt_result_free(&r);
+}
+
+static int jobs_now(void)
+{
+	json_object *all = kt_kube_json(&kube, "GET", "/_control/objects", NULL);
+	json_object *l = kt_jpath(all, "jobs");
+	int n = l ? (int)json_object_array_length(l) : 0;
+	json_object_put(all);
+	return n;
+}
+
+/* --concurrency 2 with three PENDING tasks: never more than two Jobs at
+ * once; the third starts when one is done. */
+Test(events, the_loop_keeps_to_its_concurrency)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"c-1\", \"status\": \"PENDING\"}, {\"id\": \"c-2\", "
+	              "\"status\": \"PENDING\"}, {\"id\": \"c-3\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"default\": \"wait\"}");
+	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                      api.url, "--log-format", "text", "--once", "--concurrency", "2",
+	                      "--pending-interval", "100ms", "--cleanup-job=false", NULL};
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(argv, kt_launcher_env(), NULL, &out_fd, &err_fd);
+	cr_assert_gt(pid, 0);
+	for (int i = 0; i < 300 && jobs_now() < 2; i++)
+		usleep(100000);
+	usleep(1500000); /* fifteen polls of the PENDING list */
+	cr_expect_eq(jobs_now(), 2, "Jobs at once with --concurrency 2");
+	for (int i = 0; i < 300; i++) {
+		json_object_put(kt_kube_json(&kube, "POST", "/_control/release", "{}"));
+		char *s = kt_statuses(&api, "c-3");
+		int done = kt_contains(s, "COMPLETED");
+		free(s);
+		if (done)
+			break;
+		usleep(100000);
+	}
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 60);
+	cr_expect(!r.timed_out && r.status == 0, "%s", r.err);
+	for (int i = 1; i <= 3; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "c-%d", i);
+		char *s = kt_statuses(&api, id);
+		cr_expect(kt_contains(s, "COMPLETED"), "%s: %s", id, s);
+		free(s);
+	}
+	kt_result_free(&r);
+}
+
+/* Stopped (SIGTERM) while keruta-api refuses the report: the launcher
+ * says how many reports it still owes (they stay on the Job). */
+Test(events, stopping_says_how_many_reports_are_owed)
+{
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/fault",
+	                 "{\"match\": {\"method\": \"PUT\", \"path_regex\": \"/status$\"}, "
+	                 "\"action\": \"status\", \"code\": 503, \"times\": -1}",
+	                 &st));
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"ow-1\", \"status\": \"PENDING\"}]}");
+	kt_scenario(&kube, "{\"tasks\": {\"ow-1\": \"oom\"}}");
+	const char *argv[] = {kt_agent(), "dispatch", "--kubeconfig", kube.kubeconfig, "--api-url",
+	                      api.url, "--log-format", "text", "--task-id", "ow-1", NULL};
+	int out_fd, err_fd;
+	pid_t pid = kt_spawn(argv, kt_launcher_env(), NULL, &out_fd, &err_fd);
+	cr_assert_gt(pid, 0);
+	int noted = 0;
+	for (int i = 0; i < 300 && !noted; i++) {
+		json_object *job = kt_kube_object(&kube, "jobs", "keruta-job-ow-1");
+		json_object *ann = job ? kt_jpath(job, "metadata.annotations") : NULL, *v;
+		noted = ann && json_object_object_get_ex(ann, "keruta.io/owed", &v);
+		json_object_put(job);
+		if (!noted)
+			usleep(100000);
+	}
+	cr_assert(noted, "the owed report was never written on the Job");
+	kill(pid, SIGTERM);
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 30);
+	cr_expect(kt_contains(r.err, "0 Jobs left running, 1 report owed"), "%s", r.err);
 	kt_result_free(&r);
 }
