@@ -44,7 +44,7 @@ JOB HISTORIES.  Creating a Job starts a scripted history for it, one step every 
                  lastState tells; then the Job fails (BackoffLimitExceeded)
   Cleanup Jobs (label keruta.io/role=cleanup) play "cleanup": success (the agent reports
   COMPLETED), cleanup_failure (exits 1 before reporting), late_failure (reports COMPLETED, then
-  exits 1).
+  exits 1), cleanup_reports_failure (reports FAILED, then exits 1).
   The agent's end: with scenario "report_url" (keruta-api base, e.g. http://127.0.0.1:P/api/v1;
   "report_token" optional) an agent that reports PUTs its terminal status there first, as the real
   one does: the failing main container, the init failure, the cleanup agent, and the succeeding
@@ -474,9 +474,11 @@ class Player:
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
         if self.role == "cleanup":
             # success: the cleanup agent reports COMPLETED; cleanup_failure: it dies before
-            # reporting; late_failure: it reports COMPLETED, then fails
+            # reporting; late_failure: it reports COMPLETED, then fails; cleanup_reports_failure:
+            # it reports FAILED and fails
             ok = h == "success"
-            msg = self.agent("COMPLETED", 0 if ok else 1, None if ok else "cleanup",
+            msg = self.agent("FAILED" if h == "cleanup_reports_failure" else "COMPLETED", 0 if ok else 1,
+                             None if ok else "cleanup",
                              None if ok else "upload failed", reports=h != "cleanup_failure")
         else:
             # the main container reports only when no cleanup Job follows (scenario main_reports)
