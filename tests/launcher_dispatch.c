@@ -567,20 +567,9 @@ Test(dispatch, a_kubernetes_token_with_control_characters_is_refused)
 
 /* ------------------------------------------------ one terminal status */
 
-/* Terminal statuses keruta-api received for a task (COMPLETED, FAILED). */
 static int terminal_count(const char *id, const char *which)
 {
-	char *s = kt_statuses(&api, id);
-	json_object *l = json_tokener_parse(s);
-	int n = 0;
-	for (size_t i = 0; l && i < json_object_array_length(l); i++) {
-		const char *st = kt_jstr(json_object_array_get_idx(l, i), "status");
-		if (st && (!which ? !strcmp(st, "COMPLETED") || !strcmp(st, "FAILED") : !strcmp(st, which)))
-			n++;
-	}
-	json_object_put(l);
-	free(s);
-	return n;
+	return kt_terminal_count(&api, id, which);
 }
 
 /* The cleanup Job's agent reports COMPLETED; dispatch sends nothing of

@@ -340,20 +340,6 @@ static void reporting_scenario(const char *id, const char *more)
 	kt_scenario(&kube, body);
 }
 
-static int terminal_statuses(const char *id, const char *which)
-{
-	char *s = kt_statuses(&api, id);
-	json_object *l = json_tokener_parse(s);
-	int n = 0;
-	for (size_t i = 0; l && i < json_object_array_length(l); i++) {
-		const char *st = kt_jstr(json_object_array_get_idx(l, i), "status");
-		n += st && !strcmp(st, which);
-	}
-	json_object_put(l);
-	free(s);
-	return n;
-}
-
 static int job_has_late_failure(const char *job_name)
 {
 	json_object *job = kt_kube_object(&kube, "jobs", job_name);
@@ -370,8 +356,8 @@ Test(events, a_cleanup_agent_that_reported_failed_is_not_a_late_failure)
 	reporting_scenario("crf-1", "\"cleanup\": \"cleanup_reports_failure\"");
 	kt_result r;
 	dispatch_task(&r, "crf-1", NULL);
-	cr_expect_eq(terminal_statuses("crf-1", "FAILED"), 1, "%s", r.err);
-	cr_expect_eq(terminal_statuses("crf-1", "COMPLETED"), 0, "%s", r.err);
+	cr_expect_eq(kt_terminal_count(&api, "crf-1", "FAILED"), 1, "%s", r.err);
+	cr_expect_eq(kt_terminal_count(&api, "crf-1", "COMPLETED"), 0, "%s", r.err);
 	cr_expect(!kt_contains(r.err, "after it was reported COMPLETED"), "%s", r.err);
 	cr_expect(!job_has_late_failure("keruta-job-crf-1"), "a late failure was noted");
 	kt_result_free(&r);
@@ -385,8 +371,8 @@ Test(events, a_cleanup_failure_after_the_main_agents_completed_is_late)
 	reporting_scenario("mrc-1", "\"main_reports\": true, \"cleanup\": \"cleanup_failure\"");
 	kt_result r;
 	dispatch_task(&r, "mrc-1", NULL);
-	cr_expect_eq(terminal_statuses("mrc-1", "COMPLETED"), 1, "%s", r.err);
-	cr_expect_eq(terminal_statuses("mrc-1", "FAILED"), 0, "%s", r.err);
+	cr_expect_eq(kt_terminal_count(&api, "mrc-1", "COMPLETED"), 1, "%s", r.err);
+	cr_expect_eq(kt_terminal_count(&api, "mrc-1", "FAILED"), 0, "%s", r.err);
 	cr_expect(kt_contains(r.err, "after it was reported COMPLETED"), "%s", r.err);
 	cr_expect(job_has_late_failure("keruta-job-mrc-1"), "no late failure on the Job");
 	kt_result_free(&r);

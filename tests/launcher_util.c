@@ -222,6 +222,21 @@ char *kt_statuses(kt_api *api, const char *id)
 	return out;
 }
 
+int kt_terminal_count(kt_api *api, const char *id, const char *which)
+{
+	char *s = kt_statuses(api, id);
+	json_object *l = json_tokener_parse(s);
+	int n = 0;
+	for (size_t i = 0; l && i < json_object_array_length(l); i++) {
+		const char *st = kt_jstr(json_object_array_get_idx(l, i), "status");
+		if (st && (!which ? !strcmp(st, "COMPLETED") || !strcmp(st, "FAILED") : !strcmp(st, which)))
+			n++;
+	}
+	json_object_put(l);
+	free(s);
+	return n;
+}
+
 json_object *kt_kube_object(kt_kube *kube, const char *kind, const char *name)
 {
 	json_object *all = kt_kube_json(kube, "GET", "/_control/objects", NULL);

@@ -51,6 +51,8 @@ void kt_seed_waiting_pod(kt_kube *kube, const char *id, const char *created, con
 void kt_dispatch(kt_result *r, kt_kube *kube, kt_api *api, const char *const *more);
 /* The statuses keruta-api received for a task, as JSON text ("[]": none). */
 char *kt_statuses(kt_api *api, const char *id);
+/* How many statuses `which` it received for a task (NULL: COMPLETED or FAILED). */
+int kt_terminal_count(kt_api *api, const char *id, const char *which);
 /* An object the Kubernetes server holds (the caller's reference), or NULL. */
 json_object *kt_kube_object(kt_kube *kube, const char *kind, const char *name);
 int kt_kube_exists(kt_kube *kube, const char *kind, const char *name);
