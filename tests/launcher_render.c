@@ -480,6 +480,7 @@ Test(render, bad_settings_are_usage_errors)
 	             {"--cpu-request", "lots", "quantity"},
 	             {"--pvc-access-mode", "ReadWriteSometimes", "--pvc-access-mode"},
 	             {"--toleration", "bad key:Never", "toleration"},
+	             {"--toleration", "dedicated=not ok:NoSchedule", "toleration"},
 	             {"--node-selector", "novalue", "node selector"},
 	             {"--objects", "everything", "--objects"},
 	             {"--objects", "cleanup", "emptydir"},
@@ -512,6 +513,11 @@ Test(render, huge_description_is_cut_and_marked)
 	cr_assert_eq(r.status, 0);
 	cr_expect(kt_contains(r.out, "cut by keruta-agent"));
 	cr_expect_lt(r.out_len, 4 * 70000);
+	/* what is kept is the text's start, not nothing */
+	char run[4097];
+	memset(run, 'x', 4096);
+	run[4096] = '\0';
+	cr_expect(kt_contains(r.out, run), "the description's start is gone");
 	kt_result_free(&r);
 	cr_expect_eq(check("big.yaml", NULL, NULL), 0);
 	free(big);
