@@ -288,7 +288,7 @@ Test(events, the_loop_keeps_to_its_concurrency)
 	kt_wait(&r, pid, out_fd, err_fd, 60);
 	cr_expect(!r.timed_out && r.status == 0, "%s", r.err);
 	for (int i = 1; i <= 3; i++) {
-		char id[8];
+		char id[16];
 		snprintf(id, sizeof(id), "c-%d", i);
 		char *s = kt_statuses(&api, id);
 		cr_expect(kt_contains(s, "COMPLETED"), "%s: %s", id, s);
