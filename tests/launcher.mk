@@ -29,3 +29,10 @@ TESTS += tests/launcher_events
 tests_launcher_events_SOURCES = tests/launcher_events.c $(KT_LAUNCHER_COMMON)
 tests_launcher_events_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_launcher_events_LDADD = $(KT_LIBS) $(JSONC_LIBS)
+
+# How dispatch finds the Kubernetes API and rides out its errors.
+check_PROGRAMS += tests/launcher_kube
+TESTS += tests/launcher_kube
+tests_launcher_kube_SOURCES = tests/launcher_kube.c $(KT_LAUNCHER_COMMON)
+tests_launcher_kube_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_launcher_kube_LDADD = $(KT_LIBS) $(JSONC_LIBS)

@@ -299,21 +299,7 @@ Test(dispatch, restarted_launcher_adopts_instead_of_duplicating)
  * `created` (any string: the server stores it as given). */
 static void seed_stuck_pod(const char *id, const char *created)
 {
-	char objs[2048];
-	snprintf(objs, sizeof(objs),
-	         "{\"objects\": [{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": "
-	         "{\"name\": \"keruta-job-%s\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
-	         "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"%s\"}, \"annotations\": "
-	         "{\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, \"status\": {\"active\": 1}}, "
-	         "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
-	         "\"keruta-job-%s-x1\", \"namespace\": \"keruta\", \"creationTimestamp\": \"%s\", "
-	         "\"labels\": {\"app\": \"keruta\", \"keruta.io/role\": \"main\", \"job-name\": "
-	         "\"keruta-job-%s\"}, \"annotations\": {\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, "
-	         "\"status\": {\"phase\": \"Pending\", \"containerStatuses\": [{\"name\": \"main\", "
-	         "\"state\": {\"waiting\": {\"reason\": \"ImagePullBackOff\", \"message\": "
-	         "\"Back-off pulling image\"}}}]}}]}",
-	         id, id, id, id, created, id, id);
-	json_object_put(kt_kube_json(&kube, "POST", "/_control/seed", objs));
+	kt_seed_waiting_pod(&kube, id, created, "ImagePullBackOff");
 }
 
 /* A launcher restarted while a pod cannot pull its image does not wait the
@@ -639,20 +625,9 @@ Test(dispatch, a_kubernetes_token_with_control_characters_is_refused)
 
 /* ------------------------------------------------ one terminal status */
 
-/* Terminal statuses keruta-api received for a task (COMPLETED, FAILED). */
 static int terminal_count(const char *id, const char *which)
 {
-	char *s = kt_statuses(&api, id);
-	json_object *l = json_tokener_parse(s);
-	int n = 0;
-	for (size_t i = 0; l && i < json_object_array_length(l); i++) {
-		const char *st = kt_jstr(json_object_array_get_idx(l, i), "status");
-		if (st && (!which ? !strcmp(st, "COMPLETED") || !strcmp(st, "FAILED") : !strcmp(st, which)))
-			n++;
-	}
-	json_object_put(l);
-	free(s);
-	return n;
+	return kt_terminal_count(&api, id, which);
 }
 
 /* The cleanup Job's agent reports COMPLETED; dispatch sends nothing of

@@ -480,6 +480,7 @@ Test(render, bad_settings_are_usage_errors)
 	             {"--cpu-request", "lots", "quantity"},
 	             {"--pvc-access-mode", "ReadWriteSometimes", "--pvc-access-mode"},
 	             {"--toleration", "bad key:Never", "toleration"},
+	             {"--toleration", "dedicated=not ok:NoSchedule", "toleration"},
 	             {"--node-selector", "novalue", "node selector"},
 	             {"--objects", "everything", "--objects"},
 	             {"--objects", "cleanup", "emptydir"},
@@ -512,6 +513,11 @@ Test(render, huge_description_is_cut_and_marked)
 	cr_assert_eq(r.status, 0);
 	cr_expect(kt_contains(r.out, "cut by keruta-agent"));
 	cr_expect_lt(r.out_len, 4 * 70000);
+	/* what is kept is the text's start, not nothing */
+	char run[4097];
+	memset(run, 'x', 4096);
+	run[4096] = '\0';
+	cr_expect(kt_contains(r.out, run), "the description's start is gone");
 	kt_result_free(&r);
 	cr_expect_eq(check("big.yaml", NULL, NULL), 0);
 	free(big);
@@ -938,4 +944,24 @@ Test(render, git_cache_volume_mounts_the_cache_in_the_cloning_container_only)
 		kt_result_free(&r);
 	}
 	free(task);
+
+/* Without a task to render, or with a task id and nowhere to fetch it
+ * from, render says what to give and prints nothing. */
+Test(render, a_missing_task_or_api_url_is_a_usage_error)
+{
+	static const char *const none[] = {"render", NULL};
+	static const char *const no_url[] = {"render", "--task-id", "t-1", NULL};
+	struct {
+		const char *const *args;
+		const char *want;
+	} cases[] = {{none, "no task: give --task-id ID or --task-file FILE"},
+	             {no_url, "task t-1: no API URL to fetch it from; give --api-url or --task-file"}};
+	for (size_t i = 0; i < 2; i++) {
+		kt_result r;
+		cr_assert_eq(kt_agent_run(&r, cases[i].args, NULL, 30), 0);
+		cr_expect_eq(r.status, 2, "%s: exit %d: %s", cases[i].want, r.status, r.err);
+		cr_expect(kt_contains(r.err, cases[i].want), "%s", r.err);
+		cr_expect_eq(r.out_len, 0, "nothing printed on error");
+		kt_result_free(&r);
+	}
 }

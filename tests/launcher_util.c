@@ -14,14 +14,21 @@
 
 int kt_kube_start(kt_kube *k, const char *step)
 {
+	return kt_kube_start_tls(k, step, NULL);
+}
+
+int kt_kube_start_tls(kt_kube *k, const char *step, const char *const *tls)
+{
 	memset(k, 0, sizeof(*k));
 	kt_api *s = &k->srv;
 	s->dir = kt_tmpdir();
 	char *port_file = kt_path(s->dir, "port");
 	char *server = kt_path(kt_srcdir(), "tests/kubeapi/kube_api_server.py");
-	const char *argv[] = {"python3", server, "--port", "0", "--port-file", port_file,
-	                      "--token", "kube-token", "--idle-exit", "120", "--step",
-	                      step ? step : "0.02", NULL};
+	const char *argv[24] = {"python3", server, "--port", "0", "--port-file", port_file,
+	                        "--token", "kube-token", "--idle-exit", "120", "--step",
+	                        step ? step : "0.02"};
+	for (size_t i = 0, n = 12; tls && tls[i] && n < 23; i++)
+		argv[n++] = tls[i];
 	pid_t pid = fork();
 	if (pid < 0)
 		return -1;
@@ -40,7 +47,8 @@ int kt_kube_start(kt_kube *k, const char *step)
 		char *text = kt_read_file(port_file, NULL);
 		if (text && atoi(text) > 0) {
 			s->port = atoi(text);
-			snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+			snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", tls ? "https" : "http",
+			         s->port);
 			rc = 0;
 		}
 		free(text);
@@ -168,6 +176,27 @@ void kt_scenario(kt_kube *kube, const char *json)
 	json_object_put(kt_kube_json(kube, "POST", "/_control/scenario", json));
 }
 
+void kt_seed_waiting_pod(kt_kube *kube, const char *id, const char *created, const char *reason)
+{
+	char objs[2048], ts[256] = "";
+	if (created)
+		snprintf(ts, sizeof(ts), "\"creationTimestamp\": \"%s\", ", created);
+	snprintf(objs, sizeof(objs),
+	         "{\"objects\": [{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": "
+	         "{\"name\": \"keruta-job-%s\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
+	         "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"%s\"}, \"annotations\": "
+	         "{\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, \"status\": {\"active\": 1}}, "
+	         "{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": "
+	         "\"keruta-job-%s-x1\", \"namespace\": \"keruta\", %s"
+	         "\"labels\": {\"app\": \"keruta\", \"keruta.io/role\": \"main\", \"job-name\": "
+	         "\"keruta-job-%s\"}, \"annotations\": {\"keruta.io/task-id\": \"%s\"}}, \"spec\": {}, "
+	         "\"status\": {\"phase\": \"Pending\", \"containerStatuses\": [{\"name\": \"main\", "
+	         "\"state\": {\"waiting\": {\"reason\": \"%s\", \"message\": "
+	         "\"Back-off pulling image\"}}}]}}]}",
+	         id, id, id, id, ts, id, id, reason);
+	json_object_put(kt_kube_json(kube, "POST", "/_control/seed", objs));
+}
+
 void kt_dispatch(kt_result *r, kt_kube *kube, kt_api *api, const char *const *more)
 {
 	const char *args[40] = {"dispatch", "--kubeconfig", kube->kubeconfig, "--api-url", api->url,
@@ -191,6 +220,21 @@ char *kt_statuses(kt_api *api, const char *id)
 	                                                              : "[]");
 	json_object_put(o);
 	return out;
+}
+
+int kt_terminal_count(kt_api *api, const char *id, const char *which)
+{
+	char *s = kt_statuses(api, id);
+	json_object *l = json_tokener_parse(s);
+	int n = 0;
+	for (size_t i = 0; l && i < json_object_array_length(l); i++) {
+		const char *st = kt_jstr(json_object_array_get_idx(l, i), "status");
+		if (st && (!which ? !strcmp(st, "COMPLETED") || !strcmp(st, "FAILED") : !strcmp(st, which)))
+			n++;
+	}
+	json_object_put(l);
+	free(s);
+	return n;
 }
 
 json_object *kt_kube_object(kt_kube *kube, const char *kind, const char *name)

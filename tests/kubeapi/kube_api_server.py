@@ -4,6 +4,9 @@ Standard library only.  Python >= 3.9.
 
 CLI: kube_api_server.py [--port 0] [--port-file FILE] [--token T] [--idle-exit SECONDS(300; 0=never)]
        [--parent-pid PID] [--step SECONDS(0.05)] [--history N(100000)] [--verbose]
+       [--tls-cert C --tls-key K [--tls-client-ca CA]]
+  With --tls-cert the API and the control endpoints are served over TLS only; with --tls-client-ca a
+  client certificate signed by CA authenticates API requests as the token does.
   Listens on 127.0.0.1; writes the port to FILE (FILE.tmp + rename) once listening.  Exits after
   --idle-exit seconds with no request in flight (an open watch counts), on SIGTERM/INT/HUP, and when
   its parent dies (ppid changes; --parent-pid PID watches PID instead, 0 disables).  With --token,
@@ -41,11 +44,12 @@ JOB HISTORIES.  Creating a Job starts a scripted history for it, one step every 
                  lastState tells; then the Job fails (BackoffLimitExceeded)
   Cleanup Jobs (label keruta.io/role=cleanup) play "cleanup": success (the agent reports
   COMPLETED), cleanup_failure (exits 1 before reporting), late_failure (reports COMPLETED, then
-  exits 1).
+  exits 1), cleanup_reports_failure (reports FAILED, then exits 1).
   The agent's end: with scenario "report_url" (keruta-api base, e.g. http://127.0.0.1:P/api/v1;
   "report_token" optional) an agent that reports PUTs its terminal status there first, as the real
   one does: the failing main container, the init failure, the cleanup agent, and the succeeding
-  main container only with "main_reports": true (no cleanup Job follows).  Its termination message
+  main container only with "main_reports": true (no cleanup Job follows).  With "init_message": true
+  a succeeding init container leaves its termination message too, as the real one does.  Its termination message
   is {"taskId", "reported": STATUS|null, "stage", "reason", "exitCode"}, or with "message_format":
   "legacy" the older {"status", "agentExitCode", ...}.
 
@@ -65,7 +69,10 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST down     {"seconds":S}   an outage: open watches are closed, and for S seconds every API
                 request's connection is closed without an answer (recorded with status "dropped")
   POST seed     {"objects":[{apiVersion, kind, metadata{name,namespace}, ...}]}  stored as if created
-  POST fault    {"method":"POST","path_regex":"/jobs$","code":500,"times":1}
+  POST fault    {"method":"POST","path_regex":"/jobs$","query_regex":"","code":500,"times":1}
+                (times -1: every matching request; query_regex is searched in the raw query,
+                e.g. "watch=1" for the watches only; "stall":S instead of a code: the request is
+                answered as usual after S seconds; "skip":N lets the first N matching requests through)
   POST reset    everything back to empty
 """
 import argparse
@@ -78,6 +85,7 @@ import random
 import re
 import signal
 import socket
+import ssl
 import string
 import sys
 import threading
@@ -448,7 +456,8 @@ class Player:
             self.init_done(1, msg)
             self.sleep()
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
-        self.init_done()
+        # the init agent writes its termination message too (scenario "init_message": true)
+        self.init_done(0, self.agent("IN_PROGRESS", 0) if self.st.scenario.get("init_message") else None)
         self.sleep()
         if h == "crashloop":
             def f(p, n):
@@ -489,9 +498,11 @@ class Player:
             return self.job_finished(False, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
         if self.role == "cleanup":
             # success: the cleanup agent reports COMPLETED; cleanup_failure: it dies before
-            # reporting; late_failure: it reports COMPLETED, then fails
+            # reporting; late_failure: it reports COMPLETED, then fails; cleanup_reports_failure:
+            # it reports FAILED and fails
             ok = h == "success"
-            msg = self.agent("COMPLETED", 0 if ok else 1, None if ok else "cleanup",
+            msg = self.agent("FAILED" if h == "cleanup_reports_failure" else "COMPLETED", 0 if ok else 1,
+                             None if ok else "cleanup",
                              None if ok else "upload failed", reports=h != "cleanup_failure")
         else:
             # the main container reports only when no cleanup Job follows (scenario main_reports)
@@ -515,7 +526,18 @@ class Handler(BaseHTTPRequestHandler):
         # Headers and body go out in two writes: with Nagle's algorithm the body waits for the
         # client's delayed ACK of the headers, 40 ms on every keep-alive request.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.server.ssl_ctx:
+            # the handshake in the connection's thread, not in the accept loop
+            self.request.settimeout(self.timeout)
+            self.request = self.server.ssl_ctx.wrap_socket(self.request, server_side=True)
         super().setup()
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            if self.server.ssl_ctx:
+                self.request.close()  # the server closes only the plain socket
 
     def log_message(self, fmt, *args):
         if self.server.verbose:
@@ -582,13 +604,21 @@ class Handler(BaseHTTPRequestHandler):
             fault = None
             for f in st.faults:
                 if f["times"] != 0 and f.get("method", self.command) == self.command and \
-                        re.search(f.get("path_regex", ""), path):
+                        re.search(f.get("path_regex", ""), path) and \
+                        re.search(f.get("query_regex", ""), query):
+                    if f["skip"] > 0:  # let this many matching requests through first
+                        f["skip"] -= 1
+                        break
                     f["times"] -= 1
                     fault = f
                     break
-        if srv.token and self.headers.get("Authorization") != f"Bearer {srv.token}":
+        # a bearer token or (with --tls-client-ca) a client certificate, as the real server takes either
+        by_cert = srv.ssl_ctx is not None and srv.client_ca and bool(self.request.getpeercert())
+        if srv.token and self.headers.get("Authorization") != f"Bearer {srv.token}" and not by_cert:
             return self.send_json(401, status_obj(401, "Unauthorized"), rec)
-        if fault:
+        if fault and fault.get("stall"):
+            time.sleep(fault["stall"])  # then answered as usual: a server too slow to wait for
+        elif fault:
             return self.send_json(fault.get("code", 500), status_obj(fault.get("code", 500), "injected fault"), rec)
         m = PATH_RE.match(path)
         if not m or m.group(3) not in KINDS or KINDS[m.group(3)][2] != m.group(1):
@@ -849,6 +879,8 @@ class Handler(BaseHTTPRequestHandler):
         if op == "fault" and self.command == "POST":
             with st.cond:
                 st.faults.append({"method": data.get("method", "GET"), "path_regex": data.get("path_regex", ""),
+                                  "query_regex": data.get("query_regex", ""), "stall": float(data.get("stall", 0)),
+                                  "skip": int(data.get("skip", 0)),
                                   "code": int(data.get("code", 500)), "times": int(data.get("times", 1))})
             return self.send_json(200, {"ok": True})
         if op == "reset" and self.command == "POST":
@@ -868,6 +900,15 @@ class Server(ThreadingHTTPServer):
         self.stopping = False
         self._lock = threading.Lock()
         self.in_flight, self.last = 0, time.monotonic()
+        self.ssl_ctx = None
+        if args.tls_cert:
+            self.ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ssl_ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            if args.tls_client_ca:
+                # optional at the handshake: the control calls come without one
+                self.ssl_ctx.verify_mode = ssl.CERT_OPTIONAL
+                self.ssl_ctx.load_verify_locations(args.tls_client_ca)
+        self.client_ca = args.tls_client_ca
 
     def activity(self, d):
         with self._lock:
@@ -887,7 +928,7 @@ class Server(ThreadingHTTPServer):
             st.cond.notify_all()
 
     def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 
@@ -912,6 +953,9 @@ def main():
     ap.add_argument("--step", type=float, default=0.05, help="seconds between history steps")
     ap.add_argument("--history", type=int, default=100000, help="watch events kept (older: 410)")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca")
     args = ap.parse_args()
     original_ppid = os.getppid()
     server = Server(("127.0.0.1", args.port), args)
