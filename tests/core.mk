@@ -35,9 +35,9 @@ tests_fixtures_hello_la_LDFLAGS = $(KT_FIXTURE_LINK)
 # Unit tests link the core's objects directly.
 KT_CORE_LIBS = libkrcore.la $(KT_LIBS)
 check_PROGRAMS += tests/core_pipeline tests/core_loader tests/core_runner \
-	tests/core_settings tests/core_sdk
+	tests/core_settings tests/core_sdk tests/core_edges
 TESTS += tests/core_pipeline tests/core_loader tests/core_runner \
-	tests/core_settings tests/core_sdk
+	tests/core_settings tests/core_sdk tests/core_edges
 tests_core_pipeline_SOURCES = tests/core_pipeline.c
 tests_core_pipeline_CFLAGS = $(KT_CFLAGS) $(YAML_CFLAGS)
 tests_core_pipeline_LDADD = $(KT_CORE_LIBS)
@@ -53,6 +53,10 @@ tests_core_settings_LDADD = $(KT_CORE_LIBS)
 tests_core_sdk_SOURCES = tests/core_sdk.c
 tests_core_sdk_CFLAGS = $(KT_CFLAGS)
 tests_core_sdk_LDADD = $(KT_LIBS)
+# the core's checks at their edges, through the binary (local and API mode)
+tests_core_edges_SOURCES = tests/core_edges.c
+tests_core_edges_CFLAGS = $(KT_CFLAGS)
+tests_core_edges_LDADD = $(KT_LIBS)
 
 # The seeds' init / run / cleanup flow against the API and a git server.
 check_PROGRAMS += tests/seed_flow

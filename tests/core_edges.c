@@ -1,0 +1,158 @@
+/*
+ * core_edges.c - the core's checks at their edges, through the real
+ * binary: a task keruta-api answers in the wrong shape, a plugin asking
+ * for a process with no command, the poll loop of the process runner
+ * failing, ...  Each test asserts what a user sees: the exit code, the
+ * termination message, the log, a file that must (not) exist.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "init_harness.c"
+
+/* tests/fixtures/.libs: fx_ok and friends */
+static char *fixtures(void)
+{
+	return kt_path(kt_builddir(), "tests/fixtures/.libs");
+}
+
+/* A pipeline of one fx_ok stage `a` in phase `phase` with `with` (the
+ * body of a YAML flow mapping); its trace goes to dir/trace. */
+static void fx_pipeline(kx *x, const char *phase, const char *with)
+{
+	char *phases = NULL, *stages = NULL;
+	cr_assert(asprintf(&phases, "  %s: [a]\n", phase) > 0);
+	cr_assert(asprintf(&stages, "  a: {plugin: fx_ok, with: {trace: '%s/trace', %s}}\n", x->dir,
+	                   with) > 0);
+	kx_pipeline(x, phases, stages);
+	free(phases);
+	free(stages);
+}
+
+/* The agent's API backend refuses a non-object itself; the launcher hands
+ * keruta-api's answer to the task reader as it is. */
+Test(core_edges, a_task_keruta_api_answers_as_a_list_is_refused_by_render)
+{
+	kt_api api;
+	kx_api_start(&api);
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\"}]}");
+	kx_api_control(&api, "/_control/fault",
+	               "{\"match\":{\"method\":\"GET\",\"path_regex\":\"/tasks/t1$\"},"
+	               "\"action\":\"status\",\"code\":200,\"body\":\"[{\\\"id\\\":\\\"t1\\\"}]\","
+	               "\"times\":-1}");
+	const char *argv[] = {kt_agent(), "render", "--task-id", "t1", "--api-url", api.url,
+	                      "--log-format", "text", NULL};
+	char *module = NULL;
+	cr_assert(asprintf(&module, "KERUTA_LAUNCHER_MODULE=%s/.libs/launcher.so", kt_builddir()) > 0);
+	const char *env[] = {module, "KERUTA_API_TOKEN", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 60), 0);
+	cr_expect_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+	cr_expect(kt_contains(r.err, "task t1: a task must be a mapping (object), not a list"),
+	          "%s", r.err);
+	cr_expect_eq(r.out[0], '\0', "a manifest was rendered: %s", r.out);
+	kt_result_free(&r);
+	free(module);
+	kt_api_stop(&api);
+}
+
+Test(core_edges, a_plugin_asking_for_a_process_without_a_command_fails_its_stage)
+{
+	kx x;
+	kx_setup(&x);
+	fx_pipeline(&x, "execute", "action: empty-argv");
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d (a crash is not a stage failure): %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.termtext, "\"reason\":\"run_process: no command given\""), "%s",
+	          x.termtext);
+	cr_expect(kt_contains(x.termtext, "\"stage\":\"a\""), "%s", x.termtext);
+	free(fx);
+	kx_free(&x);
+}
+
+/* The termination message is what `kubectl describe` shows: written
+ * without a false alarm, and a failed write said in the log. */
+Test(core_edges, the_termination_message_is_written_without_a_warning)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'exit 3']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.termtext, "\"agentExitCode\":1,\"exitCode\":3,\"stage\":\"run\""),
+	          "%s", x.termtext);
+	cr_expect(!kt_contains(x.log, "cannot write the termination message"), "%s", x.log);
+	kx_free(&x);
+}
+
+Test(core_edges, a_termination_message_that_cannot_be_written_is_said_in_the_log)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'exit 0']}}\n");
+	const char *args[] = {"--termination-log", "/dev/full", NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "cannot write the termination message to /dev/full: No space "
+	                             "left on device"),
+	          "%s", x.log);
+	kx_free(&x);
+}
+
+/* The agent's stdout is a pod log the agent does not own: when it is a
+ * full non-blocking pipe nobody reads, the agent gives up passing output
+ * through after a while instead of waiting for a reader forever. */
+Test(core_edges, a_full_non_blocking_stdout_does_not_stop_the_task, .timeout = 120)
+{
+	kx x;
+	kx_setup(&x);
+	/* 512 KiB of lines, far more than a pipe holds */
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'i=0; while [ $i -lt 8192 ]; do echo "
+	            "line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; "
+	            "echo last-line']}}\n");
+	int p[2];
+	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) | O_NONBLOCK), 0);
+	const char *argv[] = {kt_agent(),   "execute",   "--pipeline", x.pipeline, "--task-file",
+	                      x.task,       "--work-dir", x.work,      "--termination-log", x.term,
+	                      "--events-file", x.evpath, "--log-format", "text", NULL};
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(p[1], 1);
+		dup2(null, 2);
+		close(p[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	int status = 0, done = 0;
+	for (int i = 0; i < 600 && !done; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			done = 1;
+		else
+			usleep(100000);
+	}
+	if (!done) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	close(p[0]);
+	cr_assert(done, "the agent waited for a reader of its stdout for 60 s");
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	char *events = kt_read_file(x.evpath, NULL);
+	cr_expect(events && kt_contains(events, "last-line"), "the task's log lost its end");
+	free(events);
+	kx_free(&x);
+}
