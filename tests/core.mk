@@ -55,8 +55,8 @@ tests_core_sdk_CFLAGS = $(KT_CFLAGS)
 tests_core_sdk_LDADD = $(KT_LIBS)
 # the core's checks at their edges, through the binary (local and API mode)
 tests_core_edges_SOURCES = tests/core_edges.c
-tests_core_edges_CFLAGS = $(KT_CFLAGS)
-tests_core_edges_LDADD = $(KT_LIBS)
+tests_core_edges_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_core_edges_LDADD = $(KT_LIBS) $(JSONC_LIBS)
 
 # The seeds' init / run / cleanup flow against the API and a git server.
 check_PROGRAMS += tests/seed_flow

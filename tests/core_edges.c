@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "init_harness.c"
 
 /* tests/fixtures/.libs: fx_ok and friends */
@@ -154,5 +156,180 @@ Test(core_edges, a_full_non_blocking_stdout_does_not_stop_the_task, .timeout = 1
 	char *events = kt_read_file(x.evpath, NULL);
 	cr_expect(events && kt_contains(events, "last-line"), "the task's log lost its end");
 	free(events);
+	kx_free(&x);
+}
+
+/* A plugin's own read limit holds; with none, the agent's max_download. */
+Test(core_edges, read_file_keeps_the_limit_a_plugin_gives)
+{
+	kx x;
+	kx_setup(&x);
+	char big[2049];
+	memset(big, 'a', 2048);
+	big[2048] = '\0';
+	kx_write(x.dir, "big", big);
+	char *with = NULL;
+	cr_assert(asprintf(&with, "action: read, file: '%s/big', limit: 1KiB", x.dir) > 0);
+	fx_pipeline(&x, "execute", with);
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "a 2 KiB file read with a 1 KiB limit: exit %d: %s", x.r.status,
+	             x.log);
+	cr_expect(!kt_contains(x.log, "read 2048 bytes"), "%s", x.log);
+	free(with);
+	/* and 4 KiB is within its limit, whatever max_download says */
+	cr_assert(asprintf(&with, "action: read, file: '%s/big', limit: 4KiB", x.dir) > 0);
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  a: {plugin: fx_ok, with: {trace: '%s/trace', %s}}\n", x.dir,
+	                   with) > 0);
+	char *text = NULL;
+	cr_assert(asprintf(&text, "version: 1\nsettings: {max_download: 1KiB}\nphases:\n"
+	                          "  execute: [a]\nstages:\n%s", stages) > 0);
+	kt_write_file(x.pipeline, text);
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "read 2048 bytes"), "%s", x.log);
+	free(text);
+	free(stages);
+	free(with);
+	free(fx);
+	kx_free(&x);
+}
+
+Test(core_edges, read_file_without_a_limit_keeps_max_download)
+{
+	kx x;
+	kx_setup(&x);
+	char big[2049];
+	memset(big, 'a', 2048);
+	big[2048] = '\0';
+	kx_write(x.dir, "big", big);
+	char *text = NULL;
+	cr_assert(asprintf(&text, "version: 1\nsettings: {max_download: 1KiB}\nphases:\n"
+	                          "  execute: [a]\nstages:\n"
+	                          "  a: {plugin: fx_ok, with: {trace: '%s/trace', action: read, "
+	                          "file: '%s/big', limit: 0}}\n",
+	                   x.dir, x.dir) > 0);
+	kt_write_file(x.pipeline, text);
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "a 2 KiB file read with max_download 1KiB: exit %d: %s",
+	             x.r.status, x.log);
+	cr_expect(!kt_contains(x.log, "read 2048 bytes"), "%s", x.log);
+	free(text);
+	free(fx);
+	kx_free(&x);
+}
+
+/* The task channel's socket lives only as long as the agent. */
+Test(core_edges, the_task_channel_socket_is_gone_after_the_run)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'test -S .keruta/agent.sock && echo socket-there']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.events, "socket-there"), "no channel while the task ran: %s",
+	          x.events);
+	cr_expect(!kx_exists(x.work, ".keruta/agent.sock"), "the socket was left behind");
+	kx_free(&x);
+}
+
+/* Started with stdin, stdout and stderr closed (a careless supervisor),
+ * the agent's own descriptors land on 0..2: the child still gets its
+ * output captured, not sent to /dev/null or elsewhere. */
+Test(core_edges, an_agent_started_with_0_1_2_closed_still_captures_output)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'echo to-stdout; echo to-stderr >&2']}}\n");
+	const char *argv[] = {kt_agent(),   "execute",   "--pipeline", x.pipeline, "--task-file",
+	                      x.task,       "--work-dir", x.work,      "--termination-log", x.term,
+	                      "--events-file", x.evpath, "--log-format", "text", NULL};
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		close(0);
+		close(1);
+		close(2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	char *events = kt_read_file(x.evpath, NULL);
+	cr_assert(events, "no events file");
+	cr_expect(kt_contains(events, "\"stream\":\"stdout\"") && kt_contains(events, "to-stdout"),
+	          "%s", events);
+	cr_expect(kt_contains(events, "to-stderr"), "%s", events);
+	free(events);
+	kx_free(&x);
+}
+
+/* The statuses keruta-api received for a task, as "S1,S2,...". */
+static char *statuses(kt_api *api, const char *id)
+{
+	char *state = kx_api_state(api);
+	json_object *o = json_tokener_parse(state), *all, *list;
+	cr_assert(o, "state is not JSON: %s", state);
+	char *out = strdup("");
+	if (json_object_object_get_ex(o, "statuses", &all) &&
+	    json_object_object_get_ex(all, id, &list)) {
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			json_object *st;
+			if (!json_object_object_get_ex(json_object_array_get_idx(list, i), "status", &st))
+				continue;
+			char *more = NULL;
+			cr_assert(asprintf(&more, "%s%s%s", out, *out ? "," : "",
+			                   json_object_get_string(st)) > 0);
+			free(out);
+			out = more;
+		}
+	}
+	json_object_put(o);
+	free(state);
+	return out;
+}
+
+/* A main container restarted after it reported: the task's record on the
+ * work volume says so, and the new run sends no second status (keruta-api
+ * itself still shows the task as PENDING: another client may have reset it). */
+Test(core_edges, a_run_after_the_record_says_reported_sends_no_status)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	fx_pipeline(&x, "run", "action: pass");
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\",\"status\":\"PENDING\"}]}");
+	kx_write(x.work, ".keruta/tasks/t1/outcome.json",
+	         "{\"taskId\":\"t1\",\"command\":\"run\",\"status\":\"COMPLETED\",\"stage\":null,"
+	         "\"reason\":null,\"errorCode\":null,\"reported\":\"COMPLETED\"}\n");
+	char *fx = fixtures();
+	const char *args[] = {"--task-id", "t1", "--plugin-dir", fx, NULL};
+	kx_agent_api(&x, &api, "run", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	char *sent = statuses(&api, "t1");
+	cr_expect_str_eq(sent, "", "statuses sent after COMPLETED was reported: %s", sent);
+	cr_expect(kt_contains(x.log, "task t1 already has its final status COMPLETED"), "%s", x.log);
+	cr_expect(kt_contains(x.termtext, "\"reported\":\"COMPLETED\""), "%s", x.termtext);
+	free(sent);
+	/* a record naming no terminal status is no report: this run sends one */
+	kx_write(x.work, ".keruta/tasks/t1/outcome.json",
+	         "{\"taskId\":\"t1\",\"command\":\"run\",\"status\":\"COMPLETED\",\"reported\":\"BOGUS\"}\n");
+	kx_agent_api(&x, &api, "run", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	sent = statuses(&api, "t1");
+	cr_expect_str_eq(sent, "IN_PROGRESS,COMPLETED", "%s", sent);
+	free(sent);
+	free(fx);
+	kt_api_stop(&api);
 	kx_free(&x);
 }
