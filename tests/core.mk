@@ -4,7 +4,7 @@
 check_LTLIBRARIES += tests/fixtures/fx_ok.la tests/fixtures/fx_major.la \
 	tests/fixtures/fx_minor.la tests/fixtures/fx_nodesc.la \
 	tests/fixtures/fx_initfail.la tests/fixtures/fx_norun.la \
-	tests/fixtures/fx_small.la tests/fixtures/hello.la
+	tests/fixtures/fx_small.la tests/fixtures/fx_opttype.la tests/fixtures/hello.la
 KT_FX_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 tests_fixtures_fx_ok_la_SOURCES = tests/fixtures/fx_ok.c
 tests_fixtures_fx_ok_la_CFLAGS = $(KT_FX_CFLAGS)
@@ -27,6 +27,9 @@ tests_fixtures_fx_norun_la_LDFLAGS = $(KT_FIXTURE_LINK)
 tests_fixtures_fx_small_la_SOURCES = tests/fixtures/fx_bad.c
 tests_fixtures_fx_small_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=6 -DFX_NAME='"fx_small"'
 tests_fixtures_fx_small_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_opttype_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_opttype_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=7 -DFX_NAME='"fx_opttype"'
+tests_fixtures_fx_opttype_la_LDFLAGS = $(KT_FIXTURE_LINK)
 # the SDK example, also built in tree so the in-tree tests can use it
 tests_fixtures_hello_la_SOURCES = plugins/example/hello.c
 tests_fixtures_hello_la_CFLAGS = $(KT_FX_CFLAGS)

@@ -333,3 +333,70 @@ Test(core_edges, a_run_after_the_record_says_reported_sends_no_status)
 	kt_api_stop(&api);
 	kx_free(&x);
 }
+
+/* The channel checks what it is sent, not only what the `keruta-agent
+ * progress` client checks: a script may write to the socket itself. */
+static const char raw_progress[] =
+        "import os, socket\n"
+        "def ask(label, data):\n"
+        "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "    s.connect(os.environ['KERUTA_AGENT_SOCKET'])\n"
+        "    s.sendall(data)\n"
+        "    s.shutdown(socket.SHUT_WR)\n"
+        "    print('%s=%s' % (label, s.recv(4096).decode().strip()), flush=True)\n"
+        "    s.close()\n"
+        "ask('over', b'{\"cmd\": \"progress\", \"percent\": \"101\"}')\n"
+        "ask('under', b'{\"cmd\": \"progress\", \"percent\": \"-1\"}')\n"
+        "ask('half', b'{\"cmd\": \"progress\", \"percent\": \"50\", \"message\": \"half way\"}')\n"
+        "ask('full', b'{\"cmd\": \"progress\", \"percent\": \"100\"}')\n";
+
+Test(core_edges, the_channel_takes_progress_from_0_to_100_only)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.dir, "client.py", raw_progress);
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  run: {plugin: execute, with: {argv: [python3, '%s/client.py']}}\n",
+	                   x.dir) > 0);
+	kx_pipeline(&x, "  execute: [run]\n", stages);
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.events, "over=error: PERCENT must be a whole number from 0 to 100"),
+	          "%s", x.events);
+	cr_expect(kt_contains(x.events, "under=error: PERCENT must be a whole number from 0 to 100"),
+	          "%s", x.events);
+	cr_expect(kt_contains(x.events, "half=ok"), "%s", x.events);
+	cr_expect(kt_contains(x.events, "full=ok"), "%s", x.events);
+	cr_expect(kt_contains(x.log, "progress 50%: half way"), "%s", x.log);
+	free(stages);
+	kx_free(&x);
+}
+
+Test(core_edges, read_file_of_a_missing_file_fails_the_stage_with_the_reason)
+{
+	kx x;
+	kx_setup(&x);
+	char *with = NULL;
+	cr_assert(asprintf(&with, "action: read, file: '%s/missing', limit: 1KiB", x.dir) > 0);
+	fx_pipeline(&x, "execute", with);
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.termtext, "\"reason\":\"read: No such file or directory\""), "%s",
+	          x.termtext);
+	cr_expect(!kt_contains(x.log, "read 0 bytes"), "%s", x.log);
+	free(with);
+	free(fx);
+	kx_free(&x);
+}
+
+Test(core_edges, a_stray_argument_to_render_is_a_usage_error)
+{
+	const char *argv[] = {kt_agent(), "render", "stray", "--log-format", "text", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 60), 0);
+	cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+	cr_expect(kt_contains(r.err, "unexpected argument 'stray' (see render --help)"), "%s", r.err);
+	kt_result_free(&r);
+}
