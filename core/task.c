@@ -211,3 +211,16 @@ uint64_t kr_task_deadline(const kr_task *t)
 	return t->deadline;
 }
 
+void kr_task_each(const kr_task *t, kr_task_visit fn, void *ctx)
+{
+	pthread_mutex_lock((pthread_mutex_t *)&t->lock);
+	for (size_t i = 0; i < N_FIELDS; i++)
+		if (t->fields[i])
+			fn(ctx, field_names[i], t->fields[i]);
+	for (size_t i = 0; i < N_LISTS; i++)
+		for (size_t k = 0; k < t->lists[i].n; k++)
+			fn(ctx, list_names[i], t->lists[i].v[k]);
+	for (size_t k = 0; k < t->kv_keys.n; k++)
+		fn(ctx, t->kv_keys.v[k], t->kv_vals.v[k]);
+	pthread_mutex_unlock((pthread_mutex_t *)&t->lock);
+}

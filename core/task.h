@@ -47,5 +47,8 @@ void kr_task_set_stage(kr_task *t, const char *stage, uint64_t deadline_ms);
 const char *kr_task_stage(const kr_task *t);
 uint64_t kr_task_deadline(const kr_task *t);
 
+/* Every field and list, for `--log-level debug` and the local backend. */
+typedef void (*kr_task_visit)(void *ctx, const char *key, const char *value);
+void kr_task_each(const kr_task *t, kr_task_visit fn, void *ctx);
 
 #endif
