@@ -400,3 +400,48 @@ Test(core_edges, a_stray_argument_to_render_is_a_usage_error)
 	cr_expect(kt_contains(r.err, "unexpected argument 'stray' (see render --help)"), "%s", r.err);
 	kt_result_free(&r);
 }
+
+/* The local backend's events file appends across runs; each run marks
+ * its start once. */
+Test(core_edges, each_local_run_marks_its_start_once)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'echo one; echo two']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect_eq(kt_count(x.events, "\"type\":\"run-start\""), 1, "%s", x.events);
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(kt_count(x.events, "\"type\":\"run-start\""), 2, "%s", x.events);
+	kx_free(&x);
+}
+
+/* A document stage's max_size bounds what the local backend copies or
+ * writes: a file of exactly the limit passes, one byte more does not, and
+ * inline text over it is refused too. */
+static void local_limit(const char *task, int want, const char *needle)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.dir, "doc8.md", "12345678");
+	kx_write(x.dir, "doc9.md", "123456789");
+	kt_write_file(x.task, task);
+	kx_pipeline(&x, "  init: [document]\n", "  document: {plugin: document, with: {max_size: 8}}\n");
+	const char *args[] = {"--document-id", "a", NULL};
+	kx_agent(&x, "init", args, NULL);
+	cr_expect_eq(x.r.status, want, "exit %d for %s: %s", x.r.status, task, x.log);
+	if (needle)
+		cr_expect(kt_contains(x.log, needle), "'%s' not in: %s", needle, x.log);
+	kx_free(&x);
+}
+
+Test(core_edges, local_documents_keep_the_size_limit)
+{
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, path: doc8.md}\n", 0, NULL);
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, path: doc9.md}\n", 1,
+	            "larger than the limit of 8 bytes");
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, content: '123456789'}\n", 1,
+	            "inline content of 9 bytes is over the limit of 8");
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, content: '12345678'}\n", 0, NULL);
+}
