@@ -445,3 +445,58 @@ Test(core_edges, local_documents_keep_the_size_limit)
 	            "inline content of 9 bytes is over the limit of 8");
 	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, content: '12345678'}\n", 0, NULL);
 }
+
+/* The upload record names each artifact by the SHA-256 of its content,
+ * as sha256sum prints it, so a retried collect sends only what changed. */
+Test(core_edges, the_upload_record_holds_the_sha256_of_each_artifact)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run, collect]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'printf \"hello\\\\n\" > .keruta/doc/hello.txt; "
+	            "head -c 1000 /dev/zero > .keruta/doc/zeros.bin']}}\n"
+	            "  collect: {plugin: collect}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	char *record = kx_read(x.work, ".keruta/tasks/t-1/uploads", NULL);
+	cr_assert(record, "no upload record: %s", x.log);
+	cr_expect(kt_contains(record, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 6 "),
+	          "%s", record);
+	cr_expect(kt_contains(record, "541b3e9daa09b20bf85fa273e5cbd3e80185aa4ec298e765db87742b70138a53 1000 "),
+	          "%s", record);
+	free(record);
+	kx_free(&x);
+}
+
+/* The task's area is refused, not half used: an id that cannot name a
+ * directory, and a .keruta that is a file. */
+Test(core_edges, a_task_id_that_cannot_name_a_directory_fails_before_the_script)
+{
+	kx x;
+	kx_setup(&x);
+	kt_write_file(x.task, "id: '..'\n");
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'touch ran']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "task id '..' cannot name a directory"), "%s", x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the script ran");
+	kx_free(&x);
+}
+
+Test(core_edges, a_keruta_file_in_the_work_dir_fails_the_stage_saying_so)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.work, ".keruta", "a file of the repository\n");
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'touch ran']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "/.keruta is not a directory (a symlink or file in the "
+	                             "repository?)"),
+	          "%s", x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the script ran");
+	kx_free(&x);
+}
