@@ -34,6 +34,32 @@ static void fx_pipeline(kx *x, const char *phase, const char *with)
 	free(stages);
 }
 
+/* `keruta-agent execute` on x's files, not waited for: stdout on out,
+ * stdin and stderr on /dev/null; out < 0: 0, 1 and 2 all closed. */
+static pid_t spawn_execute(kx *x, int out)
+{
+	const char *argv[] = {kt_agent(),   "execute",   "--pipeline", x->pipeline, "--task-file",
+	                      x->task,      "--work-dir", x->work,     "--termination-log", x->term,
+	                      "--events-file", x->evpath, "--log-format", "text", NULL};
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		if (out >= 0) {
+			int null = open("/dev/null", O_RDWR);
+			dup2(null, 0);
+			dup2(out, 1);
+			dup2(null, 2);
+		} else {
+			close(0);
+			close(1);
+			close(2);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
 /* The agent's API backend refuses a non-object itself; the launcher hands
  * keruta-api's answer to the task reader as it is. */
 Test(core_edges, a_task_keruta_api_answers_as_a_list_is_refused_by_render)
@@ -122,22 +148,9 @@ Test(core_edges, a_full_non_blocking_stdout_does_not_stop_the_task, .timeout = 1
 	            "line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; "
 	            "echo last-line']}}\n");
 	int p[2];
-	cr_assert_eq(pipe(p), 0);
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	cr_assert_eq(fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) | O_NONBLOCK), 0);
-	const char *argv[] = {kt_agent(),   "execute",   "--pipeline", x.pipeline, "--task-file",
-	                      x.task,       "--work-dir", x.work,      "--termination-log", x.term,
-	                      "--events-file", x.evpath, "--log-format", "text", NULL};
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		dup2(null, 0);
-		dup2(p[1], 1);
-		dup2(null, 2);
-		close(p[0]);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
+	pid_t pid = spawn_execute(&x, p[1]);
 	close(p[1]);
 	int status = 0, done = 0;
 	for (int i = 0; i < 600 && !done; i++) {
@@ -249,18 +262,7 @@ Test(core_edges, an_agent_started_with_0_1_2_closed_still_captures_output)
 	kx_pipeline(&x, "  execute: [run]\n",
 	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
 	            "'echo to-stdout; echo to-stderr >&2']}}\n");
-	const char *argv[] = {kt_agent(),   "execute",   "--pipeline", x.pipeline, "--task-file",
-	                      x.task,       "--work-dir", x.work,      "--termination-log", x.term,
-	                      "--events-file", x.evpath, "--log-format", "text", NULL};
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		close(0);
-		close(1);
-		close(2);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
+	pid_t pid = spawn_execute(&x, -1);
 	int status = 0;
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
