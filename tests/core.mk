@@ -4,8 +4,8 @@
 check_LTLIBRARIES += tests/fixtures/fx_ok.la tests/fixtures/fx_major.la \
 	tests/fixtures/fx_minor.la tests/fixtures/fx_nodesc.la \
 	tests/fixtures/fx_initfail.la tests/fixtures/fx_norun.la \
-	tests/fixtures/fx_small.la tests/fixtures/fx_oldproc.la tests/fixtures/hello.la \
-	tests/fixtures/stale_module.la
+	tests/fixtures/fx_small.la tests/fixtures/fx_oldproc.la tests/fixtures/fx_opttype.la \
+	tests/fixtures/hello.la tests/fixtures/stale_module.la
 KT_FX_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 tests_fixtures_fx_ok_la_SOURCES = tests/fixtures/fx_ok.c
 tests_fixtures_fx_ok_la_CFLAGS = $(KT_FX_CFLAGS)
@@ -34,6 +34,9 @@ tests_fixtures_fx_oldproc_la_LDFLAGS = $(KT_FIXTURE_LINK)
 tests_fixtures_stale_module_la_SOURCES = tests/fixtures/stale_module.c
 tests_fixtures_stale_module_la_CFLAGS = $(KT_FX_CFLAGS)
 tests_fixtures_stale_module_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_opttype_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_opttype_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=7 -DFX_NAME='"fx_opttype"'
+tests_fixtures_fx_opttype_la_LDFLAGS = $(KT_FIXTURE_LINK)
 # the SDK example, also built in tree so the in-tree tests can use it
 tests_fixtures_hello_la_SOURCES = plugins/example/hello.c
 tests_fixtures_hello_la_CFLAGS = $(KT_FX_CFLAGS)
@@ -42,9 +45,9 @@ tests_fixtures_hello_la_LDFLAGS = $(KT_FIXTURE_LINK)
 # Unit tests link the core's objects directly.
 KT_CORE_LIBS = libkrcore.la $(KT_LIBS)
 check_PROGRAMS += tests/core_pipeline tests/core_loader tests/core_runner \
-	tests/core_settings tests/core_sdk
+	tests/core_settings tests/core_sdk tests/core_edges
 TESTS += tests/core_pipeline tests/core_loader tests/core_runner \
-	tests/core_settings tests/core_sdk
+	tests/core_settings tests/core_sdk tests/core_edges
 tests_core_pipeline_SOURCES = tests/core_pipeline.c
 tests_core_pipeline_CFLAGS = $(KT_CFLAGS) $(YAML_CFLAGS)
 tests_core_pipeline_LDADD = $(KT_CORE_LIBS)
@@ -60,6 +63,10 @@ tests_core_settings_LDADD = $(KT_CORE_LIBS)
 tests_core_sdk_SOURCES = tests/core_sdk.c
 tests_core_sdk_CFLAGS = $(KT_CFLAGS)
 tests_core_sdk_LDADD = $(KT_LIBS)
+# the core's checks at their edges, through the binary (local and API mode)
+tests_core_edges_SOURCES = tests/core_edges.c
+tests_core_edges_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_core_edges_LDADD = $(KT_LIBS) $(JSONC_LIBS)
 
 # The seeds' init / run / cleanup flow against the API and a git server.
 check_PROGRAMS += tests/seed_flow

@@ -134,6 +134,13 @@ Test(loader, truncated_descriptor)
 	free(msg);
 }
 
+Test(loader, option_of_an_unknown_type)
+{
+	char *msg = load_error("fx_opttype");
+	cr_expect(strstr(msg, "option 'mode' has unknown type 42") != NULL, "%s", msg);
+	free(msg);
+}
+
 Test(loader, text_file_is_not_a_shared_object)
 {
 	char *dir = kt_tmpdir();
@@ -318,6 +325,7 @@ Test(loader_cli, each_failure_is_one_line_and_exit_2)
 	validate_fails_with("fx_minor", minor);
 	validate_fails_with("fx_nodesc", "not a keruta-agent plugin");
 	validate_fails_with("fx_norun", "no run callback");
+	validate_fails_with("fx_opttype", "option 'mode' has unknown type 42");
 }
 
 /* A FIFO or a directory as the pipeline file: said so at once, never read

@@ -77,6 +77,7 @@ static const bad_case bad_cases[] = {
                   "setting 'secrets' must be a list"},
         /* 35 */ {"version: 1\nphases:\n  execute: [a]\nstages:\n  a: {plugin: x, description: {}}\n",
                   "5:31", "'description' must be a string"},
+        /* 36 */ {"version: 1\nphases: [execute]\n", "2:9", "'phases' must be a mapping, not a list"},
 };
 
 #define N_BAD (sizeof(bad_cases) / sizeof(bad_cases[0]))

@@ -1,0 +1,504 @@
+/*
+ * core_edges.c - the core's checks at their edges, through the real
+ * binary: a task keruta-api answers in the wrong shape, a plugin asking
+ * for a process with no command, the poll loop of the process runner
+ * failing, ...  Each test asserts what a user sees: the exit code, the
+ * termination message, the log, a file that must (not) exist.
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "init_harness.c"
+
+/* tests/fixtures/.libs: fx_ok and friends */
+static char *fixtures(void)
+{
+	return kt_path(kt_builddir(), "tests/fixtures/.libs");
+}
+
+/* A pipeline of one fx_ok stage `a` in phase `phase` with `with` (the
+ * body of a YAML flow mapping); its trace goes to dir/trace. */
+static void fx_pipeline(kx *x, const char *phase, const char *with)
+{
+	char *phases = NULL, *stages = NULL;
+	cr_assert(asprintf(&phases, "  %s: [a]\n", phase) > 0);
+	cr_assert(asprintf(&stages, "  a: {plugin: fx_ok, with: {trace: '%s/trace', %s}}\n", x->dir,
+	                   with) > 0);
+	kx_pipeline(x, phases, stages);
+	free(phases);
+	free(stages);
+}
+
+/* `keruta-agent execute` on x's files, not waited for: stdout on out,
+ * stdin and stderr on /dev/null; out < 0: 0, 1 and 2 all closed. */
+static pid_t spawn_execute(kx *x, int out)
+{
+	const char *argv[] = {kt_agent(),   "execute",   "--pipeline", x->pipeline, "--task-file",
+	                      x->task,      "--work-dir", x->work,     "--termination-log", x->term,
+	                      "--events-file", x->evpath, "--log-format", "text", NULL};
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		if (out >= 0) {
+			int null = open("/dev/null", O_RDWR);
+			dup2(null, 0);
+			dup2(out, 1);
+			dup2(null, 2);
+		} else {
+			close(0);
+			close(1);
+			close(2);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The agent's API backend refuses a non-object itself; the launcher hands
+ * keruta-api's answer to the task reader as it is. */
+Test(core_edges, a_task_keruta_api_answers_as_a_list_is_refused_by_render)
+{
+	kt_api api;
+	kx_api_start(&api);
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\"}]}");
+	kx_api_control(&api, "/_control/fault",
+	               "{\"match\":{\"method\":\"GET\",\"path_regex\":\"/tasks/t1$\"},"
+	               "\"action\":\"status\",\"code\":200,\"body\":\"[{\\\"id\\\":\\\"t1\\\"}]\","
+	               "\"times\":-1}");
+	const char *argv[] = {kt_agent(), "render", "--task-id", "t1", "--api-url", api.url,
+	                      "--log-format", "text", NULL};
+	char *module = NULL;
+	cr_assert(asprintf(&module, "KERUTA_LAUNCHER_MODULE=%s/.libs/launcher.so", kt_builddir()) > 0);
+	const char *env[] = {module, "KERUTA_API_TOKEN", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 60), 0);
+	cr_expect_eq(r.status, 1, "exit %d: %s", r.status, r.err);
+	cr_expect(kt_contains(r.err, "task t1: a task must be a mapping (object), not a list"),
+	          "%s", r.err);
+	cr_expect_eq(r.out[0], '\0', "a manifest was rendered: %s", r.out);
+	kt_result_free(&r);
+	free(module);
+	kt_api_stop(&api);
+}
+
+Test(core_edges, a_plugin_asking_for_a_process_without_a_command_fails_its_stage)
+{
+	kx x;
+	kx_setup(&x);
+	fx_pipeline(&x, "execute", "action: empty-argv");
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d (a crash is not a stage failure): %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.termtext, "\"reason\":\"run_process: no command given\""), "%s",
+	          x.termtext);
+	cr_expect(kt_contains(x.termtext, "\"stage\":\"a\""), "%s", x.termtext);
+	free(fx);
+	kx_free(&x);
+}
+
+/* The termination message is what `kubectl describe` shows: written
+ * without a false alarm, and a failed write said in the log. */
+Test(core_edges, the_termination_message_is_written_without_a_warning)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'exit 3']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.termtext, "\"agentExitCode\":1,\"exitCode\":3,\"stage\":\"run\""),
+	          "%s", x.termtext);
+	cr_expect(!kt_contains(x.log, "cannot write the termination message"), "%s", x.log);
+	kx_free(&x);
+}
+
+Test(core_edges, a_termination_message_that_cannot_be_written_is_said_in_the_log)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'exit 0']}}\n");
+	const char *args[] = {"--termination-log", "/dev/full", NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "cannot write the termination message to /dev/full: No space "
+	                             "left on device"),
+	          "%s", x.log);
+	kx_free(&x);
+}
+
+/* The agent's stdout is a pod log the agent does not own: when it is a
+ * full non-blocking pipe nobody reads, the agent gives up passing output
+ * through after a while instead of waiting for a reader forever. */
+Test(core_edges, a_full_non_blocking_stdout_does_not_stop_the_task, .timeout = 120)
+{
+	kx x;
+	kx_setup(&x);
+	/* 512 KiB of lines, far more than a pipe holds */
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'i=0; while [ $i -lt 8192 ]; do echo "
+	            "line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; "
+	            "echo last-line']}}\n");
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	cr_assert_eq(fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) | O_NONBLOCK), 0);
+	pid_t pid = spawn_execute(&x, p[1]);
+	close(p[1]);
+	int status = 0, done = 0;
+	for (int i = 0; i < 600 && !done; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			done = 1;
+		else
+			usleep(100000);
+	}
+	if (!done) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	close(p[0]);
+	cr_assert(done, "the agent waited for a reader of its stdout for 60 s");
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	char *events = kt_read_file(x.evpath, NULL);
+	cr_expect(events && kt_contains(events, "last-line"), "the task's log lost its end");
+	free(events);
+	kx_free(&x);
+}
+
+/* A plugin's own read limit holds; with none, the agent's max_download. */
+Test(core_edges, read_file_keeps_the_limit_a_plugin_gives)
+{
+	kx x;
+	kx_setup(&x);
+	char big[2049];
+	memset(big, 'a', 2048);
+	big[2048] = '\0';
+	kx_write(x.dir, "big", big);
+	char *with = NULL;
+	cr_assert(asprintf(&with, "action: read, file: '%s/big', limit: 1KiB", x.dir) > 0);
+	fx_pipeline(&x, "execute", with);
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "a 2 KiB file read with a 1 KiB limit: exit %d: %s", x.r.status,
+	             x.log);
+	cr_expect(!kt_contains(x.log, "read 2048 bytes"), "%s", x.log);
+	free(with);
+	/* and 4 KiB is within its limit, whatever max_download says */
+	cr_assert(asprintf(&with, "action: read, file: '%s/big', limit: 4KiB", x.dir) > 0);
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  a: {plugin: fx_ok, with: {trace: '%s/trace', %s}}\n", x.dir,
+	                   with) > 0);
+	char *text = NULL;
+	cr_assert(asprintf(&text, "version: 1\nsettings: {max_download: 1KiB}\nphases:\n"
+	                          "  execute: [a]\nstages:\n%s", stages) > 0);
+	kt_write_file(x.pipeline, text);
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "read 2048 bytes"), "%s", x.log);
+	free(text);
+	free(stages);
+	free(with);
+	free(fx);
+	kx_free(&x);
+}
+
+Test(core_edges, read_file_without_a_limit_keeps_max_download)
+{
+	kx x;
+	kx_setup(&x);
+	char big[2049];
+	memset(big, 'a', 2048);
+	big[2048] = '\0';
+	kx_write(x.dir, "big", big);
+	char *text = NULL;
+	cr_assert(asprintf(&text, "version: 1\nsettings: {max_download: 1KiB}\nphases:\n"
+	                          "  execute: [a]\nstages:\n"
+	                          "  a: {plugin: fx_ok, with: {trace: '%s/trace', action: read, "
+	                          "file: '%s/big', limit: 0}}\n",
+	                   x.dir, x.dir) > 0);
+	kt_write_file(x.pipeline, text);
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "a 2 KiB file read with max_download 1KiB: exit %d: %s",
+	             x.r.status, x.log);
+	cr_expect(!kt_contains(x.log, "read 2048 bytes"), "%s", x.log);
+	free(text);
+	free(fx);
+	kx_free(&x);
+}
+
+/* The task channel's socket lives only as long as the agent. */
+Test(core_edges, the_task_channel_socket_is_gone_after_the_run)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'test -S .keruta/agent.sock && echo socket-there']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.events, "socket-there"), "no channel while the task ran: %s",
+	          x.events);
+	cr_expect(!kx_exists(x.work, ".keruta/agent.sock"), "the socket was left behind");
+	kx_free(&x);
+}
+
+/* Started with stdin, stdout and stderr closed (a careless supervisor),
+ * the agent's own descriptors land on 0..2: the child still gets its
+ * output captured, not sent to /dev/null or elsewhere. */
+Test(core_edges, an_agent_started_with_0_1_2_closed_still_captures_output)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'echo to-stdout; echo to-stderr >&2']}}\n");
+	pid_t pid = spawn_execute(&x, -1);
+	int status = 0;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	char *events = kt_read_file(x.evpath, NULL);
+	cr_assert(events, "no events file");
+	cr_expect(kt_contains(events, "\"stream\":\"stdout\"") && kt_contains(events, "to-stdout"),
+	          "%s", events);
+	cr_expect(kt_contains(events, "to-stderr"), "%s", events);
+	free(events);
+	kx_free(&x);
+}
+
+/* The statuses keruta-api received for a task, as "S1,S2,...". */
+static char *statuses(kt_api *api, const char *id)
+{
+	char *state = kx_api_state(api);
+	json_object *o = json_tokener_parse(state), *all, *list;
+	cr_assert(o, "state is not JSON: %s", state);
+	char *out = strdup("");
+	if (json_object_object_get_ex(o, "statuses", &all) &&
+	    json_object_object_get_ex(all, id, &list)) {
+		for (size_t i = 0; i < json_object_array_length(list); i++) {
+			json_object *st;
+			if (!json_object_object_get_ex(json_object_array_get_idx(list, i), "status", &st))
+				continue;
+			char *more = NULL;
+			cr_assert(asprintf(&more, "%s%s%s", out, *out ? "," : "",
+			                   json_object_get_string(st)) > 0);
+			free(out);
+			out = more;
+		}
+	}
+	json_object_put(o);
+	free(state);
+	return out;
+}
+
+/* A main container restarted after it reported: the task's record on the
+ * work volume says so, and the new run sends no second status (keruta-api
+ * itself still shows the task as PENDING: another client may have reset it). */
+Test(core_edges, a_run_after_the_record_says_reported_sends_no_status)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	fx_pipeline(&x, "run", "action: pass");
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\",\"status\":\"PENDING\"}]}");
+	kx_write(x.work, ".keruta/tasks/t1/outcome.json",
+	         "{\"taskId\":\"t1\",\"command\":\"run\",\"status\":\"COMPLETED\",\"stage\":null,"
+	         "\"reason\":null,\"errorCode\":null,\"reported\":\"COMPLETED\"}\n");
+	char *fx = fixtures();
+	const char *args[] = {"--task-id", "t1", "--plugin-dir", fx, NULL};
+	kx_agent_api(&x, &api, "run", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	char *sent = statuses(&api, "t1");
+	cr_expect_str_eq(sent, "", "statuses sent after COMPLETED was reported: %s", sent);
+	cr_expect(kt_contains(x.log, "task t1 already has its final status COMPLETED"), "%s", x.log);
+	cr_expect(kt_contains(x.termtext, "\"reported\":\"COMPLETED\""), "%s", x.termtext);
+	free(sent);
+	/* a record naming no terminal status is no report: this run sends one */
+	kx_write(x.work, ".keruta/tasks/t1/outcome.json",
+	         "{\"taskId\":\"t1\",\"command\":\"run\",\"status\":\"COMPLETED\",\"reported\":\"BOGUS\"}\n");
+	kx_agent_api(&x, &api, "run", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	sent = statuses(&api, "t1");
+	cr_expect_str_eq(sent, "IN_PROGRESS,COMPLETED", "%s", sent);
+	free(sent);
+	free(fx);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
+/* The channel checks what it is sent, not only what the `keruta-agent
+ * progress` client checks: a script may write to the socket itself. */
+static const char raw_progress[] =
+        "import os, socket\n"
+        "def ask(label, data):\n"
+        "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "    s.connect(os.environ['KERUTA_AGENT_SOCKET'])\n"
+        "    s.sendall(data)\n"
+        "    s.shutdown(socket.SHUT_WR)\n"
+        "    print('%s=%s' % (label, s.recv(4096).decode().strip()), flush=True)\n"
+        "    s.close()\n"
+        "ask('over', b'{\"cmd\": \"progress\", \"percent\": \"101\"}')\n"
+        "ask('under', b'{\"cmd\": \"progress\", \"percent\": \"-1\"}')\n"
+        "ask('half', b'{\"cmd\": \"progress\", \"percent\": \"50\", \"message\": \"half way\"}')\n"
+        "ask('full', b'{\"cmd\": \"progress\", \"percent\": \"100\"}')\n";
+
+Test(core_edges, the_channel_takes_progress_from_0_to_100_only)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.dir, "client.py", raw_progress);
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  run: {plugin: execute, with: {argv: [python3, '%s/client.py']}}\n",
+	                   x.dir) > 0);
+	kx_pipeline(&x, "  execute: [run]\n", stages);
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.events, "over=error: PERCENT must be a whole number from 0 to 100"),
+	          "%s", x.events);
+	cr_expect(kt_contains(x.events, "under=error: PERCENT must be a whole number from 0 to 100"),
+	          "%s", x.events);
+	cr_expect(kt_contains(x.events, "half=ok"), "%s", x.events);
+	cr_expect(kt_contains(x.events, "full=ok"), "%s", x.events);
+	cr_expect(kt_contains(x.log, "progress 50%: half way"), "%s", x.log);
+	free(stages);
+	kx_free(&x);
+}
+
+Test(core_edges, read_file_of_a_missing_file_fails_the_stage_with_the_reason)
+{
+	kx x;
+	kx_setup(&x);
+	char *with = NULL;
+	cr_assert(asprintf(&with, "action: read, file: '%s/missing', limit: 1KiB", x.dir) > 0);
+	fx_pipeline(&x, "execute", with);
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.termtext, "\"reason\":\"read: No such file or directory\""), "%s",
+	          x.termtext);
+	cr_expect(!kt_contains(x.log, "read 0 bytes"), "%s", x.log);
+	free(with);
+	free(fx);
+	kx_free(&x);
+}
+
+Test(core_edges, a_stray_argument_to_render_is_a_usage_error)
+{
+	const char *argv[] = {kt_agent(), "render", "stray", "--log-format", "text", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 60), 0);
+	cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+	cr_expect(kt_contains(r.err, "unexpected argument 'stray' (see render --help)"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* The local backend's events file appends across runs; each run marks
+ * its start once. */
+Test(core_edges, each_local_run_marks_its_start_once)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'echo one; echo two']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect_eq(kt_count(x.events, "\"type\":\"run-start\""), 1, "%s", x.events);
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(kt_count(x.events, "\"type\":\"run-start\""), 2, "%s", x.events);
+	kx_free(&x);
+}
+
+/* A document stage's max_size bounds what the local backend copies or
+ * writes: a file of exactly the limit passes, one byte more does not, and
+ * inline text over it is refused too. */
+static void local_limit(const char *task, int want, const char *needle)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.dir, "doc8.md", "12345678");
+	kx_write(x.dir, "doc9.md", "123456789");
+	kt_write_file(x.task, task);
+	kx_pipeline(&x, "  init: [document]\n", "  document: {plugin: document, with: {max_size: 8}}\n");
+	const char *args[] = {"--document-id", "a", NULL};
+	kx_agent(&x, "init", args, NULL);
+	cr_expect_eq(x.r.status, want, "exit %d for %s: %s", x.r.status, task, x.log);
+	if (needle)
+		cr_expect(kt_contains(x.log, needle), "'%s' not in: %s", needle, x.log);
+	kx_free(&x);
+}
+
+Test(core_edges, local_documents_keep_the_size_limit)
+{
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, path: doc8.md}\n", 0, NULL);
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, path: doc9.md}\n", 1,
+	            "larger than the limit of 8 bytes");
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, content: '123456789'}\n", 1,
+	            "inline content of 9 bytes is over the limit of 8");
+	local_limit("id: t-1\ndocuments:\n  - {id: a, name: a.md, content: '12345678'}\n", 0, NULL);
+}
+
+/* The upload record names each artifact by the SHA-256 of its content,
+ * as sha256sum prints it, so a retried collect sends only what changed. */
+Test(core_edges, the_upload_record_holds_the_sha256_of_each_artifact)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run, collect]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'printf \"hello\\\\n\" > .keruta/doc/hello.txt; "
+	            "head -c 1000 /dev/zero > .keruta/doc/zeros.bin']}}\n"
+	            "  collect: {plugin: collect}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	char *record = kx_read(x.work, ".keruta/tasks/t-1/uploads", NULL);
+	cr_assert(record, "no upload record: %s", x.log);
+	cr_expect(kt_contains(record, "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03 6 "),
+	          "%s", record);
+	cr_expect(kt_contains(record, "541b3e9daa09b20bf85fa273e5cbd3e80185aa4ec298e765db87742b70138a53 1000 "),
+	          "%s", record);
+	free(record);
+	kx_free(&x);
+}
+
+/* The task's area is refused, not half used: an id that cannot name a
+ * directory, and a .keruta that is a file. */
+Test(core_edges, a_task_id_that_cannot_name_a_directory_fails_before_the_script)
+{
+	kx x;
+	kx_setup(&x);
+	kt_write_file(x.task, "id: '..'\n");
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'touch ran']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "task id '..' cannot name a directory"), "%s", x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the script ran");
+	kx_free(&x);
+}
+
+Test(core_edges, a_keruta_file_in_the_work_dir_fails_the_stage_saying_so)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.work, ".keruta", "a file of the repository\n");
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'touch ran']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "/.keruta is not a directory (a symlink or file in the "
+	                             "repository?)"),
+	          "%s", x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the script ran");
+	kx_free(&x);
+}
