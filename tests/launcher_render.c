@@ -944,6 +944,7 @@ Test(render, git_cache_volume_mounts_the_cache_in_the_cloning_container_only)
 		kt_result_free(&r);
 	}
 	free(task);
+}
 
 /* Without a task to render, or with a task id and nowhere to fetch it
  * from, render says what to give and prints nothing. */
