@@ -201,6 +201,17 @@ Test(runner, a_plugin_cannot_resolve_the_cores_internals)
 	run_free(&x);
 }
 
+/* A list item at the count is NULL, an empty list's first included, so a
+ * plugin walking a list cannot read past it. */
+Test(runner, task_lists_end_at_their_counts)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: list-ends") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "fx lists end at their counts"), "%s", x.r.err);
+	run_free(&x);
+}
+
 Test(runner, skipped_stage_counts_as_passed)
 {
 	run x = {0};

@@ -147,6 +147,37 @@ Test(run_proc, environment_is_agent_then_task_then_process)
 	free(out);
 }
 
+/* The PATH lookup takes the first candidate that is a regular,
+ * executable file, as execvp does: a directory or a file without the
+ * execute bit of the same name earlier in PATH is passed over. */
+Test(run_proc, path_lookup_skips_what_cannot_be_run)
+{
+	char *d1 = kt_path(dir, "p1"), *d2 = kt_path(dir, "p2"), *d3 = kt_path(dir, "p3");
+	cr_assert_eq(mkdir(d1, 0755), 0);
+	cr_assert_eq(mkdir(d2, 0755), 0);
+	cr_assert_eq(mkdir(d3, 0755), 0);
+	char *as_dir = kt_path(d1, "kt-prog"), *not_exec = kt_path(d2, "kt-prog"),
+	     *real = kt_path(d3, "kt-prog");
+	cr_assert_eq(mkdir(as_dir, 0755), 0);
+	kt_write_file(not_exec, "#!/bin/sh\necho wrong > which.txt\n");
+	chmod(not_exec, 0644);
+	kt_write_file(real, "#!/bin/sh\necho right > which.txt\n");
+	chmod(real, 0755);
+	char *path = NULL;
+	cr_assert(asprintf(&path, "PATH=%s:%s:%s:/usr/bin:/bin", d1, d2, d3) > 0);
+	const char *env[] = {path, NULL};
+	const char *argv[] = {"kt-prog", NULL};
+	kr_process_result r;
+	cr_assert_eq(run(argv, NULL, env, KR_PROC_CAPTURE, 0, &r), KR_OK, "%s", A.reason.text);
+	cr_expect_eq(r.exit_code, 0);
+	char *which = read_in_dir("which.txt");
+	cr_expect_str_eq(which, "right\n");
+	free(which);
+	free(path);
+	free(as_dir), free(not_exec), free(real);
+	free(d1), free(d2), free(d3);
+}
+
 Test(run_proc, escaped_descendants_are_killed_and_reaped)
 {
 	kr_process_result r;
