@@ -179,7 +179,12 @@ static int svc_fetch_document(kr_task *t, const char *id, const char *dest, uint
 static int svc_upload_artifact(kr_task *t, const char *path, const char *name)
 {
 	NEED_BACKEND(t);
-	return backend_result(t, kr_upload_once(b, t, path, name, &err), &err);
+	int rc = kr_upload_once(b, t, path, name, &err);
+	/* a stage uploads many files and sums the failures up in its own
+	 * reason, so each one's cause is told here or never */
+	if (rc < 0)
+		kr_log(KR_LOG_ERROR, kr_task_stage(t), "%s", err.msg[0] ? err.msg : "the upload failed");
+	return backend_result(t, rc, &err);
 }
 
 static int svc_report_status(kr_task *t, const char *status, const char *message)

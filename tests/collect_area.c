@@ -175,6 +175,33 @@ static int uploads_of(kt_api *api, const char *task, const char *name)
 	return n;
 }
 
+/* A file in the area the agent cannot open for writing (immutable, so
+ * even root cannot) fails its copy with the system's reason; it is never
+ * taken for a descriptor that works. */
+Test(area, an_artifact_that_cannot_be_written_fails_with_the_reason)
+{
+	kx x;
+	kx_setup(&x);
+	area_pipeline(&x, "echo a > .keruta/doc/a.txt");
+	char *stuck = kx_mk(x.work, ".keruta/artifacts/a.txt");
+	kt_write_file(stuck, "old\n");
+	if (kt_immutable(stuck, 1) != 0) {
+		free(stuck);
+		kx_free(&x);
+		cr_skip_test("cannot make a file immutable here (not root, or the file system lacks "
+		             "the attribute)");
+	}
+	agent_defaults(&x, "run");
+	kt_immutable(stuck, 0);
+	cr_expect_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.log, "Operation not permitted"), "%s", x.log);
+	char *kept = kt_read_file(stuck, NULL);
+	cr_expect_str_eq(kept, "old\n");
+	free(kept);
+	free(stuck);
+	kx_free(&x);
+}
+
 Test(area, run_then_cleanup_uploads_each_artifact_once)
 {
 	kx x;
