@@ -17,8 +17,11 @@ static char *doc_read(kx *x, const char *name, size_t *len)
 
 static void assert_doc(kx *x, const char *name, const char *content)
 {
-	char *t = doc_read(x, name, NULL);
+	size_t len = 0;
+	char *t = doc_read(x, name, &len);
 	cr_assert_not_null(t, "no document file '%s'; log:\n%s", name, x->log);
+	/* the length too: bytes after a NUL would hide from a string compare */
+	cr_assert_eq(len, strlen(content), "document '%s' holds %zu bytes", name, len);
 	cr_assert_str_eq(t, content, "document '%s'", name);
 	free(t);
 }
