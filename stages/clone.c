@@ -603,6 +603,7 @@ static int submodule_cb(git_submodule *sm, const char *name, void *payload)
 typedef struct linker {
 	const char *from, *to;
 	size_t from_len;
+	int copy; /* copies only: the source is shared with other tasks */
 	uint64_t files, bytes, copied;
 	int failed;
 	char why[300];
@@ -669,9 +670,12 @@ static int link_entry(const char *path, const struct stat *st, int flag, struct 
 		if (mkdir(dest, 0755) < 0 && errno != EEXIST)
 			rc = -1;
 	} else {
-		if (link(path, dest) == 0 || errno == EEXIST) {
+		/* A hard link shares the inode: a task's own code could then
+		 * change the file under every other task that clones from the
+		 * cache (a chown for run_as would even hand it over). */
+		if (!l->copy && (link(path, dest) == 0 || errno == EEXIST)) {
 			l->files++;
-		} else if (copy_object(path, dest) == 0) {
+		} else if (copy_object(path, dest) == 0 || (l->copy && errno == EEXIST)) {
 			l->files++;
 			l->copied++;
 		} else {
@@ -767,7 +771,7 @@ static int link_local(attempt *a, const char *path)
 		goto out;
 	}
 	uint64_t start = clone_now_ms();
-	linker l = {.from = from, .to = to, .from_len = strlen(from)};
+	linker l = {.from = from, .to = to, .from_len = strlen(from), .copy = a->from_cache};
 	g_linker = &l;
 	int walked = nftw(from, link_entry, 16, FTW_PHYS);
 	g_linker = NULL;

@@ -17,8 +17,9 @@
  * file and ref lock files (libgit2 writes the pack, renames it into place,
  * then moves each ref through NAME.lock): the next holder removes those
  * before it fetches, so a mirror stays usable.  A mirror that cannot be
- * opened is made anew.  The mirror never prunes objects: a clone takes
- * the files (hard links) under the lock, so nothing it uses can go away.
+ * opened is made anew.  A clone copies the object files under the lock:
+ * nothing it uses can go away meanwhile, and no hard link lets a task's
+ * own code change a file the mirror shares with every other task.
  */
 #define _GNU_SOURCE
 #include <errno.h>

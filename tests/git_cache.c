@@ -198,6 +198,11 @@ Test(git_cache, cold_then_warm_clone_equals_a_clone_from_the_remote)
 	 * (which mounts the work volume, not the cache) could not see, and
 	 * stands alone once the cache is gone. */
 	cr_assert_neq(access(gt_path(wd2, ".git/objects/info/alternates"), F_OK), 0);
+	/* and no hard link: a task's code writing its own object files must
+	 * not change the mirror's (cache and work dir share a file system
+	 * here, where a link would have been possible) */
+	cr_assert_str_eq(gt_q(wd2, "find .git/objects -type f -links +1 | head -n 3"), "",
+	                 "object files shared with the mirror");
 	kt_rmrf(cache);
 	cr_assert_str_eq(gt_q(wd2, "git fsck --full --no-dangling --no-progress 2>&1"), "");
 	cr_assert_str_eq(gt_q(wd2, "git log --format=%s origin/main | tr '\\n' ' '"), "third second first ");
