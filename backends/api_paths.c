@@ -24,7 +24,7 @@ const char *kr_api_path_template(const kr_settings *s, const char *key)
 	        {"install_script", "/api/v1/repositories/{repositoryId}/script"},
 	        {"document", "/api/v1/documents/{documentId}/content"},
 	        {"artifact", "/api/tasks/{taskId}/documents"},
-	        {"pending", "/api/v1/tasks?status=PENDING"},
+	        {"pending", "/api/v1/tasks/status/PENDING"},
 	};
 	const char *v = kr_settings_map_get(s, KR_S_API_PATHS, key);
 	if (v && *v)

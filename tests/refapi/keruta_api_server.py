@@ -13,7 +13,8 @@ CLI: keruta_api_server.py [--port 0] [--port-file FILE] [--tls-cert C --tls-key 
   Per request: record -> outage (down) -> injected fault -> token -> route -> body checks.
 
 API (each path under every --prefix, so /api/v1/... and /api/... both work)
-  GET  /tasks[?status=S], /tasks/status/{S}   seeded tasks (filtered on "status")
+  GET  /tasks, /tasks/status/{S}   seeded tasks (the second filtered on "status";
+                                   like keruta-api, /tasks takes no ?status=)
   GET  /tasks/{id}                            seeded task
   GET  /tasks/{id}/script  seeded scripts[id] {installScript,executeScript,cleanupScript,environment}:
                                keruta-api's ScriptResponse {"taskId":id,"script":{"installScript",
@@ -721,8 +722,6 @@ class Handler(BaseHTTPRequestHandler):
         return self.found("tasks", task_id, "task")
 
     def list_tasks(self, status=None, body=b"", query=""):
-        if status is None:
-            status = (parse_qs(query).get("status") or [None])[-1]
         with self.server.state.lock:
             out = json.dumps([t for t in self.server.state.tasks.values()
                               if status is None or t.get("status") == status], ensure_ascii=False)

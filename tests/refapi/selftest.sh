@@ -66,8 +66,8 @@ jcheck "GET /api/v1/tasks/t1" 'd["id"] == "t1" and d["parentTaskId"] == "t0"' "$
 [ "$(C -H "$AUTH" "$B/api/v1/tasks/nope")" = 404 ] || fail "unknown task must be 404"
 [ ! -s "$tmp/out" ] || fail "an unknown task's 404 has no body (notFound().build())"
 ok "404 without a body"
-C -H "$AUTH" "$B/api/v1/tasks?status=PENDING" >/dev/null
-jcheck "GET tasks?status=PENDING" '[t["id"] for t in d] == ["t1"]' "$tmp/out"
+C -H "$AUTH" "$B/api/v1/tasks/status/PENDING" >/dev/null
+jcheck "GET tasks/status/PENDING" '[t["id"] for t in d] == ["t1"]' "$tmp/out"
 C -H "$AUTH" "$B/api/v1/tasks/t1/script" >/dev/null
 jcheck "GET task script (the original agent's shape)" 'd["success"] is True and d["taskId"] == "t1" and d["script"] == {"content": "echo hi", "language": "bash", "filename": "script.sh", "parameters": {"env": {"A": "1"}}}' "$tmp/out"
 C -H "$AUTH" "$B/api/v1/tasks/t3/script" >/dev/null
