@@ -482,6 +482,14 @@ int kr_render_check(const kr_settings *s, kr_error *err)
 		             v, why);
 		return -1;
 	}
+	if (set(v) && kr_settings_bool(s, KR_S_K8S_SINGLE_CONTAINER)) {
+		/* the one container would clone and run the task's scripts: a
+		 * script could change the mirrors every other task clones from */
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "--git-cache-volume needs the init container, where the clone runs apart "
+		             "from the task's scripts; drop --single-container or the cache");
+		return -1;
+	}
 	v = kr_settings_get(s, KR_S_K8S_WORK_VOLUME);
 	if (!one_of(v, "pvc", "emptydir", NULL)) {
 		kr_error_set(err, KR_EXIT_USAGE, "--work-volume must be pvc or emptydir, not '%s'", v);
@@ -923,7 +931,8 @@ json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *
 	if (!(kr_ltask_parent(t) || kr_ltask_existing_claim(t)) || !kr_ltask_rwo(s, t))
 		node = NULL;
 	json_object *spec = pod_spec(s, t, containers, init, node);
-	git_cache_mount(s, spec, json_object_array_get_idx(init ? init : containers, 0));
+	if (init) /* kr_render_check refuses the cache with a single container */
+		git_cache_mount(s, spec, json_object_array_get_idx(init, 0));
 	json_object *o = job(s, t, name, "main", spec,
 	                     (int64_t)kr_settings_u64(s, KR_S_K8S_BACKOFF_LIMIT));
 	free(name);

@@ -887,8 +887,7 @@ Test(render, git_cache_volume_mounts_the_cache_in_the_cloning_container_only)
 	char *task = task_file("t.json", "gc-1", "t", NULL, NULL, NULL);
 	static const char *const host[] = {"--git-cache-volume", "hostPath:/var/cache/keruta-git",
 	                                   "--objects", "all", "--source-pod", "p", NULL};
-	static const char *const claim[] = {"--git-cache-volume", "git-cache-rwx",
-	                                    "--single-container", NULL};
+	static const char *const claim[] = {"--git-cache-volume", "git-cache-rwx", NULL};
 	kt_result r;
 	render(&r, "gc-host.yaml", task, host);
 	cr_assert_eq(r.status, 0, "%s", r.err);
@@ -927,8 +926,11 @@ Test(render, git_cache_volume_mounts_the_cache_in_the_cloning_container_only)
 	job = doc_of_kind(d, "Job");
 	cr_expect_str_eq(kt_jstr(job, "spec.template.spec.volumes[2].persistentVolumeClaim.claimName"),
 	                 "git-cache-rwx");
+	got = text_of(kt_jpath(job, "spec.template.spec.initContainers[0]"));
+	cr_expect(kt_contains(got, "KERUTA_GIT_CACHE"), "the init container clones: %s", got);
+	free(got);
 	got = text_of(kt_jpath(job, "spec.template.spec.containers[0]"));
-	cr_expect(kt_contains(got, "KERUTA_GIT_CACHE"), "single container clones: %s", got);
+	cr_expect(!kt_contains(got, "KERUTA_GIT_CACHE"), "the task's container: %s", got);
 	free(got);
 	json_object_put(d);
 	static const char *const names[] = {"gc-host.yaml", "gc-claim.yaml", NULL};
@@ -943,6 +945,14 @@ Test(render, git_cache_volume_mounts_the_cache_in_the_cloning_container_only)
 		cr_expect(kt_contains(r.err, "--git-cache-volume"), "%s", r.err);
 		kt_result_free(&r);
 	}
+	/* one container would clone and run the task's scripts with the
+	 * shared cache mounted: refused */
+	static const char *const single[] = {"--git-cache-volume", "git-cache-rwx",
+	                                     "--single-container", NULL};
+	render(&r, "bad.yaml", task, single);
+	cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+	cr_expect(kt_contains(r.err, "--single-container"), "%s", r.err);
+	kt_result_free(&r);
 	free(task);
 }
 
