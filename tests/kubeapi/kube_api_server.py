@@ -670,7 +670,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(404, status_obj(404, f'{resource(kind)} "{name}" not found', name=name, kind=kind), rec)
             return self.send_text(200, text, rec)
         if self.command == "DELETE":
-            policy = q.get("propagationPolicy") or (rec.get("body") or {}).get("propagationPolicy") or "Background"
+            # batch/v1 Jobs default to orphaning their pods (the API's
+            # documented default for this kind); other kinds to Background
+            policy = (q.get("propagationPolicy") or (rec.get("body") or {}).get("propagationPolicy")
+                      or ("Orphan" if kind == "jobs" else "Background"))
             o = st.delete(kind, ns, name)
             if o is None:
                 return self.send_json(404, status_obj(404, f'{resource(kind)} "{name}" not found', name=name, kind=kind), rec)
