@@ -119,7 +119,9 @@ static size_t count_nl(const char *p, size_t n)
 		for (size_t j = 0; j < k; j++, p += 16)
 			acc = _mm_sub_epi8(acc, _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), nl));
 		__m128i sum = _mm_sad_epu8(acc, zero);
-		c += (size_t)_mm_cvtsi128_si64(sum) + (size_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(sum, sum));
+		/* each half is at most 255 * 8: 32 bits hold it (and x86-32 has
+		 * no 64-bit move out of an SSE register) */
+		c += (size_t)_mm_cvtsi128_si32(sum) + (size_t)_mm_cvtsi128_si32(_mm_unpackhi_epi64(sum, sum));
 		n -= k * 16;
 	}
 #endif
@@ -632,7 +634,7 @@ static void env_put(char ***env, size_t *n, size_t *cap, const char *e)
  * Credentials the agent reads from its environment, kept from every
  * child: a task script is user code (doc/lifecycle.md).  The clone
  * stage's variables are read by the agent itself (libgit2), never by a
- * child.
+ * child; the repository cache, shared by all tasks, is not the task's.
  */
 static const char *const agent_only[] = {
         "KERUTA_API_TOKEN",         "KERUTA_API_TOKEN_FILE",
@@ -640,7 +642,7 @@ static const char *const agent_only[] = {
         "KERUTA_GIT_PASSWORD",      "KERUTA_GIT_PASSWORD_FILE",
         "KERUTA_GIT_USERNAME",      "KERUTA_GIT_SSH_KEY_FILE",
         "KERUTA_GIT_SSH_PASSPHRASE", "KERUTA_GIT_SSH_PASSPHRASE_FILE",
-        "KERUTA_GIT_KNOWN_HOSTS",   NULL};
+        "KERUTA_GIT_KNOWN_HOSTS",   "KERUTA_GIT_CACHE", NULL};
 
 static int agent_only_entry(const char *e, const char *token)
 {

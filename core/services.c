@@ -36,10 +36,11 @@ void kr_reason_init(kr_reason *r)
 
 void kr_reason_vset(kr_reason *r, const char *fmt, va_list ap)
 {
-	char raw[sizeof(r->text)];
-	vsnprintf(raw, sizeof(raw), fmt, ap);
+	/* masked whole, then cut: a secret across the cut would keep its start */
+	char *raw = kr_vasprintf(fmt, ap);
 	kr_buf masked = {0};
 	kr_secret_mask(raw, strlen(raw), &masked);
+	free(raw);
 	pthread_mutex_lock(&r->lock);
 	snprintf(r->text, sizeof(r->text), "%s", masked.data ? masked.data : "");
 	r->set = 1;

@@ -831,6 +831,7 @@ static int run_attempt(attempt *a)
 	}
 	const char *src = a->fresh ? local_path(a->url) : NULL;
 	int linked = src ? link_local(a, src) : 1; /* 1: not taken, fetch */
+	a->from_cache = 0; /* a retry decides again */
 	if (a->fresh && a->mirror && !src) {
 		/* under the mirror's lock: no update moves its refs meanwhile */
 		int fd = clone_cache_lock(r, a->mirror);

@@ -212,6 +212,20 @@ Test(runner, task_lists_end_at_their_counts)
 	run_free(&x);
 }
 
+/* A failure reason is masked whole before it is cut to size: a secret
+ * across the cut keeps no part of it. */
+Test(runner, a_secret_across_the_reasons_cut_is_not_kept)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: long-secret-fail") "}\n", NULL);
+	cr_expect_eq(x.r.status, 1, "%s", x.r.err);
+	cr_expect(x.events && kt_contains(x.events, "xxxxxxxx"), "no reason recorded: %s",
+	          x.events ? x.events : "(none)");
+	cr_expect(!kt_contains(x.events, "sekret"), "the secret's start leaked into the reason");
+	cr_expect(!kt_contains(x.r.err, "sekret"), "the secret's start leaked into the log");
+	run_free(&x);
+}
+
 Test(runner, skipped_stage_counts_as_passed)
 {
 	run x = {0};

@@ -134,11 +134,14 @@ Test(run_proc, environment_is_agent_then_task_then_process)
 	setenv("KT_AGENT_ONLY", "agent", 1);
 	setenv("KT_OVERRIDDEN", "agent", 1);
 	setenv("KT_REMOVED", "agent", 1);
+	/* the shared repository cache is the agent's, never a task's */
+	setenv("KERUTA_GIT_CACHE", "/var/cache/keruta-git", 1);
 	kr_task_list_add(A.task, KR_TASK_ENV, "KT_OVERRIDDEN=task");
 	kr_task_list_add(A.task, KR_TASK_ENV, "KT_TASK_ONLY=task");
 	kr_task_list_add(A.task, KR_TASK_ENV, "KT_BY_PROC=task");
 	const char *env[] = {"KT_BY_PROC=proc", "KT_REMOVED", "KT_NEW=x=y", NULL};
-	const char *argv[] = {"/bin/sh", "-c", "env | grep ^KT_ | sort > env.txt", NULL};
+	const char *argv[] = {"/bin/sh", "-c", "env | grep -e ^KT_ -e ^KERUTA_GIT_CACHE | sort > env.txt",
+	                      NULL};
 	kr_process_result r;
 	cr_assert_eq(run(argv, NULL, env, KR_PROC_CAPTURE, 0, &r), KR_OK);
 	char *out = read_in_dir("env.txt");
