@@ -262,13 +262,9 @@ int kr_launcher_pending(const kr_settings *s, kr_http *api, kr_pending *pl, kr_e
 		return 0;
 	}
 	pl->n = 0;
-	kr_error perr = {0};
 	if (kr_node_load_string(what, pl->body.data ? pl->body.data : "", pl->body.len, &pl->whole,
-	                        &perr)) {
-		kr_error_set(err, KR_EXIT_API, "keruta-api sent %s that cannot be read: %s", what,
-		             perr.msg);
-		return -1;
-	}
+	                        err))
+		return kr_error_wrap(err, KR_EXIT_API, "keruta-api sent %s that cannot be read", what);
 	const kr_node *items = pl->whole;
 	if (items->type == KR_NODE_MAP) { /* paged answers wrap the list */
 		static const char *const keys[] = {"content", "items", "tasks", "data"};
@@ -290,10 +286,8 @@ const kr_node *kr_pending_item(kr_pending *pl, size_t i, const char *what, kr_er
 		return pl->items->items[i];
 	kr_node_free(pl->cur);
 	pl->cur = NULL;
-	kr_error perr = {0};
-	if (kr_node_load_string(what, pl->body.data + pl->start[i], pl->len[i], &pl->cur, &perr)) {
-		kr_error_set(err, KR_EXIT_API, "keruta-api sent %s that cannot be read: %s", what,
-		             perr.msg);
+	if (kr_node_load_string(what, pl->body.data + pl->start[i], pl->len[i], &pl->cur, err)) {
+		kr_error_wrap(err, KR_EXIT_API, "keruta-api sent %s that cannot be read", what);
 		return NULL;
 	}
 	return pl->cur;
