@@ -96,7 +96,7 @@ for r in reqs:
     kinds[f"{kind} {res}"] += 1
 user, sys_, rss, wall = open(tfile).read().split()[-4:]
 print(f"tasks: {n}, COMPLETED: {done}")
-print(f"Kubernetes API requests: {len(reqs)} ({len(reqs) / n:.2f} per task)")
+print(f"Kubernetes API requests: {len(reqs)} ({len(reqs) / n:.3f} per task)")
 for k, v in sorted(kinds.items()):
     print(f"  {k:36s} {v:6d}  ({v / n:.3f} per task)")
 print(f"launcher CPU: user {user}s + system {sys_}s = {float(user) + float(sys_):.2f}s "
