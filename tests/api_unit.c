@@ -92,6 +92,8 @@ Test(api_unit, content_disposition)
 	expect_name("attachment; filename*=UTF-8''cut%4", NULL);
 	expect_name("attachment; filename*=UTF-8''%", NULL);
 	expect_name("attachment; filename*=UTF-8''a%4; filename=\"f.md\"", "f.md");
+	/* a second hex digit 0 is no NUL either: a space, a digit zero */
+	expect_name("attachment; filename*=UTF-8''a%20b%30.md", "a b0.md");
 	/* a first hex digit 0 is not a NUL: only %00 is */
 	expect_name("attachment; filename*=UTF-8''tab%09x%0A.md", "tab\tx\n.md");
 	expect_name("attachment", NULL);

@@ -327,6 +327,18 @@ Test(runner, typed_options_reach_the_plugin)
 	run_free(&x);
 }
 
+/* A plugin that opens the task's area after task code removed it gets
+ * what plugin.h promises: -1 (not any negative number) and ENOENT. */
+Test(runner, area_open_without_the_area_says_minus_one_and_enoent)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: area-gone") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "area_open without the area: -1, No such file or directory"),
+	          "%s", x.r.err);
+	run_free(&x);
+}
+
 Test(runner, empty_phase_is_a_configuration_error)
 {
 	run x = {0};
@@ -362,6 +374,8 @@ static void bad_task(const char *task_text, const char *fragment)
 	cr_expect(!kt_contains(t, "run"), "no stage may run: %s", t ? t : "");
 	char *outcome = kt_read_file(tl, NULL);
 	cr_expect(kt_contains(outcome, "\"status\":\"FAILED\""), "%s", outcome ? outcome : "(none)");
+	/* no stage ran: the agent itself is named as what failed */
+	cr_expect(kt_contains(outcome, "\"stage\":\"agent\""), "%s", outcome ? outcome : "(none)");
 	free(outcome);
 	free(t);
 	kt_result_free(&r);

@@ -783,6 +783,9 @@ Test(dispatch, malformed_watch_events_are_skipped)
 	cr_expect(!r.timed_out, "dispatch finished");
 	cr_expect_eq(r.status, 0, "exit %d (128+11 is SIGSEGV): %s", r.status, r.err);
 	cr_expect(kt_contains(r.err, "not an event"), "the bad lines are said: %s", r.err);
+	/* an ERROR whose code is the text "410" is no 410 Gone: said, not obeyed */
+	cr_expect(kt_contains(r.err, ": error 0 "), "the ERROR without a numeric code is said: %s",
+	          r.err);
 	cr_expect_eq(terminal_count("mal-1", "COMPLETED"), 1, "%s", kt_statuses(&api, "mal-1"));
 	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
 	for (size_t i = 0; reqs && i < json_object_array_length(reqs); i++) {
