@@ -103,10 +103,9 @@ static size_t first_open(const char *text, size_t len, size_t from)
 
 /* The scan over text[0..len) (lock held).  Returns where it stopped: the
  * first open position, or len when `final` (no more bytes will come) or
- * there is none.  With out, the masked text before that point is
- * appended to out, but only when a secret occurs in it: *masked says
- * whether it did; if not, out is untouched and the text is its own
- * masked form. */
+ * there is none.  The masked text before that point is appended to
+ * out, but only when a secret occurs in it: *masked says whether it did;
+ * if not, out is untouched and the text is its own masked form. */
 static size_t scan(const char *text, size_t len, int final, kr_buf *out, int *masked)
 {
 	*masked = 0;
@@ -128,16 +127,14 @@ static size_t scan(const char *text, size_t len, int final, kr_buf *out, int *ma
 		}
 		if (!m || (size_t)(m - text) >= open)
 			break;
-		if (out) {
-			kr_buf_add(out, text + start, (size_t)(m - text) - start);
-			kr_buf_adds(out, KR_SECRET_MASK);
-		}
+		kr_buf_add(out, text + start, (size_t)(m - text) - start);
+		kr_buf_adds(out, KR_SECRET_MASK);
 		*masked = 1;
 		i = start = (size_t)(m - text) + hit;
 		if (open < i) /* inside the masked secret: not visited */
 			open = first_open(text, len, i);
 	}
-	if (out && *masked)
+	if (*masked)
 		kr_buf_add(out, text + start, open - start);
 	if (at != next)
 		free(at);
@@ -158,15 +155,6 @@ size_t kr_secret_mask_stream(const char *text, size_t len, int final, kr_buf *ou
 {
 	pthread_mutex_lock(&lock);
 	size_t safe = scan(text, len, final, out, masked);
-	pthread_mutex_unlock(&lock);
-	return safe;
-}
-
-size_t kr_secret_safe_prefix(const char *text, size_t len)
-{
-	int masked;
-	pthread_mutex_lock(&lock);
-	size_t safe = scan(text, len, 0, NULL, &masked);
 	pthread_mutex_unlock(&lock);
 	return safe;
 }

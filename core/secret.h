@@ -25,18 +25,14 @@ size_t kr_secret_max_len(void);
 /* Append text to out with every secret replaced by the mask. */
 void kr_secret_mask(const char *text, size_t len, kr_buf *out);
 /*
- * Stream masking: the largest prefix of text[0..len) that can be written
- * now, i.e. that ends before any suffix which might be the start of a
- * secret continued in the next read.  The caller masks and writes that
- * prefix, keeps the rest, and prepends it to the next read.
- */
-size_t kr_secret_safe_prefix(const char *text, size_t len);
-/*
- * Both in one scan: returns the safe prefix's length (all of len when
- * `final`, i.e. no more bytes follow).  When a secret occurs in that
- * prefix, its masked form is appended to out and *masked is 1; else out
- * is untouched, *masked is 0 and the prefix is written as it is (the
- * common case costs no copy).
+ * Stream masking: returns the length of the safe prefix of text[0..len),
+ * the part that can be written now because it ends before any suffix
+ * which might be the start of a secret continued in the next read (all
+ * of len when `final`, i.e. no more bytes follow).  The caller writes
+ * that prefix, keeps the rest and prepends it to the next read.  When a
+ * secret occurs in that prefix, its masked form is appended to out and
+ * *masked is 1; else out is untouched, *masked is 0 and the prefix is
+ * written as it is (the common case costs no copy).
  */
 size_t kr_secret_mask_stream(const char *text, size_t len, int final, kr_buf *out, int *masked);
 void kr_secret_reset(void); /* tests only */

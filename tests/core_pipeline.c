@@ -241,22 +241,13 @@ Test(pipeline, url_passwords_are_masked)
 	kr_secret_reset();
 }
 
-/* Mask text as the process runner does: fed in reads of `step` bytes,
- * each time writing the safe prefix and holding the rest. */
+static char *masked_stream_one_scan(const char *text, size_t len, const size_t *steps,
+                                    size_t nsteps);
+
+/* Mask text as the process runner does, fed in reads of `step` bytes. */
 static char *masked_stream(const char *text, size_t step)
 {
-	kr_buf out = {0}, hold = {0};
-	size_t len = strlen(text);
-	for (size_t off = 0; off < len; off += step) {
-		size_t n = len - off < step ? len - off : step;
-		kr_buf_add(&hold, text + off, n);
-		size_t safe = off + n == len ? hold.len : kr_secret_safe_prefix(hold.data, hold.len);
-		kr_secret_mask(hold.data, safe, &out);
-		memmove(hold.data, hold.data + safe, hold.len - safe);
-		hold.len -= safe;
-	}
-	free(hold.data);
-	return out.data ? out.data : strdup("");
+	return masked_stream_one_scan(text, strlen(text), &step, 1);
 }
 
 /* A read that ends exactly after a whole secret whose last bytes equal its
@@ -287,8 +278,9 @@ Test(pipeline, stream_masking_never_cuts_inside_a_secret)
 	kr_secret_reset();
 }
 
-/* The process runner's way since the masker does both in one scan:
- * kr_secret_mask_stream over held bytes + each read. */
+/* The process runner's way (core/proc.c on_data): kr_secret_mask_stream
+ * over the held bytes and each read, the masked text or the plain safe
+ * prefix written, the rest held. */
 static char *masked_stream_one_scan(const char *text, size_t len, const size_t *steps,
                                     size_t nsteps)
 {
