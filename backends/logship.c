@@ -544,7 +544,9 @@ static void *shipper(void *arg)
 		uint64_t now = kr_now_ms();
 		if (ls->retry_at > now) {
 			uint64_t until = ls->retry_at;
-			if (ls->flushing && until > now + 500)
+			/* the end of the task shortens our own backoff, never
+			 * the wait keruta-api asked for with Retry-After */
+			if (ls->flushing && until > now + 500 && ls->retry_after_ms <= 0)
 				until = now + 500;
 			timed_wait(ls, until);
 			if (kr_now_ms() >= until)

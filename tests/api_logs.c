@@ -482,6 +482,28 @@ Test(api_logs, shipper_waits_the_retry_after_keruta_api_names)
 	kt_result_free(&r);
 }
 
+/* The same when the task has ended and its final flush sends the batch:
+ * the agent waits out the Retry-After (within its flush budget) rather
+ * than asking again twice a second. */
+Test(api_logs, final_flush_waits_the_retry_after_keruta_api_names)
+{
+	at_control(&C, "/_control/fault",
+	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	           "\"retry_after\":2,\"times\":1}");
+	at_pipeline(&C, "count: 5", "  log_batch_interval: 50ms\n  api_retries: 0\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	double t[2];
+	cr_assert_eq(at_times(&C, "/api/v1/tasks/t1/logs", t, 2), 2, "%s", r.err);
+	cr_expect_geq(t[1] - t[0], 1.9, "sent again after %.3f s despite Retry-After: 2",
+	              t[1] - t[0]);
+	size_t n;
+	free(at_lines(&C, &n));
+	cr_expect_eq(n, 5);
+	kt_result_free(&r);
+}
+
 /* A token keruta-api refuses for /logs alone (401) is no outage: the
  * batches are dropped and said so, not retried until the final flush
  * gives up. */
