@@ -70,6 +70,26 @@ Test(api_tls, verified_with_ca_file)
 	kt_result_free(&r);
 }
 
+/* Started with stdin closed (a supervisor that gives none), the CA file
+ * is the first file the agent keeps open and lands on descriptor 0: it
+ * is still a CA file, not a failure. */
+Test(api_tls, verified_with_ca_file_on_descriptor_0)
+{
+	const char *const args[] = {"--ca-file", ca, NULL};
+	const char *const *agent = at_agent_argv(&C, args);
+	const char *argv[70] = {"/bin/sh", "-c", "exec \"$@\" 0<&-", "sh"};
+	int n = 4;
+	for (int i = 0; agent[i] && n < 69; i++)
+		argv[n++] = agent[i];
+	argv[n] = NULL;
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, clean_env, NULL, NULL, 30), 0);
+	cr_expect_eq(r.status, 0, "stderr:\n%s", r.err);
+	cr_expect(!kt_contains(r.err, "CA file"), "%s", r.err);
+	cr_expect_eq(at_count(&C, "PUT", "/tasks/t1/status"), 2);
+	kt_result_free(&r);
+}
+
 Test(api_tls, refused_without_ca_file)
 {
 	kt_result r;

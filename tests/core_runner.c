@@ -339,6 +339,20 @@ Test(runner, area_open_without_the_area_says_minus_one_and_enoent)
 	run_free(&x);
 }
 
+/* A plugin asking to upload a file that is not there: the stage fails
+ * saying which file could not be read, and nothing is sent. */
+Test(runner, uploading_a_missing_file_fails_the_stage_and_names_it)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: upload, file: /nonexistent-dir/x.txt") "}\n",
+	             NULL);
+	cr_expect_eq(x.r.status, 1, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "cannot read /nonexistent-dir/x.txt to upload it: No such "
+	                               "file or directory"),
+	          "%s", x.r.err);
+	run_free(&x);
+}
+
 Test(runner, empty_phase_is_a_configuration_error)
 {
 	run x = {0};
