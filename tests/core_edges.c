@@ -252,6 +252,56 @@ Test(core_edges, the_task_channel_socket_is_gone_after_the_run)
 	kx_free(&x);
 }
 
+/* A work dir so deep that WORK/.keruta/agent.sock does not fit a socket
+ * address (108 bytes): the channel lives in a directory of its own under
+ * /tmp instead, and the script's `log` and `artifact` still reach the
+ * agent; the directory is gone after the run. */
+Test(core_edges, a_work_dir_too_deep_for_a_socket_keeps_the_channel_in_tmp)
+{
+	kx x;
+	kx_setup(&x);
+	char deep[121];
+	memset(deep, 'w', sizeof(deep) - 1);
+	deep[sizeof(deep) - 1] = '\0';
+	char *parent = kt_path(x.dir, deep);
+	cr_assert_eq(mkdir(parent, 0755), 0);
+	free(x.work);
+	x.work = kt_path(parent, "work");
+	cr_assert_eq(mkdir(x.work, 0755), 0);
+	char *stages = NULL;
+	cr_assert(asprintf(&stages,
+	                   "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	                   "'echo \"$KERUTA_AGENT_SOCKET\" > sock.txt; "
+	                   "test -S \"$KERUTA_AGENT_SOCKET\" && echo socket-there; "
+	                   "%s log INFO from-the-script && echo report > r.txt && "
+	                   "%s artifact r.txt']}}\n"
+	                   "  collect: {plugin: collect}\n",
+	                   kt_agent(), kt_agent()) > 0);
+	kx_pipeline(&x, "  execute: [run, collect]\n", stages);
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	char *sock = kx_read(x.work, "sock.txt", NULL);
+	cr_assert(sock, "the script did not run: %s", x.log);
+	cr_expect(strncmp(sock, "/tmp/keruta-agent-", 18) == 0, "the socket is at %s", sock);
+	cr_expect(kt_contains(x.events, "socket-there"), "no channel while the task ran: %s",
+	          x.events);
+	cr_expect(kt_contains(x.r.out, "[INFO] from-the-script"), "%s", x.log);
+	char *art = kx_read(x.arts, "r.txt", NULL);
+	cr_expect_str_eq(art ? art : "(not collected)", "report\n", "%s", x.log);
+	/* the fallback directory is removed with the socket */
+	char *slash = strrchr(sock, '/');
+	if (slash) {
+		*slash = '\0';
+		struct stat st;
+		cr_expect(lstat(sock, &st) != 0, "%s was left behind", sock);
+	}
+	free(art);
+	free(sock);
+	free(stages);
+	free(parent);
+	kx_free(&x);
+}
+
 /* Started with stdin, stdout and stderr closed (a careless supervisor),
  * the agent's own descriptors land on 0..2: the child still gets its
  * output captured, not sent to /dev/null or elsewhere. */
