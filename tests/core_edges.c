@@ -103,6 +103,26 @@ Test(core_edges, a_plugin_asking_for_a_process_without_a_command_fails_its_stage
 	kx_free(&x);
 }
 
+/* A plugin passing NULL where a service wants a value (a name, a path, a
+ * process, the task itself) gets a refusal it can act on, never a crash
+ * of the agent; fx_ok checks every answer and fails naming a wrong one. */
+Test(core_edges, services_refuse_null_arguments_without_a_crash)
+{
+	kx x;
+	kx_setup(&x);
+	kt_write_file(x.task, "id: t-1\ndocuments:\n  - {id: d1, name: a.md, content: hi}\n"
+	                      "script: echo hi\n");
+	fx_pipeline(&x, "execute", "action: null-args");
+	char *fx = fixtures();
+	const char *args[] = {"--plugin-dir", fx, NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d (a crash is not a refusal): %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "every NULL argument was refused (read_file: "), "%s", x.log);
+	cr_expect(!kt_contains(x.log, "answered a NULL argument wrongly"), "%s", x.log);
+	free(fx);
+	kx_free(&x);
+}
+
 /* The termination message is what `kubectl describe` shows: written
  * without a false alarm, and a failed write said in the log. */
 Test(core_edges, the_termination_message_is_written_without_a_warning)

@@ -378,8 +378,9 @@ Test(runner, a_with_block_for_a_plugin_without_options_is_refused)
 	run_free(&x);
 }
 
-/* A plugin asking for an option its table lacks gets nothing, and the
- * log says which, so the slip is found. */
+/* A plugin asking for an option its table lacks, or for none (NULL), or
+ * giving no place for the value, gets nothing, and the log says which,
+ * so the slip is found. */
 Test(runner, an_option_the_plugin_did_not_declare_answers_nothing)
 {
 	run x = {0};
@@ -391,6 +392,10 @@ Test(runner, an_option_the_plugin_did_not_declare_answers_nothing)
 	cr_expect(kt_contains(t, "undeclared string=none int=2 bool=2 duration=2 size=2 "
 	                         "list=0/none map=0/none/none"),
 	          "%s", t);
+	cr_expect(kt_contains(t, "no name or no place: string=none int=2 bool=2 duration=2 size=2"),
+	          "%s", t);
+	cr_expect(kt_contains(x.r.err, "plugin asked for an option without a name (NULL)"), "%s",
+	          x.r.err);
 	free(t);
 	run_free(&x);
 }
