@@ -105,7 +105,8 @@ Test(core_edges, a_plugin_asking_for_a_process_without_a_command_fails_its_stage
 
 /* A plugin passing NULL where a service wants a value (a name, a path, a
  * process, the task itself) gets a refusal it can act on, never a crash
- * of the agent; fx_ok checks every answer and fails naming a wrong one. */
+ * of the agent; fx_ok checks every answer and fails naming a wrong one.
+ * So does a file to upload that cannot be read. */
 Test(core_edges, services_refuse_null_arguments_without_a_crash)
 {
 	kx x;
@@ -119,6 +120,9 @@ Test(core_edges, services_refuse_null_arguments_without_a_crash)
 	cr_expect_eq(x.r.status, 0, "exit %d (a crash is not a refusal): %s", x.r.status, x.log);
 	cr_expect(kt_contains(x.log, "every NULL argument was refused (read_file: "), "%s", x.log);
 	cr_expect(!kt_contains(x.log, "answered a NULL argument wrongly"), "%s", x.log);
+	cr_expect(kt_contains(x.log, "cannot read /nonexistent/a.txt to upload it: No such file"),
+	          "%s", x.log);
+	cr_expect(kt_contains(x.log, "cannot read / to upload it: Invalid argument"), "%s", x.log);
 	free(fx);
 	kx_free(&x);
 }
@@ -538,6 +542,64 @@ Test(core_edges, the_upload_record_holds_the_sha256_of_each_artifact)
 	cr_expect(kt_contains(record, "541b3e9daa09b20bf85fa273e5cbd3e80185aa4ec298e765db87742b70138a53 1000 "),
 	          "%s", record);
 	free(record);
+	kx_free(&x);
+}
+
+/* The upload record is a help, not a condition: when it cannot be opened
+ * (a directory stands there) or appended to (the file is over the
+ * agent's file size limit), the artifact still goes and the log says
+ * that a second collect would send it again. */
+static const char record_stages[] =
+        "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'echo a > .keruta/doc/a.txt']}}\n"
+        "  collect: {plugin: collect}\n";
+
+Test(core_edges, an_upload_record_that_cannot_be_opened_does_not_stop_the_upload)
+{
+	kx x;
+	kx_setup(&x);
+	free(kx_mk(x.work, ".keruta/tasks/t-1/uploads/x")); /* makes uploads/ a directory */
+	kx_pipeline(&x, "  execute: [run, collect]\n", record_stages);
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "cannot open the upload record: Is a directory; artifact a.txt "
+	                             "is uploaded without an upload record"),
+	          "%s", x.log);
+	char *art = kx_read(x.arts, "a.txt", NULL);
+	cr_expect_str_eq(art ? art : "(not copied)", "a\n", "%s", x.log);
+	free(art);
+	kx_free(&x);
+}
+
+Test(core_edges, an_upload_record_that_cannot_grow_does_not_stop_the_upload)
+{
+	kx x;
+	kx_setup(&x);
+	/* 40 KiB of lines that name nothing, over the 32 KiB limit below;
+	 * every other file the agent writes stays under it */
+	char junk[40 * 1024 + 1];
+	for (size_t i = 0; i + 8 <= sizeof(junk) - 1; i += 8)
+		memcpy(junk + i, "no-name\n", 8);
+	junk[sizeof(junk) - 1] = '\0';
+	kx_write(x.work, ".keruta/tasks/t-1/uploads", junk);
+	kx_pipeline(&x, "  execute: [run, collect]\n", record_stages);
+	/* SIGXFSZ ignored: a write over the limit fails with EFBIG */
+	const char *argv[] = {"/bin/sh", "-c", "trap '' XFSZ; ulimit -f 64; exec \"$@\"", "sh",
+	                      kt_agent(), "execute", "--pipeline", x.pipeline, "--task-file", x.task,
+	                      "--work-dir", x.work, "--termination-log", x.term,
+	                      "--artifacts-dir", x.arts, "--events-file", x.evpath,
+	                      "--log-format", "text", NULL};
+	const char *env[] = {"KERUTA_TASK_ID", "KERUTA_WORK_DIR", "KERUTA_BACKEND", "KERUTA_API_URL",
+	                     NULL};
+	cr_assert_eq(kt_run(&x.r, argv, env, x.dir, NULL, 60), 0);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.r.err);
+	cr_expect(kt_contains(x.r.err, "artifact a.txt was uploaded but cannot be recorded in "),
+	          "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "/.keruta/tasks/t-1/uploads: File too large; a second "
+	                               "collect would send it again"),
+	          "%s", x.r.err);
+	char *art = kx_read(x.arts, "a.txt", NULL);
+	cr_expect_str_eq(art ? art : "(not copied)", "a\n", "%s", x.r.err);
+	free(art);
 	kx_free(&x);
 }
 
