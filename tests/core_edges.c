@@ -477,6 +477,91 @@ Test(core_edges, a_stray_argument_to_render_is_a_usage_error)
 	kt_result_free(&r);
 }
 
+/* `keruta-agent ARGS...` with env is refused with exit 2 and needle on
+ * stderr (JSON when json is set: every line of it then is). */
+static void usage_error(const char *const *args, const char *const *env, int json,
+                        const char *needle)
+{
+	const char *argv[16] = {kt_agent()};
+	int n = 1;
+	for (int i = 0; args[i] && n < 15; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 60), 0);
+	cr_expect_eq(r.status, 2, "%s: exit %d: %s", args[0] ? args[0] : "(none)", r.status, r.err);
+	cr_expect(kt_contains(r.err, needle), "'%s' not in: %s", needle, r.err);
+	if (json)
+		cr_expect(r.err[0] == '{' && kt_contains(r.err, "\"level\":\"ERROR\""), "%s", r.err);
+	cr_expect_eq(r.out[0], '\0', "%s", r.out);
+	kt_result_free(&r);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* The commands and forms a person rarely types still fail clearly. */
+Test(core_edges, rarely_used_commands_refuse_bad_use_with_exit_2)
+{
+	const char *none[] = {NULL};
+	usage_error(none, ARGS("KERUTA_LOG_FORMAT=text"), 0, "Usage: keruta-agent COMMAND [OPTIONS]");
+	usage_error(none, ARGS("KERUTA_LOG_FORMAT=json"), 1, "no command given; see keruta-agent --help");
+	usage_error(ARGS("nosuch", "--log-format=json"), ARGS("KERUTA_LOG_FORMAT=text"), 1,
+	            "unknown command 'nosuch'; see keruta-agent --help");
+	usage_error(ARGS("validate", "--no-such-option", "--log-format", "text"), NULL, 0,
+	            "unknown option '--no-such-option' (see --help)");
+	usage_error(ARGS("plugins", "--no-such-option", "--log-format", "text"), NULL, 0,
+	            "unknown option '--no-such-option' (see --help)");
+	usage_error(ARGS("render", "--pipeline", "/nonexistent/p.yaml", "--log-format", "text"), NULL,
+	            0, "cannot read /nonexistent/p.yaml: No such file or directory");
+}
+
+/* `validate` with nothing named checks the installed pipeline file. */
+Test(core_edges, validate_without_a_file_reads_the_installed_pipeline)
+{
+	const char *argv[] = {kt_agent(), "validate", "--log-format", "text", NULL};
+	const char *env[] = {"KERUTA_PIPELINE", "KERUTA_TASK_FILE", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, env, NULL, NULL, 60), 0);
+	if (r.status == 0) {
+		kt_result_free(&r);
+		cr_skip_test("a pipeline file is installed on this machine");
+	}
+	cr_expect_eq(r.status, 2, "exit %d: %s", r.status, r.err);
+	cr_expect(kt_contains(r.err, "/keruta-agent/pipeline.yaml: No such file or directory"), "%s",
+	          r.err);
+	kt_result_free(&r);
+}
+
+/* `--` ends the options: a --help after it is an argument, which a task
+ * command does not take. */
+Test(core_edges, help_after_double_dash_is_an_argument)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'touch ran']}}\n");
+	const char *args[] = {"--", "--help", NULL};
+	kx_agent(&x, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 2, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.r.err, "unexpected argument '--help' (see execute --help)"), "%s",
+	          x.log);
+	cr_expect(!kt_contains(x.r.out, "Usage:"), "help was shown: %s", x.r.out);
+	cr_expect(!kx_exists(x.work, "ran"), "the task ran");
+	kx_free(&x);
+}
+
+Test(core_edges, double_dash_version_prints_the_versions)
+{
+	const char *argv[] = {kt_agent(), "--version", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 60), 0);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(strncmp(r.out, "keruta-agent ", 13) == 0 && kt_contains(r.out, " (plugin ABI "),
+	          "%s", r.out);
+	cr_expect(kt_contains(r.out, "libyaml "), "%s", r.out);
+	kt_result_free(&r);
+}
+
 /* The local backend's events file appends across runs; each run marks
  * its start once. */
 Test(core_edges, each_local_run_marks_its_start_once)
