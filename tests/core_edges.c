@@ -550,6 +550,28 @@ Test(core_edges, help_after_double_dash_is_an_argument)
 	kx_free(&x);
 }
 
+/* `--work-dir "$DIR"` with DIR unset: an empty work dir is refused, not
+ * taken as the current directory for the task and as / for the agent's
+ * own files (which put .keruta/ in the root of the file system). */
+Test(core_edges, an_empty_work_dir_is_refused)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'touch ran']}}\n");
+	const char *argv[] = {kt_agent(), "execute", "--pipeline", x.pipeline, "--task-file", x.task,
+	                      "--work-dir", "", "--termination-log", x.term, "--log-format", "text",
+	                      NULL};
+	const char *env[] = {"KERUTA_WORK_DIR", "KERUTA_EVENTS_FILE", "KERUTA_ARTIFACTS_DIR", NULL};
+	cr_assert_eq(kt_run(&x.r, argv, env, x.dir, NULL, 60), 0);
+	cr_expect_eq(x.r.status, 2, "exit %d: %s", x.r.status, x.r.err);
+	cr_expect(kt_contains(x.r.err, "the work dir is empty (flag); give the directory the task "
+	                               "works in"),
+	          "%s", x.r.err);
+	cr_expect(!kx_exists(x.dir, "ran"), "the task ran in the current directory");
+	kx_free(&x);
+}
+
 Test(core_edges, double_dash_version_prints_the_versions)
 {
 	const char *argv[] = {kt_agent(), "--version", NULL};
