@@ -260,6 +260,88 @@ Test(core_edges, read_file_without_a_limit_keeps_max_download)
 	kx_free(&x);
 }
 
+/* What a script sends through the channel in local mode: a message of
+ * several lines is one log line each (blank ones dropped); an artifact
+ * sent twice under one name is kept twice; one over max_download is
+ * refused and leaves nothing behind; a socket that is not there is
+ * said with exit 3. */
+static const char channel_script[] =
+        "K=\"$1\"\n"
+        "$K log INFO \"$(printf 'first\\n\\nsecond')\"; echo \"multi=$?\"\n"
+        "echo one > r.txt; $K artifact r.txt; echo \"first=$?\"\n"
+        "echo two > r.txt; $K artifact r.txt; echo \"again=$?\"\n"
+        "head -c 100 /dev/zero > big.bin; $K artifact big.bin; echo \"big=$?\"\n"
+        "KERUTA_AGENT_SOCKET=/nonexistent/agent.sock $K log INFO x; echo \"unreachable=$?\"\n";
+
+Test(core_edges, the_channel_splits_lines_keeps_each_artifact_and_refuses_big_ones)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.dir, "script.sh", channel_script);
+	char *text = NULL;
+	cr_assert(asprintf(&text,
+	                   "version: 1\nsettings:\n  max_download: 64\nphases:\n"
+	                   "  execute: [run, collect]\nstages:\n"
+	                   "  run: {plugin: execute, with: {argv: [/bin/sh, '%s/script.sh', '%s']}}\n"
+	                   "  collect: {plugin: collect}\n",
+	                   x.dir, kt_agent()) > 0);
+	kt_write_file(x.pipeline, text);
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.r.out, "[INFO] first\n[INFO] second\n"), "%s", x.r.out);
+	cr_expect(kt_contains(x.events, "multi=0"), "%s", x.events);
+	cr_expect(kt_contains(x.events, "first=0"), "%s", x.events);
+	cr_expect(kt_contains(x.events, "again=0"), "%s", x.events);
+	cr_expect(kt_contains(x.events, "big=1"), "%s", x.events);
+	cr_expect(kt_contains(x.log, "keruta-agent artifact: error: it is larger than max_download"),
+	          "%s", x.log);
+	cr_expect(kt_contains(x.events, "unreachable=3"), "%s", x.events);
+	cr_expect(kt_contains(x.log, "keruta-agent log: cannot reach the agent at "
+	                             "/nonexistent/agent.sock: No such file or directory"),
+	          "%s", x.log);
+	char *one = kx_read(x.arts, "r.txt", NULL), *two = kx_read(x.arts, "1-r.txt", NULL);
+	cr_expect_str_eq(one ? one : "(none)", "one\n", "%s", x.log);
+	cr_expect_str_eq(two ? two : "(none)", "two\n", "%s", x.log);
+	cr_expect(!kx_exists(x.arts, "big.bin"), "the refused artifact was collected");
+	cr_expect(!kx_exists(x.work, ".keruta/tasks/t-1/doc/big.bin"), "the refused artifact stayed");
+	free(one);
+	free(two);
+	free(text);
+	kx_free(&x);
+}
+
+/* A task doc/ nothing can be created in (immutable, so even root
+ * cannot): `artifact` fails with the system's reason, the task goes on. */
+Test(core_edges, an_artifact_the_channel_cannot_queue_fails_with_the_reason)
+{
+	kx x;
+	kx_setup(&x);
+	char *doc = kx_mk(x.work, ".keruta/tasks/t-1/doc/x");
+	*strrchr(doc, '/') = '\0';
+	if (kt_immutable(doc, 1) != 0) {
+		free(doc);
+		kx_free(&x);
+		cr_skip_test("cannot make a directory immutable here (not root, or the file system "
+		             "lacks the attribute)");
+	}
+	kx_write(x.dir, "script.sh", "echo one > r.txt; \"$1\" artifact r.txt; echo \"queued=$?\"\n");
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  run: {plugin: execute, with: {argv: [/bin/sh, '%s/script.sh', '%s']}}\n",
+	                   x.dir, kt_agent()) > 0);
+	kx_pipeline(&x, "  execute: [run]\n", stages);
+	kx_agent(&x, "execute", NULL, NULL);
+	kt_immutable(doc, 0);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.events, "queued=1"), "%s", x.events);
+	cr_expect(kt_contains(x.log, "keruta-agent artifact: error: cannot queue it in the task's "
+	                             "doc/ under "),
+	          "%s", x.log);
+	cr_expect(kt_contains(x.log, "/.keruta: Operation not permitted"), "%s", x.log);
+	free(stages);
+	free(doc);
+	kx_free(&x);
+}
+
 /* The task channel's socket lives only as long as the agent. */
 Test(core_edges, the_task_channel_socket_is_gone_after_the_run)
 {
@@ -424,7 +506,8 @@ static const char raw_progress[] =
         "ask('over', b'{\"cmd\": \"progress\", \"percent\": \"101\"}')\n"
         "ask('under', b'{\"cmd\": \"progress\", \"percent\": \"-1\"}')\n"
         "ask('half', b'{\"cmd\": \"progress\", \"percent\": \"50\", \"message\": \"half way\"}')\n"
-        "ask('full', b'{\"cmd\": \"progress\", \"percent\": \"100\"}')\n";
+        "ask('full', b'{\"cmd\": \"progress\", \"percent\": \"100\"}')\n"
+        "ask('unknown', b'{\"cmd\": \"nope\"}')\n";
 
 Test(core_edges, the_channel_takes_progress_from_0_to_100_only)
 {
@@ -444,6 +527,7 @@ Test(core_edges, the_channel_takes_progress_from_0_to_100_only)
 	cr_expect(kt_contains(x.events, "half=ok"), "%s", x.events);
 	cr_expect(kt_contains(x.events, "full=ok"), "%s", x.events);
 	cr_expect(kt_contains(x.log, "progress 50%: half way"), "%s", x.log);
+	cr_expect(kt_contains(x.events, "unknown=error: unknown request 'nope'"), "%s", x.events);
 	free(stages);
 	kx_free(&x);
 }
