@@ -197,6 +197,48 @@ Test(area, real_files_in_the_agents_places_are_moved_aside_or_removed)
 	kx_free(&x);
 }
 
+/* Immutable (so even root cannot change them): the work dir, where
+ * .keruta cannot be made, and a file at .keruta/unowned, so a directory at
+ * .keruta/doc cannot be moved aside.  Either fails the stage with the
+ * system's reason before the task's command runs. */
+static void blocked(const char *make_dir, const char *make_file, const char *immutable,
+                    const char *needle)
+{
+	kx x;
+	kx_setup(&x);
+	if (make_dir)
+		free(kx_mk(x.work, make_dir));
+	if (make_file)
+		kx_write(x.work, make_file, "someone's\n");
+	char *stuck = kt_path(x.work, immutable);
+	if (kt_immutable(stuck, 1) != 0) {
+		free(stuck);
+		kx_free(&x);
+		cr_skip_test("cannot make a file immutable here (not root, or the file system lacks "
+		             "the attribute)");
+	}
+	area_pipeline(&x, "touch ran");
+	kx_agent(&x, "run", NULL, NULL);
+	kt_immutable(stuck, 0);
+	cr_expect_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.log, needle), "'%s' not in: %s", needle, x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the command ran");
+	free(stuck);
+	kx_free(&x);
+}
+
+Test(area, a_work_dir_where_the_area_cannot_be_made_fails_saying_so)
+{
+	blocked(NULL, NULL, ".", "/.keruta: Operation not permitted; check that the work dir "
+	                         "exists and is writable");
+}
+
+Test(area, a_doc_directory_that_cannot_be_moved_aside_fails_saying_so)
+{
+	blocked(".keruta/doc/x", ".keruta/unowned", ".keruta/unowned",
+	        "/.keruta/doc at the task's own directory: Operation not permitted");
+}
+
 /* The log spool in API mode: a link planted where the task's spool goes
  * is not appended to when keruta-api refuses the log lines. */
 Test(area, planted_log_spool_link_is_not_written_through)

@@ -106,7 +106,8 @@ Test(core_edges, a_plugin_asking_for_a_process_without_a_command_fails_its_stage
 /* A plugin passing NULL where a service wants a value (a name, a path, a
  * process, the task itself) gets a refusal it can act on, never a crash
  * of the agent; fx_ok checks every answer and fails naming a wrong one.
- * So does a file to upload that cannot be read. */
+ * So do a file to upload that cannot be read and an area path with '..'
+ * or a name over 255 bytes. */
 Test(core_edges, services_refuse_null_arguments_without_a_crash)
 {
 	kx x;
