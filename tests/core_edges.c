@@ -87,6 +87,69 @@ Test(core_edges, a_task_keruta_api_answers_as_a_list_is_refused_by_render)
 	kt_api_stop(&api);
 }
 
+/* A task record from keruta-api (or a proxy in between) with a field of
+ * the wrong kind fails the task naming the field, before any stage runs:
+ * the reader ignores fields it does not know, not known ones that are
+ * wrong. */
+Test(core_edges, a_task_record_with_a_field_of_the_wrong_kind_fails_naming_it)
+{
+	static const char *const cases[][2] = {
+	        {"{\"id\":\"c0\",\"title\":[\"a\"]}", "field 'title' must be a string or number, not a list"},
+	        {"{\"id\":\"c1\",\"title\":\"a\\u0000b\"}", "field 'title' contains a NUL byte"},
+	        {"{\"id\":\"c2\",\"command\":\"echo\"}",
+	         "field 'command' must be a non-empty list of strings (program, arguments), not a scalar"},
+	        {"{\"id\":\"c3\",\"command\":[\"\",\"x\"]}",
+	         "entry 1 of 'command' must be a string without NUL bytes, and the program not empty"},
+	        {"{\"id\":\"c4\",\"repository\":[1]}", "field 'repository' must be a mapping, not a list"},
+	        {"{\"id\":\"c5\",\"repository\":{\"url\":[1]}}",
+	         "field 'url' must be a string or number, not a list"},
+	        {"{\"id\":\"c6\",\"documentIds\":\"d1\"}", "field 'documentIds' must be a list, not a scalar"},
+	        {"{\"id\":\"c7\",\"documents\":[[1]]}",
+	         "entry 1 of 'documents' must be an id or an object with an 'id'"},
+	        {"{\"id\":\"c8\",\"environment\":[1]}",
+	         "field 'environment' must be a mapping of names to values, not a list"},
+	        {"{\"id\":\"c9\",\"env\":{\"A=B\":\"x\"}}",
+	         "'env' entry 'A=B' must be NAME: value with a NAME free of '='"},
+	        {"{\"id\":\"c10\",\"executeScript\":[\"x\"]}",
+	         "field 'executeScript' must be a string or number, not a list"},
+	        {"{\"title\":\"no id\"}", "the task has no 'id' field"},
+	};
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, 'touch ran']}}\n");
+	kx_api_control(&api, "/_control/seed",
+	               "{\"tasks\":[{\"id\":\"c0\"},{\"id\":\"c1\"},{\"id\":\"c2\"},{\"id\":\"c3\"},"
+	               "{\"id\":\"c4\"},{\"id\":\"c5\"},{\"id\":\"c6\"},{\"id\":\"c7\"},{\"id\":\"c8\"},"
+	               "{\"id\":\"c9\"},{\"id\":\"c10\"},{\"id\":\"c11\"}]}");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char id[8], *fault = NULL;
+		snprintf(id, sizeof(id), "c%zu", i);
+		json_object *f = json_tokener_parse("{\"action\":\"status\",\"code\":200,\"times\":-1}");
+		json_object *m = json_object_new_object();
+		char *re = NULL;
+		cr_assert(asprintf(&re, "/tasks/%s$", id) > 0);
+		json_object_object_add(m, "method", json_object_new_string("GET"));
+		json_object_object_add(m, "path_regex", json_object_new_string(re));
+		json_object_object_add(f, "match", m);
+		json_object_object_add(f, "body", json_object_new_string(cases[i][0]));
+		fault = strdup(json_object_to_json_string(f));
+		kx_api_control(&api, "/_control/fault", fault);
+		const char *args[] = {"--task-id", id, NULL};
+		kx_agent_api(&x, &api, "execute", args, NULL);
+		cr_expect_eq(x.r.status, 1, "%s: exit %d: %s", id, x.r.status, x.log);
+		cr_expect(kt_contains(x.log, cases[i][1]), "%s: '%s' not in: %s", id, cases[i][1], x.log);
+		cr_expect(!kx_exists(x.work, "ran"), "%s: the task ran", id);
+		free(fault);
+		free(re);
+		json_object_put(f);
+	}
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
 Test(core_edges, a_plugin_asking_for_a_process_without_a_command_fails_its_stage)
 {
 	kx x;
