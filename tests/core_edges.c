@@ -556,6 +556,38 @@ Test(core_edges, a_run_after_the_record_says_reported_sends_no_status)
 	kx_free(&x);
 }
 
+/* keruta-api refusing a progress report: `keruta-agent progress` says
+ * why with exit 1, and the task goes on to its final status. */
+Test(core_edges, progress_keruta_api_refuses_is_said_to_the_script)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	kx_api_control(&api, "/_control/seed", "{\"tasks\":[{\"id\":\"t1\"}]}");
+	kx_write(x.dir, "script.sh", "\"$1\" progress 30 a third; echo \"progress=$?\"\n");
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  run: {plugin: execute, with: {argv: [/bin/sh, '%s/script.sh', '%s']}}\n",
+	                   x.dir, kt_agent()) > 0);
+	kx_pipeline(&x, "  execute: [run]\n", stages);
+	kx_api_control(&api, "/_control/fault",
+	               "{\"match\":{\"method\":\"PUT\",\"path_regex\":\"/tasks/t1/status$\"},"
+	               "\"action\":\"status\",\"code\":400,\"times\":1,\"skip\":1}");
+	const char *args[] = {"--task-id", "t1", NULL};
+	kx_agent_api(&x, &api, "execute", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.r.out, "progress=1"), "%s", x.log);
+	cr_expect(kt_contains(x.log, "keruta-agent progress: error: keruta-api did not take the "
+	                             "progress: "),
+	          "%s", x.log);
+	char *sent = statuses(&api, "t1");
+	cr_expect(kt_contains(sent, "COMPLETED"), "%s", sent);
+	free(sent);
+	free(stages);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
 /* The channel checks what it is sent, not only what the `keruta-agent
  * progress` client checks: a script may write to the socket itself. */
 static const char raw_progress[] =
