@@ -198,18 +198,23 @@ Test(area, real_files_in_the_agents_places_are_moved_aside_or_removed)
 }
 
 /* Immutable (so even root cannot change them): the work dir, where
- * .keruta cannot be made, and a file at .keruta/unowned, so a directory at
- * .keruta/doc cannot be moved aside.  Either fails the stage with the
- * system's reason before the task's command runs. */
-static void blocked(const char *make_dir, const char *make_file, const char *immutable,
-                    const char *needle)
+ * .keruta cannot be made; .keruta/tasks, where the task's area cannot be
+ * made; a file at .keruta/unowned, so a directory at .keruta/doc cannot
+ * be moved aside; .keruta itself, so .keruta/doc cannot be pointed at the
+ * task's own doc/ (whether nothing, a link elsewhere or a directory stands
+ * there).  Each fails the stage with the system's reason before the
+ * task's command runs.  setup is a shell command run in the work dir. */
+static void blocked(const char *setup, const char *immutable, const char *needle)
 {
 	kx x;
 	kx_setup(&x);
-	if (make_dir)
-		free(kx_mk(x.work, make_dir));
-	if (make_file)
-		kx_write(x.work, make_file, "someone's\n");
+	if (setup) {
+		const char *sh[] = {"/bin/sh", "-c", setup, NULL};
+		kt_result r;
+		cr_assert_eq(kt_run(&r, sh, NULL, x.work, NULL, 30), 0);
+		cr_assert_eq(r.status, 0, "%s: %s", setup, r.err);
+		kt_result_free(&r);
+	}
 	char *stuck = kt_path(x.work, immutable);
 	if (kt_immutable(stuck, 1) != 0) {
 		free(stuck);
@@ -220,8 +225,9 @@ static void blocked(const char *make_dir, const char *make_file, const char *imm
 	area_pipeline(&x, "touch ran");
 	kx_agent(&x, "run", NULL, NULL);
 	kt_immutable(stuck, 0);
-	cr_expect_eq(x.r.status, 1, "%s", x.log);
-	cr_expect(kt_contains(x.log, needle), "'%s' not in: %s", needle, x.log);
+	cr_expect_eq(x.r.status, 1, "%s: %s", setup ? setup : "", x.log);
+	cr_expect(kt_contains(x.log, needle), "%s: '%s' not in: %s", setup ? setup : "", needle,
+	          x.log);
 	cr_expect(!kx_exists(x.work, "ran"), "the command ran");
 	free(stuck);
 	kx_free(&x);
@@ -229,14 +235,29 @@ static void blocked(const char *make_dir, const char *make_file, const char *imm
 
 Test(area, a_work_dir_where_the_area_cannot_be_made_fails_saying_so)
 {
-	blocked(NULL, NULL, ".", "/.keruta: Operation not permitted; check that the work dir "
-	                         "exists and is writable");
+	blocked(NULL, ".", "/.keruta: Operation not permitted; check that the work dir "
+	                   "exists and is writable");
+	blocked("mkdir -p .keruta/tasks", ".keruta/tasks",
+	        "/.keruta/tasks/t-1/: Operation not permitted");
 }
 
 Test(area, a_doc_directory_that_cannot_be_moved_aside_fails_saying_so)
 {
-	blocked(".keruta/doc/x", ".keruta/unowned", ".keruta/unowned",
-	        "/.keruta/doc at the task's own directory: Operation not permitted");
+	static const char mine[] = "/.keruta/doc at the task's own directory: Operation not "
+	                           "permitted";
+	blocked("mkdir -p .keruta/doc && echo x > .keruta/unowned", ".keruta/unowned", mine);
+	/* the task's own directories are there; .keruta cannot change */
+	static const char own[] = "mkdir -p .keruta/tasks/t-1/doc .keruta/tasks/t-1/documents";
+	char *setup = NULL;
+	cr_assert(asprintf(&setup, "%s", own) > 0);
+	blocked(setup, ".keruta", mine);
+	free(setup);
+	cr_assert(asprintf(&setup, "%s && ln -s /tmp .keruta/doc", own) > 0);
+	blocked(setup, ".keruta", mine);
+	free(setup);
+	cr_assert(asprintf(&setup, "%s .keruta/doc .keruta/unowned", own) > 0);
+	blocked(setup, ".keruta", mine);
+	free(setup);
 }
 
 /* The log spool in API mode: a link planted where the task's spool goes

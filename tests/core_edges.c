@@ -177,7 +177,13 @@ Test(core_edges, services_refuse_null_arguments_without_a_crash)
 	kx_setup(&x);
 	kt_write_file(x.task, "id: t-1\ndocuments:\n  - {id: d1, name: a.md, content: hi}\n"
 	                      "script: echo hi\n");
-	fx_pipeline(&x, "execute", "action: null-args");
+	/* with a timeout: time_left_ms has a deadline to count down to */
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  a: {plugin: fx_ok, timeout: 1h, with: {trace: '%s/trace', "
+	                            "action: null-args}}\n",
+	                   x.dir) > 0);
+	kx_pipeline(&x, "  execute: [a]\n", stages);
+	free(stages);
 	char *fx = fixtures();
 	const char *args[] = {"--plugin-dir", fx, NULL};
 	kx_agent(&x, "execute", args, NULL);

@@ -150,6 +150,8 @@ Test(run_taskfile, script_sources_are_checked)
 	                "{content: TEXT}, not a list"));
 	refused("id: t-1\nscript: {content: [a]}\n",
 	        NEEDLES("task.yaml:2:19: 'content' must be text, not a list"));
+	refused("id: t-1\nscript: {path: [a.sh]}\n",
+	        NEEDLES("task.yaml:2:16: 'script' must be a string, not a list"));
 	refused("id: t-1\nscript: {path: .}\n",
 	        NEEDLES("task.yaml:2:16: 'script': cannot read", "not a regular file"));
 }
@@ -273,6 +275,27 @@ Test(run_taskfile, script_from_a_path_runs)
 	cr_expect(kt_contains(res.out, "from-file\n"), "%s", res.out);
 	kt_result_free(&res);
 	free(script);
+	rt_free(&r);
+}
+
+/* `repository: URL` (a plain string) is the URL the clone stage uses;
+ * null fields count as not given. */
+Test(run_taskfile, a_repository_given_as_a_url_is_what_the_clone_uses)
+{
+	rt r;
+	rt_init(&r, "id: t-1\nrepository: /nonexistent/repo.git\ntitle: ~\nimage: ~\n"
+	            "script: \"touch ran\"\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
+	                      "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1, "exit %d: %s", res.status, res.err);
+	cr_expect(kt_contains(res.err, "clone: repository /nonexistent/repo.git does not exist"),
+	          "%s", res.err);
+	char *ran = kt_path(r.work, "ran");
+	cr_expect_neq(access(ran, F_OK), 0, "the script ran without its repository");
+	free(ran);
+	kt_result_free(&res);
 	rt_free(&r);
 }
 
