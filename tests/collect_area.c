@@ -260,6 +260,33 @@ Test(area, a_doc_directory_that_cannot_be_moved_aside_fails_saying_so)
 	free(setup);
 }
 
+/* A work dir where .keruta cannot be made, with the events file in it by
+ * default: the stage fails saying why, the events file's failure is said
+ * once, and the summary does not name a file that was never written. */
+Test(area, an_events_file_that_cannot_be_opened_is_said_once)
+{
+	kx x;
+	kx_setup(&x);
+	if (kt_immutable(x.work, 1) != 0) {
+		kx_free(&x);
+		cr_skip_test("cannot make a directory immutable here (not root, or the file system "
+		             "lacks the attribute)");
+	}
+	area_pipeline(&x, "touch ran");
+	agent_defaults(&x, "run");
+	kt_immutable(x.work, 0);
+	cr_expect_eq(x.r.status, 1, "%s", x.log);
+	static const char warning[] = "/.keruta/events.jsonl: Operation not permitted; this run's "
+	                              "events are not recorded";
+	const char *at = strstr(x.log, warning);
+	cr_expect(at, "%s", x.log);
+	cr_expect(!at || !strstr(at + 1, warning), "said more than once: %s", x.log);
+	cr_expect(kt_contains(x.r.out, "no events file (cannot open the events file "), "%s", x.log);
+	cr_expect(!kt_contains(x.r.out, "events in "), "%s", x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the command ran");
+	kx_free(&x);
+}
+
 /* The log spool in API mode: a link planted where the task's spool goes
  * is not appended to when keruta-api refuses the log lines. */
 Test(area, planted_log_spool_link_is_not_written_through)
