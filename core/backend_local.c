@@ -37,6 +37,7 @@ typedef struct local {
 	uint64_t n_lines, n_artifacts;
 	uint64_t started_ms;
 	int run_marked;      /* the run-start record is written (lock) */
+	char *events_why;    /* owned: why the events file cannot be opened (lock) */
 	kr_task *last_task;  /* not owned: the agent's, for the summary */
 	kr_buf statuses;     /* "IN_PROGRESS -> COMPLETED"    */
 	kr_buf line;         /* the event being written (lock) */
@@ -135,6 +136,7 @@ static void event(local *l, const char *type, const char *k1, const char *v1, co
 		add_field(b, k2, v2, v2len);
 	kr_buf_adds(b, "}\n");
 	kr_error err = {0};
+	int first_failure = 0;
 	if (open_events(l, &err) == 0) {
 		if (!l->run_marked) {
 			/* the file appends across runs: say where this one begins */
@@ -143,10 +145,16 @@ static void event(local *l, const char *type, const char *k1, const char *v1, co
 			l->run_marked = 1;
 		}
 		fwrite(b->data, 1, b->len, l->events);
+	} else if (!l->events_why) {
+		l->events_why = kr_strdup(err.msg);
+		first_failure = 1;
 	}
 	if (b->cap > 1u << 20) /* do not keep a huge line's buffer */
 		kr_buf_free(b);
 	pthread_mutex_unlock(&l->lock);
+	/* once, and unlocked: the warning is itself an event */
+	if (first_failure)
+		kr_log(KR_LOG_WARN, NULL, "%s; this run's events are not recorded", err.msg);
 }
 
 static int local_fetch_task(kr_backend *b, kr_task *t, kr_error *err)
@@ -456,7 +464,10 @@ static void summary(local *l)
 		            plural(l->n_artifacts, "artifact", "artifacts"), l->artifacts_dir);
 	else
 		kr_buf_adds(&b, "no artifacts; ");
-	kr_buf_addf(&b, "events in %s", l->events_path);
+	if (l->events_why)
+		kr_buf_addf(&b, "no events file (%s)", l->events_why);
+	else
+		kr_buf_addf(&b, "events in %s", l->events_path);
 	if (kr_log_is_json()) {
 		kr_log(KR_LOG_INFO, NULL, "%s", b.data);
 	} else {
@@ -477,6 +488,7 @@ static void local_destroy(kr_backend *b)
 	free(l->base_dir);
 	free(l->artifacts_dir);
 	free(l->events_path);
+	free(l->events_why);
 	free(l->work);
 	kr_buf_free(&l->statuses);
 	kr_buf_free(&l->line);

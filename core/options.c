@@ -104,6 +104,10 @@ int kr_config_check(const char *file, const char *stage, const kr_option *option
 
 static const kr_option *find_option(const kr_config *cfg, const char *name)
 {
+	if (!name) {
+		kr_log(KR_LOG_WARN, cfg->stage, "plugin asked for an option without a name (NULL)");
+		return NULL;
+	}
 	for (const kr_option *o = cfg->options; o && o->name; o++)
 		if (strcmp(o->name, name) == 0)
 			return o;
@@ -132,25 +136,25 @@ const char *kr_config_string(const kr_config *cfg, const char *name)
 int kr_config_int(const kr_config *cfg, const char *name, int64_t *out)
 {
 	const char *s = scalar_text(cfg, name);
-	return s && kr_parse_int64(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return s && out && kr_parse_int64(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
 }
 
 int kr_config_bool(const kr_config *cfg, const char *name, int *out)
 {
 	const char *s = scalar_text(cfg, name);
-	return s && kr_parse_bool(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return s && out && kr_parse_bool(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
 }
 
 int kr_config_duration_ms(const kr_config *cfg, const char *name, uint64_t *out)
 {
 	const char *s = scalar_text(cfg, name);
-	return s && kr_parse_duration_ms(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return s && out && kr_parse_duration_ms(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
 }
 
 int kr_config_size(const kr_config *cfg, const char *name, uint64_t *out)
 {
 	const char *s = scalar_text(cfg, name);
-	return s && kr_parse_size(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return s && out && kr_parse_size(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
 }
 
 static const kr_node *collection(const kr_config *cfg, const char *name, kr_node_type type)

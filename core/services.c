@@ -81,7 +81,7 @@ int kr_services_take_init_reason(char *out, size_t n)
 
 static uint64_t svc_time_left(const kr_task *t)
 {
-	uint64_t d = kr_task_deadline(t);
+	uint64_t d = t ? kr_task_deadline(t) : 0;
 	if (!d)
 		return UINT64_MAX;
 	uint64_t now = kr_now_ms();
@@ -111,9 +111,10 @@ static size_t min_size(uint32_t theirs, size_t ours)
  * the plugin does not have being zero. */
 static int svc_run_process(kr_task *t, const kr_process *p, kr_process_result *r)
 {
-	kr_agent *a = kr_task_agent(t);
-	if (!p || !r)
-		return svc_fail(t, "run_process: no process or no result given");
+	kr_agent *a = t ? kr_task_agent(t) : NULL;
+	if (!a || !p || !r)
+		return svc_fail(t, "run_process: no task, no process or no result given; pass the "
+		                   "task run() was given and both structs");
 	if (p->size < offsetof(kr_process, argv) + sizeof(p->argv) ||
 	    r->size < offsetof(kr_process_result, exit_code) + sizeof(r->exit_code))
 		return svc_fail(t, "run_process: the plugin's kr_process (%u bytes) or "
@@ -142,11 +143,15 @@ static int backend_result(kr_task *t, int rc, kr_error *err)
 
 static kr_backend *backend_of(kr_task *t)
 {
-	kr_agent *a = kr_task_agent(t);
+	kr_agent *a = t ? kr_task_agent(t) : NULL;
 	return a ? a->backend : NULL;
 }
 
-#define NEED_BACKEND(t)                                                                    \
+/* A NULL task or argument is the plugin's slip: refused, not followed. */
+#define NEED_BACKEND(t, service, args_given)                                               \
+	if (!(t) || !(args_given))                                                             \
+		return svc_fail(t, service ": no task or a NULL argument given; pass the task "    \
+		                           "run() was given and every value");                     \
 	kr_backend *b = backend_of(t);                                                         \
 	if (!b)                                                                                \
 		return svc_fail(t, "no backend: this command talks to neither keruta-api "        \
@@ -155,22 +160,22 @@ static kr_backend *backend_of(kr_task *t)
 
 static int svc_fetch_repository(kr_task *t)
 {
-	NEED_BACKEND(t);
+	NEED_BACKEND(t, "fetch_repository", 1);
 	return backend_result(t, b->ops->fetch_repository(b, t, &err), &err);
 }
 
 static int svc_fetch_script(kr_task *t, const char *which, const char *dest)
 {
-	NEED_BACKEND(t);
+	NEED_BACKEND(t, "fetch_script", which && dest);
 	return backend_result(t, b->ops->fetch_script(b, t, which, dest, &err), &err);
 }
 
 static int svc_fetch_document(kr_task *t, const char *id, const char *dest, uint64_t max,
                               char **name_out)
 {
-	NEED_BACKEND(t);
 	if (name_out)
 		*name_out = NULL;
+	NEED_BACKEND(t, "fetch_document", id && dest);
 	if (max == 0)
 		max = kr_settings_u64(kr_task_agent(t)->settings, KR_S_MAX_DOWNLOAD);
 	return backend_result(t, b->ops->fetch_document(b, t, id, dest, max, name_out, &err),
@@ -179,7 +184,7 @@ static int svc_fetch_document(kr_task *t, const char *id, const char *dest, uint
 
 static int svc_upload_artifact(kr_task *t, const char *path, const char *name)
 {
-	NEED_BACKEND(t);
+	NEED_BACKEND(t, "upload_artifact", path && name);
 	int rc = kr_upload_once(b, t, path, name, &err);
 	/* a stage uploads many files and sums the failures up in its own
 	 * reason, so each one's cause is told here or never */
@@ -190,14 +195,14 @@ static int svc_upload_artifact(kr_task *t, const char *path, const char *name)
 
 static int svc_report_status(kr_task *t, const char *status, const char *message)
 {
-	NEED_BACKEND(t);
+	NEED_BACKEND(t, "report_status", status);
 	return backend_result(t, b->ops->report_status(b, t, status, message, &err), &err);
 }
 
 static void svc_ship_log(kr_task *t, const char *stream, const char *line, size_t len)
 {
 	kr_backend *b = backend_of(t);
-	if (!b)
+	if (!b || !line)
 		return;
 	kr_buf masked = {0};
 	kr_secret_mask(line, len, &masked);
@@ -260,6 +265,12 @@ static char *svc_read_file(kr_task *t, const char *path, uint64_t max, size_t *l
 	kr_agent *a = t ? kr_task_agent(t) : NULL;
 	if (max == 0)
 		max = a ? kr_settings_u64(a->settings, KR_S_MAX_DOWNLOAD) : 64u << 20;
+	if (!path) {
+		if (why && why_size)
+			snprintf(why, why_size, "no file name given");
+		errno = EINVAL;
+		return NULL;
+	}
 	kr_error err = {0};
 	char *data = kr_read_file(path, max, len, KR_EXIT_TASK_FAILED, NULL, &err);
 	if (!data) {

@@ -567,7 +567,6 @@ static const struct {
 
 int kr_settings_finish(kr_settings *s, kr_error *err)
 {
-	(void)err;
 	const char *k8s = getenv("KUBERNETES_SERVICE_HOST");
 	int in_pod = k8s && *k8s;
 	for (size_t i = 0; i < sizeof(placed) / sizeof(placed[0]); i++) {
@@ -586,6 +585,16 @@ int kr_settings_finish(kr_settings *s, kr_error *err)
 		v->text = kr_strdup(kr_setting_defs[id].def);
 		v->set = 1;
 		v->source = "default";
+	}
+	/* `--work-dir "$DIR"` with DIR unset: "" would be the current
+	 * directory for the task but / for .keruta */
+	const value *w = &s->v[KR_S_WORK_DIR];
+	if (w->set && w->text && !*w->text) {
+		kr_error_set(err, KR_EXIT_USAGE,
+		             "the work dir is empty (%s); give the directory the task works in, or "
+		             "leave it out for the default",
+		             w->source);
+		return -1;
 	}
 	return 0;
 }

@@ -98,7 +98,7 @@ const char *kr_task_get(const kr_task *t, const char *key)
 {
 	kr_task *m = (kr_task *)t;
 	const char *v = NULL;
-	if (!key)
+	if (!t || !key)
 		return NULL;
 	pthread_mutex_lock(&m->lock);
 	int i = field_index(key);
@@ -115,7 +115,7 @@ const char *kr_task_get(const kr_task *t, const char *key)
 
 int kr_task_set(kr_task *t, const char *key, const char *value)
 {
-	if (!key)
+	if (!t || !key)
 		return KR_FAILED;
 	int i = field_index(key);
 	if (i < 0 && !strchr(key, '.'))
@@ -145,7 +145,7 @@ int kr_task_set(kr_task *t, const char *key, const char *value)
 size_t kr_task_list_count(const kr_task *t, const char *list)
 {
 	int i = list_index(list ? list : "");
-	if (i < 0)
+	if (!t || i < 0)
 		return 0;
 	pthread_mutex_lock((pthread_mutex_t *)&t->lock);
 	size_t n = t->lists[i].n;
@@ -156,7 +156,7 @@ size_t kr_task_list_count(const kr_task *t, const char *list)
 const char *kr_task_list_item(const kr_task *t, const char *list, size_t idx)
 {
 	int i = list_index(list ? list : "");
-	if (i < 0)
+	if (!t || i < 0)
 		return NULL;
 	pthread_mutex_lock((pthread_mutex_t *)&t->lock);
 	const char *v = idx < t->lists[i].n ? t->lists[i].v[idx] : NULL;
@@ -167,7 +167,7 @@ const char *kr_task_list_item(const kr_task *t, const char *list, size_t idx)
 int kr_task_list_add(kr_task *t, const char *list, const char *value)
 {
 	int i = list_index(list ? list : "");
-	if (i < 0 || !value)
+	if (!t || i < 0 || !value)
 		return KR_FAILED;
 	pthread_mutex_lock(&t->lock);
 	strlist_add(&t->lists[i], kr_strdup(value));

@@ -123,6 +123,170 @@ Test(area, a_keruta_symlink_is_refused)
 	kx_free(&x);
 }
 
+/* What stands in the area where the agent needs something else, other
+ * than a link: a real directory or file at .keruta/doc or
+ * .keruta/documents is someone's work, moved aside to .keruta/unowned/
+ * and never uploaded; a file where the agent keeps a directory, and a
+ * FIFO where it writes a file, are removed (opening a FIFO would block). */
+Test(area, real_files_in_the_agents_places_are_moved_aside_or_removed)
+{
+	kx x;
+	kx_setup(&x);
+	kx_write(x.work, ".keruta/doc/mine.txt", "my notes\n");
+	kx_write(x.work, ".keruta/documents", "a file of the repository\n");
+	kx_write(x.work, ".keruta/tasks/t-1/documents", "not a directory\n");
+	char *fifo = kt_path(x.work, ".keruta/events.jsonl");
+	cr_assert_eq(mkfifo(fifo, 0644), 0);
+	area_pipeline(&x, "echo out > .keruta/doc/out.txt");
+	agent_defaults(&x, "run");
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "moved .keruta/doc aside to .keruta/unowned/doc."), "%s",
+	          x.log);
+	cr_expect(kt_contains(x.log, "moved .keruta/documents aside to "
+	                             ".keruta/unowned/documents."),
+	          "%s", x.log);
+	cr_expect(kt_contains(x.log, "removed 'documents' from the agent's area .keruta: a file"),
+	          "%s", x.log);
+	cr_expect(kt_contains(x.log, "removed 'events.jsonl' from the agent's area: a special file"),
+	          "%s", x.log);
+	/* the names now show the task's own directories */
+	char *doc = kt_path(x.work, ".keruta/doc");
+	char target[256] = "";
+	ssize_t n = readlink(doc, target, sizeof(target) - 1);
+	cr_expect(n > 0 && strcmp(target, "tasks/t-1/doc") == 0, ".keruta/doc -> '%s'",
+	          n > 0 ? target : "(not a link)");
+	/* what was there is kept, whole, under unowned/ */
+	char *unowned = kt_path(x.work, ".keruta/unowned");
+	cr_expect_eq(visible_entries(unowned), 2, "%s", x.log);
+	DIR *d = opendir(unowned);
+	int mine = 0, file = 0;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char *rel = NULL;
+		cr_assert(asprintf(&rel, ".keruta/unowned/%s", e->d_name) > 0);
+		if (strncmp(e->d_name, "doc.", 4) == 0) {
+			char *inner = NULL;
+			cr_assert(asprintf(&inner, "%s/mine.txt", rel) > 0);
+			char *t = kx_read(x.work, inner, NULL);
+			mine = t && strcmp(t, "my notes\n") == 0;
+			free(t);
+			free(inner);
+		} else if (strncmp(e->d_name, "documents.", 10) == 0) {
+			char *t = kx_read(x.work, rel, NULL);
+			file = t && strcmp(t, "a file of the repository\n") == 0;
+			free(t);
+		}
+		free(rel);
+	}
+	if (d)
+		closedir(d);
+	cr_expect(mine, "the directory .keruta/doc was not kept under unowned/");
+	cr_expect(file, "the file .keruta/documents was not kept under unowned/");
+	/* only the task's own files are collected */
+	char *art = kx_read(x.work, ".keruta/artifacts/out.txt", NULL);
+	cr_expect_str_eq(art ? art : "", "out\n", "%s", x.log);
+	cr_expect(!kx_exists(x.work, ".keruta/artifacts/mine.txt"), "someone's file was collected");
+	struct stat st;
+	cr_expect(lstat(fifo, &st) == 0 && S_ISREG(st.st_mode), "the events file is not a file");
+	char *events = kt_read_file(fifo, NULL);
+	cr_expect(kt_contains(events, "\"COMPLETED\""), "%s", events ? events : "(none)");
+	free(events);
+	free(art);
+	free(unowned);
+	free(doc);
+	free(fifo);
+	kx_free(&x);
+}
+
+/* Immutable (so even root cannot change them): the work dir, where
+ * .keruta cannot be made; .keruta/tasks, where the task's area cannot be
+ * made; a file at .keruta/unowned, so a directory at .keruta/doc cannot
+ * be moved aside; .keruta itself, so .keruta/doc cannot be pointed at the
+ * task's own doc/ (whether nothing, a link elsewhere or a directory stands
+ * there).  Each fails the stage with the system's reason before the
+ * task's command runs.  setup is a shell command run in the work dir. */
+static void blocked(const char *setup, const char *immutable, const char *needle)
+{
+	kx x;
+	kx_setup(&x);
+	if (setup) {
+		const char *sh[] = {"/bin/sh", "-c", setup, NULL};
+		kt_result r;
+		cr_assert_eq(kt_run(&r, sh, NULL, x.work, NULL, 30), 0);
+		cr_assert_eq(r.status, 0, "%s: %s", setup, r.err);
+		kt_result_free(&r);
+	}
+	char *stuck = kt_path(x.work, immutable);
+	if (kt_immutable(stuck, 1) != 0) {
+		free(stuck);
+		kx_free(&x);
+		cr_skip_test("cannot make a file immutable here (not root, or the file system lacks "
+		             "the attribute)");
+	}
+	area_pipeline(&x, "touch ran");
+	kx_agent(&x, "run", NULL, NULL);
+	kt_immutable(stuck, 0);
+	cr_expect_eq(x.r.status, 1, "%s: %s", setup ? setup : "", x.log);
+	cr_expect(kt_contains(x.log, needle), "%s: '%s' not in: %s", setup ? setup : "", needle,
+	          x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the command ran");
+	free(stuck);
+	kx_free(&x);
+}
+
+Test(area, a_work_dir_where_the_area_cannot_be_made_fails_saying_so)
+{
+	blocked(NULL, ".", "/.keruta: Operation not permitted; check that the work dir "
+	                   "exists and is writable");
+	blocked("mkdir -p .keruta/tasks", ".keruta/tasks",
+	        "/.keruta/tasks/t-1/: Operation not permitted");
+}
+
+Test(area, a_doc_directory_that_cannot_be_moved_aside_fails_saying_so)
+{
+	static const char mine[] = "/.keruta/doc at the task's own directory: Operation not "
+	                           "permitted";
+	blocked("mkdir -p .keruta/doc && echo x > .keruta/unowned", ".keruta/unowned", mine);
+	/* the task's own directories are there; .keruta cannot change */
+	static const char own[] = "mkdir -p .keruta/tasks/t-1/doc .keruta/tasks/t-1/documents";
+	char *setup = NULL;
+	cr_assert(asprintf(&setup, "%s", own) > 0);
+	blocked(setup, ".keruta", mine);
+	free(setup);
+	cr_assert(asprintf(&setup, "%s && ln -s /tmp .keruta/doc", own) > 0);
+	blocked(setup, ".keruta", mine);
+	free(setup);
+	cr_assert(asprintf(&setup, "%s .keruta/doc .keruta/unowned", own) > 0);
+	blocked(setup, ".keruta", mine);
+	free(setup);
+}
+
+/* A work dir where .keruta cannot be made, with the events file in it by
+ * default: the stage fails saying why, the events file's failure is said
+ * once, and the summary does not name a file that was never written. */
+Test(area, an_events_file_that_cannot_be_opened_is_said_once)
+{
+	kx x;
+	kx_setup(&x);
+	if (kt_immutable(x.work, 1) != 0) {
+		kx_free(&x);
+		cr_skip_test("cannot make a directory immutable here (not root, or the file system "
+		             "lacks the attribute)");
+	}
+	area_pipeline(&x, "touch ran");
+	agent_defaults(&x, "run");
+	kt_immutable(x.work, 0);
+	cr_expect_eq(x.r.status, 1, "%s", x.log);
+	static const char warning[] = "/.keruta/events.jsonl: Operation not permitted; this run's "
+	                              "events are not recorded";
+	const char *at = strstr(x.log, warning);
+	cr_expect(at, "%s", x.log);
+	cr_expect(!at || !strstr(at + 1, warning), "said more than once: %s", x.log);
+	cr_expect(kt_contains(x.r.out, "no events file (cannot open the events file "), "%s", x.log);
+	cr_expect(!kt_contains(x.r.out, "events in "), "%s", x.log);
+	cr_expect(!kx_exists(x.work, "ran"), "the command ran");
+	kx_free(&x);
+}
+
 /* The log spool in API mode: a link planted where the task's spool goes
  * is not appended to when keruta-api refuses the log lines. */
 Test(area, planted_log_spool_link_is_not_written_through)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "krtest.h"
 
@@ -323,6 +324,78 @@ Test(runner, typed_options_reach_the_plugin)
 	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
 	char *t = trace_of(&x);
 	cr_expect(kt_contains(t, "count=7 flag=1 wait=120000 limit=2097152 items=3 env=1"), "%s", t);
+	cr_expect(kt_contains(t, "entries p q r A=b\n"), "%s", t);
+	free(t);
+	run_free(&x);
+}
+
+/* One stage of fx_ok with `extra` in its with: block is refused before
+ * any plugin is initialised: exit 2, the needle on stderr, no trace. */
+static void bad_option(const char *extra, const char *needle)
+{
+	run x = {0};
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  a: {plugin: fx_ok, with: {trace: @T@, label: a%s}}\n", extra) >
+	          0);
+	run_pipeline(&x, "[a]", stages, NULL);
+	cr_expect_eq(x.r.status, 2, "%s: exit %d: %s", extra, x.r.status, x.r.err);
+	cr_expect(kt_contains(x.r.err, "pipeline.yaml:5:"), "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, needle), "'%s' not in: %s", needle, x.r.err);
+	cr_expect(access(x.trace, F_OK) != 0, "%s: the plugin was started", extra);
+	free(stages);
+	run_free(&x);
+}
+
+/* Every kind of option refuses a value of another kind where it is
+ * written; a boolean is a plain word, so a quoted "true" is text. */
+Test(runner, each_option_kind_refuses_a_value_of_another_kind)
+{
+	bad_option(", file: [x]", "option 'file' of stage 'a' must be a string");
+	bad_option(", count: ~", "option 'count' of stage 'a' must be an integer");
+	bad_option(", count: 1.5", "option 'count' of stage 'a' must be an integer, not '1.5'");
+	bad_option(", flag: maybe", "option 'flag' of stage 'a' must be true or false, not 'maybe'");
+	bad_option(", flag: 'true'", "option 'flag' of stage 'a' must be true or false, not 'true'");
+	bad_option(", flag: {a: b}", "option 'flag' of stage 'a' must be true or false");
+	bad_option(", wait: soon",
+	           "option 'wait' of stage 'a' must be a duration such as 30s, 10m or 2h, not 'soon'");
+	bad_option(", limit: huge",
+	           "option 'limit' of stage 'a' must be a size such as 512KiB or 100MB, not 'huge'");
+	bad_option(", items: p", "option 'items' of stage 'a' must be a list of strings, not 'p'");
+	bad_option(", items: [p, [q]]", "option 'items' of stage 'a' must be a list of strings");
+	bad_option(", env: [A]", "option 'env' of stage 'a' must be a mapping of strings");
+	bad_option(", env: {A: {b: c}}", "option 'env' of stage 'a' must be a mapping of strings");
+}
+
+Test(runner, a_with_block_for_a_plugin_without_options_is_refused)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", "  a: {plugin: fx_initfail, with: {mode: fast}}\n", NULL);
+	cr_expect_eq(x.r.status, 2, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "pipeline.yaml:5:35: unknown key 'mode' in 'with' of stage "
+	                               "'a': its plugin takes no options"),
+	          "%s", x.r.err);
+	cr_expect(!kt_contains(x.r.err, "license server"), "the plugin was started: %s", x.r.err);
+	run_free(&x);
+}
+
+/* A plugin asking for an option its table lacks, or for none (NULL), or
+ * giving no place for the value, gets nothing, and the log says which,
+ * so the slip is found. */
+Test(runner, an_option_the_plugin_did_not_declare_answers_nothing)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: undeclared") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "plugin asked for option 'nope', which it does not declare"),
+	          "%s", x.r.err);
+	char *t = trace_of(&x);
+	cr_expect(kt_contains(t, "undeclared string=none int=2 bool=2 duration=2 size=2 "
+	                         "list=0/none map=0/none/none"),
+	          "%s", t);
+	cr_expect(kt_contains(t, "no name or no place: string=none int=2 bool=2 duration=2 size=2"),
+	          "%s", t);
+	cr_expect(kt_contains(x.r.err, "plugin asked for an option without a name (NULL)"), "%s",
+	          x.r.err);
 	free(t);
 	run_free(&x);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "run_common.h"
@@ -123,6 +124,117 @@ Test(run_taskfile, a_task_without_id_is_refused)
 	refused("title: no id\n", NEEDLES("the task has no 'id'"));
 }
 
+/* Each kind of field refuses what it cannot be, at the value's own
+ * file:line:col: text, script sources, env, lists, documents,
+ * repository, resources. */
+Test(run_taskfile, a_task_file_that_is_not_a_mapping_is_refused)
+{
+	refused("- id: t-1\n", NEEDLES("task.yaml:1:1: a task file must be a mapping of fields "
+	                               "(id:, title:, repository:, ...), not a list"));
+}
+
+Test(run_taskfile, an_empty_id_and_nul_bytes_are_refused)
+{
+	refused("id:\ntitle: x\n", NEEDLES("task.yaml:1:", "'id' must be a string, not empty"));
+	refused("id: t-1\ntitle: \"a\\0b\"\n", NEEDLES("task.yaml:2:8: 'title' contains a NUL byte"));
+}
+
+Test(run_taskfile, script_sources_are_checked)
+{
+	refused("id: t-1\nexecuteScript: {path: a.sh, content: x}\n",
+	        NEEDLES("task.yaml:2:16: 'executeScript' has both 'path' and 'content'; keep one"));
+	refused("id: t-1\ninstallScript: {}\n",
+	        NEEDLES("task.yaml:2:16: 'installScript' needs 'path: FILE' or 'content: TEXT'"));
+	refused("id: t-1\ncleanupScript: [a]\n",
+	        NEEDLES("task.yaml:2:16: 'cleanupScript' must be text, {path: FILE} or "
+	                "{content: TEXT}, not a list"));
+	refused("id: t-1\nscript: {content: [a]}\n",
+	        NEEDLES("task.yaml:2:19: 'content' must be text, not a list"));
+	refused("id: t-1\nscript: {path: [a.sh]}\n",
+	        NEEDLES("task.yaml:2:16: 'script' must be a string, not a list"));
+	refused("id: t-1\nscript: {path: .}\n",
+	        NEEDLES("task.yaml:2:16: 'script': cannot read", "not a regular file"));
+}
+
+Test(run_taskfile, a_script_path_the_agent_cannot_read_is_refused)
+{
+	if (geteuid() == 0)
+		cr_skip_test("root reads a file of mode 0000: the refusal needs a user without "
+		             "CAP_DAC_OVERRIDE");
+	char *dir = kt_tmpdir();
+	char *script = kt_path(dir, "locked.sh");
+	kt_write_file(script, "echo hi\n");
+	cr_assert_eq(chmod(script, 0), 0);
+	char *task = NULL;
+	cr_assert(asprintf(&task, "id: t-1\nscript: {path: '%s'}\n", script) > 0);
+	refused(task, NEEDLES("'script': cannot read", "locked.sh': Permission denied"));
+	free(task);
+	free(script);
+	kt_rmrf(dir);
+	free(dir);
+}
+
+Test(run_taskfile, env_names_and_values_are_checked)
+{
+	refused("id: t-1\nenv: [A=1]\n",
+	        NEEDLES("task.yaml:2:6: 'env' must be a mapping of NAME: value, not a list"));
+	refused("id: t-1\nenvironment: {'A=B': x}\n",
+	        NEEDLES("task.yaml:2:15: 'environment' name 'A=B' must be 1 to 255 characters "
+	                "without '='"));
+	refused("id: t-1\nenv: {'': x}\n", NEEDLES("'env' name '' must be 1 to 255 characters"));
+	refused("id: t-1\nenv: {A: \"x\\0y\"}\n", NEEDLES("task.yaml:2:10: 'env.A' contains a NUL byte"));
+	refused("id: t-1\nenv: {A: x}\nenvironment: {B: y}\n",
+	        NEEDLES("task.yaml:3:14: 'env' and 'environment' name the same field; keep one"));
+}
+
+Test(run_taskfile, lists_of_ids_and_strings_are_checked)
+{
+	refused("id: t-1\ndocumentIds: d1\n",
+	        NEEDLES("task.yaml:2:14: 'documentIds' must be a list of ids, not a scalar"));
+	refused("id: t-1\ndocumentIds: [d1, [d2]]\n",
+	        NEEDLES("task.yaml:2:19: entry 2 of 'documentIds' must be a string, not a list"));
+	refused("id: t-1\ncommand: [echo, {a: b}]\n",
+	        NEEDLES("task.yaml:2:17: entry 2 of 'command' must be a string, not a mapping"));
+}
+
+Test(run_taskfile, documents_are_checked_entry_by_entry)
+{
+	refused("id: t-1\ndocuments: [[a]]\n",
+	        NEEDLES("task.yaml:2:13: document 1 must be an id or {id, name, path|content}, not "
+	                "a list"));
+	refused("id: t-1\ndocuments: [d1, ~]\n", NEEDLES("document 2 must be a string, not empty"));
+	refused("id: t-1\ndocuments:\n  - {name: a.md, content: x}\n",
+	        NEEDLES("task.yaml:3:5: document 1 has no 'id'"));
+	refused("id: t-1\ndocuments:\n  - {id: [x], content: y}\n",
+	        NEEDLES("task.yaml:3:10: a document's 'id' must be a string, not a list"));
+	refused("id: t-1\ndocuments:\n  - {id: a, name: [x], content: y}\n",
+	        NEEDLES("task.yaml:3:19: a document's 'name' must be a string, not a list"));
+	refused("id: t-1\ndocuments:\n  - {id: a}\n",
+	        NEEDLES("task.yaml:3:5: document 1 needs 'path: FILE' or 'content: TEXT'"));
+}
+
+Test(run_taskfile, repository_fields_are_checked)
+{
+	refused("id: t-1\nrepository: {url: [x]}\n",
+	        NEEDLES("task.yaml:2:19: 'repository.url' must be a string, not a list"));
+	refused("id: t-1\nrepository: {url: /r.git, branch: a, ref: b}\n",
+	        NEEDLES("task.yaml:2:13: 'repository' has both 'branch' and 'ref'; keep one"));
+}
+
+Test(run_taskfile, resources_are_checked)
+{
+	refused("id: t-1\nresources: 2\n",
+	        NEEDLES("task.yaml:2:12: 'resources' must be {requests: {...}, limits: {...}}, not "
+	                "a scalar"));
+	refused("id: t-1\nresources: {limit: {cpu: 1}}\n",
+	        NEEDLES("task.yaml:2:13: unknown key 'limit' in 'resources'", "did you mean 'limits'?"));
+	refused("id: t-1\nresources: {limits: 1Gi}\n",
+	        NEEDLES("task.yaml:2:21: 'resources.limits' must be a mapping like {cpu: 500m, "
+	                "memory: 1Gi}, not a scalar"));
+	refused("id: t-1\nresources: {limits: {cpu: [1]}}\n",
+	        NEEDLES("task.yaml:2:27: 'resources.limits.cpu' must be a string, not a list"));
+}
+
 Test(run_taskfile, every_documented_field_is_accepted)
 {
 	rt r;
@@ -163,6 +275,27 @@ Test(run_taskfile, script_from_a_path_runs)
 	cr_expect(kt_contains(res.out, "from-file\n"), "%s", res.out);
 	kt_result_free(&res);
 	free(script);
+	rt_free(&r);
+}
+
+/* `repository: URL` (a plain string) is the URL the clone stage uses;
+ * null fields count as not given. */
+Test(run_taskfile, a_repository_given_as_a_url_is_what_the_clone_uses)
+{
+	rt r;
+	rt_init(&r, "id: t-1\nrepository: /nonexistent/repo.git\ntitle: ~\nimage: ~\n"
+	            "script: \"touch ran\"\n");
+	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
+	                      "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1, "exit %d: %s", res.status, res.err);
+	cr_expect(kt_contains(res.err, "clone: repository /nonexistent/repo.git does not exist"),
+	          "%s", res.err);
+	char *ran = kt_path(r.work, "ran");
+	cr_expect_neq(access(ran, F_OK), 0, "the script ran without its repository");
+	free(ran);
+	kt_result_free(&res);
 	rt_free(&r);
 }
 

@@ -184,6 +184,9 @@ typedef struct kr_process_result {
  *
  * `size` is sizeof(kr_services) as the agent was built; before calling a
  * member added in a later minor, check KR_SERVICES_HAS(svc, member).
+ *
+ * A NULL task, name, path or struct where a service needs one is refused
+ * (KR_FAILED with a reason, NULL, 0 or KR_NOT_FOUND), never followed.
  */
 typedef struct kr_services {
 	uint32_t size;
