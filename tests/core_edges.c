@@ -197,6 +197,25 @@ Test(core_edges, services_refuse_null_arguments_without_a_crash)
 	kx_free(&x);
 }
 
+/* A line whose last character takes 2, 3 or 4 bytes in UTF-8 (the whole
+ * line ends exactly where the character does) is logged as it was
+ * written, not with that character replaced as if it were cut short. */
+Test(core_edges, lines_ending_in_a_multibyte_character_are_logged_intact)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, "  execute: [run]\n",
+	            "  run: {plugin: execute, with: {argv: [/bin/sh, -c, "
+	            "'printf \"caf\\303\\251\\n\\342\\202\\254\\nok \\360\\237\\230\\200\\n\"']}}\n");
+	kx_agent(&x, "execute", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.events, "\"line\":\"caf\xc3\xa9\""), "%s", x.events);
+	cr_expect(kt_contains(x.events, "\"line\":\"\xe2\x82\xac\""), "%s", x.events);
+	cr_expect(kt_contains(x.events, "\"line\":\"ok \xf0\x9f\x98\x80\""), "%s", x.events);
+	cr_expect(!kt_contains(x.events, "\\ufffd"), "%s", x.events);
+	kx_free(&x);
+}
+
 /* The termination message is what `kubectl describe` shows: written
  * without a false alarm, and a failed write said in the log. */
 Test(core_edges, the_termination_message_is_written_without_a_warning)
