@@ -4,8 +4,11 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "node.h"
 #include "pipeline.h"
@@ -399,5 +402,26 @@ Test(pipeline, many_keys_are_read_and_duplicates_still_found, .timeout = 60)
 	text = many_keys(150000, ", \"k7\": 1, \"k5\": 2, \"k7\": 3");
 	cr_assert_neq(kr_node_load_string("big.json", text, strlen(text), &root, &err), 0);
 	cr_expect(strstr(err.msg, "duplicate key 'k7' (first at line 1)") != NULL, "%s", err.msg);
+	free(text);
+}
+
+/* A signal earlier in the agent leaves errno at EINTR; reading a file
+ * still ends at its end, with the whole text (a loop that took that
+ * stale EINTR for an interrupted read would never end). */
+Test(pipeline, reading_a_file_ends_at_its_end_whatever_errno_held, .timeout = 10)
+{
+	char path[] = "/tmp/kr-read-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "three\nlines\nhere\n", 17), 17);
+	close(fd);
+	size_t len = 0;
+	kr_error err = {0};
+	errno = EINTR;
+	char *text = kr_read_file(path, 0, &len, 1, "test file", &err);
+	unlink(path);
+	cr_assert(text, "%s", err.msg);
+	cr_expect_eq(len, 17);
+	cr_expect_str_eq(text, "three\nlines\nhere\n");
 	free(text);
 }
