@@ -6,10 +6,13 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -275,6 +278,42 @@ Test(git_clone, local_path_clone_is_complete_and_reruns_fetch)
 	}
 	free(src);
 	free(url);
+}
+
+/* A local source on another file system: its object files cannot be
+ * hard linked, so each is copied, and the clone is as complete and shares
+ * no inode with the source.  The other file system is a tmpfs mounted in
+ * a mount namespace of this test's own process (the agent inherits it). */
+Test(git_clone, local_path_on_another_file_system_is_copied)
+{
+	gt_make_repo(base, 0);
+	char *fs2 = kt_path(base, "fs2");
+	cr_assert_eq(mkdir(fs2, 0755), 0);
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("keruta-test", fs2, "tmpfs", 0, "size=64m") != 0) {
+		free(fs2);
+		cr_skip_test("cannot mount a tmpfs in a mount namespace here (%s): needs root or "
+		             "CAP_SYS_ADMIN",
+		             strerror(errno));
+	}
+	free(gt_sh(base, "cp -a srv/repo.git fs2/repo.git"));
+	char *url = kt_path(fs2, "repo.git");
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	char *shared = gt_sh(base, "find work/.git/objects fs2/repo.git/objects -type f -links +1 "
+	                           "| wc -l");
+	umount2(fs2, MNT_DETACH);
+	expect_ok(&r);
+	cr_expect(kt_contains(r.err, "MiB, copied) from "), "%s", r.err);
+	cr_expect_str_eq(shared, "0", "no object file is shared");
+	cr_expect_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	cr_expect_str_eq(gt_q(wd, "git rev-parse 'v1^{commit}'"),
+	                 gt_q(base, "git -C src rev-parse 'v1^{commit}'"));
+	cr_expect_str_eq(gt_q(wd, "git fsck --no-progress 2>&1 && echo sound"), "sound");
+	kt_result_free(&r);
+	free(shared);
+	free(url);
+	free(fs2);
 }
 
 /* A local source is someone else's directory: what its objects dir holds
@@ -649,17 +688,23 @@ Test(git_clone, shallow_depth_warns_and_clones_fully)
 	free(url);
 }
 
-Test(git_clone, submodules_on_request)
+/* The test repositories and srv/sub.git (one file, s.txt), a submodule
+ * of src at mods/sub named by `rel_url`, relative to the superproject
+ * (so it is fetched from the same server), pushed to srv/repo.git. */
+static void make_repo_with_submodule(const char *rel_url)
 {
 	gt_make_repo(base, 0);
 	free(gt_sh(base, "git init -q -b main sub && cd sub && echo s > s.txt && git add s.txt && "
 	                 "git commit -qm s && cd .. && git clone -q --bare sub srv/sub.git && "
 	                 "cd src && git -c protocol.file.allow=always submodule add -q ../srv/sub.git "
-	                 "mods/sub && git commit -qm 'add sub' && git push -q ../srv/repo.git main"));
-	/* The superproject names the submodule relative to itself, so it is
-	 * fetched from the same server. */
-	free(gt_sh(base, "cd src && git config -f .gitmodules submodule.mods/sub.url ../sub.git && "
-	                 "git commit -qam rel && git push -q ../srv/repo.git main"));
+	                 "mods/sub && git config -f .gitmodules submodule.mods/sub.url %s && "
+	                 "git commit -qam 'add sub' && git push -q ../srv/repo.git main",
+	           rel_url));
+}
+
+Test(git_clone, submodules_on_request)
+{
+	make_repo_with_submodule("../sub.git");
 	start_server("daemon");
 	char *url = url_of("daemon", "repo.git");
 	kt_result r;
@@ -673,6 +718,45 @@ Test(git_clone, submodules_on_request)
 	run_clone(&r, url, "main", NULL, NULL);
 	expect_ok(&r);
 	cr_assert_neq(access(gt_path(wd, "mods/sub/s.txt"), F_OK), 0);
+	kt_result_free(&r);
+	free(url);
+}
+
+/* A submodule that cannot be fetched fails the clone by its name, after
+ * the retries a transfer gets, and leaves no partial clone.  A .gitmodules
+ * that cannot be read fails the checkout (libgit2 reads it there), not
+ * retried, and a fresh clone is not told to move local changes it does
+ * not have. */
+Test(git_clone, submodule_failures_are_named_and_leave_no_partial_clone)
+{
+	make_repo_with_submodule("../gone.git");
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", ", submodules: true, retries: 1", NULL);
+	char *all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "clone: submodule mods/sub: "), "%s", all);
+	cr_expect(kt_contains(all, "attempt 1 of 2"), "retried: %s", all);
+	cr_expect(!kt_contains(all, "attempt 2 of 2"), "%s", all);
+	cr_expect_neq(access(gt_path(wd, ".git"), F_OK), 0, "the partial clone is removed");
+	cr_expect_neq(access(gt_path(wd, "README"), F_OK), 0, "the partial clone is removed");
+	free(all);
+	kt_result_free(&r);
+
+	free(gt_sh(base, "cd src && printf '[submodule \"mods/sub\"\\n\\tpath = mods/sub\\n' > "
+	                 ".gitmodules && git commit -qam 'broken .gitmodules' && "
+	                 "git push -q ../srv/repo.git main"));
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", ", submodules: true, retries: 1", NULL);
+	all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "clone: cannot check out main in "), "%s", all);
+	cr_expect(kt_contains(all, "/.gitmodules:1)"), "%s", all);
+	cr_expect(!kt_contains(all, "local changes"), "%s", all);
+	cr_expect(!kt_contains(all, "attempt 1 of"), "not retried: %s", all);
+	cr_expect_neq(access(gt_path(wd, ".git"), F_OK), 0, "the partial clone is removed");
+	free(all);
 	kt_result_free(&r);
 	free(url);
 }
