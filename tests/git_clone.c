@@ -864,6 +864,51 @@ Test(git_clone, ssh_key_and_known_hosts)
 	kt_result_free(&r);
 	free(all);
 
+	/* A key marked @revoked is refused wherever the mark stands, also
+	 * after a line that lists the same key as valid (as OpenSSH does). */
+	free(gt_sh(base, "cd ssh && k=\"$(cut -d' ' -f1,2 host.pub)\" && "
+	                 "printf '@revoked [localhost]:%d %%s\\n' \"$k\" > revoked-first && "
+	                 "cat known revoked-first > revoked-after && cat known >> revoked-first",
+	           srv.port));
+	static const char *const revoked[] = {"revoked-first", "revoked-after"};
+	for (size_t i = 0; i < 2; i++) {
+		char *with = NULL;
+		cr_assert(asprintf(&with, ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s/ssh/%s\"",
+		                   base, base, revoked[i]) > 0);
+		kt_rmrf(wd);
+		run_clone(&r, url, "main", with, NULL);
+		all = gt_output(&r);
+		cr_expect_eq(r.status, 1, "%s: %s", revoked[i], all);
+		cr_expect(kt_contains(all, "the SSH host key of localhost is marked @revoked in "), "%s: %s",
+		          revoked[i], all);
+		cr_expect_not(kt_contains(all, "retrying"), "%s", all);
+		cr_expect_neq(access(gt_path(wd, "README"), F_OK), 0, "%s: nothing checked out",
+		              revoked[i]);
+		kt_result_free(&r);
+		free(all);
+		free(with);
+	}
+
+	/* Neither known_hosts nor KERUTA_GIT_KNOWN_HOSTS: ~/.ssh/known_hosts. */
+	char *home = kt_path(base, "home"), *home_env = NULL, *key_only = NULL;
+	free(gt_sh(base, "mkdir -p home/.ssh && cp ssh/known home/.ssh/known_hosts"));
+	cr_assert(asprintf(&home_env, "HOME=%s", home) > 0);
+	cr_assert(asprintf(&key_only, ", ssh_key_file: \"%s/ssh/client\"", base) > 0);
+	const char *const home_envs[] = {home_env, "KERUTA_GIT_KNOWN_HOSTS", NULL};
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", key_only, home_envs);
+	expect_ok(&r);
+	kt_result_free(&r);
+	free(gt_sh(base, "rm home/.ssh/known_hosts"));
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", key_only, home_envs);
+	all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "/home/.ssh/known_hosts"), "the default file is named: %s", all);
+	kt_result_free(&r);
+	free(all);
+	free(home), free(home_env), free(key_only);
+
 	/* A FIFO as known_hosts: refused, naming it, not waited on. */
 	char *fifo = kt_path(base, "ssh/known-fifo"), *fifo_known = NULL;
 	cr_assert_eq(mkfifo(fifo, 0600), 0);
