@@ -284,18 +284,23 @@ Test(git_clone, local_path_clone_is_complete_and_reruns_fetch)
  * hard linked, so each is copied, and the clone is as complete and shares
  * no inode with the source.  The other file system is a tmpfs mounted in
  * a mount namespace of this test's own process (the agent inherits it). */
-Test(git_clone, local_path_on_another_file_system_is_copied)
+/* Mount a tmpfs (mount options opts) on the directory dir, made here, in a
+ * mount namespace of this test's process, or skip the test. */
+static void tmpfs_or_skip(const char *dir, const char *opts)
 {
-	gt_make_repo(base, 0);
-	char *fs2 = kt_path(base, "fs2");
-	cr_assert_eq(mkdir(fs2, 0755), 0);
+	cr_assert_eq(mkdir(dir, 0755), 0);
 	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
-	    mount("keruta-test", fs2, "tmpfs", 0, "size=64m") != 0) {
-		free(fs2);
+	    mount("keruta-test", dir, "tmpfs", 0, opts) != 0)
 		cr_skip_test("cannot mount a tmpfs in a mount namespace here (%s): needs root or "
 		             "CAP_SYS_ADMIN",
 		             strerror(errno));
-	}
+}
+
+Test(git_clone, local_path_on_another_file_system_is_copied)
+{
+	gt_make_repo(base, 0);
+	char *fs2 = gt_path(base, "fs2");
+	tmpfs_or_skip(fs2, "size=64m");
 	free(gt_sh(base, "cp -a srv/repo.git fs2/repo.git"));
 	char *url = kt_path(fs2, "repo.git");
 	kt_result r;
@@ -313,7 +318,30 @@ Test(git_clone, local_path_on_another_file_system_is_copied)
 	kt_result_free(&r);
 	free(shared);
 	free(url);
-	free(fs2);
+}
+
+/* The copy fills the work dir's file system: the clone fails naming the
+ * file and the cause, and the partial clone is removed (space freed for
+ * whatever the task does next). */
+Test(git_clone, local_path_copy_into_a_full_file_system_fails_and_cleans_up)
+{
+	gt_make_repo(base, 1);
+	free(gt_sh(base, "mkdir fs2 && cp -a srv/repo.git fs2/repo.git"));
+	tmpfs_or_skip(wd, "size=256k");
+	char *url = kt_path(base, "fs2/repo.git");
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	char *left = gt_sh(base, "ls -A work | grep -vx .keruta | wc -l");
+	umount2(wd, MNT_DETACH);
+	char *all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "clone: cannot take the objects of "), "%s", all);
+	cr_expect(kt_contains(all, "No space left on device"), "%s", all);
+	cr_expect_str_eq(left, "0", "the partial clone is removed");
+	free(all);
+	free(left);
+	kt_result_free(&r);
+	free(url);
 }
 
 /* A local source is someone else's directory: what its objects dir holds
