@@ -8,7 +8,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -677,19 +679,27 @@ Test(git_clone, unresolvable_host_is_named)
 /* A server that takes the connection and then says nothing: the transfer
  * ends after io_timeout with an error naming the server and the wait, not
  * as if the server had closed the connection. */
-Test(git_clone, silent_server_times_out_naming_it)
+/* A TCP socket bound on loopback, not listening (connections to it are
+ * refused), and the git:// URL of its port (caller frees). */
+static int loopback_socket(char **url)
 {
 	int ls = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert_geq(ls, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof sa;
 	cr_assert_eq(bind(ls, (struct sockaddr *)&sa, sl), 0);
+	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	cr_assert(asprintf(url, "git://127.0.0.1:%d/repo.git", ntohs(sa.sin_port)) > 0);
+	return ls;
+}
+
+Test(git_clone, silent_server_times_out_naming_it)
+{
+	char *url = NULL;
+	int ls = loopback_socket(&url);
 	/* never accepted: the kernel completes the handshake and takes the
 	 * request, and no answer ever comes */
 	cr_assert_eq(listen(ls, 8), 0);
-	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
-	char *url = NULL;
-	cr_assert(asprintf(&url, "git://127.0.0.1:%d/repo.git", ntohs(sa.sin_port)) > 0);
 	kt_result r;
 	run_clone(&r, url, "main", ", retries: 0, io_timeout: 1s", NULL);
 	char *all = gt_output(&r);
@@ -699,6 +709,87 @@ Test(git_clone, silent_server_times_out_naming_it)
 	kt_result_free(&r);
 	close(ls);
 	free(all), free(url);
+}
+
+/* Start the clone of url with these options (YAML flow text), wait until
+ * its stderr holds `when` and then_ms more, SIGTERM the agent, and collect
+ * it (r->err is all of its stderr). */
+static void clone_stopped_when(kt_result *r, const char *url, const char *with, const char *when,
+                               int then_ms)
+{
+	char *task = NULL, *stages = NULL, *dir = NULL;
+	cr_assert(asprintf(&task, "id: t1\nrepository: { url: \"%s\" }\n", url) > 0);
+	cr_assert(asprintf(&stages, "  clone: { plugin: clone, with: { %s } }", with) > 0);
+	int out_fd, err_fd;
+	pid_t pid = gt_agent_spawn("execute", wd, task, "[clone]", stages, NULL, &out_fd, &err_fd,
+	                           &dir);
+	cr_assert_gt(pid, 0);
+	char seen[65536];
+	size_t n = 0;
+	seen[0] = '\0';
+	for (int i = 0; i < 600 && !strstr(seen, when) && n < sizeof(seen) - 1; i++) {
+		struct pollfd p = {err_fd, POLLIN, 0};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t got = read(err_fd, seen + n, sizeof(seen) - 1 - n);
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		seen[n] = '\0';
+	}
+	int found = strstr(seen, when) != NULL;
+	usleep((useconds_t)then_ms * 1000);
+	kill(pid, SIGTERM);
+	kt_wait(r, pid, out_fd, err_fd, 60);
+	char *all = NULL;
+	cr_assert(asprintf(&all, "%s%s", seen, r->err ? r->err : "") >= 0);
+	free(r->err);
+	r->err = all;
+	r->err_len = strlen(all);
+	cr_assert(found, "'%s' never logged: %s", when, r->err);
+	kt_rmrf(dir);
+	free(dir);
+	free(stages);
+	free(task);
+}
+
+/* SIGTERM while the clone waits to retry, or waits for a silent server:
+ * the clone stops then (not after the pause or the I/O timeout), the task
+ * fails as terminated, and no partial clone is left. */
+Test(git_clone, sigterm_stops_a_clone_waiting_to_retry_or_for_the_server)
+{
+	char *url = NULL;
+	int ls = loopback_socket(&url);
+	static const struct {
+		int listening;
+		const char *with, *when;
+		int then_ms;
+	} cases[] = {
+	        /* nothing listens: refused, then a pause of 10 minutes */
+	        {0, "retries: 5, retry_delay: 10m", "retrying in", 0},
+	        /* accepted by the kernel, never answered: a 10 minute timeout
+	         * (the connection is made within the half second) */
+	        {1, "retries: 0, io_timeout: 10m", "cloning git://", 500},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].listening)
+			cr_assert_eq(listen(ls, 8), 0);
+		kt_rmrf(wd);
+		cr_assert_eq(mkdir(wd, 0755), 0);
+		kt_result r;
+		clone_stopped_when(&r, url, cases[i].with, cases[i].when, cases[i].then_ms);
+		char *all = gt_output(&r);
+		cr_expect(!r.timed_out, "case %zu: still running after 60 s: %s", i, all);
+		cr_expect_eq(r.status, 1, "case %zu: %s", i, all);
+		cr_expect(kt_contains(all, "terminated by SIGTERM: clone: "), "case %zu: %s", i, all);
+		cr_expect(!kt_contains(all, "attempt 2 of"), "case %zu: %s", i, all);
+		cr_expect_str_eq(gt_q(base, "ls -A work | grep -vx .keruta | wc -l"), "0",
+		                 "case %zu: no partial clone", i);
+		free(all);
+		kt_result_free(&r);
+	}
+	close(ls);
+	free(url);
 }
 
 Test(git_clone, shallow_depth_warns_and_clones_fully)
