@@ -1008,6 +1008,30 @@ Test(git_clone, ssh_key_and_known_hosts)
 		free(with);
 	}
 
+	/* A hashed name (ssh-keygen -H) is not read: the key counts as
+	 * unknown, and the message says so; ssh_insecure_host: true takes any
+	 * key, with a warning. */
+	free(gt_sh(base, "cd ssh && cp known hashed && ssh-keygen -q -H -f hashed 2>/dev/null && "
+	                 "grep -q '^|1|' hashed"));
+	char *hashed = NULL, *insecure = NULL;
+	cr_assert(asprintf(&hashed, ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s/ssh/hashed\"",
+	                   base, base) > 0);
+	cr_assert(asprintf(&insecure, "%s, ssh_insecure_host: true", hashed) > 0);
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", hashed, NULL);
+	all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "host key of localhost is not in"), "%s", all);
+	cr_expect(kt_contains(all, "without -H"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", insecure, NULL);
+	expect_ok(&r);
+	cr_expect(kt_contains(r.err, "the SSH host key of localhost is not checked"), "%s", r.err);
+	kt_result_free(&r);
+	free(hashed), free(insecure);
+
 	/* Neither known_hosts nor KERUTA_GIT_KNOWN_HOSTS: ~/.ssh/known_hosts. */
 	char *home = kt_path(base, "home"), *home_env = NULL, *key_only = NULL;
 	free(gt_sh(base, "mkdir -p home/.ssh && cp ssh/known home/.ssh/known_hosts"));
