@@ -632,3 +632,67 @@ Test(api_faults, documents_and_install_script_download)
 	free(rep);
 	kt_result_free(&r);
 }
+
+/* What keruta-api's answers may hold beyond the usual, each a clear
+ * outcome: another task than the one asked for, ids that are no path
+ * segment, a malformed repository record, a task that brings its install
+ * script itself, and an artifact upload refused or answered with
+ * something unreadable. */
+Test(api_faults, unusual_answers_have_clear_outcomes)
+{
+	static const struct {
+		const char *seed, *fault, *with, *want, *report;
+		int status;
+	} cases[] = {
+	        {NULL,
+	         "{\"match\":{\"method\":\"GET\",\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\","
+	         "\"code\":200,\"body\":{\"id\":\"t9\"}}",
+	         NULL, "keruta-api answered task 't9' when asked for task 't1'", NULL, 1},
+	        {NULL,
+	         "{\"match\":{\"method\":\"GET\",\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\","
+	         "\"code\":200,\"body\":{\"id\":\"..\"}}",
+	         NULL, "invalid task id '..'", NULL, 2},
+	        {"{\"tasks\":[{\"id\":\"t1\",\"documentIds\":[\"d1\",\"a/b\"]}]}", NULL, NULL,
+	         "invalid document id 'a/b'", NULL, 2},
+	        {"{\"repositories\":[{\"id\":\"r1\",\"url\":[\"x\"]}]}", NULL, "repository: true",
+	         "repository r1", "repository failed\n", 1},
+	        {"{\"tasks\":[{\"id\":\"t1\",\"installScript\":\"echo own\\n\"}]}", NULL,
+	         "install_to: %s/own.sh", NULL, "install ok\n", 0},
+	        {NULL,
+	         "{\"match\":{\"method\":\"POST\",\"path_regex\":\"/documents$\"},\"action\":\"status\","
+	         "\"code\":404}",
+	         "upload: %s/a.txt, upload_text: x", "keruta-api answered 404", "upload failed\n", 1},
+	        {NULL,
+	         "{\"match\":{\"method\":\"POST\",\"path_regex\":\"/documents$\"},\"action\":\"garbage\"}",
+	         "upload: %s/a.txt, upload_text: x", NULL, "upload ok\n", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].seed)
+			at_control(&C, "/_control/seed", cases[i].seed);
+		if (cases[i].fault)
+			at_control(&C, "/_control/fault", cases[i].fault);
+		char *with = NULL;
+		cr_assert(asprintf(&with, cases[i].with ? cases[i].with : "count: 1", C.work) > 0);
+		at_pipeline(&C, with, NULL);
+		free(with);
+		kt_rmrf(C.report);
+		kt_result r;
+		cr_expect_eq(at_agent(&C, &r, NULL, token_env, 30), cases[i].status, "case %zu: %s", i,
+		             r.err);
+		if (cases[i].want)
+			cr_expect(kt_contains(r.err, cases[i].want), "case %zu: %s", i, r.err);
+		char *rep = kt_read_file(C.report, NULL);
+		if (cases[i].report)
+			cr_expect(rep && kt_contains(rep, cases[i].report), "case %zu: %s", i, rep);
+		free(rep);
+		kt_result_free(&r);
+		at_control(&C, "/_control/reset", "{}");
+		at_control(&C, "/_control/seed",
+		           "{\"tasks\":[{\"id\":\"t1\",\"repositoryId\":\"r1\"}],"
+		           "\"repositories\":[{\"id\":\"r1\",\"url\":\"https://example.invalid/r.git\"}]}");
+	}
+	char *own = kt_path(C.work, "own.sh"), *text = kt_read_file(own, NULL);
+	cr_expect_str_eq(text ? text : "", "echo own\n", "the task's own install script is written");
+	free(text);
+	free(own);
+}
