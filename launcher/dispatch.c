@@ -1197,9 +1197,11 @@ static int take_pending(dispatcher *d)
 	}
 	api_result(d, &err);
 	if (!list.is_list) {
+		/* answered all the same: the next poll waits its interval (it was
+		 * made at once, again and again, and --once never ended) */
 		kr_log(KR_LOG_WARN, NULL, "the PENDING tasks answer is not a list; ignored");
 		kr_pending_free(&list);
-		return -1;
+		return 0;
 	}
 	/* records are read only while there is room: the rest of the list is
 	 * never parsed */

@@ -1268,6 +1268,44 @@ Test(dispatch, a_pending_list_wrapped_in_an_object_is_read)
 	}
 }
 
+/* A PENDING answer that is an object without a list in it is ignored
+ * with a warning (nothing started), and counts as a poll: --once ends;
+ * with no keruta-api and no task named,
+ * dispatch has nothing to do and says what to give. */
+Test(dispatch, a_pending_answer_without_a_list_and_no_source_of_tasks)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"nolist-1\", \"status\": \"PENDING\"}]}");
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/fault",
+	                 "{\"match\": {\"method\": \"GET\", \"path_regex\": \"/tasks/status/PENDING$\"}, "
+	                 "\"action\": \"status\", \"code\": 200, \"times\": -1, \"body\": "
+	                 "{\"page\": {\"id\": \"nolist-1\"}}}",
+	                 &st));
+	cr_assert_eq(st, 200);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "100ms", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "the PENDING tasks answer is not a list; ignored"), "%s", r.err);
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-nolist-1"), "nothing started");
+	kt_result_free(&r);
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = json_tokener_parse(text ? text : "[]");
+	cr_expect_eq(kt_count_requests(reqs, "GET", "/tasks/status/PENDING", NULL), 1,
+	             "--once polls once, not again at once");
+	json_object_put(reqs);
+	free(text);
+
+	const char *const none[] = {"dispatch", "--kubeconfig", kube.kubeconfig, NULL};
+	cr_assert_eq(kt_agent_run(&r, none, NULL, 30), 0);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "dispatch needs --api-url (to take PENDING tasks), or one task "
+	                             "with --task-id / --task-file"),
+	          "%s", r.err);
+	kt_result_free(&r);
+	cr_expect_eq(count_requests("POST", "/jobs"), 0);
+}
+
 /* keruta-api down when `dispatch --task-id` starts: the task is asked for
  * again on a backoff, up to --api-retries times. */
 Test(dispatch, task_id_waits_for_keruta_api_within_its_retries)
