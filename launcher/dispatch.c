@@ -693,9 +693,15 @@ static int start(dispatcher *d, kr_ltask *lt, kr_error *err)
 		json_object *ans = NULL;
 		kr_error gerr = {0};
 		if (kr_kube_call(d->k, "GET", p, NULL, NULL, &ans, &gerr) == 200) {
-			if (str_at(ans, "metadata", "annotations", REPORTED)) {
-				kr_log(KR_LOG_INFO, NULL, "task %s: its Job %s was already reported on", id,
-				       name);
+			const char *reported = str_at(ans, "metadata", "annotations", REPORTED);
+			if (reported) {
+				kr_log(KR_LOG_INFO, NULL, "task %s: its Job %s was already reported on (%s)",
+				       id, name, reported);
+				/* --task-id's exit status is the task's outcome, whoever reported it */
+				if (strcmp(reported, kr_launcher_status_name(d->s, "failed")) == 0) {
+					t->result = KR_EXIT_TASK_FAILED;
+					d->failed++;
+				}
 				t->st = T_DONE;
 			} else {
 				kr_log(KR_LOG_INFO, NULL, "task %s: Job %s exists; following it", id, name);
@@ -1191,9 +1197,11 @@ static int take_pending(dispatcher *d)
 	}
 	api_result(d, &err);
 	if (!list.is_list) {
+		/* answered all the same: the next poll waits its interval (it was
+		 * made at once, again and again, and --once never ended) */
 		kr_log(KR_LOG_WARN, NULL, "the PENDING tasks answer is not a list; ignored");
 		kr_pending_free(&list);
-		return -1;
+		return 0;
 	}
 	/* records are read only while there is room: the rest of the list is
 	 * never parsed */

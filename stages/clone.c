@@ -531,11 +531,14 @@ static int checkout(attempt *a, const git_oid *oid)
 	int rc = git_checkout_tree(a->repo, (git_object *)commit, &co);
 	git_commit_free(commit);
 	if (rc < 0) {
-		r->svc->fail(r->task,
-		             "clone: cannot check out %s in %s: %s%s%s; commit, move or remove "
-		             "local changes (nothing was overwritten)",
+		/* a forced checkout (a fresh clone) overwrites nothing: no local
+		 * change can be the cause, so none is to be moved aside */
+		r->svc->fail(r->task, "clone: cannot check out %s in %s: %s%s%s%s",
 		             a->ref && *a->ref ? a->ref : "the default branch", a->wd, lg2_msg(),
-		             conflict ? ", first conflict: " : "", conflict ? conflict : "");
+		             conflict ? ", first conflict: " : "", conflict ? conflict : "",
+		             co.checkout_strategy == GIT_CHECKOUT_SAFE
+		                     ? "; commit, move or remove local changes (nothing was overwritten)"
+		                     : "");
 		free(conflict);
 		return -1;
 	}

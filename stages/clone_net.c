@@ -423,7 +423,9 @@ static int hosts_match(char *list, const char *host, int port)
 	return match;
 }
 
-/* 1: the key is listed for the host; 0: not; -1: the file is unreadable. */
+/* 1: the key is listed for the host; 0: not; -1: the file is unreadable.
+ * Every line is read: a @revoked mark wins wherever it stands, also after
+ * a line that lists the same key as valid. */
 static int known_host(clone_run *r, const char *file, const char *host, int port,
                       const char *key_b64, int *revoked, char *why, size_t why_size)
 {
@@ -431,7 +433,7 @@ static int known_host(clone_run *r, const char *file, const char *host, int port
 	if (!text)
 		return -1;
 	int found = 0;
-	for (char *rest = text, *line; !found && (line = strsep(&rest, "\n"));) {
+	for (char *rest = text, *line; !*revoked && (line = strsep(&rest, "\n"));) {
 		char *save = NULL, *marker = NULL;
 		char *hostsf = strtok_r(line, " \t\r\n", &save);
 		if (!hostsf || *hostsf == '#')

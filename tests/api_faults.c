@@ -507,6 +507,15 @@ Test(api_faults, keruta_api_script_answer_malformed)
 	         "script.parameters.env entry 'A=B'"},
 	        {"{\"content\":\"true\",\"parameters\":{\"env\":{\"OK\":{\"n\":1}}}}",
 	         "script.parameters.env entry 'OK'"},
+	        {"{\"content\":\"true\",\"parameters\":{\"env\":\"A=B\"}}",
+	         "field 'script.parameters.env' must be an object of NAME: value"},
+	        /* keruta-api's ScriptResponse, its environment not a map */
+	        {"{\"executeScript\":\"true\",\"environment\":\"A=B\"}",
+	         "field 'environment' must be an object of NAME: value"},
+	        {"{\"executeScript\":\"true\",\"environment\":[\"A=B\"]}",
+	         "field 'environment' must be an object of NAME: value"},
+	        {"{\"executeScript\":\"true\",\"environment\":{\"A\":[\"x\"]}}",
+	         "environment entry 'A'"},
 	        {"{\"success\":false,\"message\":\"no script\"}", "success: false: no script"},
 	        {"{\"success\":true,\"taskId\":\"t9\",\"script\":{\"content\":\"true\"}}",
 	         "sent the script of task 't9'"},
@@ -525,6 +534,44 @@ Test(api_faults, keruta_api_script_answer_malformed)
 	const char *text = json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN);
 	cr_expect(kt_contains(text, "\"errorCode\":\"SCRIPT_FETCH_ERROR\""), "%s", text);
 	json_object_put(st);
+}
+
+/* The repository service for a plugin: keruta-api is asked only for a
+ * task that names a repository by id; a task that brings its URL needs
+ * no request, and one with neither is "not found", not a failure. */
+Test(api_faults, repository_lookup_by_id_by_url_and_neither)
+{
+	static const struct {
+		const char *task, *want;
+		int gets;
+	} cases[] = {
+	        {"{\"id\":\"t1\",\"repositoryId\":\"r1\"}",
+	         "repository ok\nrepository_url https://example.invalid/r.git\n", 1},
+	        {"{\"id\":\"t1\",\"repository\":{\"url\":\"https://git.example/own.git\"}}",
+	         "repository ok\nrepository_url https://git.example/own.git\n", 0},
+	        {"{\"id\":\"t1\",\"repository\":\"https://git.example/plain.git\"}",
+	         "repository ok\nrepository_url https://git.example/plain.git\n", 0},
+	        {"{\"id\":\"t1\"}", "repository not-found\nrepository_url (null)\n", 0},
+	};
+	at_pipeline(&C, "repository: true", NULL);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *seed = NULL;
+		cr_assert(asprintf(&seed, "{\"tasks\":[%s]}", cases[i].task) > 0);
+		at_control(&C, "/_control/reset", "{}");
+		at_control(&C, "/_control/seed", seed);
+		at_control(&C, "/_control/seed",
+		           "{\"repositories\":[{\"id\":\"r1\",\"url\":"
+		           "\"https://example.invalid/r.git\"}]}");
+		free(seed);
+		kt_rmrf(C.report);
+		kt_result r;
+		cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "case %zu stderr:\n%s", i, r.err);
+		char *rep = kt_read_file(C.report, NULL);
+		cr_expect(rep && kt_contains(rep, cases[i].want), "case %zu: %s", i, rep ? rep : "");
+		cr_expect_eq(at_count(&C, "GET", "/repositories/r1"), cases[i].gets, "case %zu", i);
+		free(rep);
+		kt_result_free(&r);
+	}
 }
 
 Test(api_faults, documents_and_install_script_download)
@@ -584,4 +631,68 @@ Test(api_faults, documents_and_install_script_download)
 	cr_expect(kt_contains(rep, "document not-found\n"), "%s", rep);
 	free(rep);
 	kt_result_free(&r);
+}
+
+/* What keruta-api's answers may hold beyond the usual, each a clear
+ * outcome: another task than the one asked for, ids that are no path
+ * segment, a malformed repository record, a task that brings its install
+ * script itself, and an artifact upload refused or answered with
+ * something unreadable. */
+Test(api_faults, unusual_answers_have_clear_outcomes)
+{
+	static const struct {
+		const char *seed, *fault, *with, *want, *report;
+		int status;
+	} cases[] = {
+	        {NULL,
+	         "{\"match\":{\"method\":\"GET\",\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\","
+	         "\"code\":200,\"body\":{\"id\":\"t9\"}}",
+	         NULL, "keruta-api answered task 't9' when asked for task 't1'", NULL, 1},
+	        {NULL,
+	         "{\"match\":{\"method\":\"GET\",\"path_regex\":\"/tasks/t1$\"},\"action\":\"status\","
+	         "\"code\":200,\"body\":{\"id\":\"..\"}}",
+	         NULL, "invalid task id '..'", NULL, 2},
+	        {"{\"tasks\":[{\"id\":\"t1\",\"documentIds\":[\"d1\",\"a/b\"]}]}", NULL, NULL,
+	         "invalid document id 'a/b'", NULL, 2},
+	        {"{\"repositories\":[{\"id\":\"r1\",\"url\":[\"x\"]}]}", NULL, "repository: true",
+	         "repository r1", "repository failed\n", 1},
+	        {"{\"tasks\":[{\"id\":\"t1\",\"installScript\":\"echo own\\n\"}]}", NULL,
+	         "install_to: %s/own.sh", NULL, "install ok\n", 0},
+	        {NULL,
+	         "{\"match\":{\"method\":\"POST\",\"path_regex\":\"/documents$\"},\"action\":\"status\","
+	         "\"code\":404}",
+	         "upload: %s/a.txt, upload_text: x", "keruta-api answered 404", "upload failed\n", 1},
+	        {NULL,
+	         "{\"match\":{\"method\":\"POST\",\"path_regex\":\"/documents$\"},\"action\":\"garbage\"}",
+	         "upload: %s/a.txt, upload_text: x", NULL, "upload ok\n", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].seed)
+			at_control(&C, "/_control/seed", cases[i].seed);
+		if (cases[i].fault)
+			at_control(&C, "/_control/fault", cases[i].fault);
+		char *with = NULL;
+		cr_assert(asprintf(&with, cases[i].with ? cases[i].with : "count: 1", C.work) > 0);
+		at_pipeline(&C, with, NULL);
+		free(with);
+		kt_rmrf(C.report);
+		kt_result r;
+		cr_expect_eq(at_agent(&C, &r, NULL, token_env, 30), cases[i].status, "case %zu: %s", i,
+		             r.err);
+		if (cases[i].want)
+			cr_expect(kt_contains(r.err, cases[i].want), "case %zu: %s", i, r.err);
+		char *rep = kt_read_file(C.report, NULL);
+		if (cases[i].report)
+			cr_expect(rep && kt_contains(rep, cases[i].report), "case %zu: %s", i, rep);
+		free(rep);
+		kt_result_free(&r);
+		at_control(&C, "/_control/reset", "{}");
+		at_control(&C, "/_control/seed",
+		           "{\"tasks\":[{\"id\":\"t1\",\"repositoryId\":\"r1\"}],"
+		           "\"repositories\":[{\"id\":\"r1\",\"url\":\"https://example.invalid/r.git\"}]}");
+	}
+	char *own = kt_path(C.work, "own.sh"), *text = kt_read_file(own, NULL);
+	cr_expect_str_eq(text ? text : "", "echo own\n", "the task's own install script is written");
+	free(text);
+	free(own);
 }

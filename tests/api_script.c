@@ -176,6 +176,18 @@ Test(api_script, keruta_api_script_response_runs_its_execute_script_with_its_env
 	kt_result_free(&r);
 }
 
+/* keruta-api's environment is a Map<String, String>: a null value is an
+ * empty one; JSON numbers and booleans are taken as their text. */
+Test(api_script, keruta_api_environment_null_number_and_boolean_values)
+{
+	seed_script("{\"executeScript\":\"echo \\\"[${EMPTY-unset}] $NUM $YES\\\"\\n\","
+	            "\"environment\":{\"EMPTY\":null,\"NUM\":42,\"YES\":true}}");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 60), 0, "stderr:\n%s", r.err);
+	cr_expect(kt_contains(r.out, "[] 42 true\n"), "%s\n%s", r.out, r.err);
+	kt_result_free(&r);
+}
+
 Test(api_script, keruta_api_environment_with_a_bad_name_is_refused)
 {
 	seed_script("{\"executeScript\":\"echo never\\n\",\"environment\":{\"BAD NAME\":\"x\"}}");

@@ -6,10 +6,15 @@
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -274,6 +279,70 @@ Test(git_clone, local_path_clone_is_complete_and_reruns_fetch)
 		kt_result_free(&r);
 	}
 	free(src);
+	free(url);
+}
+
+/* A local source on another file system: its object files cannot be
+ * hard linked, so each is copied, and the clone is as complete and shares
+ * no inode with the source.  The other file system is a tmpfs mounted in
+ * a mount namespace of this test's own process (the agent inherits it). */
+/* Mount a tmpfs (mount options opts) on the directory dir, made here, in a
+ * mount namespace of this test's process, or skip the test. */
+static void tmpfs_or_skip(const char *dir, const char *opts)
+{
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("keruta-test", dir, "tmpfs", 0, opts) != 0)
+		cr_skip_test("cannot mount a tmpfs in a mount namespace here (%s): needs root or "
+		             "CAP_SYS_ADMIN",
+		             strerror(errno));
+}
+
+Test(git_clone, local_path_on_another_file_system_is_copied)
+{
+	gt_make_repo(base, 0);
+	char *fs2 = gt_path(base, "fs2");
+	tmpfs_or_skip(fs2, "size=64m");
+	free(gt_sh(base, "cp -a srv/repo.git fs2/repo.git"));
+	char *url = kt_path(fs2, "repo.git");
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	char *shared = gt_sh(base, "find work/.git/objects fs2/repo.git/objects -type f -links +1 "
+	                           "| wc -l");
+	umount2(fs2, MNT_DETACH);
+	expect_ok(&r);
+	cr_expect(kt_contains(r.err, "MiB, copied) from "), "%s", r.err);
+	cr_expect_str_eq(shared, "0", "no object file is shared");
+	cr_expect_str_eq(gt_q(wd, "git rev-parse HEAD"), gt_q(base, "git -C src rev-parse main"));
+	cr_expect_str_eq(gt_q(wd, "git rev-parse 'v1^{commit}'"),
+	                 gt_q(base, "git -C src rev-parse 'v1^{commit}'"));
+	cr_expect_str_eq(gt_q(wd, "git fsck --no-progress 2>&1 && echo sound"), "sound");
+	kt_result_free(&r);
+	free(shared);
+	free(url);
+}
+
+/* The copy fills the work dir's file system: the clone fails naming the
+ * file and the cause, and the partial clone is removed (space freed for
+ * whatever the task does next). */
+Test(git_clone, local_path_copy_into_a_full_file_system_fails_and_cleans_up)
+{
+	gt_make_repo(base, 1);
+	free(gt_sh(base, "mkdir fs2 && cp -a srv/repo.git fs2/repo.git"));
+	tmpfs_or_skip(wd, "size=256k");
+	char *url = kt_path(base, "fs2/repo.git");
+	kt_result r;
+	run_clone(&r, url, NULL, NULL, NULL);
+	char *left = gt_sh(base, "ls -A work | grep -vx .keruta | wc -l");
+	umount2(wd, MNT_DETACH);
+	char *all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "clone: cannot take the objects of "), "%s", all);
+	cr_expect(kt_contains(all, "No space left on device"), "%s", all);
+	cr_expect_str_eq(left, "0", "the partial clone is removed");
+	free(all);
+	free(left);
+	kt_result_free(&r);
 	free(url);
 }
 
@@ -610,19 +679,27 @@ Test(git_clone, unresolvable_host_is_named)
 /* A server that takes the connection and then says nothing: the transfer
  * ends after io_timeout with an error naming the server and the wait, not
  * as if the server had closed the connection. */
-Test(git_clone, silent_server_times_out_naming_it)
+/* A TCP socket bound on loopback, not listening (connections to it are
+ * refused), and the git:// URL of its port (caller frees). */
+static int loopback_socket(char **url)
 {
 	int ls = socket(AF_INET, SOCK_STREAM, 0);
 	cr_assert_geq(ls, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof sa;
 	cr_assert_eq(bind(ls, (struct sockaddr *)&sa, sl), 0);
+	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
+	cr_assert(asprintf(url, "git://127.0.0.1:%d/repo.git", ntohs(sa.sin_port)) > 0);
+	return ls;
+}
+
+Test(git_clone, silent_server_times_out_naming_it)
+{
+	char *url = NULL;
+	int ls = loopback_socket(&url);
 	/* never accepted: the kernel completes the handshake and takes the
 	 * request, and no answer ever comes */
 	cr_assert_eq(listen(ls, 8), 0);
-	cr_assert_eq(getsockname(ls, (struct sockaddr *)&sa, &sl), 0);
-	char *url = NULL;
-	cr_assert(asprintf(&url, "git://127.0.0.1:%d/repo.git", ntohs(sa.sin_port)) > 0);
 	kt_result r;
 	run_clone(&r, url, "main", ", retries: 0, io_timeout: 1s", NULL);
 	char *all = gt_output(&r);
@@ -632,6 +709,87 @@ Test(git_clone, silent_server_times_out_naming_it)
 	kt_result_free(&r);
 	close(ls);
 	free(all), free(url);
+}
+
+/* Start the clone of url with these options (YAML flow text), wait until
+ * its stderr holds `when` and then_ms more, SIGTERM the agent, and collect
+ * it (r->err is all of its stderr). */
+static void clone_stopped_when(kt_result *r, const char *url, const char *with, const char *when,
+                               int then_ms)
+{
+	char *task = NULL, *stages = NULL, *dir = NULL;
+	cr_assert(asprintf(&task, "id: t1\nrepository: { url: \"%s\" }\n", url) > 0);
+	cr_assert(asprintf(&stages, "  clone: { plugin: clone, with: { %s } }", with) > 0);
+	int out_fd, err_fd;
+	pid_t pid = gt_agent_spawn("execute", wd, task, "[clone]", stages, NULL, &out_fd, &err_fd,
+	                           &dir);
+	cr_assert_gt(pid, 0);
+	char seen[65536];
+	size_t n = 0;
+	seen[0] = '\0';
+	for (int i = 0; i < 600 && !strstr(seen, when) && n < sizeof(seen) - 1; i++) {
+		struct pollfd p = {err_fd, POLLIN, 0};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t got = read(err_fd, seen + n, sizeof(seen) - 1 - n);
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		seen[n] = '\0';
+	}
+	int found = strstr(seen, when) != NULL;
+	usleep((useconds_t)then_ms * 1000);
+	kill(pid, SIGTERM);
+	kt_wait(r, pid, out_fd, err_fd, 60);
+	char *all = NULL;
+	cr_assert(asprintf(&all, "%s%s", seen, r->err ? r->err : "") >= 0);
+	free(r->err);
+	r->err = all;
+	r->err_len = strlen(all);
+	cr_assert(found, "'%s' never logged: %s", when, r->err);
+	kt_rmrf(dir);
+	free(dir);
+	free(stages);
+	free(task);
+}
+
+/* SIGTERM while the clone waits to retry, or waits for a silent server:
+ * the clone stops then (not after the pause or the I/O timeout), the task
+ * fails as terminated, and no partial clone is left. */
+Test(git_clone, sigterm_stops_a_clone_waiting_to_retry_or_for_the_server)
+{
+	char *url = NULL;
+	int ls = loopback_socket(&url);
+	static const struct {
+		int listening;
+		const char *with, *when;
+		int then_ms;
+	} cases[] = {
+	        /* nothing listens: refused, then a pause of 10 minutes */
+	        {0, "retries: 5, retry_delay: 10m", "retrying in", 0},
+	        /* accepted by the kernel, never answered: a 10 minute timeout
+	         * (the connection is made within the half second) */
+	        {1, "retries: 0, io_timeout: 10m", "cloning git://", 500},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].listening)
+			cr_assert_eq(listen(ls, 8), 0);
+		kt_rmrf(wd);
+		cr_assert_eq(mkdir(wd, 0755), 0);
+		kt_result r;
+		clone_stopped_when(&r, url, cases[i].with, cases[i].when, cases[i].then_ms);
+		char *all = gt_output(&r);
+		cr_expect(!r.timed_out, "case %zu: still running after 60 s: %s", i, all);
+		cr_expect_eq(r.status, 1, "case %zu: %s", i, all);
+		cr_expect(kt_contains(all, "terminated by SIGTERM: clone: "), "case %zu: %s", i, all);
+		cr_expect(!kt_contains(all, "attempt 2 of"), "case %zu: %s", i, all);
+		cr_expect_str_eq(gt_q(base, "ls -A work | grep -vx .keruta | wc -l"), "0",
+		                 "case %zu: no partial clone", i);
+		free(all);
+		kt_result_free(&r);
+	}
+	close(ls);
+	free(url);
 }
 
 Test(git_clone, shallow_depth_warns_and_clones_fully)
@@ -649,17 +807,23 @@ Test(git_clone, shallow_depth_warns_and_clones_fully)
 	free(url);
 }
 
-Test(git_clone, submodules_on_request)
+/* The test repositories and srv/sub.git (one file, s.txt), a submodule
+ * of src at mods/sub named by `rel_url`, relative to the superproject
+ * (so it is fetched from the same server), pushed to srv/repo.git. */
+static void make_repo_with_submodule(const char *rel_url)
 {
 	gt_make_repo(base, 0);
 	free(gt_sh(base, "git init -q -b main sub && cd sub && echo s > s.txt && git add s.txt && "
 	                 "git commit -qm s && cd .. && git clone -q --bare sub srv/sub.git && "
 	                 "cd src && git -c protocol.file.allow=always submodule add -q ../srv/sub.git "
-	                 "mods/sub && git commit -qm 'add sub' && git push -q ../srv/repo.git main"));
-	/* The superproject names the submodule relative to itself, so it is
-	 * fetched from the same server. */
-	free(gt_sh(base, "cd src && git config -f .gitmodules submodule.mods/sub.url ../sub.git && "
-	                 "git commit -qam rel && git push -q ../srv/repo.git main"));
+	                 "mods/sub && git config -f .gitmodules submodule.mods/sub.url %s && "
+	                 "git commit -qam 'add sub' && git push -q ../srv/repo.git main",
+	           rel_url));
+}
+
+Test(git_clone, submodules_on_request)
+{
+	make_repo_with_submodule("../sub.git");
 	start_server("daemon");
 	char *url = url_of("daemon", "repo.git");
 	kt_result r;
@@ -673,6 +837,45 @@ Test(git_clone, submodules_on_request)
 	run_clone(&r, url, "main", NULL, NULL);
 	expect_ok(&r);
 	cr_assert_neq(access(gt_path(wd, "mods/sub/s.txt"), F_OK), 0);
+	kt_result_free(&r);
+	free(url);
+}
+
+/* A submodule that cannot be fetched fails the clone by its name, after
+ * the retries a transfer gets, and leaves no partial clone.  A .gitmodules
+ * that cannot be read fails the checkout (libgit2 reads it there), not
+ * retried, and a fresh clone is not told to move local changes it does
+ * not have. */
+Test(git_clone, submodule_failures_are_named_and_leave_no_partial_clone)
+{
+	make_repo_with_submodule("../gone.git");
+	start_server("daemon");
+	char *url = url_of("daemon", "repo.git");
+	kt_result r;
+	run_clone(&r, url, "main", ", submodules: true, retries: 1", NULL);
+	char *all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "clone: submodule mods/sub: "), "%s", all);
+	cr_expect(kt_contains(all, "attempt 1 of 2"), "retried: %s", all);
+	cr_expect(!kt_contains(all, "attempt 2 of 2"), "%s", all);
+	cr_expect_neq(access(gt_path(wd, ".git"), F_OK), 0, "the partial clone is removed");
+	cr_expect_neq(access(gt_path(wd, "README"), F_OK), 0, "the partial clone is removed");
+	free(all);
+	kt_result_free(&r);
+
+	free(gt_sh(base, "cd src && printf '[submodule \"mods/sub\"\\n\\tpath = mods/sub\\n' > "
+	                 ".gitmodules && git commit -qam 'broken .gitmodules' && "
+	                 "git push -q ../srv/repo.git main"));
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", ", submodules: true, retries: 1", NULL);
+	all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "clone: cannot check out main in "), "%s", all);
+	cr_expect(kt_contains(all, "/.gitmodules:1)"), "%s", all);
+	cr_expect(!kt_contains(all, "local changes"), "%s", all);
+	cr_expect(!kt_contains(all, "attempt 1 of"), "not retried: %s", all);
+	cr_expect_neq(access(gt_path(wd, ".git"), F_OK), 0, "the partial clone is removed");
+	free(all);
 	kt_result_free(&r);
 	free(url);
 }
@@ -779,6 +982,75 @@ Test(git_clone, ssh_key_and_known_hosts)
 	cr_assert(kt_contains(all, "authentication"), "%s", all);
 	kt_result_free(&r);
 	free(all);
+
+	/* A key marked @revoked is refused wherever the mark stands, also
+	 * after a line that lists the same key as valid (as OpenSSH does). */
+	free(gt_sh(base, "cd ssh && k=\"$(cut -d' ' -f1,2 host.pub)\" && "
+	                 "printf '@revoked [localhost]:%d %%s\\n' \"$k\" > revoked-first && "
+	                 "cat known revoked-first > revoked-after && cat known >> revoked-first",
+	           srv.port));
+	static const char *const revoked[] = {"revoked-first", "revoked-after"};
+	for (size_t i = 0; i < 2; i++) {
+		char *with = NULL;
+		cr_assert(asprintf(&with, ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s/ssh/%s\"",
+		                   base, base, revoked[i]) > 0);
+		kt_rmrf(wd);
+		run_clone(&r, url, "main", with, NULL);
+		all = gt_output(&r);
+		cr_expect_eq(r.status, 1, "%s: %s", revoked[i], all);
+		cr_expect(kt_contains(all, "the SSH host key of localhost is marked @revoked in "), "%s: %s",
+		          revoked[i], all);
+		cr_expect_not(kt_contains(all, "retrying"), "%s", all);
+		cr_expect_neq(access(gt_path(wd, "README"), F_OK), 0, "%s: nothing checked out",
+		              revoked[i]);
+		kt_result_free(&r);
+		free(all);
+		free(with);
+	}
+
+	/* A hashed name (ssh-keygen -H) is not read: the key counts as
+	 * unknown, and the message says so; ssh_insecure_host: true takes any
+	 * key, with a warning. */
+	free(gt_sh(base, "cd ssh && cp known hashed && ssh-keygen -q -H -f hashed 2>/dev/null && "
+	                 "grep -q '^|1|' hashed"));
+	char *hashed = NULL, *insecure = NULL;
+	cr_assert(asprintf(&hashed, ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s/ssh/hashed\"",
+	                   base, base) > 0);
+	cr_assert(asprintf(&insecure, "%s, ssh_insecure_host: true", hashed) > 0);
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", hashed, NULL);
+	all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "host key of localhost is not in"), "%s", all);
+	cr_expect(kt_contains(all, "without -H"), "%s", all);
+	kt_result_free(&r);
+	free(all);
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", insecure, NULL);
+	expect_ok(&r);
+	cr_expect(kt_contains(r.err, "the SSH host key of localhost is not checked"), "%s", r.err);
+	kt_result_free(&r);
+	free(hashed), free(insecure);
+
+	/* Neither known_hosts nor KERUTA_GIT_KNOWN_HOSTS: ~/.ssh/known_hosts. */
+	char *home = kt_path(base, "home"), *home_env = NULL, *key_only = NULL;
+	free(gt_sh(base, "mkdir -p home/.ssh && cp ssh/known home/.ssh/known_hosts"));
+	cr_assert(asprintf(&home_env, "HOME=%s", home) > 0);
+	cr_assert(asprintf(&key_only, ", ssh_key_file: \"%s/ssh/client\"", base) > 0);
+	const char *const home_envs[] = {home_env, "KERUTA_GIT_KNOWN_HOSTS", NULL};
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", key_only, home_envs);
+	expect_ok(&r);
+	kt_result_free(&r);
+	free(gt_sh(base, "rm home/.ssh/known_hosts"));
+	kt_rmrf(wd);
+	run_clone(&r, url, "main", key_only, home_envs);
+	all = gt_output(&r);
+	cr_expect_eq(r.status, 1, "%s", all);
+	cr_expect(kt_contains(all, "/home/.ssh/known_hosts"), "the default file is named: %s", all);
+	kt_result_free(&r);
+	free(all);
+	free(home), free(home_env), free(key_only);
 
 	/* A FIFO as known_hosts: refused, naming it, not waited on. */
 	char *fifo = kt_path(base, "ssh/known-fifo"), *fifo_known = NULL;

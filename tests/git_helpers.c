@@ -135,8 +135,9 @@ void gt_make_repo(const char *dir, int big)
 	           big ? "head -c 600000 /dev/urandom > blob.bin\n" : ""));
 }
 
-int gt_agent(kt_result *r, const char *cmd, const char *wd, const char *task_yaml,
-             const char *phase_list, const char *stages_yaml, const char *const *env)
+pid_t gt_agent_spawn(const char *cmd, const char *wd, const char *task_yaml,
+                     const char *phase_list, const char *stages_yaml, const char *const *env,
+                     int *out_fd, int *err_fd, char **dir_out)
 {
 	char *dir = kt_tmpdir();
 	char *pipe = kt_path(dir, "pipeline.yaml");
@@ -165,12 +166,24 @@ int gt_agent(kt_result *r, const char *cmd, const char *wd, const char *task_yam
 	for (int i = 0; env && env[i] && e < 31; i++)
 		envs[e++] = env[i];
 	envs[e] = NULL;
-	int rc = kt_run(r, argv, envs, NULL, NULL, 120);
-	kt_rmrf(dir);
-	free(dir);
+	pid_t pid = kt_spawn(argv, envs, NULL, out_fd, err_fd);
+	*dir_out = dir;
 	free(pipe);
 	free(task);
 	free(tl);
+	return pid;
+}
+
+int gt_agent(kt_result *r, const char *cmd, const char *wd, const char *task_yaml,
+             const char *phase_list, const char *stages_yaml, const char *const *env)
+{
+	int out_fd, err_fd;
+	char *dir = NULL;
+	pid_t pid = gt_agent_spawn(cmd, wd, task_yaml, phase_list, stages_yaml, env, &out_fd,
+	                           &err_fd, &dir);
+	int rc = kt_wait(r, pid, out_fd, err_fd, 120);
+	kt_rmrf(dir);
+	free(dir);
 	return rc;
 }
 

@@ -41,6 +41,13 @@ void gt_make_repo(const char *dir, int big);
 int gt_agent(kt_result *r, const char *cmd, const char *wd, const char *task_yaml,
              const char *phase_list, const char *stages_yaml, const char *const *env);
 
+/* The same started, not waited for (kt_wait collects it); *dir_out is the
+ * directory of its pipeline and task files, for the caller to remove and
+ * free once it has ended. */
+pid_t gt_agent_spawn(const char *cmd, const char *wd, const char *task_yaml,
+                     const char *phase_list, const char *stages_yaml, const char *const *env,
+                     int *out_fd, int *err_fd, char **dir_out);
+
 /* Both streams of a result, for searching. */
 char *gt_output(const kt_result *r);
 

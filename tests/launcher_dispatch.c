@@ -1159,3 +1159,177 @@ Test(dispatch, long_lists_are_read_in_pages)
 	cr_expect_geq(pages, 2, "the Jobs were read in pages (%d follow-up pages)", pages);
 	kt_result_free(&r);
 }
+
+/* The keruta.io/reported annotation of a task's main Job ("" when none). */
+static const char *reported_as(const char *id)
+{
+	static char out[64];
+	char name[128];
+	snprintf(name, sizeof(name), "keruta-job-%s", id);
+	json_object *job = kt_kube_object(&kube, "jobs", name), *v = NULL;
+	json_object *ann = kt_jpath(job, "metadata.annotations");
+	snprintf(out, sizeof(out), "%s",
+	         ann && json_object_object_get_ex(ann, "keruta.io/reported", &v)
+	                 ? json_object_get_string(v)
+	                 : "");
+	json_object_put(job);
+	return out;
+}
+
+/* Another launcher created the task's Job between this one's list and its
+ * POST (the POST answers 409): the Job is followed to its end and
+ * reported once, not made twice. */
+Test(dispatch, a_job_made_by_another_launcher_meanwhile_is_followed_not_duplicated)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"race-1\", \"status\": \"PENDING\"}]}");
+	json_object_put(kt_kube_json(&kube, "POST", "/_control/fault",
+	                             "{\"method\": \"POST\", \"path_regex\": \"/jobs$\", \"race\": true}"));
+	kt_result r;
+	static const char *const args[] = {"--task-id", "race-1", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "Job keruta-job-race-1 exists; following it"), "%s", r.err);
+	cr_expect_eq(kt_terminal_count(&api, "race-1", "COMPLETED"), 1);
+	cr_expect_eq(kt_terminal_count(&api, "race-1", NULL), 1);
+	cr_expect_str_eq(reported_as("race-1"), "COMPLETED");
+	cr_expect(kt_kube_exists(&kube, "jobs", "cleanup-job-for-task-race-1"), "%s", r.err);
+	kt_result_free(&r);
+}
+
+/* keruta-api still lists the task as PENDING (its status update came
+ * late) but its Job was reported on already: nothing is run or reported
+ * again, and --task-id's exit status is the reported outcome. */
+Test(dispatch, a_pending_task_whose_job_was_reported_is_not_run_again)
+{
+	static const struct {
+		const char *reported;
+		int status;
+	} cases[] = {{"COMPLETED", 0}, {"FAILED", 1}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char id[32], seed[256], objs[1024];
+		snprintf(id, sizeof(id), "rep-%zu", i);
+		snprintf(seed, sizeof(seed), "{\"tasks\": [{\"id\": \"%s\", \"status\": \"PENDING\"}]}",
+		         id);
+		kt_seed(&api, seed);
+		snprintf(objs, sizeof(objs),
+		         "{\"objects\": [{\"apiVersion\": \"batch/v1\", \"kind\": \"Job\", \"metadata\": "
+		         "{\"name\": \"keruta-job-%s\", \"namespace\": \"keruta\", \"labels\": {\"app\": "
+		         "\"keruta\", \"keruta.io/role\": \"main\", \"task-id\": \"%s\"}, \"annotations\": "
+		         "{\"keruta.io/task-id\": \"%s\", \"keruta.io/reported\": \"%s\"}}, \"spec\": {}, "
+		         "\"status\": {\"conditions\": [{\"type\": \"%s\", \"status\": \"True\"}]}}]}",
+		         id, id, id, cases[i].reported,
+		         strcmp(cases[i].reported, "FAILED") == 0 ? "Failed" : "Complete");
+		json_object_put(kt_kube_json(&kube, "POST", "/_control/seed", objs));
+		kt_result r;
+		const char *const args[] = {"--task-id", id, NULL};
+		kt_dispatch(&r, &kube, &api, args);
+		cr_expect_eq(r.status, cases[i].status, "%s: %s", id, r.err);
+		cr_expect(kt_contains(r.err, "was already reported on"), "%s: %s", id, r.err);
+		cr_expect(kt_contains(r.err, cases[i].status ? "(1 failed)" : "(0 failed)"), "%s: %s", id,
+		          r.err);
+		char *s = kt_statuses(&api, id);
+		cr_expect_str_eq(s, "[]", "%s: nothing reported again", id);
+		free(s);
+		char cleanup[64];
+		snprintf(cleanup, sizeof(cleanup), "cleanup-job-for-task-%s", id);
+		cr_expect(!kt_kube_exists(&kube, "jobs", cleanup), "%s: no cleanup Job", id);
+		kt_result_free(&r);
+	}
+	cr_expect_eq(count_requests("POST", "/jobs"), 2, "one refused POST per task, nothing else");
+}
+
+/* keruta-api answers a plain list; a paged wrapper ({content: [...]} as
+ * Spring's Page, or {items: [...]}) is read the same way. */
+Test(dispatch, a_pending_list_wrapped_in_an_object_is_read)
+{
+	static const char *const keys[] = {"content", "items"};
+	for (size_t i = 0; i < 2; i++) {
+		char fault[512], id[32];
+		snprintf(id, sizeof(id), "wrap-%s", keys[i]);
+		snprintf(fault, sizeof(fault),
+		         "{\"match\": {\"method\": \"GET\", \"path_regex\": \"/tasks/status/PENDING$\"}, "
+		         "\"action\": \"status\", \"code\": 200, \"times\": 1, \"body\": {\"%s\": "
+		         "[{\"id\": \"%s\", \"status\": \"PENDING\"}], \"totalElements\": 1}}",
+		         keys[i], id);
+		int st = 0;
+		free(kt_api_call(&api, "POST", "/_control/fault", fault, &st));
+		cr_assert_eq(st, 200);
+		/* the task itself, for its status reports */
+		char seed[128];
+		snprintf(seed, sizeof(seed), "{\"tasks\": [{\"id\": \"%s\", \"status\": \"RUNNING\"}]}", id);
+		kt_seed(&api, seed);
+		kt_result r;
+		static const char *const args[] = {"--once", "--pending-interval", "100ms",
+		                                   "--cleanup-job=false", NULL};
+		kt_dispatch(&r, &kube, &api, args);
+		cr_expect_eq(r.status, 0, "%s", r.err);
+		char job[64];
+		snprintf(job, sizeof(job), "keruta-job-%s", id);
+		cr_expect(kt_kube_exists(&kube, "jobs", job), "%s: %s", job, r.err);
+		cr_expect_eq(kt_terminal_count(&api, id, "COMPLETED"), 1, "%s", id);
+		kt_result_free(&r);
+	}
+}
+
+/* A PENDING answer that is an object without a list in it is ignored
+ * with a warning (nothing started), and counts as a poll: --once ends;
+ * with no keruta-api and no task named,
+ * dispatch has nothing to do and says what to give. */
+Test(dispatch, a_pending_answer_without_a_list_and_no_source_of_tasks)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"nolist-1\", \"status\": \"PENDING\"}]}");
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/fault",
+	                 "{\"match\": {\"method\": \"GET\", \"path_regex\": \"/tasks/status/PENDING$\"}, "
+	                 "\"action\": \"status\", \"code\": 200, \"times\": -1, \"body\": "
+	                 "{\"page\": {\"id\": \"nolist-1\"}}}",
+	                 &st));
+	cr_assert_eq(st, 200);
+	kt_result r;
+	static const char *const args[] = {"--once", "--pending-interval", "100ms", NULL};
+	kt_dispatch(&r, &kube, &api, args);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "the PENDING tasks answer is not a list; ignored"), "%s", r.err);
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-nolist-1"), "nothing started");
+	kt_result_free(&r);
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = json_tokener_parse(text ? text : "[]");
+	cr_expect_eq(kt_count_requests(reqs, "GET", "/tasks/status/PENDING", NULL), 1,
+	             "--once polls once, not again at once");
+	json_object_put(reqs);
+	free(text);
+
+	const char *const none[] = {"dispatch", "--kubeconfig", kube.kubeconfig, NULL};
+	cr_assert_eq(kt_agent_run(&r, none, NULL, 30), 0);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "dispatch needs --api-url (to take PENDING tasks), or one task "
+	                             "with --task-id / --task-file"),
+	          "%s", r.err);
+	kt_result_free(&r);
+	cr_expect_eq(count_requests("POST", "/jobs"), 0);
+}
+
+/* keruta-api down when `dispatch --task-id` starts: the task is asked for
+ * again on a backoff, up to --api-retries times. */
+Test(dispatch, task_id_waits_for_keruta_api_within_its_retries)
+{
+	kt_seed(&api, "{\"tasks\": [{\"id\": \"late-1\", \"status\": \"PENDING\"}]}");
+	int st = 0;
+	free(kt_api_call(&api, "POST", "/_control/down", "{\"seconds\": 600}", &st));
+	kt_result r;
+	static const char *const none[] = {"--task-id", "late-1", "--api-retries", "1", NULL};
+	kt_dispatch(&r, &kube, &api, none);
+	cr_expect_eq(r.status, 3, "keruta-api unreachable: %s", r.err);
+	cr_expect(kt_contains(r.err, "retry 1 of 1"), "%s", r.err);
+	cr_expect(!kt_contains(r.err, "retry 2"), "%s", r.err);
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-late-1"), "nothing started");
+	kt_result_free(&r);
+
+	free(kt_api_call(&api, "POST", "/_control/down", "{\"seconds\": 1.5}", &st));
+	static const char *const some[] = {"--task-id", "late-1", "--api-retries", "20", NULL};
+	kt_dispatch(&r, &kube, &api, some);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "retry 1 of 20"), "%s", r.err);
+	cr_expect_eq(kt_terminal_count(&api, "late-1", "COMPLETED"), 1);
+	kt_result_free(&r);
+}

@@ -72,7 +72,10 @@ CONTROL (/_control/..., JSON, no token, never recorded)
   POST fault    {"method":"POST","path_regex":"/jobs$","query_regex":"","code":500,"times":1}
                 (times -1: every matching request; query_regex is searched in the raw query,
                 e.g. "watch=1" for the watches only; "stall":S instead of a code: the request is
-                answered as usual after S seconds; "skip":N lets the first N matching requests through)
+                answered as usual after S seconds; "race":true instead of a code: a POST's own object is
+                created first, as if another client's identical request had just come in (a Job starts
+                its history), so the request is answered 409 AlreadyExists; "skip":N lets the first N
+                matching requests through)
   POST reset    everything back to empty
 """
 import argparse
@@ -618,6 +621,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(401, status_obj(401, "Unauthorized"), rec)
         if fault and fault.get("stall"):
             time.sleep(fault["stall"])  # then answered as usual: a server too slow to wait for
+        elif fault and fault.get("race") and self.command == "POST":
+            pass  # create() makes the object twice
         elif fault:
             return self.send_json(fault.get("code", 500), status_obj(fault.get("code", 500), "injected fault"), rec)
         m = PATH_RE.match(path)
@@ -661,7 +666,7 @@ class Handler(BaseHTTPRequestHandler):
                                "items": [st.objects[key] for key in page]})
             return self.send_text(200, text, rec)
         if name is None and self.command == "POST":
-            return self.create(kind, ns, rec.get("body"), rec)
+            return self.create(kind, ns, rec.get("body"), rec, race=bool(fault and fault.get("race")))
         if name is None:
             return self.send_json(405, status_obj(405, "method not allowed"), rec)
         if self.command == "GET":
@@ -697,7 +702,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_text(200, text, rec)
         return self.send_json(405, status_obj(405, "method not allowed"), rec)
 
-    def create(self, kind, ns, obj, rec):
+    def create(self, kind, ns, obj, rec, race=False):
         st = self.server.state
         api_version, kind_name, _ = KINDS[kind]
         if not isinstance(obj, dict):
@@ -720,12 +725,17 @@ class Handler(BaseHTTPRequestHandler):
             obj["spec"].setdefault("parallelism", 1)
         if kind == "persistentvolumeclaims":
             obj["status"] = {"phase": "Bound"}
+        created = first = None
         with st.cond:
-            if (kind, ns, name) in st.objects:
-                return self.send_json(409, status_obj(409, f'{resource(kind)} "{name}" already exists', name=name, kind=kind), rec)
-            created = st.put(kind, ns, obj, "ADDED")
-        if kind == "jobs":
-            Player(self.server, ns, json.loads(created))
+            if race and (kind, ns, name) not in st.objects:  # the other client's copy, its own uid
+                first = st.put(kind, ns, dict(json.loads(encode(obj)), metadata=dict(md, uid=new_uid())), "ADDED")
+            if (kind, ns, name) not in st.objects:
+                created = st.put(kind, ns, obj, "ADDED")
+        for text in (first, created):
+            if text is not None and kind == "jobs":
+                Player(self.server, ns, json.loads(text))
+        if created is None:
+            return self.send_json(409, status_obj(409, f'{resource(kind)} "{name}" already exists', name=name, kind=kind), rec)
         return self.send_text(201, created, rec)
 
     def watch(self, kind, ns, sel, q, rec):
@@ -883,6 +893,7 @@ class Handler(BaseHTTPRequestHandler):
             with st.cond:
                 st.faults.append({"method": data.get("method", "GET"), "path_regex": data.get("path_regex", ""),
                                   "query_regex": data.get("query_regex", ""), "stall": float(data.get("stall", 0)),
+                                  "race": bool(data.get("race")),
                                   "skip": int(data.get("skip", 0)),
                                   "code": int(data.get("code", 500)), "times": int(data.get("times", 1))})
             return self.send_json(200, {"ok": True})
