@@ -175,6 +175,29 @@ Test(kube, in_cluster_without_a_service_account_says_which_file)
 	free(s);
 }
 
+/* dispatch with neither keruta-api nor a task has nothing to launch: a
+ * usage error naming both ways to give it work, and no call made. */
+Test(kube, dispatch_without_a_source_of_tasks_says_what_to_give)
+{
+	static const char *const args[] = {"dispatch", "--kubeconfig", NULL, "--log-format", "text",
+	                                   NULL};
+	const char *a[6];
+	memcpy(a, args, sizeof(a));
+	a[2] = kube.kubeconfig;
+	static const char *const env[] = {"KERUTA_API_URL", "KERUTA_TASK_ID", "KERUTA_TASK_FILE",
+	                                   NULL};
+	kt_result r;
+	cr_assert_eq(kt_agent_run(&r, a, env, 60), 0);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "dispatch needs --api-url (to take PENDING tasks), or one task "
+	                             "with --task-id / --task-file"),
+	          "%s", r.err);
+	kt_result_free(&r);
+	json_object *reqs = kt_kube_json(&kube, "GET", "/_control/requests", NULL);
+	cr_expect_eq(json_object_array_length(reqs), 0, "the cluster was called");
+	json_object_put(reqs);
+}
+
 /* The kubeconfig's mistakes, each named with what to fix. */
 Test(kube, kubeconfig_mistakes_are_named)
 {
