@@ -552,22 +552,26 @@ Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
 	kt_result_free(&r);
 }
 
-/* keruta-api stops taking the log part way: what it did not take stays
- * in the spool, and the next run delivers exactly that, once and in
- * order (nothing it already had comes twice). */
-Test(api_logs, log_left_by_a_run_is_delivered_by_the_next_exactly_once, .timeout = 180)
+/* keruta-api takes `skip` batches of the log, then none: what it did not
+ * take stays in the spool, and the next run delivers exactly that, once
+ * and in order (nothing it already had comes twice). */
+static void log_left_by_a_run(int count, const char *every, int skip)
 {
-	at_control(&C, "/_control/fault",
-	           "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
-	           "\"times\":-1,\"skip\":3}");
-	at_pipeline(&C, "count: 400, every: 100, pause: 100ms",
+	char fault[256], lines[128];
+	snprintf(fault, sizeof(fault),
+	         "{\"match\":{\"path_regex\":\"/logs$\"},\"action\":\"status\",\"code\":503,"
+	         "\"times\":-1,\"skip\":%d}",
+	         skip);
+	at_control(&C, "/_control/fault", fault);
+	snprintf(lines, sizeof(lines), "count: %d%s", count, every);
+	at_pipeline(&C, lines,
 	            "  log_batch_lines: 50\n  log_batch_interval: 50ms\n  api_retry_max_time: 3s\n");
 	kt_result r;
 	cr_expect_eq(at_agent(&C, &r, NULL, NULL, 100), 3, "stderr:\n%s", r.err);
 	size_t n1;
 	char *first = at_lines(&C, &n1);
 	cr_assert_gt(n1, 0, "%s", r.err);
-	cr_assert_lt(n1, 400, "%s", r.err);
+	cr_assert_lt(n1, (size_t)count, "%s", r.err);
 	kt_result_free(&r);
 
 	at_control(&C, "/_control/reset", "{}");
@@ -577,14 +581,27 @@ Test(api_logs, log_left_by_a_run_is_delivered_by_the_next_exactly_once, .timeout
 	cr_expect_eq(at_agent(&C, &r, NULL, NULL, 100), 0, "stderr:\n%s", r.err);
 	size_t n2;
 	char *second = at_lines(&C, &n2);
-	char *both = NULL, *want = at_expected("line", 1, 400);
+	char *both = NULL, *want = at_expected("line", 1, count);
 	cr_assert(asprintf(&both, "%s%s", first, second) > 0);
-	cr_expect_eq(n1 + n2, 400, "first run %zu, second run %zu lines", n1, n2);
+	cr_expect_eq(n1 + n2, (size_t)count, "first run %zu, second run %zu lines", n1, n2);
 	cr_expect(strcmp(both, want) == 0, "lines lost, repeated or out of order");
 	char *sp = spool_path();
 	cr_expect(access(sp, F_OK) != 0, "the spool was not deleted once delivered");
 	free(sp), free(first), free(second), free(both), free(want);
 	kt_result_free(&r);
+}
+
+Test(api_logs, log_left_by_a_run_is_delivered_by_the_next_exactly_once, .timeout = 180)
+{
+	log_left_by_a_run(400, ", every: 100, pause: 100ms", 3);
+}
+
+/* The same when the lines came faster than they were sent: most of them
+ * were already in the spool, part of it sent, when keruta-api stopped
+ * taking them; the spool's unsent part is what the next run delivers. */
+Test(api_logs, a_spool_partly_sent_is_kept_from_where_it_stopped, .timeout = 180)
+{
+	log_left_by_a_run(2000, "", 10);
 }
 
 /* keruta-api never takes the log: the run does not end as a plain success,

@@ -576,6 +576,15 @@ Test(core_edges, a_run_after_the_record_says_reported_sends_no_status)
 	sent = statuses(&api, "t1");
 	cr_expect_str_eq(sent, "IN_PROGRESS,COMPLETED", "%s", sent);
 	free(sent);
+	/* the new record: readable by the containers that follow, which may
+	 * run as another user; nobody else may write it, nothing executes it */
+	char *rec = kt_path(x.work, ".keruta/tasks/t1/outcome.json");
+	struct stat st;
+	mode_t mask = umask(0);
+	umask(mask);
+	cr_assert_eq(stat(rec, &st), 0, "%s", rec);
+	cr_expect_eq(st.st_mode & 07777, 0644 & ~mask, "mode %o", (unsigned)(st.st_mode & 07777));
+	free(rec);
 	free(fx);
 	kt_api_stop(&api);
 	kx_free(&x);
