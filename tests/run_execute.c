@@ -661,3 +661,41 @@ Test(run_execute, a_directory_in_place_of_an_env_file_fails_the_stage)
 	kt_result_free(&res);
 	rt_free(&r);
 }
+
+/* A second SIGTERM or SIGINT while the first one's grace period runs:
+ * the agent stops waiting and kills the command that ignores the first,
+ * rather than leave the operator waiting out the whole period. */
+Test(run_execute, a_second_signal_ends_the_grace_period)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        trap '' TERM INT\n"
+	                   "        echo ready\n"
+	                   "        while :; do sleep 0.2; done\n",
+	                   NULL);
+	const char *args[] = {"--grace-period", "10m", NULL};
+	int out_fd, err_fd;
+	pid_t pid = rt_agent_spawn(&r, args, NULL, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	char *seen = read_until(out_fd, "ready\n", 30000);
+	cr_assert(kt_contains(seen, "ready\n"), "the command never said ready: %s", seen);
+	kill(pid, SIGTERM);
+	char *first = read_until(err_fd, "received SIGTERM", 30000);
+	cr_assert(kt_contains(first, "received SIGTERM: stopping the task (grace period 600000 ms)"),
+	          "%s", first);
+	kill(pid, SIGINT);
+	kt_result res;
+	cr_assert_eq(kt_wait(&res, pid, out_fd, err_fd, 30), 0);
+	cr_assert(!res.timed_out, "the agent waited out the grace period after a second signal");
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	char *status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "FAILED\t", 7) == 0 && kt_contains(status, "terminated"),
+	          "%s", status ? status : "(none)");
+	free(status);
+	free(first);
+	free(seen);
+	kt_result_free(&res);
+	rt_free(&r);
+}
