@@ -273,11 +273,6 @@ void kr_supervise_stop(void)
 	S.running = 0;
 }
 
-int kr_supervise_running(void)
-{
-	return S.running;
-}
-
 void kr_supervise_stage_begin(uint64_t deadline_ms)
 {
 	pthread_mutex_lock(&S.lock);
@@ -404,8 +399,11 @@ int kr_supervise_wait(pid_t pid, uint64_t deadline_ms, int *timed_out)
 		c->deadline = deadline_ms;
 		pthread_cond_broadcast(&S.cond);
 	}
-	if (!S.running) { /* no reaper thread (unit tests): wait ourselves */
-		int st;
+	/* no reaper thread (unit tests): wait ourselves, unless
+	 * kr_supervise_ended() has already reaped it (a second waitpid would
+	 * fail and leave st unset) */
+	if (!S.running && !c->done) {
+		int st = 0;
 		pthread_mutex_unlock(&S.lock);
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;

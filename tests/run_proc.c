@@ -247,3 +247,31 @@ Test(run_proc, oom_counter_is_read_from_memory_events)
 	unsetenv("KERUTA_CGROUP_MEMORY_EVENTS");
 	free(f);
 }
+
+/* A program that runs processes without the supervisor's threads (it never
+ * called kr_supervise_start, or stopped them): each process is still
+ * waited for with its exit code and output, and its escaped descendants
+ * are still killed and reaped. */
+Test(run_proc, processes_run_without_the_supervisor_threads)
+{
+	kr_supervise_stop();
+	kr_process_result r;
+	cr_assert_eq(sh("echo out; exit 3", KR_PROC_CAPTURE, &r), KR_OK);
+	cr_expect_eq(r.exit_code, 3, "exit %d signal %d", r.exit_code, r.signal);
+	cr_expect_eq(sh("exit 0", 0, &r), KR_OK);
+	cr_expect_eq(r.exit_code, 0);
+	cr_assert_eq(sh("setsid sh -c 'echo $$ > c.tmp; mv c.tmp c.pid; exec sleep 300' & "
+	                "while [ ! -f c.pid ]; do sleep 0.05; done",
+	                KR_PROC_CAPTURE, &r),
+	             KR_OK);
+	cr_expect_eq(r.exit_code, 0);
+	char *s = read_in_dir("c.pid");
+	cr_assert(s);
+	pid_t pid = atoi(s);
+	free(s);
+	int alive = kill(pid, 0) == 0;
+	if (alive)
+		kill(pid, SIGKILL);
+	cr_expect(!alive, "the escaped sleep (%d) is still there", (int)pid);
+	cr_assert_eq(kr_supervise_start(500), 0); /* for teardown */
+}
