@@ -322,3 +322,25 @@ Test(install, the_time_limit_is_logged_as_an_operator_writes_it)
 	}
 	kx_free(&x);
 }
+
+/* SIGTERM to the agent while the install script runs (the script sends
+ * it to its parent, the agent, so the timing is the script's): init
+ * stops as cancelled, the script is stopped before its next command, and
+ * the outcome says terminated rather than naming an exit code. */
+Test(install, sigterm_while_the_script_runs_cancels_init)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\ninstallScript: |\n"
+	                      "  kill -TERM $PPID\n"
+	                      "  sleep 5\n"
+	                      "  touch after\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.log, "received SIGTERM"), "%s", x.log);
+	cr_expect(kt_contains(x.termtext, "terminated"), "%s", x.termtext);
+	cr_expect(!kt_contains(x.log, "install script failed with exit code"), "%s", x.log);
+	cr_expect(!kx_exists(x.work, "after"), "the script went on after SIGTERM");
+	kx_free(&x);
+}

@@ -193,3 +193,23 @@ Test(answers, render_to_a_full_output_fails)
 	free(dir);
 	free(task);
 }
+
+/* render --task-id with an API token file that cannot be read: a usage
+ * error naming the file, before any call to keruta-api. */
+Test(answers, render_with_an_unreadable_token_file_fails_before_calling)
+{
+	const char *args[] = {"render", "--task-id", "r-1", "--api-url", api.url,
+	                      "--api-token-file", "/nonexistent/token", NULL};
+	kt_result r;
+	cr_assert_eq(kt_agent_run(&r, args, NULL, 30), 0);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "/nonexistent/token"), "%s", r.err);
+	cr_expect_str_eq(r.out, "");
+	int st = 0;
+	char *text = kt_api_call(&api, "GET", "/_control/requests", NULL, &st);
+	json_object *reqs = text ? json_tokener_parse(text) : NULL;
+	cr_expect_eq(reqs ? json_object_array_length(reqs) : 0, 0, "keruta-api was called: %s", text);
+	json_object_put(reqs);
+	free(text);
+	kt_result_free(&r);
+}

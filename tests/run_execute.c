@@ -699,3 +699,27 @@ Test(run_execute, a_second_signal_ends_the_grace_period)
 	kt_result_free(&res);
 	rt_free(&r);
 }
+
+/* SIGUSR2, whose default action ends a process, reaching the agent (from
+ * the task's own code, or an operator's `kill -USR2`): the agent goes on
+ * and the task completes. */
+Test(run_execute, a_stray_sigusr2_does_not_stop_the_agent)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        kill -USR2 $PPID\n"
+	                   "        sleep 0.3\n"
+	                   "        echo still-here\n",
+	                   NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(kt_contains(res.out, "still-here\n"), "%s", res.out);
+	char *status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "COMPLETED", 9) == 0, "%s", status ? status : "(none)");
+	free(status);
+	kt_result_free(&res);
+	rt_free(&r);
+}
