@@ -25,7 +25,6 @@ enum kr_cancel {
  * the signal mask is inherited everywhere.  0 on success. */
 int kr_supervise_start(uint64_t grace_ms);
 void kr_supervise_stop(void);
-int kr_supervise_running(void);
 
 /* The running stage; deadline is a kr_now_ms() value, 0 for none. */
 void kr_supervise_stage_begin(uint64_t deadline_ms);

@@ -312,3 +312,142 @@ Test(collect, a_fifo_in_place_of_the_pod_record_blocks_nothing)
 	free(rec);
 	kx_free(&x);
 }
+
+/* What a task's code can leave in doc/ that is never uploaded: a name
+ * with a line break (it would forge log lines and artifact names), a
+ * symlink whose target holds one (shown with '?'), a tree nested more
+ * than 64 deep.  More than 100 skips are counted, not each logged; the
+ * summary gives the count by reason. */
+Test(collect, control_characters_deep_trees_and_many_skips)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	kx_write(x.work, ".keruta/tasks/t-1/doc/ok.txt", "ok");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/bad\nname", "forged");
+	char *doc = kt_path(x.work, ".keruta/tasks/t-1/doc");
+	char *link = kt_path(doc, "0-odd-link");
+	cr_assert_eq(symlink("there\nNOT A LOG LINE", link), 0);
+	for (int i = 0; i < 110; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "links/l%03d", i);
+		char *l = kx_mk(doc, name);
+		cr_assert_eq(symlink("/etc/passwd", l), 0);
+		free(l);
+	}
+	char deep[65 * 2 + 16] = "";
+	for (int i = 0; i < 65; i++)
+		strcat(deep, "d/");
+	strcat(deep, "f");
+	kx_write(doc, deep, "deep");
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_artifact(&x, "ok.txt", "ok", 2);
+	cr_expect_eq(kx_count_entries(x.arts), 1, "only ok.txt; log:\n%s", x.log);
+	cr_expect(kt_contains(x.log, "skipped 0-odd-link: symlink (-> there?NOT A LOG LINE, not "
+	                             "followed)"),
+	          "%s", x.log);
+	cr_expect(kt_contains(x.log, ": control characters in the name"), "%s", x.log);
+	cr_expect(!kt_contains(x.log, "\nNOT A LOG LINE"), "%s", x.log);
+	cr_expect(kt_contains(x.log, "more files skipped; only counting them from now on"), "%s",
+	          x.log);
+	cr_expect(!kt_contains(x.log, "skipped links/l109"), "the 101st skip is not logged: %s", x.log);
+	cr_expect(kt_contains(x.log, "skipped 113 (111 symlink, 1 control characters in the name, "
+	                             "1 nested too deep)"),
+	          "%s", x.log);
+	free(link);
+	free(doc);
+	kx_free(&x);
+}
+
+/* More than ten files that cannot be collected: the first ten are named,
+ * then "and more". */
+Test(collect, many_failed_uploads_name_ten_and_more)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE, NULL);
+	for (int i = 0; i < 12; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), ".keruta/tasks/t-1/doc/f%02d", i);
+		kx_write(x.work, name, "x");
+	}
+	kt_write_file(x.arts, "a file where the artifacts directory should be");
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.termtext, "could not collect 12 files: f00, f01, f02, f03, f04, f05, "
+	                                  "f06, f07, f08, f09 and more"),
+	          "%s", x.termtext);
+	kx_free(&x);
+}
+
+/* `dir:` as an absolute path is collected from there; one that is a file
+ * is named, and nothing is collected; an empty `dir:` means the task's
+ * doc/. */
+Test(collect, absolute_dir_a_file_as_dir_and_empty_dir_option)
+{
+	kx x;
+	kx_setup(&x);
+	char *abs = kt_path(x.dir, "reports");
+	kx_write(x.dir, "reports/r.txt", "r");
+	kx_write(x.work, ".keruta/tasks/t-1/doc/d.txt", "d");
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  collect: {plugin: collect, with: {dir: \"%s\"}}\n", abs) > 0);
+	kx_pipeline(&x, RUN_PHASE, stages);
+	free(stages);
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_artifact(&x, "r.txt", "r", 1);
+	cr_expect(!kx_exists(x.arts, "d.txt"), "%s", x.log);
+
+	char *file = kt_path(abs, "r.txt");
+	cr_assert(asprintf(&stages, "  collect: {plugin: collect, with: {dir: \"%s\"}}\n", file) > 0);
+	kx_pipeline(&x, RUN_PHASE, stages);
+	free(stages);
+	kx_agent(&x, "run", NULL, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "r.txt is not a directory (a symlink?); not followed, nothing "
+	                             "collected from it"),
+	          "%s", x.log);
+	cr_expect(kt_contains(x.log, "nothing to collect"), "%s", x.log);
+
+	kx_pipeline(&x, RUN_PHASE, "  collect: {plugin: collect, with: {dir: \"\"}}\n");
+	kx_agent(&x, "run", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+	assert_artifact(&x, "d.txt", "d", 1);
+	free(file);
+	free(abs);
+	kx_free(&x);
+}
+
+/* A pod record the task's code replaced with a directory (the run cannot
+ * write it: warned, the run still passes) or with a symlink (the cleanup
+ * Job does not read through it: named, nothing confirmed). */
+Test(collect, a_pod_record_replaced_by_a_directory_or_a_symlink)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, RUN_PHASE "  cleanup: [collect]\n", NULL);
+	kx_write(x.work, ".keruta/tasks/t-1/doc/result.txt", "done");
+	kx_write(x.work, ".keruta/tasks/t-1/pod/inside", "x");
+	const char *id[] = {"--task-id", "t-1", NULL};
+	kx_agent(&x, "run", id, (const char *const[]){"KERUTA_POD_NAME=keruta-job-t-1-aaaaa", NULL});
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "cannot record pod keruta-job-t-1-aaaaa in the task's area"),
+	          "%s", x.log);
+
+	char *rec = kt_path(x.work, ".keruta/tasks/t-1/pod");
+	kt_rmrf(rec);
+	char *victim = kt_path(x.dir, "victim");
+	kt_write_file(victim, "keruta-job-t-1-aaaaa\n");
+	cr_assert_eq(symlink(victim, rec), 0);
+	const char *src[] = {"--task-id", "t-1", "--source-pod", "keruta-job-t-1-aaaaa", NULL};
+	kx_agent(&x, "cleanup", src, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "has no record of the pod that ran task t-1 (a symlink, not a "
+	                             "regular file)"),
+	          "%s", x.log);
+	free(victim);
+	free(rec);
+	kx_free(&x);
+}

@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "krtest.h"
 #include "loader.h"
+#include "module.h"
 
 /* "MAJOR.MINOR" of the agent under test: the messages must follow a bump. */
 static const char *agent_abi(void)
@@ -401,48 +402,125 @@ Test(loader_cli, validate_takes_the_file_every_way)
 	free(env_var);
 }
 
-/* A launcher.so or backend-api.so from another build reads the settings
- * table with another layout: refused before anything in it runs, saying
- * what to do. */
-Test(loader_cli, a_module_from_another_build_is_refused_unused, .timeout = 60)
+/* `cmd` (render or execute) with the module variable set to `mod` and
+ * KT_STALE_STAMP to `how`: exit 4 with a message holding `want` and what
+ * to do (`todo`), and the module's entry point never called. */
+static void expect_module_refused(const char *cmd, const char *mod, const char *how,
+                                  const char *want, const char *todo)
 {
 	char *dir = kt_tmpdir();
-	char *mod = kt_path(kt_builddir(), "tests/fixtures/.libs/stale_module.so");
 	char *mark = kt_path(dir, "called");
 	char *task = kt_path(dir, "task.yaml");
-	kt_write_file(task, "id: t-1\ntitle: stale\n");
-	char *env_l[3], *env_a[3];
-	cr_assert(asprintf(&env_l[0], "KERUTA_LAUNCHER_MODULE=%s", mod) > 0);
-	cr_assert(asprintf(&env_a[0], "KERUTA_API_MODULE=%s", mod) > 0);
-	cr_assert(asprintf(&env_l[1], "KT_STALE_MARK=%s", mark) > 0);
-	env_a[1] = env_l[1];
-	env_l[2] = env_a[2] = NULL;
-
-	const char *render[] = {kt_agent(), "render", "--task-file", task, NULL};
-	kt_result r;
-	cr_assert_eq(kt_run(&r, render, (const char *const *)env_l, dir, NULL, 30), 0);
-	cr_expect_eq(r.status, 4, "%s", r.err);
-	cr_expect(kt_contains(r.err, "another keruta-agent build"), "%s", r.err);
-	cr_expect(kt_contains(r.err, "reinstall"), "%s", r.err);
-	cr_expect(access(mark, F_OK) != 0, "the stale launcher was called");
-	kt_result_free(&r);
-
 	char *pipeline = kt_path(kt_srcdir(), "conf/pipeline.yaml");
-	const char *exec[] = {kt_agent(), "execute", "--pipeline", pipeline, "--task-id", "t-1",
-	                      "--api-url", "http://127.0.0.1:9", "--work-dir", dir, NULL};
-	cr_assert_eq(kt_run(&r, exec, (const char *const *)env_a, dir, NULL, 30), 0);
-	cr_expect_eq(r.status, 4, "%s", r.err);
-	cr_expect(kt_contains(r.err, "keruta-api module of another keruta-agent build"), "%s", r.err);
-	cr_expect(access(mark, F_OK) != 0, "the stale api module was called");
+	kt_write_file(task, "id: t-1\ntitle: module\n");
+	char *env[4] = {NULL};
+	int render = strcmp(cmd, "render") == 0;
+	cr_assert(asprintf(&env[0], "%s=%s",
+	                   render ? "KERUTA_LAUNCHER_MODULE" : "KERUTA_API_MODULE", mod) > 0);
+	cr_assert(asprintf(&env[1], "KT_STALE_MARK=%s", mark) > 0);
+	cr_assert(asprintf(&env[2], "KT_STALE_STAMP=%s", how) > 0);
+	const char *argv_render[] = {kt_agent(), "render", "--task-file", task, NULL};
+	const char *argv_exec[] = {kt_agent(), "execute", "--pipeline", pipeline, "--task-id", "t-1",
+	                           "--api-url", "http://127.0.0.1:9", "--work-dir", dir, NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, render ? argv_render : argv_exec, (const char *const *)env, dir,
+	                    NULL, 30), 0);
+	cr_expect_eq(r.status, 4, "%s %s: exit %d: %s", cmd, how, r.status, r.err);
+	cr_expect(kt_contains(r.err, want), "%s %s: want '%s' in: %s", cmd, how, want, r.err);
+	cr_expect(kt_contains(r.err, todo), "%s %s: want '%s' in: %s", cmd, how, todo, r.err);
+	cr_expect(access(mark, F_OK) != 0, "%s %s: the module was called", cmd, how);
 	kt_result_free(&r);
-
-	free(env_l[0]);
-	free(env_a[0]);
-	free(env_l[1]);
+	for (int i = 0; i < 3; i++)
+		free(env[i]);
+	kt_rmrf(dir);
+	free(dir);
+	free(mark);
+	free(task);
 	free(pipeline);
+}
+
+#define REINSTALL "reinstall keruta-agent"
+
+/* A launcher.so or backend-api.so from another build reads the settings
+ * table with another layout: refused before anything in it runs, saying
+ * what to do.  Each field of the stamp is checked on its own: a module of
+ * this version built with another settings table or module ABI is refused
+ * too. */
+Test(loader_cli, a_module_from_another_build_is_refused_unused, .timeout = 120)
+{
+	char *mod = kt_path(kt_builddir(), "tests/fixtures/.libs/stale_module.so");
+	static const char *const cmds[] = {"render", "execute"};
+	char *settings = NULL, *abi = NULL;
+	cr_assert(asprintf(&settings, "(version %s, %u settings", PACKAGE_VERSION,
+	                   (unsigned)KR_S_COUNT + 1) > 0);
+	cr_assert(asprintf(&abi, "module ABI %u; this agent", (unsigned)KR_MODULE_ABI + 1) > 0);
+	expect_module_refused("render", mod, "", "launcher module of another keruta-agent build",
+	                      REINSTALL);
+	expect_module_refused("execute", mod, "", "keruta-api module of another keruta-agent build",
+	                      REINSTALL);
+	for (int i = 0; i < 2; i++) {
+		expect_module_refused(cmds[i], mod, "noversion", "(version ?,", REINSTALL);
+		expect_module_refused(cmds[i], mod, "settings", settings, REINSTALL);
+		expect_module_refused(cmds[i], mod, "abi", abi, REINSTALL);
+	}
+	free(settings);
+	free(abi);
+	free(mod);
+}
+
+/* A shared object that is not the module (here a stage plugin) is named,
+ * with the symbol it lacks. */
+Test(loader_cli, a_module_without_its_symbol_is_refused, .timeout = 60)
+{
+	char *mod = kt_path(kt_builddir(), "tests/fixtures/.libs/fx_ok.so");
+	expect_module_refused("render", mod, "",
+	                      "is not the launcher module of keruta-agent: it has no "
+	                      "kr_launcher_module",
+	                      REINSTALL);
+	expect_module_refused("execute", mod, "",
+	                      "is not the keruta-api module of keruta-agent: it has no "
+	                      "kr_backend_api_module",
+	                      REINSTALL);
+	free(mod);
+}
+
+/* A module file that is missing: the path, dlopen's reason and the
+ * variable that moves it.  `version` still answers, saying the keruta-api
+ * module is not loaded; without the variable the installed path is
+ * tried. */
+Test(loader_cli, a_missing_module_is_named, .timeout = 60)
+{
+	char *dir = kt_tmpdir();
+	char *mod = kt_path(dir, "no-such-module.so");
+	expect_module_refused("render", mod, "", "cannot load the launcher module",
+	                      "KERUTA_LAUNCHER_MODULE names another file");
+	expect_module_refused("execute", mod, "", "cannot load the keruta-api module",
+	                      "KERUTA_API_MODULE names another file");
+
+	char *env[2] = {NULL};
+	cr_assert(asprintf(&env[0], "KERUTA_API_MODULE=%s", mod) > 0);
+	const char *version[] = {kt_agent(), "version", NULL};
+	kt_result r;
+	cr_assert_eq(kt_run(&r, version, (const char *const *)env, dir, NULL, 30), 0);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.out, "keruta-agent " PACKAGE_VERSION), "%s", r.out);
+	cr_expect(kt_contains(r.out, "(keruta-api module not loaded: cannot load the keruta-api "
+	                             "module "),
+	          "%s", r.out);
+	cr_expect(kt_contains(r.out, mod), "%s", r.out);
+	kt_result_free(&r);
+	free(env[0]);
+
+	/* empty: the installed module, which a build tree may not have yet */
+	const char *unset[] = {"KERUTA_API_MODULE=", NULL};
+	cr_assert_eq(kt_run(&r, version, unset, dir, NULL, 30), 0);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	if (kt_contains(r.out, "not loaded"))
+		cr_expect(kt_contains(r.out, "/keruta-agent/backend-api.so"), "%s", r.out);
+	else
+		cr_expect(kt_contains(r.out, "libcurl"), "%s", r.out);
+	kt_result_free(&r);
 	kt_rmrf(dir);
 	free(dir);
 	free(mod);
-	free(mark);
-	free(task);
 }

@@ -304,3 +304,65 @@ Test(document, documents_dir_that_takes_no_file_fails)
 	free(dir);
 	kx_free(&x);
 }
+
+/* Names the document stage has to shorten or move: trailing blanks go;
+ * a name over 200 bytes keeps its extension and is cut at a character
+ * boundary (UTF-8 'é' is two bytes), an extension over 32 bytes is not
+ * kept; a second document of the same long name gets "-1" within the
+ * limit; a directory the task left under a name is passed by; a name and
+ * an id that sanitise to nothing give "document". */
+Test(document, long_odd_and_taken_names_are_made_to_fit)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	char accents[501] = "", odd[502] = "a", longext[300], longname[301];
+	for (int i = 0; i < 250; i++) {
+		strcat(accents, "\xc3\xa9");
+		strcat(odd, "\xc3\xa9");
+	}
+	memset(longext, 'b', 250);
+	longext[250] = '.';
+	memset(longext + 251, 'x', 40);
+	longext[291] = '\0';
+	memset(longname, 'L', 300);
+	longname[300] = '\0';
+	char *task = NULL;
+	cr_assert(asprintf(&task,
+	                   "id: t-1\n"
+	                   "documents:\n"
+	                   "  - {id: d1, name: \"report.md   \", content: c1}\n"
+	                   "  - {id: d2, name: \"%s.md\", content: c2}\n"
+	                   "  - {id: d3, name: \"%s.md\", content: c3}\n"
+	                   "  - {id: d4, name: \"%s\", content: c4}\n"
+	                   "  - {id: d5, name: \"%s\", content: c5}\n"
+	                   "  - {id: d6, name: \"%s\", content: c6}\n"
+	                   "  - {id: d7, name: \"taken.md\", content: c7}\n"
+	                   "  - {id: \"...\", name: \" . \", content: c8}\n",
+	                   accents, odd, longext, longname, longname) > 0);
+	kt_write_file(x.task, task);
+	kx_write(x.work, ".keruta/tasks/t-1/documents/taken.md/keep", "the task's own");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_assert_eq(x.r.status, 0, "%s", x.log);
+
+	assert_doc(&x, "report.md", "c1");
+	char want[256];
+	/* 98 whole characters fit in the 197 bytes before ".md" */
+	snprintf(want, sizeof(want), "%.196s.md", accents);
+	assert_doc(&x, want, "c2");
+	snprintf(want, sizeof(want), "%.197s.md", odd);
+	assert_doc(&x, want, "c3");
+	snprintf(want, sizeof(want), "%.200s", longext);
+	assert_doc(&x, want, "c4");
+	snprintf(want, sizeof(want), "%.200s", longname);
+	assert_doc(&x, want, "c5");
+	snprintf(want, sizeof(want), "%.198s-1", longname);
+	assert_doc(&x, want, "c6");
+	assert_doc(&x, "taken-1.md", "c7");
+	char *keep = doc_read(&x, "taken.md/keep", NULL);
+	cr_expect_str_eq(keep, "the task's own");
+	free(keep);
+	assert_doc(&x, "document", "c8");
+	free(task);
+	kx_free(&x);
+}

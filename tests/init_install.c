@@ -295,3 +295,52 @@ Test(install, empty_shell_option_uses_bin_sh)
 	cr_assert(kt_contains(x.log, "with /bin/sh"), "%s", x.log);
 	kx_free(&x);
 }
+
+/* The log line says the time limit as the pipeline would: whole hours in
+ * h, a fraction of a second in ms, and 0 as no limit. */
+Test(install, the_time_limit_is_logged_as_an_operator_writes_it)
+{
+	static const struct {
+		const char *with, *logged;
+	} cases[] = {{"2h", "(timeout 2h)"}, {"1500ms", "(timeout 1500ms)"}, {"0s", "(timeout none)"}};
+	kx x;
+	kx_setup(&x);
+	kt_write_file(x.task, "id: t-1\ninstallScript: \"touch marker\"\n");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *stages = NULL;
+		cr_assert(asprintf(&stages,
+		                   "  install: {plugin: install, with: {timeout: %s}}\n"
+		                   "  document: {plugin: document}\n",
+		                   cases[i].with) > 0);
+		kx_pipeline(&x, INIT_PHASE, stages);
+		free(stages);
+		kx_agent(&x, "init", NULL, NULL);
+		cr_expect_eq(x.r.status, 0, "%s: %s", cases[i].with, x.log);
+		cr_expect(kt_contains(x.log, cases[i].logged), "%s: want '%s' in:\n%s", cases[i].with,
+		          cases[i].logged, x.log);
+		cr_expect(kx_exists(x.work, "marker"), "%s", x.log);
+	}
+	kx_free(&x);
+}
+
+/* SIGTERM to the agent while the install script runs (the script sends
+ * it to its parent, the agent, so the timing is the script's): init
+ * stops as cancelled, the script is stopped before its next command, and
+ * the outcome says terminated rather than naming an exit code. */
+Test(install, sigterm_while_the_script_runs_cancels_init)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, INIT_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\ninstallScript: |\n"
+	                      "  kill -TERM $PPID\n"
+	                      "  sleep 5\n"
+	                      "  touch after\n");
+	kx_agent(&x, "init", NULL, NULL);
+	cr_expect_eq(x.r.status, 1, "%s", x.log);
+	cr_expect(kt_contains(x.log, "received SIGTERM"), "%s", x.log);
+	cr_expect(kt_contains(x.termtext, "terminated"), "%s", x.termtext);
+	cr_expect(!kt_contains(x.log, "install script failed with exit code"), "%s", x.log);
+	cr_expect(!kx_exists(x.work, "after"), "the script went on after SIGTERM");
+	kx_free(&x);
+}

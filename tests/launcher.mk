@@ -3,8 +3,9 @@
 # the Kubernetes API test server (tests/kubeapi) and tests/refapi.
 KT_LAUNCHER_COMMON = tests/launcher_util.c tests/launcher_util.h
 
-check_PROGRAMS += tests/launcher_render tests/launcher_dispatch
-TESTS += tests/launcher_render tests/launcher_schema.sh tests/launcher_dispatch
+check_PROGRAMS += tests/launcher_render tests/launcher_dispatch tests/launcher_answers
+TESTS += tests/launcher_render tests/launcher_schema.sh tests/launcher_dispatch \
+	tests/launcher_answers
 # validates the manifests launcher_render leaves; SKIP (77) without npm
 TEST_EXTENSIONS = .test .sh
 SH_LOG_COMPILER = $(SHELL)
@@ -16,6 +17,9 @@ clean-launcher-manifests:
 tests_launcher_render_SOURCES = tests/launcher_render.c $(KT_LAUNCHER_COMMON)
 tests_launcher_render_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_launcher_render_LDADD = $(KT_LIBS) $(JSONC_LIBS)
+tests_launcher_answers_SOURCES = tests/launcher_answers.c $(KT_LAUNCHER_COMMON)
+tests_launcher_answers_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
+tests_launcher_answers_LDADD = $(KT_LIBS) $(JSONC_LIBS)
 tests_launcher_dispatch_SOURCES = tests/launcher_dispatch.c $(KT_LAUNCHER_COMMON)
 tests_launcher_dispatch_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_launcher_dispatch_LDADD = $(KT_LIBS) $(JSONC_LIBS)

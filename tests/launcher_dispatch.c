@@ -20,11 +20,7 @@ static kt_api api;
 
 static void setup(void)
 {
-	kt_cluster_start(&kube, &api);
-	/* the pods' agents report to keruta-api as the real ones do */
-	char sc[256];
-	snprintf(sc, sizeof(sc), "{\"report_url\": \"%s/api/v1\"}", api.url);
-	kt_scenario(&kube, sc);
+	kt_cluster_start_reporting(&kube, &api);
 }
 
 static void teardown(void)

@@ -157,6 +157,14 @@ void kt_cluster_start(kt_kube *kube, kt_api *api)
 	cr_assert_eq(kt_api_start(api, NULL), 0, "the reference keruta-api did not start");
 }
 
+void kt_cluster_start_reporting(kt_kube *kube, kt_api *api)
+{
+	kt_cluster_start(kube, api);
+	char sc[256];
+	snprintf(sc, sizeof(sc), "{\"report_url\": \"%s/api/v1\"}", api->url);
+	kt_scenario(kube, sc);
+}
+
 void kt_cluster_stop(kt_kube *kube, kt_api *api)
 {
 	kt_kube_stop(kube);

@@ -37,6 +37,8 @@ int kt_agent_run(kt_result *r, const char *const *args, const char *const *env, 
  * (asserted) and stopped together.
  */
 void kt_cluster_start(kt_kube *kube, kt_api *api);
+/* The same, the pods' agents reporting to that keruta-api as the real ones do. */
+void kt_cluster_start_reporting(kt_kube *kube, kt_api *api);
 void kt_cluster_stop(kt_kube *kube, kt_api *api);
 /* Tasks into keruta-api (asserted), a scenario into the Kubernetes server. */
 void kt_seed(kt_api *api, const char *tasks_json);

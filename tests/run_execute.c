@@ -584,3 +584,142 @@ Test(run_execute, empty_line_flood_is_bounded_by_the_log_budget)
 	kt_result_free(&res);
 	rt_free(&r);
 }
+
+/* Env names that are no file names and values cut inside a UTF-8
+ * sequence: the full text goes to env/<NAME with '_' for other bytes>,
+ * the cut value stays valid UTF-8, and a name of the longest length the
+ * task file accepts (255 bytes) still gets its file. */
+Test(run_execute, long_values_under_odd_names_and_utf8_are_cut_cleanly)
+{
+	rt r;
+	char name[256];
+	memset(name, 'N', 255);
+	name[255] = '\0';
+	/* "é" is two bytes: at env_max 101 the cut falls inside one */
+	char value[401] = "";
+	for (int i = 0; i < 200; i++)
+		strcat(value, "\xc3\xa9");
+	char *task = NULL;
+	cr_assert(asprintf(&task, "id: t-1\nenv:\n  my.var-1: \"%s\"\n  %s: \"%s\"\n", value, name,
+	                   value) > 0);
+	rt_init(&r, task);
+	/* no shell: sh would drop a variable whose name is no shell name */
+	rt_simple_pipeline(&r, "      env_max: 101\n      argv: [env]\n", NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(res.status, 0, "%s", res.err);
+	char *want = NULL;
+	cr_assert(asprintf(&want, "\nmy.var-1=%.100s\xe2\x80\xa6[truncated, full text in "
+	                          "$my.var-1_FILE]\n",
+	                   value) > 0);
+	cr_expect(kt_contains(res.out, want), "cut at 100 bytes, not inside a character: %s",
+	          res.out);
+	free(want);
+	cr_assert(asprintf(&want, "\nmy.var-1_FILE=%s/.keruta/tasks/t-1/env/my_var_1\n", r.work) > 0);
+	cr_expect(kt_contains(res.out, want), "%s", res.out);
+	free(want);
+	char *full = read_work(&r, ".keruta/tasks/t-1/env/my_var_1");
+	cr_expect_str_eq(full, value);
+	char *longf = NULL;
+	cr_assert(asprintf(&longf, ".keruta/tasks/t-1/env/%s", name) > 0);
+	char *full2 = read_work(&r, longf);
+	cr_expect_str_eq(full2, value);
+	free(longf), free(full2), free(full), free(task);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* A directory where the full text of a long value goes: the stage fails
+ * naming it, and the command does not run with a value cut silently. */
+Test(run_execute, a_directory_in_place_of_an_env_file_fails_the_stage)
+{
+	rt r;
+	char big[300];
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	char *task = NULL;
+	cr_assert(asprintf(&task, "id: t-1\nenv:\n  BIG: %s\n", big) > 0);
+	rt_init(&r, task);
+	rt_simple_pipeline(&r, "      env_max: 100\n      command: touch ran.out\n", NULL);
+	char *blocker = kt_path(r.work, ".keruta/tasks/t-1/env/BIG");
+	const char *mkdirs[] = {"mkdir", "-p", blocker, NULL};
+	kt_result mk;
+	cr_assert_eq(kt_run(&mk, mkdirs, NULL, NULL, NULL, 30), 0);
+	cr_assert_eq(mk.status, 0, "%s", mk.err);
+	kt_result_free(&mk);
+	char *keep = kt_path(blocker, "keep");
+	kt_write_file(keep, "x\n");
+	free(keep);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	cr_expect(kt_contains(res.err, "cannot create ") && kt_contains(res.err, "env/BIG"), "%s",
+	          res.err);
+	char *ran = kt_path(r.work, "ran.out");
+	cr_expect(access(ran, F_OK) != 0, "the command ran");
+	free(ran), free(blocker), free(task);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* A second SIGTERM or SIGINT while the first one's grace period runs:
+ * the agent stops waiting and kills the command that ignores the first,
+ * rather than leave the operator waiting out the whole period. */
+Test(run_execute, a_second_signal_ends_the_grace_period)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        trap '' TERM INT\n"
+	                   "        echo ready\n"
+	                   "        while :; do sleep 0.2; done\n",
+	                   NULL);
+	const char *args[] = {"--grace-period", "10m", NULL};
+	int out_fd, err_fd;
+	pid_t pid = rt_agent_spawn(&r, args, NULL, &out_fd, &err_fd);
+	cr_assert(pid > 0);
+	char *seen = read_until(out_fd, "ready\n", 30000);
+	cr_assert(kt_contains(seen, "ready\n"), "the command never said ready: %s", seen);
+	kill(pid, SIGTERM);
+	char *first = read_until(err_fd, "received SIGTERM", 30000);
+	cr_assert(kt_contains(first, "received SIGTERM: stopping the task (grace period 600000 ms)"),
+	          "%s", first);
+	kill(pid, SIGINT);
+	kt_result res;
+	cr_assert_eq(kt_wait(&res, pid, out_fd, err_fd, 30), 0);
+	cr_assert(!res.timed_out, "the agent waited out the grace period after a second signal");
+	cr_expect_eq(res.status, 1, "%s", res.err);
+	char *status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "FAILED\t", 7) == 0 && kt_contains(status, "terminated"),
+	          "%s", status ? status : "(none)");
+	free(status);
+	free(first);
+	free(seen);
+	kt_result_free(&res);
+	rt_free(&r);
+}
+
+/* SIGUSR2, whose default action ends a process, reaching the agent (from
+ * the task's own code, or an operator's `kill -USR2`): the agent goes on
+ * and the task completes. */
+Test(run_execute, a_stray_sigusr2_does_not_stop_the_agent)
+{
+	rt r;
+	rt_init(&r, NULL);
+	rt_simple_pipeline(&r,
+	                   "      command: |\n"
+	                   "        kill -USR2 $PPID\n"
+	                   "        sleep 0.3\n"
+	                   "        echo still-here\n",
+	                   NULL);
+	kt_result res;
+	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_expect_eq(res.status, 0, "%s", res.err);
+	cr_expect(kt_contains(res.out, "still-here\n"), "%s", res.out);
+	char *status = rt_final_status(&r);
+	cr_expect(status && strncmp(status, "COMPLETED", 9) == 0, "%s", status ? status : "(none)");
+	free(status);
+	kt_result_free(&res);
+	rt_free(&r);
+}

@@ -181,6 +181,20 @@ Test(run_proc, path_lookup_skips_what_cannot_be_run)
 	free(d1), free(d2), free(d3);
 }
 
+/* The process whose pid the file `name` in dir holds is gone (killed
+ * here if not, so no test leaves it behind). */
+static void expect_gone(const char *name)
+{
+	char *s = read_in_dir(name);
+	cr_assert(s, "no %s", name);
+	pid_t pid = atoi(s);
+	free(s);
+	int alive = kill(pid, 0) == 0;
+	if (alive)
+		kill(pid, SIGKILL);
+	cr_expect(!alive, "%s (%d) is still there", name, (int)pid);
+}
+
 Test(run_proc, escaped_descendants_are_killed_and_reaped)
 {
 	kr_process_result r;
@@ -191,17 +205,8 @@ Test(run_proc, escaped_descendants_are_killed_and_reaped)
 	                KR_PROC_CAPTURE, &r),
 	             KR_OK);
 	cr_expect_eq(r.exit_code, 0);
-	const char *names[] = {"a.pid", "b.pid"};
-	for (int i = 0; i < 2; i++) {
-		char *s = read_in_dir(names[i]);
-		cr_assert(s);
-		pid_t pid = atoi(s);
-		free(s);
-		int alive = kill(pid, 0) == 0;
-		if (alive)
-			kill(pid, SIGKILL);
-		cr_expect(!alive, "%s (%d) is still there", names[i], (int)pid);
-	}
+	expect_gone("a.pid");
+	expect_gone("b.pid");
 }
 
 Test(run_proc, process_timeout_sends_sigterm)
@@ -246,4 +251,25 @@ Test(run_proc, oom_counter_is_read_from_memory_events)
 	unlink(f);
 	unsetenv("KERUTA_CGROUP_MEMORY_EVENTS");
 	free(f);
+}
+
+/* A program that runs processes without the supervisor's threads (it never
+ * called kr_supervise_start, or stopped them): each process is still
+ * waited for with its exit code and output, and its escaped descendants
+ * are still killed and reaped. */
+Test(run_proc, processes_run_without_the_supervisor_threads)
+{
+	kr_supervise_stop();
+	kr_process_result r;
+	cr_assert_eq(sh("echo out; exit 3", KR_PROC_CAPTURE, &r), KR_OK);
+	cr_expect_eq(r.exit_code, 3, "exit %d signal %d", r.exit_code, r.signal);
+	cr_expect_eq(sh("exit 0", 0, &r), KR_OK);
+	cr_expect_eq(r.exit_code, 0);
+	cr_assert_eq(sh("setsid sh -c 'echo $$ > c.tmp; mv c.tmp c.pid; exec sleep 300' & "
+	                "while [ ! -f c.pid ]; do sleep 0.05; done",
+	                KR_PROC_CAPTURE, &r),
+	             KR_OK);
+	cr_expect_eq(r.exit_code, 0);
+	expect_gone("c.pid");
+	cr_assert_eq(kr_supervise_start(500), 0); /* for teardown */
 }
