@@ -127,6 +127,33 @@ Test(run_execute, argv_list_runs_without_a_shell)
 	rt_free(&r);
 }
 
+/* --run-as as a uid alone (its group from the password database) or as
+ * uid:gid: the task runs with exactly that user and group, keeping no
+ * group of the agent's (root's group 0 least of all). */
+Test(run_execute, run_as_takes_exactly_the_user_and_group_given)
+{
+	if (geteuid() != 0)
+		cr_skip_test("run_as needs the tests to run as root");
+	static const struct {
+		const char *spec, *want;
+	} cases[] = {{"65534", "ids 65534 65534 65534\n"}, {"65534:65533", "ids 65534 65533 65533\n"}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rt r;
+		rt_init(&r, NULL);
+		cr_assert(chmod(r.dir, 0755) == 0 && chmod(r.work, 0777) == 0);
+		rt_simple_pipeline(&r, "      argv: [/bin/sh, -c, 'echo ids $(id -u) $(id -g) $(id -G)']\n",
+		                   NULL);
+		const char *const args[] = {"--run-as", cases[i].spec, NULL};
+		kt_result res;
+		cr_assert_eq(rt_agent(&r, &res, args, NULL, 60), 0);
+		cr_expect_eq(res.status, 0, "%s: %s", cases[i].spec, res.err);
+		cr_expect(kt_contains(res.out, cases[i].want), "--run-as %s gave: %s", cases[i].spec,
+		          res.out);
+		kt_result_free(&res);
+		rt_free(&r);
+	}
+}
+
 Test(run_execute, task_command_runs_in_place_of_the_script)
 {
 	rt r;
