@@ -32,10 +32,19 @@ TestSuite(render, .init = setup, .fini = teardown, .timeout = 120);
 static void json_escape(FILE *f, const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		/* what a YAML reader refuses raw (DEL, a BOM inside the text)
+		 * or reads as a line break (NEL, U+2028, U+2029) goes in
+		 * escaped */
 		if (*p == '"' || *p == '\\')
 			fprintf(f, "\\%c", *p);
-		else if (*p < 0x20)
+		else if (*p < 0x20 || *p == 0x7f)
 			fprintf(f, "\\u%04x", *p);
+		else if (p[0] == 0xc2 && p[1] == 0x85)
+			fprintf(f, "\\u0085"), p += 1;
+		else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+			fprintf(f, "\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029), p += 2;
+		else if (p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf)
+			fprintf(f, "\\ufeff"), p += 2;
 		else
 			fputc(*p, f);
 	}
@@ -387,6 +396,8 @@ static const char *const hostile[] = {
         "@at `back`",
         "日本語のタスク ✓",
         "\\backslash\\",
+        "controls: del \x7f, next line \xc2\x85, line sep \xe2\x80\xa8, para sep \xe2\x80\xa9, bom "
+        "\xef\xbb\xbf end",
         "---",
         "...",
         "",
