@@ -426,6 +426,32 @@ Test(runner, uploading_a_missing_file_fails_the_stage_and_names_it)
 	run_free(&x);
 }
 
+/* The pipeline file's own `settings:` block applies (here where the
+ * events go), below the command line. */
+Test(runner, the_pipelines_settings_block_applies)
+{
+	char *dir = kt_tmpdir();
+	char *ev = kt_path(dir, "events-from-the-pipeline.jsonl"), *other = kt_path(dir, "cli.jsonl");
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, FX("a", "") "}\nsettings:\n  events_file: %s\n", ev) > 0);
+	run x = {0};
+	run_pipeline(&x, "[a]", stages, NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	char *text = kt_read_file(ev, NULL);
+	cr_expect(kt_contains(text, "\"status\":\"COMPLETED\""), "%s: %s", ev, text ? text : "(none)");
+	cr_expect_null(x.events, "the events went to the default place too");
+	free(text);
+	run_free(&x);
+	unlink(ev);
+	const char *const cli[] = {"--events-file", other, NULL};
+	run_pipeline(&x, "[a]", stages, cli);
+	cr_expect(access(ev, F_OK) != 0, "the pipeline's setting won over the command line");
+	cr_expect(access(other, F_OK) == 0, "the command line's events file was not written");
+	run_free(&x);
+	kt_rmrf(dir);
+	free(dir), free(ev), free(other), free(stages);
+}
+
 Test(runner, empty_phase_is_a_configuration_error)
 {
 	run x = {0};
