@@ -9,10 +9,12 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -461,4 +463,73 @@ Test(git_cache, unusable_cache_warns_and_clones_from_the_remote)
 	kt_result_free(&r);
 	free(url), free(want), free(wd1), free(wd2), free(wd3), free(env_cache), free(with),
 	        free(mirror);
+}
+
+/* Where the cache cannot be used the task still clones from the remote,
+ * saying why: a cache path under a file, a lock that is not a file.  A
+ * URL with a trailing slash is the same repository: one mirror.  A task
+ * waiting for another's lock on the mirror stops at SIGTERM. */
+Test(git_cache, a_cache_that_cannot_be_made_or_locked_warns_and_clones)
+{
+	gt_make_repo(base, 0);
+	start_server("http", NULL);
+	char *url = url_of("anon/repo.git"), *slashed = url_of("anon/repo.git//");
+	char *want = gt_sh(base, "git -C src rev-parse main");
+	char *wd1 = kt_path(base, "w1"), *wd2 = kt_path(base, "w2"), *wd3 = kt_path(base, "w3"),
+	     *wd4 = kt_path(base, "w4"), *wd5 = kt_path(base, "w5");
+	int out, err;
+	kt_result r;
+
+	/* under a file: the cache directory cannot be made */
+	char *file = kt_path(base, "a-file"), *under = kt_path(file, "cache"), *with = NULL;
+	kt_write_file(file, "x\n");
+	cr_assert(asprintf(&with, ", git_cache: \"%s\"", under) > 0);
+	pid_t pid = spawn_clone(wd1, url, NULL, NULL, with, NULL, &out, &err);
+	cr_assert_eq(kt_wait(&r, pid, out, err, 120), 0);
+	expect_ok(&r);
+	cr_expect(kt_contains(r.err, "git cache: cannot make") &&
+	                  kt_contains(r.err, "cloning without the cache"),
+	          "%s", r.err);
+	cr_expect_str_eq(gt_q(wd1, "git rev-parse HEAD"), want);
+	kt_result_free(&r);
+	free(with);
+
+	/* the same repository with and without a trailing slash: one mirror */
+	cr_assert(asprintf(&with, ", git_cache: \"%s\"", cache) > 0);
+	pid = spawn_clone(wd2, slashed, NULL, NULL, with, NULL, &out, &err);
+	cr_assert_eq(kt_wait(&r, pid, out, err, 120), 0);
+	expect_ok(&r);
+	kt_result_free(&r);
+	pid = spawn_clone(wd3, url, NULL, NULL, with, NULL, &out, &err);
+	cr_assert_eq(kt_wait(&r, pid, out, err, 120), 0);
+	expect_ok(&r);
+	kt_result_free(&r);
+	char *mirror = the_mirror();
+	cr_assert(mirror && *mirror, "not exactly one mirror for the two spellings");
+	char *lock = NULL;
+	cr_assert(asprintf(&lock, "%.*s.lock", (int)strlen(mirror) - 4, mirror) > 0);
+
+	/* another task holds the mirror's lock: this one waits, and stops at SIGTERM */
+	int lfd = open(lock, O_RDWR);
+	cr_assert(lfd >= 0 && flock(lfd, LOCK_EX) == 0, "%s", lock);
+	pid = spawn_clone(wd4, url, NULL, NULL, with, NULL, &out, &err);
+	usleep(1500000);
+	kill(pid, SIGTERM);
+	cr_assert_eq(kt_wait(&r, pid, out, err, 20), 0);
+	cr_expect(!r.timed_out, "the agent did not stop while waiting for the lock");
+	cr_expect_neq(r.status, 0, "%s", r.err);
+	cr_expect(kt_contains(r.err, "git cache: waiting for another task's use"), "%s", r.err);
+	kt_result_free(&r);
+	close(lfd);
+
+	/* the lock is a directory: no cache, still a clone */
+	cr_assert(unlink(lock) == 0 && mkdir(lock, 0755) == 0);
+	pid = spawn_clone(wd5, url, NULL, NULL, with, NULL, &out, &err);
+	cr_assert_eq(kt_wait(&r, pid, out, err, 120), 0);
+	expect_ok(&r);
+	cr_expect(kt_contains(r.err, "git cache: cannot open the lock"), "%s", r.err);
+	cr_expect_str_eq(gt_q(wd5, "git rev-parse HEAD"), want);
+	kt_result_free(&r);
+	free(url), free(slashed), free(want), free(wd1), free(wd2), free(wd3), free(wd4), free(wd5),
+	        free(file), free(under), free(with), free(mirror), free(lock);
 }
