@@ -891,6 +891,22 @@ Test(git_clone, no_repository_skips)
 	kt_result_free(&r);
 }
 
+/* A task naming its repository by id alone, where nothing knows its URL
+ * (local mode, no repository record): the clone stage fails saying how
+ * to give the URL, rather than running the task without its code. */
+Test(git_clone, a_repository_id_without_a_url_fails_the_clone)
+{
+	kt_result r;
+	static const char *const env[] = {"KERUTA_REPOSITORY_URL", NULL};
+	cr_assert_eq(gt_agent(&r, "execute", wd, "id: t1\nrepository: { id: repo-7 }\n", "[clone]",
+	                      "  clone: { plugin: clone }", env),
+	             0);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	cr_expect(kt_contains(r.err, "clone: the task names repository 'repo-7' but no URL for it"),
+	          "%s", r.err);
+	kt_result_free(&r);
+}
+
 Test(git_clone, https_with_test_ca)
 {
 	gt_make_repo(base, 0);

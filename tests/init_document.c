@@ -197,17 +197,22 @@ Test(document, collisions_get_suffixes_and_reruns_replace)
 	                      "documents:\n"
 	                      "  - {id: a, name: same.md, content: one}\n"
 	                      "  - {id: b, name: same.md, content: two}\n"
-	                      "  - {id: c, name: same.md, content: three}\n");
+	                      "  - {id: c, name: same.md, content: three}\n"
+	                      "  - {id: d, name: README, content: four}\n"
+	                      "  - {id: e, name: README, content: five}\n");
 	kx_agent(&x, "init", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	assert_doc(&x, "same.md", "one");
 	assert_doc(&x, "same-1.md", "two");
 	assert_doc(&x, "same-2.md", "three");
+	/* a name without an extension takes its suffix at the end */
+	assert_doc(&x, "README", "four");
+	assert_doc(&x, "README-1", "five");
 	/* a second run on the same volume (a child task's PVC) */
 	kx_agent(&x, "init", NULL, NULL);
 	cr_assert_eq(x.r.status, 0, "%s", x.log);
 	char *docs = kt_path(x.work, ".keruta/documents");
-	cr_assert_eq(kx_count_entries(docs), 3);
+	cr_assert_eq(kx_count_entries(docs), 5);
 	assert_doc(&x, "same-2.md", "three");
 	free(docs);
 	kx_free(&x);
@@ -311,6 +316,30 @@ Test(document, documents_dir_that_takes_no_file_fails)
  * kept; a second document of the same long name gets "-1" within the
  * limit; a directory the task left under a name is passed by; a name and
  * an id that sanitise to nothing give "document". */
+/* Every name a document could take is a directory of the task's own
+ * (a reused volume): the stage fails naming the document, and leaves no
+ * temporary file behind. */
+Test(document, no_free_name_fails_and_leaves_no_temporary_file)
+{
+	kx x;
+	kx_setup(&x);
+	kx_pipeline(&x, DOC_PHASE, NULL);
+	kt_write_file(x.task, "id: t-1\ndocuments:\n  - {id: d1, name: x.md, content: c1}\n");
+	kx_write(x.work, ".keruta/tasks/t-1/documents/x.md/keep", "the task's own");
+	char *docs = kt_path(x.work, ".keruta/tasks/t-1/documents");
+	for (int i = 1; i < 10000; i++) {
+		char name[4200];
+		snprintf(name, sizeof(name), "%s/x-%d.md", docs, i);
+		cr_assert_eq(mkdir(name, 0755), 0, "%s", name);
+	}
+	kx_agent(&x, "init", NULL, NULL);
+	cr_expect_neq(x.r.status, 0, "%s", x.log);
+	cr_expect(kt_contains(x.log, "cannot move document 'd1'"), "%s", x.log);
+	cr_expect_eq(kx_count_entries(docs), 10000, "a file was left next to the 10,000 directories");
+	free(docs);
+	kx_free(&x);
+}
+
 Test(document, long_odd_and_taken_names_are_made_to_fit)
 {
 	kx x;
