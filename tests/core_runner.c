@@ -452,6 +452,30 @@ Test(runner, the_pipelines_settings_block_applies)
 	free(dir), free(ev), free(other), free(stages);
 }
 
+/* Local mode with --artifacts-dir: an artifact whose name is taken there
+ * by a directory fails its stage, saying which file could not be
+ * written. */
+Test(runner, an_artifact_that_cannot_be_written_names_the_file)
+{
+	char *dir = kt_tmpdir();
+	char *arts = kt_path(dir, "artifacts"), *src = kt_path(dir, "src.txt"),
+	     *taken = kt_path(arts, "upload.txt");
+	kt_write_file(src, "the artifact\n");
+	cr_assert(mkdir(arts, 0755) == 0 && mkdir(taken, 0755) == 0);
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, FX("a", ", action: upload, file: %s") "}\n", src) > 0);
+	const char *const args[] = {"--artifacts-dir", arts, NULL};
+	run x = {0};
+	run_pipeline(&x, "[a]", stages, args);
+	cr_expect_eq(x.r.status, 1, "%s", x.r.err);
+	char *want = NULL;
+	cr_assert(asprintf(&want, "cannot write %s: Is a directory", taken) > 0);
+	cr_expect(kt_contains(x.r.err, want), "want '%s' in: %s", want, x.r.err);
+	run_free(&x);
+	kt_rmrf(dir);
+	free(dir), free(arts), free(src), free(taken), free(stages), free(want);
+}
+
 Test(runner, empty_phase_is_a_configuration_error)
 {
 	run x = {0};
