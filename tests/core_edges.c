@@ -590,6 +590,32 @@ Test(core_edges, a_run_after_the_record_says_reported_sends_no_status)
 	kx_free(&x);
 }
 
+/* init with a repository id and no task (the seeds' init container for
+ * a repository): there is no task to report progress on, and a script's
+ * `keruta-agent progress` says so with exit 1 rather than pretending. */
+Test(core_edges, progress_without_a_task_is_refused_to_the_script)
+{
+	kx x;
+	kt_api api;
+	kx_setup(&x);
+	kx_api_start(&api);
+	kx_api_control(&api, "/_control/seed",
+	               "{\"repositories\":[{\"id\":\"repo-1\",\"url\":\"file:///nonexistent-repo\"}]}");
+	kx_write(x.dir, "script.sh", "\"$1\" progress 40 half; echo \"progress=$?\"\n");
+	char *stages = NULL;
+	cr_assert(asprintf(&stages, "  run: {plugin: execute, with: {argv: [/bin/sh, '%s/script.sh', '%s']}}\n",
+	                   x.dir, kt_agent()) > 0);
+	kx_pipeline(&x, "  init: [run]\n", stages);
+	const char *args[] = {"--repository-id", "repo-1", NULL};
+	kx_agent_api(&x, &api, "init", args, NULL);
+	cr_expect_eq(x.r.status, 0, "exit %d: %s", x.r.status, x.log);
+	cr_expect(kt_contains(x.log, "progress=1"), "%s", x.log);
+	cr_expect(kt_contains(x.log, "this task reports to no keruta-api"), "%s", x.log);
+	free(stages);
+	kt_api_stop(&api);
+	kx_free(&x);
+}
+
 /* keruta-api refusing a progress report: `keruta-agent progress` says
  * why with exit 1, and the task goes on to its final status. */
 Test(core_edges, progress_keruta_api_refuses_is_said_to_the_script)
