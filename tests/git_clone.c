@@ -1048,6 +1048,37 @@ Test(git_clone, ssh_key_and_known_hosts)
 	kt_result_free(&r);
 	free(hashed), free(insecure);
 
+	/* Host patterns as OpenSSH reads them: '?' and '*' wildcards in any
+	 * case, a '!' pattern that matches vetoes the line, and a host on
+	 * another port than 22 must be written [host]:port. */
+	static const struct {
+		const char *hosts;
+		int ok;
+	} patterns[] = {{"[LOCAL?OST]:%d", 1},
+	                {"*.example.org,[local*]:%d", 1},
+	                {"![localhost]:%d,*", 0},
+	                {"localhost", 0}};
+	for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++) {
+		char hosts[64], *with = NULL;
+		snprintf(hosts, sizeof(hosts), patterns[i].hosts, srv.port);
+		free(gt_sh(base, "cd ssh && echo \"%s $(cut -d' ' -f1,2 host.pub)\" > pattern-%zu", hosts,
+		           i));
+		cr_assert(asprintf(&with,
+		                   ", ssh_key_file: \"%s/ssh/client\", known_hosts: \"%s/ssh/pattern-%zu\"",
+		                   base, base, i) > 0);
+		kt_rmrf(wd);
+		run_clone(&r, url, "main", with, NULL);
+		all = gt_output(&r);
+		if (patterns[i].ok)
+			cr_expect_eq(r.status, 0, "'%s' should match: %s", hosts, all);
+		else
+			cr_expect(r.status == 1 && kt_contains(all, "host key of localhost is not in"),
+			          "'%s' should not match: %s", hosts, all);
+		kt_result_free(&r);
+		free(all);
+		free(with);
+	}
+
 	/* Neither known_hosts nor KERUTA_GIT_KNOWN_HOSTS: ~/.ssh/known_hosts. */
 	char *home = kt_path(base, "home"), *home_env = NULL, *key_only = NULL;
 	free(gt_sh(base, "mkdir -p home/.ssh && cp ssh/known home/.ssh/known_hosts"));
