@@ -476,6 +476,18 @@ Test(runner, an_artifact_that_cannot_be_written_names_the_file)
 	free(dir), free(arts), free(src), free(taken), free(stages), free(want);
 }
 
+/* The same for a path below the work dir itself, once the work dir is
+ * gone (moved away by task code). */
+Test(runner, area_open_below_a_vanished_work_dir_says_minus_one)
+{
+	run x = {0};
+	run_pipeline(&x, "[a]", FX("a", ", action: workdir-gone") "}\n", NULL);
+	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
+	cr_expect(kt_contains(x.r.err, "area_open without the work dir: -1, No such file or directory"),
+	          "%s", x.r.err);
+	run_free(&x);
+}
+
 Test(runner, empty_phase_is_a_configuration_error)
 {
 	run x = {0};
