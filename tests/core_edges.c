@@ -112,6 +112,8 @@ Test(core_edges, a_task_record_with_a_field_of_the_wrong_kind_fails_naming_it)
 	         "'env' entry 'A=B' must be NAME: value with a NAME free of '='"},
 	        {"{\"id\":\"c10\",\"executeScript\":[\"x\"]}",
 	         "field 'executeScript' must be a string or number, not a list"},
+	        {"{\"id\":\"c11\",\"command\":[\"sh\",{\"a\":\"b\"}]}",
+	         "entry 2 of 'command' must be a string without NUL bytes"},
 	        {"{\"title\":\"no id\"}", "the task has no 'id' field"},
 	};
 	kx x;
@@ -123,7 +125,7 @@ Test(core_edges, a_task_record_with_a_field_of_the_wrong_kind_fails_naming_it)
 	kx_api_control(&api, "/_control/seed",
 	               "{\"tasks\":[{\"id\":\"c0\"},{\"id\":\"c1\"},{\"id\":\"c2\"},{\"id\":\"c3\"},"
 	               "{\"id\":\"c4\"},{\"id\":\"c5\"},{\"id\":\"c6\"},{\"id\":\"c7\"},{\"id\":\"c8\"},"
-	               "{\"id\":\"c9\"},{\"id\":\"c10\"},{\"id\":\"c11\"}]}");
+	               "{\"id\":\"c9\"},{\"id\":\"c10\"},{\"id\":\"c11\"},{\"id\":\"c12\"}]}");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char id[8], *fault = NULL;
 		snprintf(id, sizeof(id), "c%zu", i);
