@@ -540,6 +540,17 @@ Test(git_cache, a_cache_that_cannot_be_made_or_locked_warns_and_clones)
 	cr_expect(kt_contains(r.err, "git cache: cannot open the lock"), "%s", r.err);
 	cr_expect_str_eq(gt_q(wd5, "git rev-parse HEAD"), want);
 	kt_result_free(&r);
+	/* a repository the server does not have: the mirror cannot be
+	 * updated, said, and the clone from the remote fails on its own */
+	char *missing = url_of("anon/missing.git"), *wd7 = kt_path(base, "w7");
+	pid = spawn_clone(wd7, missing, NULL, NULL, with, NULL, &out, &err);
+	cr_assert_eq(kt_wait(&r, pid, out, err, 120), 0);
+	cr_expect_eq(r.status, 1, "%s", r.err);
+	cr_expect(kt_contains(r.err, "git cache: cannot update") &&
+	                  kt_contains(r.err, "cloning without the cache"),
+	          "%s", r.err);
+	kt_result_free(&r);
+	free(missing), free(wd7);
 	free(url), free(slashed), free(want), free(wd1), free(wd2), free(wd3), free(wd4), free(wd5),
 	        free(file), free(under), free(with), free(mirror), free(lock);
 }
