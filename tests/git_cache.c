@@ -508,15 +508,16 @@ Test(git_cache, a_cache_that_cannot_be_made_or_locked_warns_and_clones)
 	cr_assert(mirror && *mirror, "not exactly one mirror for the two spellings");
 	char *lock = NULL;
 	cr_assert(asprintf(&lock, "%.*s.lock", (int)strlen(mirror) - 4, mirror) > 0);
-	/* a mirror's name starts with its repository's, for whoever lists the cache */
-	free(gt_sh(base, "cp -r srv/repo.git srv/widget.git"));
-	char *widget = url_of("anon/widget.git"), *wd6 = kt_path(base, "w6");
+	/* a mirror's name starts with its repository's, for whoever lists the
+	 * cache (letters, digits, '-', '_' and '.' kept, anything else '_') */
+	free(gt_sh(base, "cp -r srv/repo.git 'srv/Wid+get-2_x.y.git'"));
+	char *widget = url_of("anon/Wid+get-2_x.y.git"), *wd6 = kt_path(base, "w6");
 	pid = spawn_clone(wd6, widget, NULL, NULL, with, NULL, &out, &err);
 	cr_assert_eq(kt_wait(&r, pid, out, err, 120), 0);
 	expect_ok(&r);
 	kt_result_free(&r);
-	char *named = gt_sh(cache, "ls -d widget-????????????????.git");
-	cr_expect(named && *named, "no mirror named after widget.git");
+	char *named = gt_sh(cache, "ls -d Wid_get-2_x.y-????????????????.git");
+	cr_expect(named && *named, "no mirror named after Wid+get-2_x.y.git");
 	free(named), free(widget), free(wd6);
 
 	/* another task holds the mirror's lock: this one waits, and stops at SIGTERM */
