@@ -16,21 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "krtest.h"
 
-typedef struct kx {
-	char *dir;      /* scratch root                          */
-	char *work;     /* dir/work: the work dir                */
-	char *pipeline; /* dir/pipeline.yaml                     */
-	char *task;     /* dir/task.yaml                         */
-	char *term;     /* dir/termination-log                   */
-	char *arts;     /* dir/artifacts: local artifacts dir    */
-	char *evpath;   /* dir/events.jsonl: local events file   */
-	kt_result r;
-	char *events;   /* events.jsonl after the run ("" if none) */
-	char *termtext; /* termination message ("" if none)     */
-	char *log;      /* stdout + stderr of the agent          */
-} kx;
+/* The shared fixture (tests/lib/fixture.h) with the events file and the
+ * artifacts outside the work dir. */
+typedef kf kx;
 
 /* Every stage of this area, each under its plugin's name. */
 #define KX_STAGES                                                                           \
@@ -42,33 +33,13 @@ typedef struct kx {
 
 KX_HELPER void kx_setup(kx *x)
 {
-	memset(x, 0, sizeof(*x));
-	x->dir = kt_tmpdir();
-	x->work = kt_path(x->dir, "work");
-	x->pipeline = kt_path(x->dir, "pipeline.yaml");
-	x->task = kt_path(x->dir, "task.yaml");
-	x->term = kt_path(x->dir, "termination-log");
-	x->arts = kt_path(x->dir, "artifacts");
-	x->evpath = kt_path(x->dir, "events.jsonl");
-	cr_assert_eq(mkdir(x->work, 0755), 0);
-	kt_write_file(x->task, "id: t-1\ntitle: test task\n");
+	kf_init(x, "id: t-1\ntitle: test task\n");
+	kf_files_outside(x);
 }
 
 KX_HELPER void kx_free(kx *x)
 {
-	kt_result_free(&x->r);
-	kt_rmrf(x->dir);
-	free(x->dir);
-	free(x->work);
-	free(x->pipeline);
-	free(x->task);
-	free(x->term);
-	free(x->arts);
-	free(x->evpath);
-	free(x->events);
-	free(x->termtext);
-	free(x->log);
-	memset(x, 0, sizeof(*x));
+	kf_free(x);
 }
 
 /* dir/rel (rel may contain directories, which are created). */
@@ -142,35 +113,9 @@ KX_HELPER void kx_pipeline(kx *x, const char *phases, const char *stages)
 /* Run `keruta-agent CMD` in local mode on x's files; args and env extra. */
 KX_HELPER void kx_agent(kx *x, const char *cmd, const char *const *args, const char *const *env)
 {
-	const char *argv[64] = {kt_agent(),   cmd,           "--pipeline", x->pipeline,
-	                        "--task-file", x->task,      "--work-dir", x->work,
-	                        "--termination-log", x->term, "--artifacts-dir", x->arts,
-	                        "--events-file", x->evpath, "--log-format", "text"};
-	int n = 16;
-	for (int i = 0; args && args[i] && n < 62; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	/* what the test does not set must not leak in from the environment */
-	const char *envv[32] = {"KERUTA_DOCUMENT_ID", "KERUTA_SOURCE_POD", "KERUTA_TASK_ID",
-	                        "KERUTA_REPOSITORY_ID", "KERUTA_API_URL", "KERUTA_API_ENDPOINT",
-	                        "KERUTA_WORK_DIR", "KERUTA_BACKEND"};
-	int m = 8;
-	for (int i = 0; env && env[i] && m < 31; i++)
-		envv[m++] = env[i];
-	envv[m] = NULL;
 	kt_result_free(&x->r);
-	cr_assert_eq(kt_run(&x->r, argv, envv, x->dir, NULL, 60), 0, "could not run the agent");
+	cr_assert_eq(kf_run(x, &x->r, cmd, args, env, 60), 0, "could not run the agent");
 	cr_assert(!x->r.timed_out, "the agent did not finish in 60s; stderr:\n%s", x->r.err);
-	free(x->events);
-	free(x->termtext);
-	free(x->log);
-	x->events = kt_read_file(x->evpath, NULL);
-	if (!x->events)
-		x->events = strdup("");
-	x->termtext = kt_read_file(x->term, NULL);
-	if (!x->termtext)
-		x->termtext = strdup("");
-	cr_assert(asprintf(&x->log, "%s%s", x->r.out, x->r.err) >= 0);
 }
 
 /* ---- keruta-api mode, against the reference server (tests/refapi) ---- */
@@ -203,31 +148,7 @@ KX_HELPER char *kx_api_state(kt_api *api)
 KX_HELPER void kx_agent_api(kx *x, kt_api *api, const char *cmd, const char *const *args,
                             const char *const *env)
 {
-	const char *argv[64] = {kt_agent(),   cmd,         "--pipeline",        x->pipeline,
-	                        "--api-url",  api->url,    "--work-dir",        x->work,
-	                        "--termination-log", x->term, "--log-format", "text",
-	                        "--api-retries", "2", "--api-retry-max-time", "5s"};
-	int n = 16;
-	for (int i = 0; args && args[i] && n < 62; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	const char *envv[32] = {"KERUTA_DOCUMENT_ID", "KERUTA_SOURCE_POD", "KERUTA_TASK_ID",
-	                        "KERUTA_REPOSITORY_ID", "KERUTA_API_URL", "KERUTA_API_ENDPOINT",
-	                        "KERUTA_WORK_DIR", "KERUTA_BACKEND", "KERUTA_TASK_FILE",
-	                        "KERUTA_API_TOKEN"};
-	int m = 10;
-	for (int i = 0; env && env[i] && m < 31; i++)
-		envv[m++] = env[i];
-	envv[m] = NULL;
-	kt_result_free(&x->r);
-	cr_assert_eq(kt_run(&x->r, argv, envv, x->dir, NULL, 60), 0, "could not run the agent");
-	cr_assert(!x->r.timed_out, "the agent did not finish in 60s; stderr:\n%s", x->r.err);
-	free(x->events);
-	free(x->termtext);
-	free(x->log);
-	x->events = strdup("");
-	x->termtext = kt_read_file(x->term, NULL);
-	if (!x->termtext)
-		x->termtext = strdup("");
-	cr_assert(asprintf(&x->log, "%s%s", x->r.out, x->r.err) >= 0);
+	x->api_url = api->url;
+	kx_agent(x, cmd, args, env);
+	x->api_url = NULL;
 }

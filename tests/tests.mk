@@ -3,7 +3,8 @@
 # product keeps its tests in its own fragment (tests/*.mk).
 
 check_LTLIBRARIES += tests/lib/libkrtest.la
-tests_lib_libkrtest_la_SOURCES = tests/lib/krtest.c tests/lib/krtest.h
+tests_lib_libkrtest_la_SOURCES = tests/lib/krtest.c tests/lib/krtest.h tests/lib/fixture.c \
+	tests/lib/fixture.h
 
 # Flags for Criterion test programs.
 KT_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) -D_GNU_SOURCE -I$(srcdir)/tests/lib
