@@ -24,11 +24,11 @@
 
 static const char *const token_env[] = {"KERUTA_API_TOKEN=" SECRET, NULL};
 
-static void expect_no_secret(rt *r, const kt_result *res)
+static void expect_no_secret(kf *r, const kt_result *res)
 {
 	cr_expect(!kt_contains(res->out, "SECRET-12345"), "stdout shows the secret:\n%s", res->out);
 	cr_expect(!kt_contains(res->err, "SECRET-12345"), "stderr shows the secret:\n%s", res->err);
-	char *ev = kt_read_file(r->events, NULL);
+	char *ev = kt_read_file(r->evpath, NULL);
 	cr_assert(ev, "no events file");
 	cr_expect(!kt_contains(ev, "SECRET-12345"), "a shipped line shows the secret:\n%s", ev);
 	free(ev);
@@ -39,8 +39,8 @@ static void expect_no_secret(rt *r, const kt_result *res)
  * with "M<k>".  Every k from 1 to len-1. */
 Test(edge_masking, secret_split_at_every_offset)
 {
-	rt r;
-	rt_init(&r, TASK_WITH_SECRET);
+	kf r;
+	kf_init(&r, TASK_WITH_SECRET);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        k=1\n"
@@ -52,7 +52,7 @@ Test(edge_masking, secret_split_at_every_offset)
 	                   "        done\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, token_env, 90), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, token_env, 90), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	size_t n = strlen(SECRET);
 	rt_line *lo, *le;
@@ -77,7 +77,7 @@ Test(edge_masking, secret_split_at_every_offset)
 	rt_lines_free(lo, no);
 	rt_lines_free(le, ne);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* Output that ends with what could be the start of a secret: the bytes
@@ -85,16 +85,16 @@ Test(edge_masking, secret_split_at_every_offset)
  * still be written and shipped, once. */
 Test(edge_masking, held_back_bytes_at_end_of_output_are_written)
 {
-	rt r;
+	kf r;
 	/* the texts come from the env: the agent logs the command line */
-	rt_init(&r, TASK_WITH_SECRET "  A: tail tok-SECRET-123\n  B: err tok-\n");
+	kf_init(&r, TASK_WITH_SECRET "  A: tail tok-SECRET-123\n  B: err tok-\n");
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        printf '%s' \"$B\" >&2\n"
 	                   "        printf '%s' \"$A\"\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, token_env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, token_env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect_eq(kt_count(res.out, "tail tok-SECRET-123"), 1, "stdout:\n%s", res.out);
 	cr_expect_eq(kt_count(res.err, "err tok-"), 1, "stderr:\n%s", res.err);
@@ -110,7 +110,7 @@ Test(edge_masking, held_back_bytes_at_end_of_output_are_written)
 		cr_expect_str_eq(l[0].text, "err tok-");
 	rt_lines_free(l, n);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* Held-back bytes that turn out not to be the secret are written as they
@@ -118,8 +118,8 @@ Test(edge_masking, held_back_bytes_at_end_of_output_are_written)
  * start is still masked. */
 Test(edge_masking, false_starts_pass_unchanged_and_overlaps_are_masked)
 {
-	rt r;
-	rt_init(&r, TASK_WITH_SECRET);
+	kf r;
+	kf_init(&r, TASK_WITH_SECRET);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        printf 'X tok-SECRET-12'; sleep 0.2; printf '3X Y\\n'\n"
@@ -128,7 +128,7 @@ Test(edge_masking, false_starts_pass_unchanged_and_overlaps_are_masked)
 	                   "        printf '1234567890 Q\\n'\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, token_env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, token_env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "X tok-SECRET-123X Y\n"), "%s", res.out);
 	cr_expect(kt_contains(res.out, "O tok-*** Z\n"), "%s", res.out);
@@ -142,7 +142,7 @@ Test(edge_masking, false_starts_pass_unchanged_and_overlaps_are_masked)
 	rt_lines_free(l, n);
 	expect_no_secret(&r, &res);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* git credentials given as the value of KERUTA_GIT_TOKEN or
@@ -150,10 +150,10 @@ Test(edge_masking, false_starts_pass_unchanged_and_overlaps_are_masked)
  * and a later stage that prints the same value shows the mask. */
 static void credential_in_env(const char *var)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nrepository:\n  url: http://127.0.0.1:1/repo.git\n"
+	kf r;
+	kf_init(&r, "id: t-1\nrepository:\n  url: http://127.0.0.1:1/repo.git\n"
 	            "env:\n  G: git-cred-0123456789\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone, show]\nstages:\n"
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone, show]\nstages:\n"
 	                      "  clone:\n    plugin: clone\n"
 	                      "  show:\n    plugin: execute\n    when: always\n    with:\n"
 	                      "      command: printf 'got %s.\\n' \"$G\"; printf 'err %s.\\n' \"$G\" >&2\n");
@@ -161,20 +161,20 @@ static void credential_in_env(const char *var)
 	cr_assert(asprintf(&cred, "%s=git-cred-0123456789", var) > 0);
 	const char *env[] = {cred, "KERUTA_GIT_USERNAME=alice", NULL};
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, env, 60), 0);
 	cr_expect_neq(res.status, 0, "the clone cannot succeed: %s", res.err);
 	cr_expect(kt_contains(res.out, "got ***.\n"), "%s: stdout:\n%s", var, res.out);
 	cr_expect(kt_contains(res.err, "err ***.\n"), "%s: stderr:\n%s", var, res.err);
 	cr_expect(!kt_contains(res.out, "0123456789") && !kt_contains(res.err, "0123456789"),
 	          "%s shown:\n%s\n%s", var, res.out, res.err);
-	char *ev = kt_read_file(r.events, NULL);
+	char *ev = kt_read_file(r.evpath, NULL);
 	cr_assert(ev);
 	cr_expect(!kt_contains(ev, "0123456789"), "%s shipped:\n%s", var, ev);
 	cr_expect(kt_contains(ev, "got ***."), "%s", ev);
 	free(ev);
 	free(cred);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(edge_masking, git_token_given_in_the_environment_is_masked)

@@ -21,7 +21,7 @@
 #include "run_common.h"
 
 /* The termination log parsed (the caller puts it). */
-static json_object *termination(rt *r)
+static json_object *termination(kf *r)
 {
 	char *text = kt_read_file(r->term, NULL);
 	cr_assert(text, "no termination log");
@@ -39,9 +39,9 @@ static const char *str_field(json_object *o, const char *key)
 
 /* Every line of the events file is one JSON object; the message of the
  * last status event (caller frees), or NULL. */
-static char *final_status_message(rt *r, char *status, size_t status_size)
+static char *final_status_message(kf *r, char *status, size_t status_size)
 {
-	char *text = kt_read_file(r->events, NULL);
+	char *text = kt_read_file(r->evpath, NULL);
 	cr_assert(text, "no events file");
 	char *msg = NULL, *save = NULL;
 	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -62,16 +62,16 @@ static char *final_status_message(rt *r, char *status, size_t status_size)
 
 Test(edge_stages, the_first_failure_is_reported_when_later_stages_fail_too)
 {
-	rt r;
-	rt_init(&r, NULL);
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [first, second, third]\nstages:\n"
+	kf r;
+	kf_init(&r, NULL);
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [first, second, third]\nstages:\n"
 	                      "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
 	                      "  second:\n    plugin: execute\n    when: always\n"
 	                      "    with: {command: 'exit 5'}\n"
 	                      "  third:\n    plugin: execute\n    when: on_failure\n"
 	                      "    with: {command: 'exit 0'}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "a failed task exits 1: %s", res.err);
 	json_object *t = termination(&r);
 	cr_expect_str_eq(str_field(t, "status"), "FAILED");
@@ -94,19 +94,19 @@ Test(edge_stages, the_first_failure_is_reported_when_later_stages_fail_too)
 	cr_expect(!kt_contains(res.err, "not delivered"), "every line was written: %s", res.err);
 	free(msg);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* The repository URL is the task's text: a failed clone quotes it in the
  * reason, which goes into the termination log and the status message. */
 Test(edge_stages, reasons_holding_quotes_backslashes_and_tabs_stay_valid_json)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nrepository:\n  url: \"http://127.0.0.1:1/a\\\"b\\\\c\\td.git\"\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone]\nstages:\n"
+	kf r;
+	kf_init(&r, "id: t-1\nrepository:\n  url: \"http://127.0.0.1:1/a\\\"b\\\\c\\td.git\"\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone]\nstages:\n"
 	                      "  clone: {plugin: clone}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
 	const char *url = "http://127.0.0.1:1/a\"b\\c\td.git";
 	json_object *t = termination(&r);
@@ -120,10 +120,10 @@ Test(edge_stages, reasons_holding_quotes_backslashes_and_tabs_stay_valid_json)
 	cr_expect(kt_contains(msg, url), "%s", msg);
 	free(msg);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
-static int exists(rt *r, const char *rel)
+static int exists(kf *r, const char *rel)
 {
 	char *p = kt_path(r->work, rel);
 	struct stat st;
@@ -132,27 +132,27 @@ static int exists(rt *r, const char *rel)
 	return e;
 }
 
-static void touch(rt *r, const char *rel)
+static void touch(kf *r, const char *rel)
 {
 	char *p = kt_path(r->work, rel);
 	kt_write_file(p, "x");
 	free(p);
 }
 
-static void cleanup_pipeline(rt *r, const char *remove)
+static void cleanup_pipeline(kf *r, const char *remove)
 {
 	char *y;
 	cr_assert(asprintf(&y, "version: 1\nphases:\n  execute: [cleanup]\nstages:\n"
 	                       "  cleanup:\n    plugin: cleanup\n    with:\n      remove: %s\n",
 	                   remove) > 0);
-	rt_write_pipeline(r, y);
+	kf_pipeline(r, y);
 	free(y);
 }
 
 Test(edge_stages, cleanup_removes_the_first_and_the_last_entry)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	/* `remove:` names files of the task's own area */
 	char *k = kt_path(r.work, ".keruta/tasks/t-1");
 	const char *mk[] = {"mkdir", "-p", k, NULL};
@@ -166,14 +166,14 @@ Test(edge_stages, cleanup_removes_the_first_and_the_last_entry)
 	touch(&r, ".keruta/tasks/t-1/kept.txt");
 	cleanup_pipeline(&r, "[first.tmp, middle.tmp, last.tmp]");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(!exists(&r, ".keruta/tasks/t-1/first.tmp"), "the first entry was not removed");
 	cr_expect(!exists(&r, ".keruta/tasks/t-1/middle.tmp"));
 	cr_expect(!exists(&r, ".keruta/tasks/t-1/last.tmp"), "the last entry was not removed");
 	cr_expect(exists(&r, ".keruta/tasks/t-1/kept.txt"), "a file not listed was removed");
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* Each entry that could leave .keruta/ is refused before anything is
@@ -181,8 +181,8 @@ Test(edge_stages, cleanup_removes_the_first_and_the_last_entry)
  * names is still there. */
 static void refused(const char *list, const char *bad)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	/* entries name files of the task's own area, .keruta/tasks/t-1/:
 	 * a.tmp is there, and ../outside.txt is what the escaping entries
 	 * would reach */
@@ -196,7 +196,7 @@ static void refused(const char *list, const char *bad)
 	touch(&r, ".keruta/tasks/outside.txt");
 	cleanup_pipeline(&r, list);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 2, "%s: a pipeline error exits 2: %s", list, res.err);
 	cr_expect(kt_contains(res.err, bad), "%s: the message does not name '%s': %s", list, bad,
 	          res.err);
@@ -205,7 +205,7 @@ static void refused(const char *list, const char *bad)
 	cr_expect(exists(&r, ".keruta/tasks/t-1/a.tmp"), "%s: removed before the list was checked",
 	          list);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(edge_stages, cleanup_refuses_entries_leaving_keruta_first_or_last)
@@ -223,14 +223,14 @@ Test(edge_stages, cleanup_refuses_entries_leaving_keruta_first_or_last)
  * reports is still the first failure, not the stuck stage. */
 Test(edge_stages, a_stuck_stage_after_a_failure_keeps_the_first_reason)
 {
-	rt r;
-	rt_init(&r, NULL);
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [first, stuck]\nstages:\n"
+	kf r;
+	kf_init(&r, NULL);
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [first, stuck]\nstages:\n"
 	                      "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
 	                      "  stuck: {plugin: stuck, when: always}\n");
 	const char *args[] = {"--grace-period", "1s", NULL};
 	int out_fd, err_fd;
-	pid_t pid = rt_agent_spawn(&r, args, NULL, &out_fd, &err_fd);
+	pid_t pid = kf_spawn(&r, "execute", args, NULL, &out_fd, &err_fd);
 	cr_assert(pid > 0);
 	char *mark = kt_path(r.work, ".keruta/stuck.txt");
 	for (int i = 0; i < 600 && access(mark, F_OK) != 0; i++)
@@ -249,5 +249,5 @@ Test(edge_stages, a_stuck_stage_after_a_failure_keeps_the_first_reason)
 	cr_expect(reason && kt_contains(reason, "exit code 3"), "reason: %s", reason);
 	json_object_put(t);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }

@@ -25,114 +25,13 @@ static char *xasprintf(const char *fmt, ...)
 	return s;
 }
 
-void rt_init(rt *r, const char *task_yaml)
-{
-	memset(r, 0, sizeof(*r));
-	r->dir = kt_tmpdir();
-	r->work = kt_path(r->dir, "w");
-	mkdir(r->work, 0755);
-	r->task = kt_path(r->dir, "task.yaml");
-	r->pipeline = kt_path(r->dir, "pipeline.yaml");
-	r->term = kt_path(r->dir, "termination-log");
-	r->events = kt_path(r->work, ".keruta/events.jsonl");
-	kt_write_file(r->task, task_yaml ? task_yaml : "id: t-1\ntitle: a task\n");
-}
-
-void rt_free(rt *r)
-{
-	kt_rmrf(r->dir);
-	free(r->dir);
-	free(r->work);
-	free(r->task);
-	free(r->pipeline);
-	free(r->term);
-	free(r->events);
-	memset(r, 0, sizeof(*r));
-}
-
-void rt_write_pipeline(rt *r, const char *yaml)
-{
-	kt_write_file(r->pipeline, yaml);
-}
-
-void rt_simple_pipeline(rt *r, const char *with, const char *extra)
+void rt_simple_pipeline(kf *r, const char *with, const char *extra)
 {
 	char *y = xasprintf("version: 1\n%s\nphases:\n  execute: [execute]\nstages:\n"
 	                    "  execute:\n    plugin: execute\n    with:\n%s\n",
 	                    extra ? extra : "", with);
 	kt_write_file(r->pipeline, y);
 	free(y);
-}
-
-static const char **build_args(rt *r, const char *const *extra)
-{
-	size_t n = 0;
-	while (extra && extra[n])
-		n++;
-	const char **a = calloc(n + 16, sizeof(*a));
-	size_t i = 0;
-	a[i++] = kt_agent();
-	a[i++] = "execute";
-	a[i++] = "--task-file";
-	a[i++] = r->task;
-	a[i++] = "--pipeline";
-	a[i++] = r->pipeline;
-	a[i++] = "--work-dir";
-	a[i++] = r->work;
-	a[i++] = "--termination-log";
-	a[i++] = r->term;
-	a[i++] = "--log-format";
-	a[i++] = "text";
-	for (size_t k = 0; k < n; k++)
-		a[i++] = extra[k];
-	return a;
-}
-
-static const char **build_env(const char *const *extra, char **owned)
-{
-	size_t n = 0;
-	while (extra && extra[n])
-		n++;
-	const char **e = calloc(n + 8, sizeof(*e));
-	size_t i = 0;
-	*owned = xasprintf("KERUTA_PLUGIN_PATH=%s/tests/fixtures/.libs:%s/stages/.libs",
-	                   kt_builddir(), kt_builddir());
-	e[i++] = *owned;
-	/* the tests say what they want; nothing leaks in from the caller */
-	e[i++] = "KERUTA_API_TOKEN";
-	e[i++] = "KERUTA_API_TOKEN_FILE";
-	e[i++] = "KERUTA_WORK_DIR";
-	e[i++] = "KERUTA_TASK_ID";
-	e[i++] = "KERUTA_GRACE_PERIOD";
-	for (size_t k = 0; k < n; k++)
-		e[i++] = extra[k];
-	return e;
-}
-
-int rt_agent(rt *r, kt_result *res, const char *const *args_extra, const char *const *env_extra,
-             int timeout_s)
-{
-	char *owned;
-	const char **a = build_args(r, args_extra);
-	const char **e = build_env(env_extra, &owned);
-	int rc = kt_run(res, a, e, r->work, NULL, timeout_s);
-	free(a);
-	free(e);
-	free(owned);
-	return rc;
-}
-
-pid_t rt_agent_spawn(rt *r, const char *const *args_extra, const char *const *env_extra,
-                     int *out_fd, int *err_fd)
-{
-	char *owned;
-	const char **a = build_args(r, args_extra);
-	const char **e = build_env(env_extra, &owned);
-	pid_t pid = kt_spawn(a, e, r->work, out_fd, err_fd);
-	free(a);
-	free(e);
-	free(owned);
-	return pid;
 }
 
 static void put_utf8(char *out, size_t *n, unsigned cp)
@@ -208,9 +107,9 @@ static char *field(const char *obj, const char *key, size_t *len)
 	return v;
 }
 
-long rt_events_each(rt *r, void (*fn)(void *ctx, const rt_line *l), void *ctx)
+long rt_events_each(kf *r, void (*fn)(void *ctx, const rt_line *l), void *ctx)
 {
-	FILE *f = fopen(r->events, "r");
+	FILE *f = fopen(r->evpath, "r");
 	if (!f)
 		return -1;
 	char *line = NULL;
@@ -270,7 +169,7 @@ static void collect_fn(void *ctx, const rt_line *l)
 	memcpy(d->text, l->text, l->len + 1);
 }
 
-size_t rt_lines(rt *r, const char *stream, rt_line **out)
+size_t rt_lines(kf *r, const char *stream, rt_line **out)
 {
 	collect c = {stream, NULL, 0, 0};
 	rt_events_each(r, collect_fn, &c);
@@ -285,7 +184,7 @@ void rt_lines_free(rt_line *l, size_t n)
 	free(l);
 }
 
-char *rt_final_status(rt *r)
+char *rt_final_status(kf *r)
 {
 	rt_line *l;
 	size_t n = rt_lines(r, "status", &l);
@@ -299,7 +198,7 @@ int rt_alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
-pid_t rt_read_pid(rt *r, const char *name)
+pid_t rt_read_pid(kf *r, const char *name)
 {
 	char *p = kt_path(r->work, name);
 	char *s = kt_read_file(p, NULL);

@@ -18,7 +18,7 @@
 
 #include "run_common.h"
 
-static char *read_work(rt *r, const char *name)
+static char *read_work(kf *r, const char *name)
 {
 	char *p = kt_path(r->work, name);
 	char *s = kt_read_file(p, NULL);
@@ -28,7 +28,7 @@ static char *read_work(rt *r, const char *name)
 
 Test(run_execute, env_vars_present_and_long_values_cut)
 {
-	rt r;
+	kf r;
 	size_t dlen = 5000;
 	char *desc = malloc(dlen + 1);
 	memset(desc, 'd', dlen);
@@ -41,7 +41,7 @@ Test(run_execute, env_vars_present_and_long_values_cut)
 	                   "updatedAt: 2024-01-03T00:00:00Z\nparentTaskId: t-41\n"
 	                   "env:\n  FOO: bar baz\n  BIG: %s\n",
 	                   desc, desc) > 0);
-	rt_init(&r, task);
+	kf_init(&r, task);
 	rt_simple_pipeline(&r,
 	                   "      env_max: 1KiB\n"
 	                   "      command: |\n"
@@ -53,7 +53,7 @@ Test(run_execute, env_vars_present_and_long_values_cut)
 	                   "        pwd > pwd.out\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_assert_eq(res.status, 0, "agent failed: %s", res.err);
 
 	char *env = read_work(&r, "env.out");
@@ -89,17 +89,17 @@ Test(run_execute, env_vars_present_and_long_values_cut)
 
 	free(pwd), free(big), free(full), free(cut), free(env), free(task), free(desc);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, task_script_is_written_and_run)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nscript: |\n  echo from-script\n  echo \"id=$KERUTA_TASK_ID\"\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf r;
+	kf_init(&r, "id: t-1\nscript: |\n  echo from-script\n  echo \"id=$KERUTA_TASK_ID\"\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "from-script\nid=t-1\n"), "%s", res.out);
 	struct stat st;
@@ -111,20 +111,20 @@ Test(run_execute, task_script_is_written_and_run)
 	free(status);
 	free(sh);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, argv_list_runs_without_a_shell)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r, "      argv: [/bin/echo, \"a  b\", \"$HOME\"]\n", NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "a  b $HOME\n"), "%s", res.out);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* --run-as as a uid alone (its group from the password database) or as
@@ -138,33 +138,33 @@ Test(run_execute, run_as_takes_exactly_the_user_and_group_given)
 		const char *spec, *want;
 	} cases[] = {{"65534", "ids 65534 65534 65534\n"}, {"65534:65533", "ids 65534 65533 65533\n"}};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		rt r;
-		rt_init(&r, NULL);
+		kf r;
+		kf_init(&r, NULL);
 		cr_assert(chmod(r.dir, 0755) == 0 && chmod(r.work, 0777) == 0);
 		rt_simple_pipeline(&r, "      argv: [/bin/sh, -c, 'echo ids $(id -u) $(id -g) $(id -G)']\n",
 		                   NULL);
 		const char *const args[] = {"--run-as", cases[i].spec, NULL};
 		kt_result res;
-		cr_assert_eq(rt_agent(&r, &res, args, NULL, 60), 0);
+		cr_assert_eq(kf_run(&r, &res, "execute", args, NULL, 60), 0);
 		cr_expect_eq(res.status, 0, "%s: %s", cases[i].spec, res.err);
 		cr_expect(kt_contains(res.out, cases[i].want), "--run-as %s gave: %s", cases[i].spec,
 		          res.out);
 		kt_result_free(&res);
-		rt_free(&r);
+		kf_free(&r);
 	}
 }
 
 Test(run_execute, task_command_runs_in_place_of_the_script)
 {
-	rt r;
-	rt_init(&r, "id: t-cmd\nscript: echo from-script\n"
+	kf r;
+	kf_init(&r, "id: t-cmd\nscript: echo from-script\n"
 	            "command: [/bin/sh, -c, 'echo \"id=$KERUTA_TASK_ID secret=$MY_SECRET\"; exit 3']\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n"
 	                      "settings:\n  secrets: [MY_SECRET]\n");
 	const char *env[] = {"MY_SECRET=hunter2-long-secret", NULL};
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, env, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
 	cr_expect(kt_contains(res.out, "id=t-cmd secret=***\n"), "env and masking: %s", res.out);
 	cr_expect(!kt_contains(res.out, "from-script"), "the script does not run: %s", res.out);
@@ -181,49 +181,49 @@ Test(run_execute, task_command_runs_in_place_of_the_script)
 	cr_expect_neq(access(sh, F_OK), 0, "no script written");
 	free(sh);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 
-	rt_init(&r, "id: t-cmd2\ncommand: [/bin/echo, \"a  b\", \"$HOME\"]\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf_init(&r, "id: t-cmd2\ncommand: [/bin/echo, \"a  b\", \"$HOME\"]\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "a  b $HOME\n"), "no shell: %s", res.out);
 	status = rt_final_status(&r);
 	cr_expect(status && strncmp(status, "COMPLETED", 9) == 0, "%s", status);
 	free(status);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, task_command_that_is_not_a_list_fails_clearly)
 {
-	rt r;
-	rt_init(&r, "id: t-bad\ncommand: echo hi\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf r;
+	kf_init(&r, "id: t-bad\ncommand: echo hi\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_neq(res.status, 0);
 	/* the task file's own check finds it first, with its line and column */
 	cr_expect(kt_contains(res.err, "task.yaml:2:10: 'command' must be a list"), "%s", res.err);
 	cr_expect(!kt_contains(res.out, "hi\n"), "%s", res.out);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, no_command_and_no_script_fails_clearly)
 {
-	rt r;
-	rt_init(&r, NULL);
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf r;
+	kf_init(&r, NULL);
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1);
 	cr_expect(kt_contains(res.err, "no execute script"), "%s", res.err);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* A file the agent cannot remove (immutable) where the task's area or its
@@ -232,18 +232,18 @@ Test(run_execute, no_command_and_no_script_fails_clearly)
 static void blocked_area_run(const char *task_yaml, const char *with, const char *blocked,
                              const char *named)
 {
-	rt r;
-	rt_init(&r, task_yaml);
+	kf r;
+	kf_init(&r, task_yaml);
 	rt_simple_pipeline(&r, with, NULL);
 	char *path = kt_path(r.work, blocked), *mk = NULL;
 	cr_assert(asprintf(&mk, "mkdir -p \"$(dirname '%s')\" && echo file > '%s'", path, path) > 0);
 	cr_assert_eq(system(mk), 0);
 	if (kt_immutable(path, 1) != 0) {
-		rt_free(&r);
+		kf_free(&r);
 		cr_skip_test("needs root and a file system with the immutable attribute (chattr +i)");
 	}
 	kt_result res;
-	int rc = rt_agent(&r, &res, NULL, NULL, 60);
+	int rc = kf_run(&r, &res, "execute", NULL, NULL, 60);
 	kt_immutable(path, 0);
 	cr_assert_eq(rc, 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
@@ -252,7 +252,7 @@ static void blocked_area_run(const char *task_yaml, const char *with, const char
 	cr_expect_neq(access(ran, F_OK), 0, "the command ran:\n%s", res.err);
 	kt_result_free(&res);
 	free(path), free(mk), free(ran);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, task_area_that_cannot_be_made_fails_before_the_command)
@@ -275,28 +275,28 @@ Test(run_execute, long_value_without_an_env_dir_fails_before_the_command)
 
 Test(run_execute, missing_program_fails_clearly)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r, "      argv: [no-such-program-xyz, a]\n", NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1);
 	cr_expect(kt_contains(res.err, "cannot run 'no-such-program-xyz'"), "%s", res.err);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, failure_runs_always_stage_and_reports_exit_code)
 {
-	rt r;
-	rt_init(&r, NULL);
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute, mark, skipped]\n"
+	kf r;
+	kf_init(&r, NULL);
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute, mark, skipped]\n"
 	                      "stages:\n"
 	                      "  execute: {plugin: execute, with: {command: 'echo before; exit 3'}}\n"
 	                      "  mark: {plugin: run_always, when: always}\n"
 	                      "  skipped: {plugin: execute, with: {command: 'touch skipped.out'}}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
 
 	char *mark = read_work(&r, ".keruta/always.txt");
@@ -319,16 +319,16 @@ Test(run_execute, failure_runs_always_stage_and_reports_exit_code)
 	cr_expect(kt_contains(term, "exit code 3"), "%s", term);
 	free(term), free(status), free(mark);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, success_writes_termination_log)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r, "      command: 'exit 0'\n", NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	char *term = kt_read_file(r.term, NULL);
 	cr_assert(term);
@@ -336,23 +336,23 @@ Test(run_execute, success_writes_termination_log)
 	cr_expect(kt_contains(term, "\"exitCode\":0"), "%s", term);
 	free(term);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, signal_death_is_named)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r, "      command: 'kill -SEGV $$'\n", NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1);
 	char *term = kt_read_file(r.term, NULL);
 	cr_expect(kt_contains(term, "killed by signal 11"), "%s", term);
 	cr_expect(kt_contains(term, "\"exitCode\":139"), "%s", term);
 	free(term);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* The OOM killer cannot be called on demand here: the test points the
@@ -361,8 +361,8 @@ Test(run_execute, signal_death_is_named)
  * is what the kernel's counter does for a real OOM kill. */
 Test(run_execute, oom_kill_is_reported_as_out_of_memory)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	char *ev = kt_path(r.dir, "memory.events");
 	kt_write_file(ev, "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n");
 	rt_simple_pipeline(&r,
@@ -373,7 +373,7 @@ Test(run_execute, oom_kill_is_reported_as_out_of_memory)
 	cr_assert(asprintf(&env_ev, "KERUTA_CGROUP_MEMORY_EVENTS=%s", ev) > 0);
 	const char *env[] = {env_ev, NULL};
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, env, 60), 0);
 	cr_expect_eq(res.status, 1);
 	char *status = rt_final_status(&r);
 	cr_expect(kt_contains(status, "out of memory (OOM killer)"), "%s", status);
@@ -382,20 +382,20 @@ Test(run_execute, oom_kill_is_reported_as_out_of_memory)
 	kt_write_file(ev, "oom_kill 0\n");
 	rt_simple_pipeline(&r, "      command: 'kill -KILL $$'\n", NULL);
 	kt_result res2;
-	cr_assert_eq(rt_agent(&r, &res2, NULL, env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res2, "execute", NULL, env, 60), 0);
 	char *status2 = rt_final_status(&r);
 	cr_expect(!kt_contains(status2, "out of memory"), "%s", status2);
 	cr_expect(kt_contains(status2, "killed by signal 9"), "%s", status2);
 	free(status2), free(status), free(env_ev), free(ev);
 	kt_result_free(&res2);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, grandchildren_are_killed_and_reaped)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	/* one in the group, one that ignores SIGTERM, one in its own session,
 	 * one double-forked daemon; all keep the output pipes open */
 	rt_simple_pipeline(&r,
@@ -408,7 +408,7 @@ Test(run_execute, grandchildren_are_killed_and_reaped)
 	                   "        echo spawned\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_assert(!res.timed_out, "the agent waited for the grandchildren");
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "spawned\n"));
@@ -422,14 +422,14 @@ Test(run_execute, grandchildren_are_killed_and_reaped)
 		          names[i], (int)pid);
 	}
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, command_ignoring_sigterm_is_killed_after_grace)
 {
-	rt r;
-	rt_init(&r, NULL);
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\nstages:\n"
+	kf r;
+	kf_init(&r, NULL);
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\nstages:\n"
 	                      "  execute:\n    plugin: execute\n    timeout: 1s\n"
 	                      "    with:\n      command: |\n"
 	                      "        trap '' TERM\n"
@@ -437,7 +437,7 @@ Test(run_execute, command_ignoring_sigterm_is_killed_after_grace)
 	                      "        while :; do sleep 1; done\n");
 	kt_result res;
 	const char *args[] = {"--grace-period", "1s", NULL};
-	cr_assert_eq(rt_agent(&r, &res, args, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", args, NULL, 60), 0);
 	cr_assert(!res.timed_out);
 	cr_expect_eq(res.status, 1);
 	char *term = kt_read_file(r.term, NULL);
@@ -447,23 +447,23 @@ Test(run_execute, command_ignoring_sigterm_is_killed_after_grace)
 	cr_expect(sh > 0 && !rt_alive(sh));
 	free(term);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, with_timeout_stops_the_command)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r, "      timeout: 1s\n      command: 'sleep 30'\n", NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_assert(!res.timed_out);
 	cr_expect_eq(res.status, 1);
 	char *status = rt_final_status(&r);
 	cr_expect(kt_contains(status, "did not finish within 1s"), "%s", status);
 	free(status);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* Read from fd until `needle` appears or timeout; returns what was read. */
@@ -488,11 +488,11 @@ static char *read_until(int fd, const char *needle, int timeout_ms)
 
 /* Start the agent, wait for the command's "ready", send SIGTERM, wait for
  * the agent to exit; returns what stdout held up to "ready". */
-static char *run_until_ready_then_sigterm(rt *r, const char *grace, kt_result *res)
+static char *run_until_ready_then_sigterm(kf *r, const char *grace, kt_result *res)
 {
 	const char *args[] = {"--grace-period", grace, NULL};
 	int out_fd, err_fd;
-	pid_t pid = rt_agent_spawn(r, args, NULL, &out_fd, &err_fd);
+	pid_t pid = kf_spawn(r, "execute", args, NULL, &out_fd, &err_fd);
 	cr_assert(pid > 0);
 	char *seen = read_until(out_fd, "ready\n", 30000);
 	cr_assert(kt_contains(seen, "ready\n"), "the command never said ready: %s", seen);
@@ -504,8 +504,8 @@ static char *run_until_ready_then_sigterm(rt *r, const char *grace, kt_result *r
 
 static void sigterm_mid_run(const char *command_block, const char *grace, const char *expect_line)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r, command_block, NULL);
 	kt_result res;
 	char *seen = run_until_ready_then_sigterm(&r, grace, &res);
@@ -531,7 +531,7 @@ static void sigterm_mid_run(const char *command_block, const char *grace, const 
 	free(status);
 	free(seen);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_execute, sigterm_to_agent_stops_the_command_and_reports)
@@ -556,9 +556,9 @@ Test(run_execute, sigterm_to_agent_kills_a_command_that_ignores_it)
  * within the grace period and saves what the task wrote so far. */
 Test(run_execute, sigterm_still_runs_always_stages_within_the_grace_period)
 {
-	rt r;
-	rt_init(&r, NULL);
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute, collect, after]\n"
+	kf r;
+	kf_init(&r, NULL);
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute, collect, after]\n"
 	                      "stages:\n"
 	                      "  execute:\n    plugin: execute\n    with:\n      command: |\n"
 	                      "        echo partial > .keruta/doc/partial.txt\n"
@@ -582,34 +582,34 @@ Test(run_execute, sigterm_still_runs_always_stages_within_the_grace_period)
 	free(art);
 	free(seen);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* A flood of empty lines costs its records, not its bytes: the events
  * file stays within the log budget, and the last line (the tail) is kept. */
 Test(run_execute, empty_line_flood_is_bounded_by_the_log_budget)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        head -c 2000000 /dev/zero | tr '\\0' '\\n'\n"
 	                   "        echo the-last-line\n",
 	                   "settings:\n  log_max_total: 1MiB\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 120), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 120), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	struct stat st;
-	cr_assert_eq(stat(r.events, &st), 0);
+	cr_assert_eq(stat(r.evpath, &st), 0);
 	cr_expect(st.st_size < 2 * 1024 * 1024,
 	          "2,000,000 empty lines made an events file of %lld bytes, over the 1 MiB budget",
 	          (long long)st.st_size);
-	char *ev = kt_read_file(r.events, NULL);
+	char *ev = kt_read_file(r.evpath, NULL);
 	cr_expect(kt_contains(ev, "the-last-line"), "the tail was not kept");
 	cr_expect(kt_contains(ev, "of output cut here"), "the cut is not marked");
 	free(ev);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* Env names that are no file names and values cut inside a UTF-8
@@ -618,7 +618,7 @@ Test(run_execute, empty_line_flood_is_bounded_by_the_log_budget)
  * task file accepts (255 bytes) still gets its file. */
 Test(run_execute, long_values_under_odd_names_and_utf8_are_cut_cleanly)
 {
-	rt r;
+	kf r;
 	char name[256];
 	memset(name, 'N', 255);
 	name[255] = '\0';
@@ -629,11 +629,11 @@ Test(run_execute, long_values_under_odd_names_and_utf8_are_cut_cleanly)
 	char *task = NULL;
 	cr_assert(asprintf(&task, "id: t-1\nenv:\n  my.var-1: \"%s\"\n  %s: \"%s\"\n", value, name,
 	                   value) > 0);
-	rt_init(&r, task);
+	kf_init(&r, task);
 	/* no shell: sh would drop a variable whose name is no shell name */
 	rt_simple_pipeline(&r, "      env_max: 101\n      argv: [env]\n", NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_assert_eq(res.status, 0, "%s", res.err);
 	char *want = NULL;
 	cr_assert(asprintf(&want, "\nmy.var-1=%.100s\xe2\x80\xa6[truncated, full text in "
@@ -653,20 +653,20 @@ Test(run_execute, long_values_under_odd_names_and_utf8_are_cut_cleanly)
 	cr_expect_str_eq(full2, value);
 	free(longf), free(full2), free(full), free(task);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* A directory where the full text of a long value goes: the stage fails
  * naming it, and the command does not run with a value cut silently. */
 Test(run_execute, a_directory_in_place_of_an_env_file_fails_the_stage)
 {
-	rt r;
+	kf r;
 	char big[300];
 	memset(big, 'b', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	char *task = NULL;
 	cr_assert(asprintf(&task, "id: t-1\nenv:\n  BIG: %s\n", big) > 0);
-	rt_init(&r, task);
+	kf_init(&r, task);
 	rt_simple_pipeline(&r, "      env_max: 100\n      command: touch ran.out\n", NULL);
 	char *blocker = kt_path(r.work, ".keruta/tasks/t-1/env/BIG");
 	const char *mkdirs[] = {"mkdir", "-p", blocker, NULL};
@@ -678,7 +678,7 @@ Test(run_execute, a_directory_in_place_of_an_env_file_fails_the_stage)
 	kt_write_file(keep, "x\n");
 	free(keep);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
 	cr_expect(kt_contains(res.err, "cannot create ") && kt_contains(res.err, "env/BIG"), "%s",
 	          res.err);
@@ -686,7 +686,7 @@ Test(run_execute, a_directory_in_place_of_an_env_file_fails_the_stage)
 	cr_expect(access(ran, F_OK) != 0, "the command ran");
 	free(ran), free(blocker), free(task);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* A second SIGTERM or SIGINT while the first one's grace period runs:
@@ -694,8 +694,8 @@ Test(run_execute, a_directory_in_place_of_an_env_file_fails_the_stage)
  * rather than leave the operator waiting out the whole period. */
 Test(run_execute, a_second_signal_ends_the_grace_period)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        trap '' TERM INT\n"
@@ -704,7 +704,7 @@ Test(run_execute, a_second_signal_ends_the_grace_period)
 	                   NULL);
 	const char *args[] = {"--grace-period", "10m", NULL};
 	int out_fd, err_fd;
-	pid_t pid = rt_agent_spawn(&r, args, NULL, &out_fd, &err_fd);
+	pid_t pid = kf_spawn(&r, "execute", args, NULL, &out_fd, &err_fd);
 	cr_assert(pid > 0);
 	char *seen = read_until(out_fd, "ready\n", 30000);
 	cr_assert(kt_contains(seen, "ready\n"), "the command never said ready: %s", seen);
@@ -724,7 +724,7 @@ Test(run_execute, a_second_signal_ends_the_grace_period)
 	free(first);
 	free(seen);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* SIGUSR2, whose default action ends a process, reaching the agent (from
@@ -732,8 +732,8 @@ Test(run_execute, a_second_signal_ends_the_grace_period)
  * and the task completes. */
 Test(run_execute, a_stray_sigusr2_does_not_stop_the_agent)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        kill -USR2 $PPID\n"
@@ -741,12 +741,12 @@ Test(run_execute, a_stray_sigusr2_does_not_stop_the_agent)
 	                   "        echo still-here\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "still-here\n"), "%s", res.out);
 	char *status = rt_final_status(&r);
 	cr_expect(status && strncmp(status, "COMPLETED", 9) == 0, "%s", status ? status : "(none)");
 	free(status);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }

@@ -30,13 +30,13 @@ static char *summary_line(const char *out)
 
 Test(run_local, summary_counts_copies_and_durations)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nexecuteScript: |\n  echo one\n  mkdir -p .keruta/doc\n"
+	kf r;
+	kf_init(&r, "id: t-1\nexecuteScript: |\n  echo one\n  mkdir -p .keruta/doc\n"
 	            "  echo x > .keruta/doc/a.txt\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute, collect]\n"
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute, collect]\n"
 	                      "stages:\n  execute: {plugin: execute}\n  collect: {plugin: collect}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, plugin_env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, plugin_env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	char *line = summary_line(res.out);
 	cr_assert_not_null(line, "no summary: %s", res.out);
@@ -46,20 +46,20 @@ Test(run_local, summary_counts_copies_and_durations)
 	cr_expect(kt_contains(line, "1 artifact copied to "), "%s", line);
 	cr_expect(!kt_contains(line, "1 artifacts"), "%s", line);
 	cr_expect(!kt_contains(line, "uploaded"), "%s", line);
-	cr_expect(kt_contains(line, r.events), "%s", line);
+	cr_expect(kt_contains(line, r.evpath), "%s", line);
 	free(line);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_local, no_artifacts_names_no_artifacts_dir_and_failure_is_marked)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nexecuteScript: \"exit 3\"\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf r;
+	kf_init(&r, "id: t-1\nexecuteScript: \"exit 3\"\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, plugin_env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, plugin_env, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
 	char *line = summary_line(res.out);
 	cr_assert_not_null(line, "no summary: %s", res.out);
@@ -69,7 +69,7 @@ Test(run_local, no_artifacts_names_no_artifacts_dir_and_failure_is_marked)
 	cr_expect(!kt_contains(line, "/artifacts"), "names a directory never made: %s", line);
 	free(line);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* Early errors: the task never started, so no summary naming files that
@@ -78,23 +78,23 @@ Test(run_local, no_summary_after_early_errors)
 {
 	const char *tasks[] = {NULL /* missing file */, "id: [unclosed\n", "id: t\nbogus: 1\n"};
 	for (size_t i = 0; i < sizeof(tasks) / sizeof(tasks[0]); i++) {
-		rt r;
-		rt_init(&r, NULL);
+		kf r;
+		kf_init(&r, NULL);
 		if (tasks[i])
 			kt_write_file(r.task, tasks[i]);
 		else
 			unlink(r.task);
 		rt_simple_pipeline(&r, "      argv: [/bin/true]\n", NULL);
 		kt_result res;
-		cr_assert_eq(rt_agent(&r, &res, NULL, plugin_env, 60), 0);
+		cr_assert_eq(kf_run(&r, &res, "execute", NULL, plugin_env, 60), 0);
 		cr_expect_eq(res.status, 2, "case %zu: %s", i, res.err);
 		cr_expect(!kt_contains(res.out, "local run:"), "case %zu: summary printed: %s", i,
 		          res.out);
 		cr_expect(!kt_contains(res.err, "local run:"), "case %zu: %s", i, res.err);
 		struct stat st;
-		cr_expect_neq(stat(r.events, &st), 0, "case %zu: events file made", i);
+		cr_expect_neq(stat(r.evpath, &st), 0, "case %zu: events file made", i);
 		kt_result_free(&res);
-		rt_free(&r);
+		kf_free(&r);
 	}
 }
 
@@ -162,12 +162,12 @@ Test(run_local, json_mode_stderr_is_only_json)
 	cr_expect(kt_contains(res.err, "unknown command 'bogus'"), "%s", res.err);
 	kt_result_free(&res);
 
-	rt r;
-	rt_init(&r, "id: t-1\nexecuteScript: \"echo to-out; echo to-err >&2\"\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf r;
+	kf_init(&r, "id: t-1\nexecuteScript: \"echo to-out; echo to-err >&2\"\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
 	const char *json[] = {"--log-format", "json", NULL};
-	cr_assert_eq(rt_agent(&r, &res, json, plugin_env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", json, plugin_env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	all_json(res.err);
 	cr_expect(kt_contains(res.out, "to-out\n"), "%s", res.out);
@@ -175,23 +175,23 @@ Test(run_local, json_mode_stderr_is_only_json)
 	cr_expect(kt_contains(res.err, "local run: COMPLETED"), "the summary is a log line: %s",
 	          res.err);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* events.jsonl appends across runs; each run begins with a run-start. */
 Test(run_local, events_mark_where_each_run_begins)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nexecuteScript: \"echo hi\"\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf r;
+	kf_init(&r, "id: t-1\nexecuteScript: \"echo hi\"\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
 	for (int i = 0; i < 2; i++) {
-		cr_assert_eq(rt_agent(&r, &res, NULL, plugin_env, 60), 0);
+		cr_assert_eq(kf_run(&r, &res, "execute", NULL, plugin_env, 60), 0);
 		cr_expect_eq(res.status, 0, "%s", res.err);
 		kt_result_free(&res);
 	}
-	char *ev = kt_read_file(r.events, NULL);
+	char *ev = kt_read_file(r.evpath, NULL);
 	cr_assert_not_null(ev);
 	cr_expect(strncmp(ev, "{\"time\":", 8) == 0 && strstr(ev, "\"type\":\"run-start\"") < strchr(ev, '\n'),
 	          "the file does not begin with a run-start: %s", ev);
@@ -200,5 +200,5 @@ Test(run_local, events_mark_where_each_run_begins)
 		n++;
 	cr_expect_eq(n, 2, "%s", ev);
 	free(ev);
-	rt_free(&r);
+	kf_free(&r);
 }

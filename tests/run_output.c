@@ -31,15 +31,15 @@ static int in_order(const char *text, const char *prefix, int n)
 
 Test(run_output, streams_pass_through_and_ship_in_order)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        i=1\n"
 	                   "        while [ $i -le 300 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(in_order(res.out, "out", 300), "stdout: %s", res.out);
 	cr_expect(in_order(res.err, "err", 300), "stderr: %s", res.err);
@@ -63,7 +63,7 @@ Test(run_output, streams_pass_through_and_ship_in_order)
 	}
 	rt_lines_free(l, n);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 #define BIG_LINES 100000 /* of 1,000 bytes: 100 MB */
@@ -97,8 +97,8 @@ static void seq_fn(void *ctx, const rt_line *l)
 
 Test(run_output, hundred_megabytes_pass_through_in_order, .timeout = 300)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	char *with;
 	cr_assert(asprintf(&with,
 	                   "      command: |\n"
@@ -146,15 +146,15 @@ Test(run_output, hundred_megabytes_pass_through_in_order, .timeout = 300)
 	cr_expect_eq(c.bad, 0, "%ld shipped lines out of order or damaged", c.bad);
 	free(cmd), free(out), free(with);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_output, secrets_split_across_reads_are_masked)
 {
-	rt r;
+	kf r;
 	/* the halves come from the task's env so that the command line the
 	 * agent logs does not show them */
-	rt_init(&r, "id: t-1\nenv:\n  T1: tok-SECRET-12\n  T2: \"34567890\"\n"
+	kf_init(&r, "id: t-1\nenv:\n  T1: tok-SECRET-12\n  T2: \"34567890\"\n"
 	            "  S1: another-sec\n  S2: ret-value\n");
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
@@ -165,7 +165,7 @@ Test(run_output, secrets_split_across_reads_are_masked)
 	const char *env[] = {"KERUTA_API_TOKEN=tok-SECRET-1234567890",
 	                     "MY_SECRET=another-secret-value", NULL};
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "A *** B\n"), "%s", res.out);
 	cr_expect(kt_contains(res.out, "E ***"), "%s", res.out);
@@ -174,7 +174,7 @@ Test(run_output, secrets_split_across_reads_are_masked)
 	          res.out);
 	cr_expect(!kt_contains(res.err, "another-sec") && !kt_contains(res.err, "ret-value"), "%s",
 	          res.err);
-	char *ev = kt_read_file(r.events, NULL);
+	char *ev = kt_read_file(r.evpath, NULL);
 	cr_assert(ev);
 	cr_expect(!kt_contains(ev, "SECRET") && !kt_contains(ev, "34567890"), "%s", ev);
 	cr_expect(!kt_contains(ev, "another-sec") && !kt_contains(ev, "ret-value"), "%s", ev);
@@ -190,7 +190,7 @@ Test(run_output, secrets_split_across_reads_are_masked)
 	rt_lines_free(l, n);
 	free(ev);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* A read ending just after a whole secret whose last byte equals its
@@ -198,8 +198,8 @@ Test(run_output, secrets_split_across_reads_are_masked)
  * both halves were written in clear. */
 Test(run_output, secret_ending_like_it_begins_is_masked)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	char *child = kt_split_child(r.dir, "'token=eyJhbGciOie'", "'\\n'");
 	char *with = NULL;
 	cr_assert(asprintf(&with, "      argv: [python3, \"%s\"]\n", child) > 0);
@@ -208,23 +208,23 @@ Test(run_output, secret_ending_like_it_begins_is_masked)
 	free(child);
 	const char *env[] = {"MY_SECRET=eyJhbGciOie", NULL};
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, env, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "token=***\n"), "%s", res.out);
 	cr_expect(!kt_contains(res.out, "eyJ") && !kt_contains(res.out, "Oie"), "%s", res.out);
 	cr_expect(!kt_contains(res.err, "eyJhbGciOie"), "%s", res.err);
-	char *ev = kt_read_file(r.events, NULL);
+	char *ev = kt_read_file(r.evpath, NULL);
 	cr_assert(ev);
 	cr_expect(!kt_contains(ev, "eyJ") && !kt_contains(ev, "Oie"), "%s", ev);
 	free(ev);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_output, binary_output_passes_through_unchanged)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        head -c 300000 /dev/urandom > bin.dat\n"
@@ -232,7 +232,7 @@ Test(run_output, binary_output_passes_through_unchanged)
 	                   "        cat bin.dat; cat bin.dat >&2\n",
 	                   NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	size_t len;
 	char *p = kt_path(r.work, "bin.dat");
@@ -244,7 +244,7 @@ Test(run_output, binary_output_passes_through_unchanged)
 	          "stderr does not hold what the command wrote");
 	/* every event is one well-formed line */
 	size_t elen;
-	char *ev = kt_read_file(r.events, &elen);
+	char *ev = kt_read_file(r.evpath, &elen);
 	cr_assert(ev);
 	cr_expect_eq(strlen(ev), elen, "NUL byte in the events file");
 	rt_line *l;
@@ -253,13 +253,13 @@ Test(run_output, binary_output_passes_through_unchanged)
 	rt_lines_free(l, n);
 	free(ev), free(data), free(p);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_output, long_lines_are_split_with_a_marker)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        head -c 5000 /dev/zero | tr '\\000' x; echo\n"
@@ -267,7 +267,7 @@ Test(run_output, long_lines_are_split_with_a_marker)
 	                   "        printf 'tail-without-newline'\n",
 	                   "settings:\n  log_max_line: 1KiB\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	rt_line *l;
 	size_t n = rt_lines(&r, "stdout", &l);
@@ -289,13 +289,13 @@ Test(run_output, long_lines_are_split_with_a_marker)
 	cr_expect(res.out_len > 5000 && strspn(res.out, "x") == 5000);
 	rt_lines_free(l, n);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_output, shipped_total_keeps_head_and_tail)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	rt_simple_pipeline(&r,
 	                   "      command: |\n"
 	                   "        echo first-err >&2\n"
@@ -303,7 +303,7 @@ Test(run_output, shipped_total_keeps_head_and_tail)
 	                   "        echo last-err >&2\n",
 	                   "settings:\n  log_max_total: 64KiB\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(in_order(res.out, "line ", 20000), "the pass-through lost lines");
 	rt_line *l;
@@ -338,7 +338,7 @@ Test(run_output, shipped_total_keeps_head_and_tail)
 	cr_expect_str_eq(l[1].text, "last-err");
 	rt_lines_free(l, n);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* The tail ring makes room by dropping its oldest chunks, a chunk's
@@ -372,8 +372,8 @@ static const char *dotted(char *buf, const char *s, size_t w)
 
 Test(run_output, tail_ring_drops_a_chunk_whole_when_short_by_less_than_its_header)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	char *script = kt_path(r.dir, "ring.py");
 	kt_write_file(script, ring_child);
 	char *with = NULL;
@@ -382,7 +382,7 @@ Test(run_output, tail_ring_drops_a_chunk_whole_when_short_by_less_than_its_heade
 	free(with);
 	free(script);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	char want[64];
 	const char *first = strstr(res.out, dotted(want, "line 1 ", 59));
@@ -399,7 +399,7 @@ Test(run_output, tail_ring_drops_a_chunk_whole_when_short_by_less_than_its_heade
 		          "line %zu of the log is '%s'", i, l[i].text);
 	rt_lines_free(l, n);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* The error at the end of stderr survives a flood on stdout that arrives
@@ -419,8 +419,8 @@ static const char flood_child[] =
 
 Test(run_output, last_stderr_lines_survive_a_stdout_flood)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	char *script = kt_path(r.dir, "flood.py");
 	kt_write_file(script, flood_child);
 	char *with = NULL;
@@ -429,7 +429,7 @@ Test(run_output, last_stderr_lines_survive_a_stdout_flood)
 	free(with);
 	free(script);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	rt_line *l;
 	size_t n = rt_lines(&r, "stderr", &l);
@@ -437,7 +437,7 @@ Test(run_output, last_stderr_lines_survive_a_stdout_flood)
 	cr_expect_str_eq(l[0].text, "fatal: the error");
 	rt_lines_free(l, n);
 	/* the case at hand: the line was in the kept tail, not the head */
-	char *events = kt_read_file(r.events, NULL);
+	char *events = kt_read_file(r.evpath, NULL);
 	cr_assert_not_null(events);
 	const char *cut = strstr(events, "of output cut here"), *fatal = strstr(events, "fatal: the error");
 	cr_expect(cut && fatal && fatal > cut, "the stderr line was not in the tail:\n%.2000s", events);
@@ -448,5 +448,5 @@ Test(run_output, last_stderr_lines_survive_a_stdout_flood)
 	cr_expect_str_eq(l[n - 2].text, "flood");
 	rt_lines_free(l, n);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }

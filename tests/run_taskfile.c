@@ -20,15 +20,15 @@
  * expects exit 2, each of the needles in stderr and no marker. */
 static void refused(const char *task_yaml, const char *const *needles)
 {
-	rt r;
-	rt_init(&r, task_yaml);
+	kf r;
+	kf_init(&r, task_yaml);
 	char *marker = kt_path(r.dir, "stage-ran");
 	char *with = NULL;
 	if (asprintf(&with, "      argv: [/bin/touch, \"%s\"]\n", marker) < 0)
 		abort();
 	rt_simple_pipeline(&r, with, NULL);
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 2, "exit %d: %s", res.status, res.err);
 	for (size_t i = 0; needles[i]; i++)
 		cr_expect(kt_contains(res.err, needles[i]), "'%s' not in: %s", needles[i], res.err);
@@ -46,7 +46,7 @@ static void refused(const char *task_yaml, const char *const *needles)
 	kt_result_free(&res);
 	free(with);
 	free(marker);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 #define NEEDLES(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -237,8 +237,8 @@ Test(run_taskfile, resources_are_checked)
 
 Test(run_taskfile, every_documented_field_is_accepted)
 {
-	rt r;
-	rt_init(&r, NULL);
+	kf r;
+	kf_init(&r, NULL);
 	char *script = kt_path(r.dir, "run.sh");
 	kt_write_file(script, "echo from-file\n");
 	kt_write_file(r.task,
@@ -258,37 +258,37 @@ Test(run_taskfile, every_documented_field_is_accepted)
 	cr_expect(kt_contains(res.out, "valid task file"), "%s", res.out);
 	kt_result_free(&res);
 	free(script);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 Test(run_taskfile, script_from_a_path_runs)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nexecuteScript: {path: run.sh}\n");
+	kf r;
+	kf_init(&r, "id: t-1\nexecuteScript: {path: run.sh}\n");
 	char *script = kt_path(r.dir, "run.sh");
 	kt_write_file(script, "#!/bin/sh\necho from-file\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
 	                      "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "from-file\n"), "%s", res.out);
 	kt_result_free(&res);
 	free(script);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* `repository: URL` (a plain string) is the URL the clone stage uses;
  * null fields count as not given. */
 Test(run_taskfile, a_repository_given_as_a_url_is_what_the_clone_uses)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nrepository: /nonexistent/repo.git\ntitle: ~\nimage: ~\n"
+	kf r;
+	kf_init(&r, "id: t-1\nrepository: /nonexistent/repo.git\ntitle: ~\nimage: ~\n"
 	            "script: \"touch ran\"\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
 	                      "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "exit %d: %s", res.status, res.err);
 	cr_expect(kt_contains(res.err, "clone: repository /nonexistent/repo.git does not exist"),
 	          "%s", res.err);
@@ -296,7 +296,7 @@ Test(run_taskfile, a_repository_given_as_a_url_is_what_the_clone_uses)
 	cr_expect_neq(access(ran, F_OK), 0, "the script ran without its repository");
 	free(ran);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
 
 /* A repository named by id only is keruta-api's record: render accepts it,
@@ -304,17 +304,17 @@ Test(run_taskfile, a_repository_given_as_a_url_is_what_the_clone_uses)
  * clone and running the script in an empty directory. */
 Test(run_taskfile, repository_id_without_url_fails_the_clone_in_local_mode)
 {
-	rt r;
-	rt_init(&r, "id: t-1\nrepository: {id: repo-7}\nscript: \"touch ran\"\n");
-	rt_write_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
+	kf r;
+	kf_init(&r, "id: t-1\nrepository: {id: repo-7}\nscript: \"touch ran\"\n");
+	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
 	                      "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
 	kt_result res;
-	cr_assert_eq(rt_agent(&r, &res, NULL, NULL, 60), 0);
+	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "exit %d: %s", res.status, res.err);
 	cr_expect(kt_contains(res.err, "repository 'repo-7' but no URL"), "%s", res.err);
 	char *ran = kt_path(r.work, "ran");
 	cr_expect_neq(access(ran, F_OK), 0, "the script ran without its repository");
 	free(ran);
 	kt_result_free(&res);
-	rt_free(&r);
+	kf_free(&r);
 }
