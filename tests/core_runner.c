@@ -10,31 +10,30 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "krtest.h"
 
-typedef struct run {
-	char *dir, *work, *trace, *pipeline, *task;
-	kt_result r;
-	char *events;
-} run;
+/* The shared fixture; a stage's trace goes to dir/trace. */
+typedef kf run;
+
+static char *fixture_plugins(void)
+{
+	return kt_path(kt_builddir(), "tests/fixtures/.libs");
+}
 
 /* Run `keruta-agent execute` on a pipeline whose stages are all fx_ok;
  * `stages` is the YAML under `stages:` with @T@ standing for the trace. */
 static void run_pipeline(run *x, const char *phase, const char *stages, const char *const *extra)
 {
-	x->dir = kt_tmpdir();
-	x->work = kt_path(x->dir, "work");
-	x->trace = kt_path(x->dir, "trace");
-	x->pipeline = kt_path(x->dir, "pipeline.yaml");
-	x->task = kt_path(x->dir, "task.yaml");
-	cr_assert_eq(mkdir(x->work, 0755), 0);
+	kf_init(x, "id: t-1\ntitle: runner test\n");
+	char *trace = kt_path(x->dir, "trace");
 
 	/* substitute the trace path */
 	size_t cap = strlen(stages) * 2 + 4096;
 	char *body = calloc(1, cap);
 	for (const char *p = stages; *p;) {
 		if (strncmp(p, "@T@", 3) == 0) {
-			strcat(body, x->trace);
+			strcat(body, trace);
 			p += 3;
 		} else {
 			strncat(body, p, 1);
@@ -43,40 +42,31 @@ static void run_pipeline(run *x, const char *phase, const char *stages, const ch
 	}
 	char *text = NULL;
 	cr_assert(asprintf(&text, "version: 1\nphases:\n  execute: %s\nstages:\n%s", phase, body) > 0);
-	kt_write_file(x->pipeline, text);
-	kt_write_file(x->task, "id: t-1\ntitle: runner test\n");
-	char *fx = kt_path(kt_builddir(), "tests/fixtures/.libs");
-	const char *argv[32] = {kt_agent(), "execute", "--pipeline", x->pipeline, "--task-file",
-	                        x->task, "--work-dir", x->work, "--plugin-dir", fx,
-	                        "--termination-log", "", "--log-format", "text"};
-	int n = 14;
+	kf_pipeline(x, text);
+	char *fx = fixture_plugins();
+	/* no termination message unless a test names the file (the last flag wins) */
+	const char *argv[32] = {"--plugin-dir", fx, "--termination-log", ""};
+	int n = 4;
 	for (int i = 0; extra && extra[i]; i++)
 		argv[n++] = extra[i];
 	argv[n] = NULL;
-	cr_assert_eq(kt_run(&x->r, argv, NULL, NULL, NULL, 60), 0);
-	char *ev = kt_path(x->work, ".keruta/events.jsonl");
-	x->events = kt_read_file(ev, NULL);
-	free(ev);
+	cr_assert_eq(kf_run(x, &x->r, "execute", argv, NULL, 60), 0);
 	free(fx);
 	free(text);
 	free(body);
+	free(trace);
 }
 
 static void run_free(run *x)
 {
-	kt_result_free(&x->r);
-	kt_rmrf(x->dir);
-	free(x->dir);
-	free(x->work);
-	free(x->trace);
-	free(x->pipeline);
-	free(x->task);
-	free(x->events);
+	kf_free(x);
 }
 
 static char *trace_of(run *x)
 {
-	char *t = kt_read_file(x->trace, NULL);
+	char *trace = kt_path(x->dir, "trace");
+	char *t = kt_read_file(trace, NULL);
+	free(trace);
 	return t ? t : strdup("");
 }
 
@@ -341,7 +331,9 @@ static void bad_option(const char *extra, const char *needle)
 	cr_expect_eq(x.r.status, 2, "%s: exit %d: %s", extra, x.r.status, x.r.err);
 	cr_expect(kt_contains(x.r.err, "pipeline.yaml:5:"), "%s", x.r.err);
 	cr_expect(kt_contains(x.r.err, needle), "'%s' not in: %s", needle, x.r.err);
-	cr_expect(access(x.trace, F_OK) != 0, "%s: the plugin was started", extra);
+	char *trace = kt_path(x.dir, "trace");
+	cr_expect(access(trace, F_OK) != 0, "%s: the plugin was started", extra);
+	free(trace);
 	free(stages);
 	run_free(&x);
 }
@@ -439,7 +431,7 @@ Test(runner, the_pipelines_settings_block_applies)
 	cr_expect_eq(x.r.status, 0, "%s", x.r.err);
 	char *text = kt_read_file(ev, NULL);
 	cr_expect(kt_contains(text, "\"status\":\"COMPLETED\""), "%s: %s", ev, text ? text : "(none)");
-	cr_expect_null(x.events, "the events went to the default place too");
+	cr_expect(access(x.evpath, F_OK) != 0, "the events went to the default place too");
 	free(text);
 	run_free(&x);
 	unlink(ev);
@@ -501,39 +493,28 @@ Test(runner, empty_phase_is_a_configuration_error)
  * and still leaves the outcome in the termination message. */
 static void bad_task(const char *task_text, const char *fragment)
 {
-	char *dir = kt_tmpdir();
-	char *task = kt_path(dir, "task.yaml");
-	char *pipeline = kt_path(dir, "p.yaml");
-	char *tl = kt_path(dir, "termination-log");
-	char *work = kt_path(dir, "work");
-	char *trace = kt_path(dir, "trace");
-	char *fx = kt_path(kt_builddir(), "tests/fixtures/.libs");
+	kf f;
+	kf_init(&f, task_text);
+	char *trace = kt_path(f.dir, "trace");
+	char *fx = fixture_plugins();
 	char *ptext = NULL;
 	cr_assert(asprintf(&ptext, "version: 1\nphases: {execute: [a]}\nstages:\n  a: {plugin: fx_ok, with: {trace: %s}}\n", trace) > 0);
-	kt_write_file(pipeline, ptext);
-	kt_write_file(task, task_text);
-	const char *argv[] = {kt_agent(), "execute", "--task-file", task, "--pipeline", pipeline,
-	                      "--work-dir", work, "--plugin-dir", fx, "--termination-log", tl,
-	                      "--log-format", "text", NULL};
+	kf_pipeline(&f, ptext);
+	const char *args[] = {"--plugin-dir", fx, NULL};
 	kt_result r;
-	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 30), 0);
+	cr_assert_eq(kf_run(&f, &r, "execute", args, NULL, 30), 0);
 	cr_expect_eq(r.status, 2, "a bad task file is a usage error: %s", r.err);
 	cr_expect(kt_contains(r.err, fragment), "want '%s' in: %s", fragment, r.err);
 	char *t = kt_read_file(trace, NULL);
 	cr_expect(!kt_contains(t, "run"), "no stage may run: %s", t ? t : "");
-	char *outcome = kt_read_file(tl, NULL);
+	char *outcome = kt_read_file(f.term, NULL);
 	cr_expect(kt_contains(outcome, "\"status\":\"FAILED\""), "%s", outcome ? outcome : "(none)");
 	/* no stage ran: the agent itself is named as what failed */
 	cr_expect(kt_contains(outcome, "\"stage\":\"agent\""), "%s", outcome ? outcome : "(none)");
 	free(outcome);
 	free(t);
 	kt_result_free(&r);
-	kt_rmrf(dir);
-	free(dir);
-	free(task);
-	free(pipeline);
-	free(tl);
-	free(work);
+	kf_free(&f);
 	free(trace);
 	free(fx);
 	free(ptext);
@@ -554,35 +535,25 @@ Test(taskfile, malformed_task_files_name_the_field)
 
 Test(taskfile, json_task_file_with_api_field_names)
 {
-	char *dir = kt_tmpdir();
-	char *task = kt_path(dir, "task.json");
-	char *pipeline = kt_path(dir, "p.yaml");
-	char *work = kt_path(dir, "work");
-	char *trace = kt_path(dir, "trace");
-	char *fx = kt_path(kt_builddir(), "tests/fixtures/.libs");
-	char *ptext = NULL;
-	cr_assert(asprintf(&ptext, "version: 1\nphases: {execute: [h]}\nstages:\n  h: {plugin: hello}\n") > 0);
-	kt_write_file(pipeline, ptext);
+	kf f;
+	kf_init(&f, NULL);
+	char *task = kt_path(f.dir, "task.json");
+	char *fx = fixture_plugins();
+	kf_pipeline(&f, "version: 1\nphases: {execute: [h]}\nstages:\n  h: {plugin: hello}\n");
 	kt_write_file(task, "{\"id\": \"42\", \"name\": \"From \\\"JSON\\\" \\u00e9\", \"priority\": 3,"
 	                    " \"parentTaskId\": \"41\"}");
-	const char *argv[] = {kt_agent(), "execute", "--task-file", task, "--pipeline", pipeline,
-	                      "--work-dir", work, "--plugin-dir", fx, "--termination-log", "",
-	                      NULL};
+	/* the last --task-file wins over the fixture's */
+	const char *args[] = {"--task-file", task, "--plugin-dir", fx, "--termination-log", "", NULL};
 	kt_result r;
-	cr_assert_eq(kt_run(&r, argv, NULL, NULL, NULL, 30), 0);
+	cr_assert_eq(kf_run(&f, &r, "execute", args, NULL, 30), 0);
 	cr_expect_eq(r.status, 0, "%s", r.err);
-	char *hello = kt_path(work, ".keruta/hello.txt");
+	char *hello = kt_path(f.work, ".keruta/hello.txt");
 	char *text = kt_read_file(hello, NULL);
 	cr_expect_str_eq(text ? text : "", "Hello, From \"JSON\" \xc3\xa9!\n");
 	free(text);
 	free(hello);
 	kt_result_free(&r);
-	kt_rmrf(dir);
-	free(dir);
+	kf_free(&f);
 	free(task);
-	free(pipeline);
-	free(work);
-	free(trace);
 	free(fx);
-	free(ptext);
 }
