@@ -31,6 +31,11 @@ EXTRA_DIST += tests/valgrind/run tests/valgrind/libraries.supp
 TESTS += tests/man_options.sh
 EXTRA_DIST += tests/man_options.sh
 
+# Every product file has its test programs in tests/mutation/map, and
+# tests/README.md's table is the one made from it.
+TESTS += tests/test_map.sh
+EXTRA_DIST += tests/test_map.sh
+
 # Test programs (and the agent they start) under valgrind: tests/README.md.
 check-valgrind: all
 	$(MAKE) $(AM_MAKEFLAGS) $(check_PROGRAMS) $(check_LTLIBRARIES)
