@@ -154,9 +154,9 @@ static void credential_in_env(const char *var)
 	kf_init(&r, "id: t-1\nrepository:\n  url: http://127.0.0.1:1/repo.git\n"
 	            "env:\n  G: git-cred-0123456789\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone, show]\nstages:\n"
-	                      "  clone:\n    plugin: clone\n"
-	                      "  show:\n    plugin: execute\n    when: always\n    with:\n"
-	                      "      command: printf 'got %s.\\n' \"$G\"; printf 'err %s.\\n' \"$G\" >&2\n");
+	               "  clone:\n    plugin: clone\n"
+	               "  show:\n    plugin: execute\n    when: always\n    with:\n"
+	               "      command: printf 'got %s.\\n' \"$G\"; printf 'err %s.\\n' \"$G\" >&2\n");
 	char *cred;
 	cr_assert(asprintf(&cred, "%s=git-cred-0123456789", var) > 0);
 	const char *env[] = {cred, "KERUTA_GIT_USERNAME=alice", NULL};

@@ -65,11 +65,11 @@ Test(edge_stages, the_first_failure_is_reported_when_later_stages_fail_too)
 	kf r;
 	kf_init(&r, NULL);
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [first, second, third]\nstages:\n"
-	                      "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
-	                      "  second:\n    plugin: execute\n    when: always\n"
-	                      "    with: {command: 'exit 5'}\n"
-	                      "  third:\n    plugin: execute\n    when: on_failure\n"
-	                      "    with: {command: 'exit 0'}\n");
+	               "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
+	               "  second:\n    plugin: execute\n    when: always\n"
+	               "    with: {command: 'exit 5'}\n"
+	               "  third:\n    plugin: execute\n    when: on_failure\n"
+	               "    with: {command: 'exit 0'}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "a failed task exits 1: %s", res.err);
@@ -104,7 +104,7 @@ Test(edge_stages, reasons_holding_quotes_backslashes_and_tabs_stay_valid_json)
 	kf r;
 	kf_init(&r, "id: t-1\nrepository:\n  url: \"http://127.0.0.1:1/a\\\"b\\\\c\\td.git\"\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone]\nstages:\n"
-	                      "  clone: {plugin: clone}\n");
+	               "  clone: {plugin: clone}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
@@ -226,8 +226,8 @@ Test(edge_stages, a_stuck_stage_after_a_failure_keeps_the_first_reason)
 	kf r;
 	kf_init(&r, NULL);
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [first, stuck]\nstages:\n"
-	                      "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
-	                      "  stuck: {plugin: stuck, when: always}\n");
+	               "  first:\n    plugin: execute\n    with: {command: 'exit 3'}\n"
+	               "  stuck: {plugin: stuck, when: always}\n");
 	const char *args[] = {"--grace-period", "1s", NULL};
 	int out_fd, err_fd;
 	pid_t pid = kf_spawn(&r, "execute", args, NULL, &out_fd, &err_fd);

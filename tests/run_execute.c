@@ -97,7 +97,7 @@ Test(run_execute, task_script_is_written_and_run)
 	kf r;
 	kf_init(&r, "id: t-1\nscript: |\n  echo from-script\n  echo \"id=$KERUTA_TASK_ID\"\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
@@ -160,8 +160,8 @@ Test(run_execute, task_command_runs_in_place_of_the_script)
 	kf_init(&r, "id: t-cmd\nscript: echo from-script\n"
 	            "command: [/bin/sh, -c, 'echo \"id=$KERUTA_TASK_ID secret=$MY_SECRET\"; exit 3']\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n"
-	                      "settings:\n  secrets: [MY_SECRET]\n");
+	               "stages:\n  execute: {plugin: execute}\n"
+	               "settings:\n  secrets: [MY_SECRET]\n");
 	const char *env[] = {"MY_SECRET=hunter2-long-secret", NULL};
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, env, 60), 0);
@@ -185,7 +185,7 @@ Test(run_execute, task_command_runs_in_place_of_the_script)
 
 	kf_init(&r, "id: t-cmd2\ncommand: [/bin/echo, \"a  b\", \"$HOME\"]\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
 	cr_expect(kt_contains(res.out, "a  b $HOME\n"), "no shell: %s", res.out);
@@ -201,7 +201,7 @@ Test(run_execute, task_command_that_is_not_a_list_fails_clearly)
 	kf r;
 	kf_init(&r, "id: t-bad\ncommand: echo hi\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_neq(res.status, 0);
@@ -217,7 +217,7 @@ Test(run_execute, no_command_and_no_script_fails_clearly)
 	kf r;
 	kf_init(&r, NULL);
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1);
@@ -291,10 +291,10 @@ Test(run_execute, failure_runs_always_stage_and_reports_exit_code)
 	kf r;
 	kf_init(&r, NULL);
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute, mark, skipped]\n"
-	                      "stages:\n"
-	                      "  execute: {plugin: execute, with: {command: 'echo before; exit 3'}}\n"
-	                      "  mark: {plugin: run_always, when: always}\n"
-	                      "  skipped: {plugin: execute, with: {command: 'touch skipped.out'}}\n");
+	               "stages:\n"
+	               "  execute: {plugin: execute, with: {command: 'echo before; exit 3'}}\n"
+	               "  mark: {plugin: run_always, when: always}\n"
+	               "  skipped: {plugin: execute, with: {command: 'touch skipped.out'}}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
@@ -430,11 +430,11 @@ Test(run_execute, command_ignoring_sigterm_is_killed_after_grace)
 	kf r;
 	kf_init(&r, NULL);
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\nstages:\n"
-	                      "  execute:\n    plugin: execute\n    timeout: 1s\n"
-	                      "    with:\n      command: |\n"
-	                      "        trap '' TERM\n"
-	                      "        echo $$ > sh.pid\n"
-	                      "        while :; do sleep 1; done\n");
+	               "  execute:\n    plugin: execute\n    timeout: 1s\n"
+	               "    with:\n      command: |\n"
+	               "        trap '' TERM\n"
+	               "        echo $$ > sh.pid\n"
+	               "        while :; do sleep 1; done\n");
 	kt_result res;
 	const char *args[] = {"--grace-period", "1s", NULL};
 	cr_assert_eq(kf_run(&r, &res, "execute", args, NULL, 60), 0);
@@ -559,13 +559,13 @@ Test(run_execute, sigterm_still_runs_always_stages_within_the_grace_period)
 	kf r;
 	kf_init(&r, NULL);
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute, collect, after]\n"
-	                      "stages:\n"
-	                      "  execute:\n    plugin: execute\n    with:\n      command: |\n"
-	                      "        echo partial > .keruta/doc/partial.txt\n"
-	                      "        echo ready\n"
-	                      "        while :; do sleep 0.1; done\n"
-	                      "  collect: {plugin: collect, when: always}\n"
-	                      "  after: {plugin: execute, with: {command: 'touch after.out'}}\n");
+	               "stages:\n"
+	               "  execute:\n    plugin: execute\n    with:\n      command: |\n"
+	               "        echo partial > .keruta/doc/partial.txt\n"
+	               "        echo ready\n"
+	               "        while :; do sleep 0.1; done\n"
+	               "  collect: {plugin: collect, when: always}\n"
+	               "  after: {plugin: execute, with: {command: 'touch after.out'}}\n");
 	kt_result res;
 	char *seen = run_until_ready_then_sigterm(&r, "10s", &res);
 	cr_expect_eq(res.status, 1, "%s", res.err);

@@ -34,7 +34,7 @@ Test(run_local, summary_counts_copies_and_durations)
 	kf_init(&r, "id: t-1\nexecuteScript: |\n  echo one\n  mkdir -p .keruta/doc\n"
 	            "  echo x > .keruta/doc/a.txt\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute, collect]\n"
-	                      "stages:\n  execute: {plugin: execute}\n  collect: {plugin: collect}\n");
+	               "stages:\n  execute: {plugin: execute}\n  collect: {plugin: collect}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, plugin_env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
@@ -57,7 +57,7 @@ Test(run_local, no_artifacts_names_no_artifacts_dir_and_failure_is_marked)
 	kf r;
 	kf_init(&r, "id: t-1\nexecuteScript: \"exit 3\"\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, plugin_env, 60), 0);
 	cr_expect_eq(res.status, 1, "%s", res.err);
@@ -165,7 +165,7 @@ Test(run_local, json_mode_stderr_is_only_json)
 	kf r;
 	kf_init(&r, "id: t-1\nexecuteScript: \"echo to-out; echo to-err >&2\"\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	const char *json[] = {"--log-format", "json", NULL};
 	cr_assert_eq(kf_run(&r, &res, "execute", json, plugin_env, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
@@ -184,7 +184,7 @@ Test(run_local, events_mark_where_each_run_begins)
 	kf r;
 	kf_init(&r, "id: t-1\nexecuteScript: \"echo hi\"\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
 	for (int i = 0; i < 2; i++) {
 		cr_assert_eq(kf_run(&r, &res, "execute", NULL, plugin_env, 60), 0);

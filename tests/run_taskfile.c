@@ -268,7 +268,7 @@ Test(run_taskfile, script_from_a_path_runs)
 	char *script = kt_path(r.dir, "run.sh");
 	kt_write_file(script, "#!/bin/sh\necho from-file\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [execute]\n"
-	                      "stages:\n  execute: {plugin: execute}\n");
+	               "stages:\n  execute: {plugin: execute}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 0, "%s", res.err);
@@ -286,7 +286,7 @@ Test(run_taskfile, a_repository_given_as_a_url_is_what_the_clone_uses)
 	kf_init(&r, "id: t-1\nrepository: /nonexistent/repo.git\ntitle: ~\nimage: ~\n"
 	            "script: \"touch ran\"\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
-	                      "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
+	               "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "exit %d: %s", res.status, res.err);
@@ -307,7 +307,7 @@ Test(run_taskfile, repository_id_without_url_fails_the_clone_in_local_mode)
 	kf r;
 	kf_init(&r, "id: t-1\nrepository: {id: repo-7}\nscript: \"touch ran\"\n");
 	kf_pipeline(&r, "version: 1\nphases:\n  execute: [clone, execute]\nstages:\n"
-	                      "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
+	               "  clone: {plugin: clone}\n  execute: {plugin: execute}\n");
 	kt_result res;
 	cr_assert_eq(kf_run(&r, &res, "execute", NULL, NULL, 60), 0);
 	cr_expect_eq(res.status, 1, "exit %d: %s", res.status, res.err);
