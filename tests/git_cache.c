@@ -24,6 +24,9 @@
 
 static char *base, *cache;
 static gt_server srv;
+/* the pipeline and task files of each agent started, removed at the end */
+#define MAX_RUNS 64
+static char *runs[MAX_RUNS];
 static int nfiles;
 
 static void setup(void)
@@ -38,6 +41,10 @@ static void teardown(void)
 {
 	gt_free_all();
 	gt_server_stop(&srv);
+	for (int i = 0; i < nfiles; i++) {
+		kt_rmrf(runs[i]);
+		free(runs[i]);
+	}
 	kt_rmrf(base);
 	free(base);
 	free(cache);
@@ -70,38 +77,22 @@ static char *url_of(const char *path)
 static pid_t spawn_clone(const char *wd, const char *url, const char *ref, const char *settings,
                          const char *with, const char *const *env, int *out, int *err)
 {
-	char name[64];
-	snprintf(name, sizeof name, "pipeline-%d.yaml", nfiles);
-	char *pipe = kt_path(base, name);
-	snprintf(name, sizeof name, "task-%d.yaml", nfiles);
-	char *task = kt_path(base, name);
-	snprintf(name, sizeof name, "tl-%d", nfiles++);
-	char *tl = kt_path(base, name);
-	char *text = NULL;
-	cr_assert(asprintf(&text,
-	                   "version: 1\nphases:\n  execute: [clone]\nstages:\n"
+	char *stages = NULL, *task = NULL;
+	cr_assert(asprintf(&stages,
 	                   "  clone: { plugin: clone, with: { retry_delay: 100ms %s } }\n%s%s",
 	                   with ? with : "", settings ? "settings:\n" : "",
 	                   settings ? settings : "") > 0);
-	kt_write_file(pipe, text);
-	free(text);
-	cr_assert(asprintf(&text, "id: t1\nrepository: { url: \"%s\"%s%s%s }\n", url,
+	cr_assert(asprintf(&task, "id: t1\nrepository: { url: \"%s\"%s%s%s }\n", url,
 	                   ref ? ", ref: \"" : "", ref ? ref : "", ref ? "\"" : "") > 0);
-	kt_write_file(task, text);
-	free(text);
-	const char *argv[] = {kt_agent(), "execute", "--pipeline", pipe, "--work-dir", wd,
-	                      "--termination-log", tl, "--log-format", "text", "--backend",
-	                      "local", "--task-file", task, NULL};
-	const char *envs[32] = {"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
-	                        "KERUTA_REPOSITORY_URL", "KERUTA_REPOSITORY_REF",
-	                        "KERUTA_GIT_TOKEN", "KERUTA_GIT_TOKEN_FILE", "KERUTA_CA_FILE",
-	                        "KERUTA_GIT_CACHE"};
-	int e = 8;
+	const char *envs[32] = {"KERUTA_GIT_CACHE"};
+	int e = 1;
 	for (int i = 0; env && env[i] && e < 31; i++)
 		envs[e++] = env[i];
 	envs[e] = NULL;
-	pid_t pid = kt_spawn(argv, envs, NULL, out, err);
-	free(pipe), free(task), free(tl);
+	cr_assert_lt(nfiles, MAX_RUNS);
+	pid_t pid = gt_agent_spawn("execute", wd, task, "[clone]", stages, envs, out, err,
+	                           &runs[nfiles++]);
+	free(stages), free(task);
 	return pid;
 }
 

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fixture.h"
+
 char *gt_sh(const char *cwd, const char *fmt, ...)
 {
 	char *script = NULL;
@@ -139,26 +141,22 @@ pid_t gt_agent_spawn(const char *cmd, const char *wd, const char *task_yaml,
                      const char *phase_list, const char *stages_yaml, const char *const *env,
                      int *out_fd, int *err_fd, char **dir_out)
 {
-	char *dir = kt_tmpdir();
-	char *pipe = kt_path(dir, "pipeline.yaml");
-	char *task = kt_path(dir, "task.yaml");
-	char *tl = kt_path(dir, "termination-log");
+	kf f;
+	kf_init(&f, task_yaml);
+	if (!task_yaml) {
+		free(f.task);
+		f.task = NULL;
+	}
+	free(f.work);
+	f.work = strdup(wd);
+	f.cwd = NULL;
 	char *text = NULL;
 	cr_assert(asprintf(&text,
 	                   "version: 1\nphases:\n  %s: %s\nstages:\n%s\n", cmd, phase_list,
 	                   stages_yaml) > 0);
-	kt_write_file(pipe, text);
+	kf_pipeline(&f, text);
 	free(text);
-	const char *argv[20] = {kt_agent(), cmd, "--pipeline", pipe, "--work-dir", wd,
-	                        "--termination-log", tl, "--log-format", "text",
-	                        "--backend", "local"};
-	int n = 12;
-	if (task_yaml) {
-		kt_write_file(task, task_yaml);
-		argv[n++] = "--task-file";
-		argv[n++] = task;
-	}
-	argv[n] = NULL;
+	const char *const args[] = {"--backend", "local", NULL};
 	const char *envs[32] = {"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
 	                        "KERUTA_REPOSITORY_URL", "KERUTA_REPOSITORY_REF",
 	                        "KERUTA_GIT_TOKEN", "KERUTA_GIT_TOKEN_FILE", "KERUTA_CA_FILE"};
@@ -166,11 +164,11 @@ pid_t gt_agent_spawn(const char *cmd, const char *wd, const char *task_yaml,
 	for (int i = 0; env && env[i] && e < 31; i++)
 		envs[e++] = env[i];
 	envs[e] = NULL;
-	pid_t pid = kt_spawn(argv, envs, NULL, out_fd, err_fd);
-	*dir_out = dir;
-	free(pipe);
-	free(task);
-	free(tl);
+	pid_t pid = kf_spawn(&f, cmd, args, envs, out_fd, err_fd);
+	/* the pipeline and task files stay until the caller removes dir */
+	*dir_out = f.dir;
+	f.dir = NULL;
+	kf_free(&f);
 	return pid;
 }
 

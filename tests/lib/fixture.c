@@ -39,7 +39,8 @@ void kf_files_outside(kf *f)
 void kf_free(kf *f)
 {
 	kt_result_free(&f->r);
-	kt_rmrf(f->dir);
+	if (f->dir)
+		kt_rmrf(f->dir);
 	free(f->dir);
 	free(f->work);
 	free(f->task);
@@ -81,7 +82,7 @@ static const char **build_args(kf *f, const char *cmd, const char *const *extra)
 		a[i++] = "2";
 		a[i++] = "--api-retry-max-time";
 		a[i++] = "5s";
-	} else {
+	} else if (f->task) {
 		a[i++] = "--task-file";
 		a[i++] = f->task;
 	}

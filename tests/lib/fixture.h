@@ -17,14 +17,14 @@
 
 typedef struct kf {
 	char *dir;      /* scratch root                                     */
-	char *work;     /* dir/work: the work dir                           */
-	char *task;     /* dir/task.yaml                                    */
+	char *work;     /* dir/work: the work dir (a caller may replace it) */
+	char *task;     /* dir/task.yaml; NULL (freed by the caller): none  */
 	char *pipeline; /* dir/pipeline.yaml                                */
 	char *term;     /* dir/termination-log                              */
 	char *evpath;   /* the events file: work/.keruta/events.jsonl, or
 	                 * dir/events.jsonl after kf_files_outside          */
 	char *arts;     /* dir/artifacts after kf_files_outside, else NULL  */
-	const char *cwd;     /* where the agent runs: work (or dir)         */
+	const char *cwd;     /* where the agent runs: work, dir, or NULL: here */
 	const char *api_url; /* set: keruta-api mode against it, no task file */
 	int name_files;      /* pass --events-file and --artifacts-dir      */
 	kt_result r;    /* for callers that keep the result here            */
@@ -39,6 +39,7 @@ void kf_init(kf *f, const char *task_yaml);
 /* The events file and the artifacts outside the work dir, named on the
  * command line, and the agent started in dir instead of work. */
 void kf_files_outside(kf *f);
+/* Removes dir (unless the caller took it over and set it NULL). */
 void kf_free(kf *f);
 void kf_pipeline(kf *f, const char *yaml);
 
