@@ -1,9 +1,10 @@
 /*
  * init_harness.c - shared by the install, document, collect and cleanup
- * tests (#included, so each test program stays one file to build): a
- * scratch directory with a work dir, a pipeline and a task file, and a
- * run of the real keruta-agent on them in local mode.  Not every
- * program uses every helper, hence KX_HELPER.
+ * tests (#included, so each test program stays one file to build): the
+ * shared fixture (tests/lib/fixture.h) set up for these stages, runs of
+ * the real keruta-agent on it in local mode or against the reference
+ * keruta-api, and file helpers.  Not every program uses every helper,
+ * hence KX_HELPER.
  */
 #define KX_HELPER __attribute__((unused)) static
 #include <criterion/criterion.h>
