@@ -33,9 +33,13 @@
 
 #include <curl/curl.h>
 
+#include "k8s_names.h"
+#include "keruta_api.h"
 #include "kube.h"
 #include "launcher.h"
 #include "log.h"
+#include "manifest.h"
+#include "settings_check.h"
 
 #define SEL "labelSelector=app%%3Dkeruta" /* inside format strings */
 #define REPORTED "keruta.io/reported"
