@@ -37,6 +37,7 @@
 #include "keruta_api.h"
 #include "kube.h"
 #include "launcher.h"
+#include "launcher_settings.h"
 #include "log.h"
 #include "manifest.h"
 #include "settings_check.h"

@@ -14,6 +14,7 @@
 
 #include "kube.h"
 #include "http.h"
+#include "launcher_settings.h"
 #include "log.h"
 #include "node.h"
 #include "secret.h"

@@ -21,3 +21,9 @@ launcher_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JSONC_CFLAGS) -I$(srcdir)/bac
 launcher_la_LDFLAGS = -module -avoid-version -shared \
 	-export-symbols-regex '^kr_launcher_module$$'
 launcher_la_LIBADD = $(CURL_LIBS) $(JSONC_LIBS) $(PTHREAD_LIBS)
+
+# The launcher's rows of the settings table: the executable parses them and
+# prints them in --help before launcher.so is loaded (core/settings.h), and
+# settings_check.c names their flags.
+libkrcore_la_SOURCES += launcher/launcher_settings.c launcher/launcher_settings.h
+launcher_la_SOURCES += launcher/launcher_settings.c

@@ -8,6 +8,7 @@
 
 #include "backend.h"
 #include "k8s_names.h"
+#include "launcher_settings.h"
 #include "log.h"
 #include "ltask.h"
 #include "utf8.h"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "k8s_names.h"
+#include "launcher_settings.h"
 #include "manifest.h"
 #include "settings_check.h"
 #include "utf8.h"

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "k8s_names.h"
+#include "launcher_settings.h"
 #include "settings_check.h"
 #include "utf8.h"
 
@@ -121,7 +122,7 @@ int kr_render_check(const kr_settings *s, kr_error *err)
 		if (kr_launcher_given(v) && !kr_k8s_is_quantity(v)) {
 			kr_error_set(err, KR_EXIT_USAGE,
 			             "%s '%s' is not a Kubernetes quantity (e.g. 500m, 1.5, 256Mi, 2Gi)",
-			             kr_setting_defs[quantities[i]].flag, v);
+			             kr_launcher_setting_rows[quantities[i] - KR_S_CORE_COUNT].flag, v);
 			return -1;
 		}
 	}
