@@ -573,18 +573,9 @@ int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err)
 	const char *file = kr_settings_get(s, KR_S_API_TOKEN_FILE);
 	char *token;
 	if (file && *file) {
-		size_t n = 0;
-		token = kr_read_file(file, 65536, &n, KR_EXIT_USAGE, "API token file", err);
+		token = kr_read_value_file(file, 65536, "API token file", err);
 		if (!token)
 			return -1;
-		while (n && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' '))
-			token[--n] = '\0';
-		if (n == 0 || strlen(token) != n) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s %s; put the token in it", file,
-			             n == 0 ? "is empty" : "holds a NUL byte");
-			free(token);
-			return -1;
-		}
 	} else {
 		const char *v = kr_settings_get(s, KR_S_API_TOKEN);
 		token = v ? kr_strdup(v) : NULL;
