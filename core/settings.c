@@ -591,3 +591,15 @@ int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err)
 	*out = token;
 	return 0;
 }
+
+const char *kr_settings_status_name(const kr_settings *s, const char *which)
+{
+	const char *v = kr_settings_map_get(s, KR_S_STATUS_NAMES, which);
+	if (v && *v)
+		return v;
+	if (strcmp(which, "completed") == 0)
+		return "COMPLETED";
+	if (strcmp(which, "failed") == 0)
+		return "FAILED";
+	return "IN_PROGRESS";
+}

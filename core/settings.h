@@ -143,6 +143,11 @@ const char *kr_settings_get(const kr_settings *s, kr_setting_id id);
  * 0 with *out the caller's copy (NULL: no token), or -1 with err set
  * (exit 2): an empty file, a NUL byte, a control character. */
 int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err);
+/* The name keruta-api gives a status, `which` being in_progress, completed
+ * or failed: the `status_names` setting's, else IN_PROGRESS, COMPLETED,
+ * FAILED.  An empty name counts as none, so no status is ever sent or
+ * compared empty.  Static or the settings'. */
+const char *kr_settings_status_name(const kr_settings *s, const char *which);
 int kr_settings_bool(const kr_settings *s, kr_setting_id id);
 uint64_t kr_settings_u64(const kr_settings *s, kr_setting_id id); /* ms, bytes, int */
 size_t kr_settings_list_count(const kr_settings *s, kr_setting_id id);

@@ -25,18 +25,6 @@ static char *api_path(const kr_settings *s, const char *key, const char *id, kr_
 	return kr_api_path(s, key, id, id, NULL, err);
 }
 
-const char *kr_launcher_status_name(const kr_settings *s, const char *which)
-{
-	const char *v = kr_settings_map_get(s, KR_S_STATUS_NAMES, which);
-	if (v && *v)
-		return v;
-	if (strcmp(which, "completed") == 0)
-		return "COMPLETED";
-	if (strcmp(which, "failed") == 0)
-		return "FAILED";
-	return "IN_PROGRESS";
-}
-
 kr_http *kr_launcher_api(const kr_settings *s, const volatile int *abort_flag, int single_attempt,
                          kr_error *err)
 {

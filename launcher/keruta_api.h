@@ -55,7 +55,5 @@ char *kr_launcher_status(const kr_settings *s, kr_http *api, const char *id, kr_
 /* PUT the status. */
 int kr_launcher_report(const kr_settings *s, kr_http *api, const char *id, const char *status,
                        const char *message, kr_error *err);
-/* The API's name for in_progress, completed, failed. */
-const char *kr_launcher_status_name(const kr_settings *s, const char *which);
 
 #endif
