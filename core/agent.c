@@ -30,12 +30,6 @@ void kr_agent_plugin_dirs(kr_loader *l, const kr_settings *s, const kr_pipeline 
 	kr_loader_add_dir(l, KR_STAGEDIR);
 }
 
-static const char *status_name(const kr_agent *a, const char *which, const char *def)
-{
-	const char *v = kr_settings_map_get(a->settings, KR_S_STATUS_NAMES, which);
-	return v ? v : def;
-}
-
 /* Read the API token from the environment or a file, and mask it. */
 static int load_token(kr_agent *a, kr_error *err)
 {
@@ -179,7 +173,7 @@ static void emergency(void *ctx, int why)
 	(void)why;
 	if (!kr_task_get(a->task, KR_TASK_REASON))
 		kr_task_set(a->task, KR_TASK_REASON, "a stage did not stop within the grace period");
-	write_termination_log(a, status_name(a, "failed", "FAILED"), KR_EXIT_TASK_FAILED);
+	write_termination_log(a, kr_settings_status_name(a->settings, "failed"), KR_EXIT_TASK_FAILED);
 }
 
 /* ---------------------------------------------- the one final status */
@@ -220,8 +214,8 @@ static int validate_final_status(const kr_agent *a, kr_error *err)
 
 static int is_terminal(const kr_agent *a, const char *status)
 {
-	return status && (strcmp(status, status_name(a, "completed", "COMPLETED")) == 0 ||
-	                  strcmp(status, status_name(a, "failed", "FAILED")) == 0);
+	return status && (strcmp(status, kr_settings_status_name(a->settings, "completed")) == 0 ||
+	                  strcmp(status, kr_settings_status_name(a->settings, "failed")) == 0);
 }
 
 /* The task's record, reached without following a link (the work volume
@@ -368,8 +362,8 @@ static void write_record(kr_agent *a, const char *command, const char *status,
 static void finish(kr_agent *a, int *code)
 {
 	const char *id = kr_task_get(a->task, KR_TASK_ID);
-	const char *completed = status_name(a, "completed", "COMPLETED");
-	const char *failed = status_name(a, "failed", "FAILED");
+	const char *completed = kr_settings_status_name(a->settings, "completed");
+	const char *failed = kr_settings_status_name(a->settings, "failed");
 	const char *outcome = *code == KR_EXIT_OK ? completed : failed;
 	const char *stage = kr_task_get(a->task, KR_TASK_FAILED_STAGE);
 	const char *reason = kr_task_get(a->task, KR_TASK_REASON);
@@ -581,7 +575,7 @@ int kr_agent_run(kr_agent *a, kr_error *err)
 	if (reports) {
 		kr_error serr = {0};
 		if (a->backend->ops->report_status(a->backend, a->task,
-		                                   status_name(a, "in_progress", "IN_PROGRESS"),
+		                                   kr_settings_status_name(a->settings, "in_progress"),
 		                                   NULL, &serr) < 0)
 			kr_log(KR_LOG_WARN, NULL, "could not report IN_PROGRESS: %s", serr.msg);
 	}

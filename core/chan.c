@@ -179,13 +179,13 @@ static int do_progress(kr_chan *c, const kr_node *req, kr_buf *why)
 		kr_buf_addf(why, "this task reports to no keruta-api");
 		return -1;
 	}
-	const char *status = kr_settings_map_get(a->settings, KR_S_STATUS_NAMES, "in_progress");
+	const char *status = kr_settings_status_name(a->settings, "in_progress");
 	char num[8];
 	snprintf(num, sizeof(num), "%d", (int)n);
 	kr_task_set(a->task, KR_TASK_STATUS_PROGRESS, num);
 	kr_error err = {0};
 	int rc = a->backend->ops->report_status(a->backend, a->task,
-	                                        status ? status : "IN_PROGRESS",
+	                                        status,
 	                                        msg && *msg ? msg : NULL, &err);
 	kr_task_set(a->task, KR_TASK_STATUS_PROGRESS, NULL);
 	if (rc < 0) {

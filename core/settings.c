@@ -15,7 +15,7 @@
 #endif
 
 #define T KR_CMD_TASKS
-const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
+const kr_setting_def kr_setting_defs[KR_S_CORE_COUNT] = {
         [KR_S_PIPELINE] = {NULL, "--pipeline", {"KERUTA_PIPELINE"}, KR_ST_STRING,
                            KR_SYSCONFDIR "/keruta-agent/pipeline.yaml",
                            T | KR_CMD_VALIDATE | KR_CMD_PLUGINS | KR_CMD_LAUNCH /* launcher */, "FILE",
@@ -125,121 +125,14 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
                             "repository cache shared by the tasks of a machine: the clone "
                             "stage keeps a bare mirror per repository URL here and takes a new "
                             "clone's objects from it (no credentials are stored there)"},
-        /* ---- launcher (render, dispatch): launcher/ owns this section ---- */
-        [KR_S_K8S_IMAGE] = {"image", "--image", {"KERUTA_IMAGE"}, KR_ST_STRING,
-                            "keruta-agent:latest", KR_CMD_LAUNCH, "IMAGE",
-                            "container image of the task pods (a task's 'image' wins)"},
-        [KR_S_K8S_IMAGE_PULL_POLICY] = {"image_pull_policy", "--image-pull-policy",
-                                        {"KERUTA_IMAGE_PULL_POLICY"}, KR_ST_STRING, NULL,
-                                        KR_CMD_LAUNCH, "POLICY",
-                                        "Always, IfNotPresent or Never (default: the cluster's)"},
-        [KR_S_K8S_AGENT_COMMAND] = {"agent_command", "--agent-command",
-                                    {"KERUTA_AGENT_COMMAND"}, KR_ST_STRING, "keruta-agent",
-                                    KR_CMD_LAUNCH, "PATH", "the agent program inside the image"},
-        [KR_S_K8S_NAMESPACE] = {"namespace", "--namespace", {"KERUTA_NAMESPACE", "POD_NAMESPACE"},
-                                KR_ST_STRING, NULL, KR_CMD_LAUNCH, "NS",
-                                "namespace of the Jobs (default: the kubeconfig context's, the "
-                                "pod's own in a cluster, else 'default')"},
-        [KR_S_KUBECONFIG] = {"kubeconfig", "--kubeconfig", {"KUBECONFIG"}, KR_ST_STRING, NULL,
-                             KR_CMD_DISPATCH, "FILE",
-                             "kubeconfig file (default: the in-cluster service account, else "
-                             "~/.kube/config)"},
-        [KR_S_K8S_CONTEXT] = {"context", "--context", {"KERUTA_KUBE_CONTEXT"}, KR_ST_STRING, NULL,
-                              KR_CMD_DISPATCH, "NAME",
-                              "kubeconfig context (default: its current-context)"},
-        [KR_S_K8S_SERVICE_ACCOUNT] = {"service_account", "--service-account",
-                                      {"KERUTA_SERVICE_ACCOUNT"}, KR_ST_STRING, NULL,
-                                      KR_CMD_LAUNCH, "NAME",
-                                      "service account of the task pods (default: none mounted)"},
-        [KR_S_K8S_WORK_VOLUME] = {"work_volume", "--work-volume", {"KERUTA_WORK_VOLUME"},
-                                  KR_ST_STRING, "pvc", KR_CMD_LAUNCH, "KIND",
-                                  "pvc (git-repo-pvc-TASK, shared with child tasks) or emptydir"},
-        [KR_S_K8S_PVC_SIZE] = {"pvc_size", "--pvc-size", {"KERUTA_PVC_SIZE"}, KR_ST_STRING, "1Gi",
-                               KR_CMD_LAUNCH, "QUANTITY", "size of a new PVC"},
-        [KR_S_K8S_PVC_ACCESS_MODE] = {"pvc_access_mode", "--pvc-access-mode",
-                                      {"KERUTA_PVC_ACCESS_MODE"}, KR_ST_STRING, "ReadWriteOnce",
-                                      KR_CMD_LAUNCH, "MODE",
-                                      "ReadWriteOnce (child pods pinned to the parent's node), "
-                                      "ReadWriteMany or ReadWriteOncePod"},
-        [KR_S_K8S_STORAGE_CLASS] = {"storage_class", "--storage-class", {"KERUTA_STORAGE_CLASS"},
-                                    KR_ST_STRING, NULL, KR_CMD_LAUNCH, "NAME",
-                                    "storage class of new PVCs (default: the cluster's)"},
-        [KR_S_K8S_SINGLE_CONTAINER] = {"single_container", "--single-container",
-                                       {"KERUTA_SINGLE_CONTAINER"}, KR_ST_BOOL, "false",
-                                       KR_CMD_LAUNCH, NULL,
-                                       "one container running 'execute' instead of init + run"},
-        [KR_S_K8S_OBJECTS] = {NULL, "--objects", {NULL}, KR_ST_STRING, "job", KR_CMD_RENDER,
-                              "WHICH",
-                              "job (the PVC and the Job), cleanup (the cleanup Job, to apply "
-                              "once the Job succeeded) or all"},
-        [KR_S_K8S_NODE_NAME] = {NULL, "--node-name", {NULL}, KR_ST_STRING, NULL, KR_CMD_RENDER,
-                                "NODE",
-                                "node the parent task's pod ran on (ReadWriteOnce child tasks)"},
-        [KR_S_K8S_CLEANUP_JOB] = {"cleanup_job", "--cleanup-job", {"KERUTA_CLEANUP_JOB"},
-                                  KR_ST_BOOL, "true", KR_CMD_DISPATCH, NULL,
-                                  "start the cleanup Job when a task's Job succeeds"},
-        [KR_S_K8S_CPU_REQUEST] = {"cpu_request", "--cpu-request", {"KERUTA_CPU_REQUEST"},
-                                  KR_ST_STRING, "100m", KR_CMD_LAUNCH, "QUANTITY",
-                                  "CPU request of the task containers (none: no request)"},
-        [KR_S_K8S_MEMORY_REQUEST] = {"memory_request", "--memory-request",
-                                     {"KERUTA_MEMORY_REQUEST"}, KR_ST_STRING, "256Mi",
-                                     KR_CMD_LAUNCH, "QUANTITY", "memory request (none: no request)"},
-        [KR_S_K8S_CPU_LIMIT] = {"cpu_limit", "--cpu-limit", {"KERUTA_CPU_LIMIT"}, KR_ST_STRING,
-                                NULL, KR_CMD_LAUNCH, "QUANTITY", "CPU limit (default none)"},
-        [KR_S_K8S_MEMORY_LIMIT] = {"memory_limit", "--memory-limit", {"KERUTA_MEMORY_LIMIT"},
-                                   KR_ST_STRING, "2Gi", KR_CMD_LAUNCH, "QUANTITY",
-                                   "memory limit (none: no limit)"},
-        [KR_S_K8S_NODE_SELECTOR] = {"node_selector", "--node-selector", {"KERUTA_NODE_SELECTOR"},
-                                    KR_ST_LIST, NULL, KR_CMD_LAUNCH, "KEY=VALUE",
-                                    "node selector of the task pods (repeatable)"},
-        [KR_S_K8S_TOLERATIONS] = {"tolerations", "--toleration", {"KERUTA_TOLERATIONS"},
-                                  KR_ST_LIST, NULL, KR_CMD_LAUNCH, "KEY[=VALUE][:EFFECT]",
-                                  "toleration of the task pods, as in kubectl taint (repeatable)"},
-        [KR_S_K8S_BACKOFF_LIMIT] = {"backoff_limit", "--backoff-limit", {"KERUTA_BACKOFF_LIMIT"},
-                                    KR_ST_INT, "0", KR_CMD_LAUNCH, "N",
-                                    "pod retries of a Job (0: a failed task is not re-run)"},
-        [KR_S_K8S_TTL_AFTER_FINISHED] = {"ttl_after_finished", "--ttl-after-finished",
-                                         {"KERUTA_TTL_AFTER_FINISHED"}, KR_ST_DURATION, "24h",
-                                         KR_CMD_LAUNCH, "DURATION",
-                                         "finished Jobs and their pods are kept this long"},
-        [KR_S_K8S_ACTIVE_DEADLINE] = {"active_deadline", "--active-deadline",
-                                      {"KERUTA_ACTIVE_DEADLINE"}, KR_ST_DURATION, NULL,
-                                      KR_CMD_LAUNCH, "DURATION",
-                                      "a Job running longer fails (default: no limit)"},
-        [KR_S_K8S_CONCURRENCY] = {"concurrency", "--concurrency", {"KERUTA_CONCURRENCY"},
-                                  KR_ST_INT, "10", KR_CMD_DISPATCH, "N",
-                                  "tasks followed at once"},
-        [KR_S_K8S_PENDING_INTERVAL] = {"pending_interval", "--pending-interval",
-                                       {"KERUTA_PENDING_INTERVAL"}, KR_ST_DURATION, "10s",
-                                       KR_CMD_DISPATCH, "DURATION",
-                                       "how often keruta-api is asked for PENDING tasks"},
-        [KR_S_K8S_CRASHLOOP_AFTER] = {"crashloop_after", "--crashloop-after",
-                                      {"KERUTA_CRASHLOOP_AFTER"}, KR_ST_DURATION, "5m",
-                                      KR_CMD_DISPATCH, "DURATION",
-                                      "a pod in CrashLoopBackOff this long fails the task"},
-        [KR_S_K8S_IMAGE_ERROR_AFTER] = {"image_error_after", "--image-error-after",
-                                        {"KERUTA_IMAGE_ERROR_AFTER"}, KR_ST_DURATION, "60s",
-                                        KR_CMD_DISPATCH, "DURATION",
-                                        "ErrImagePull / ImagePullBackOff this long fails the task"},
-        [KR_S_K8S_CONFIG_ERROR_AFTER] = {"config_error_after", "--config-error-after",
-                                         {"KERUTA_CONFIG_ERROR_AFTER"}, KR_ST_DURATION, "30s",
-                                         KR_CMD_DISPATCH, "DURATION",
-                                         "CreateContainerConfigError this long fails the task"},
-        [KR_S_K8S_DELETE_PVC] = {"delete_pvc", "--delete-pvc", {"KERUTA_DELETE_PVC"}, KR_ST_BOOL,
-                                 "false", KR_CMD_DISPATCH, NULL,
-                                 "delete a task's own PVC once it is finished (never its "
-                                 "parent's)"},
-        [KR_S_K8S_ONCE] = {NULL, "--once", {NULL}, KR_ST_BOOL, "false", KR_CMD_DISPATCH, NULL,
-                           "exit when no task is PENDING or running"},
-        [KR_S_K8S_GIT_CACHE_VOLUME] = {"git_cache_volume", "--git-cache-volume",
-                                       {"KERUTA_GIT_CACHE_VOLUME"}, KR_ST_STRING, NULL,
-                                       KR_CMD_LAUNCH, "hostPath:DIR|PVC",
-                                       "repository cache of the nodes (a host directory, or a "
-                                       "ReadWriteMany claim): mounted in the container that "
-                                       "clones only, as its --git-cache"},
-        /* ---- end of the launcher section ---- */
 };
 #undef T
+
+const kr_setting_def *kr_setting_def_of(int id)
+{
+	return id < KR_S_CORE_COUNT ? &kr_setting_defs[id]
+	                            : &kr_launcher_setting_rows[id - KR_S_CORE_COUNT];
+}
 
 typedef struct value {
 	int set;
@@ -311,7 +204,7 @@ static const char *expand_k8s_ref(const char *arg, int *unset)
 
 static int check_text(kr_setting_id id, const char *text, const char *where, kr_error *err)
 {
-	const kr_setting_def *d = &kr_setting_defs[id];
+	const kr_setting_def *d = kr_setting_def_of(id);
 	uint64_t u;
 	int64_t i;
 	int b;
@@ -346,7 +239,7 @@ static int check_text(kr_setting_id id, const char *text, const char *where, kr_
 void kr_settings_set(kr_settings *s, kr_setting_id id, const char *text)
 {
 	value *v = &s->v[id];
-	if (kr_setting_defs[id].type == KR_ST_LIST) {
+	if (kr_setting_def_of(id)->type == KR_ST_LIST) {
 		if (!v->set || strcmp(v->source, "flag") != 0) {
 			value_clear(v);
 		}
@@ -379,17 +272,17 @@ int kr_settings_parse_args(kr_settings *s, unsigned command, int argc, char **ar
 		size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
 		int id = -1;
 		for (int k = 0; k < KR_S_COUNT; k++) {
-			const char *f = kr_setting_defs[k].flag;
+			const char *f = kr_setting_def_of(k)->flag;
 			if (f && strlen(f) == flen && strncmp(f, arg, flen) == 0 &&
-			    (kr_setting_defs[k].commands & command))
+			    (kr_setting_def_of(k)->commands & command))
 				id = k;
 		}
 		if (id < 0) {
 			const char *flags[KR_S_COUNT];
 			size_t n = 0;
 			for (int k = 0; k < KR_S_COUNT; k++)
-				if (kr_setting_defs[k].flag && (kr_setting_defs[k].commands & command))
-					flags[n++] = kr_setting_defs[k].flag;
+				if (kr_setting_def_of(k)->flag && (kr_setting_def_of(k)->commands & command))
+					flags[n++] = kr_setting_def_of(k)->flag;
 			char *name = kr_strndup(arg, flen);
 			const char *near = kr_nearest(name, flags, n);
 			kr_error_set(err, KR_EXIT_USAGE, "unknown option '%s'%s%s%s (see --help)", name,
@@ -398,7 +291,7 @@ int kr_settings_parse_args(kr_settings *s, unsigned command, int argc, char **ar
 			return -1;
 		}
 		const char *val;
-		if (kr_setting_defs[id].type == KR_ST_BOOL && !eq) {
+		if (kr_setting_def_of(id)->type == KR_ST_BOOL && !eq) {
 			val = "true";
 		} else if (eq) {
 			val = eq + 1;
@@ -406,7 +299,7 @@ int kr_settings_parse_args(kr_settings *s, unsigned command, int argc, char **ar
 			val = argv[++i];
 		} else {
 			kr_error_set(err, KR_EXIT_USAGE, "option %s needs a value (%s)",
-			             kr_setting_defs[id].flag, kr_setting_defs[id].metavar);
+			             kr_setting_def_of(id)->flag, kr_setting_def_of(id)->metavar);
 			return -1;
 		}
 		int unset;
@@ -440,14 +333,14 @@ int kr_settings_apply_env(kr_settings *s, kr_error *err)
 		value *v = &s->v[id];
 		if (v->set)
 			continue;
-		for (int e = 0; e < 3 && kr_setting_defs[id].env[e]; e++) {
-			const char *name = kr_setting_defs[id].env[e];
+		for (int e = 0; e < 3 && kr_setting_def_of(id)->env[e]; e++) {
+			const char *name = kr_setting_def_of(id)->env[e];
 			const char *text = getenv(name);
 			if (!text || !*text)
 				continue;
 			char where[128];
 			snprintf(where, sizeof(where), "environment variable %s", name);
-			if (kr_setting_defs[id].type == KR_ST_LIST) {
+			if (kr_setting_def_of(id)->type == KR_ST_LIST) {
 				const char *p = text;
 				while (*p) {
 					const char *end = strchr(p, ',');
@@ -479,19 +372,19 @@ int kr_settings_check_node(const char *file, const kr_node *settings, kr_error *
 	const char *names[KR_S_COUNT];
 	size_t n = 0;
 	for (int k = 0; k < KR_S_COUNT; k++)
-		if (kr_setting_defs[k].name)
-			names[n++] = kr_setting_defs[k].name;
+		if (kr_setting_def_of(k)->name)
+			names[n++] = kr_setting_def_of(k)->name;
 	for (size_t i = 0; i < settings->n; i++) {
 		const kr_node *key = settings->keys[i], *val = settings->items[i];
 		int id = -1;
 		for (int k = 0; k < KR_S_COUNT; k++)
-			if (kr_setting_defs[k].name && strcmp(kr_setting_defs[k].name, key->value) == 0)
+			if (kr_setting_def_of(k)->name && strcmp(kr_setting_def_of(k)->name, key->value) == 0)
 				id = k;
 		if (id < 0) {
 			kr_error_unknown_key(err, file, key, "in 'settings'", names, n);
 			return -1;
 		}
-		kr_setting_type type = kr_setting_defs[id].type;
+		kr_setting_type type = kr_setting_def_of(id)->type;
 		const kr_node *bad = NULL;
 		const char *want = NULL;
 		if (type == KR_ST_LIST) {
@@ -533,15 +426,15 @@ int kr_settings_apply_pipeline(kr_settings *s, const char *file, const kr_node *
 	for (size_t i = 0; i < settings->n; i++) {
 		const kr_node *key = settings->keys[i], *val = settings->items[i];
 		for (int id = 0; id < KR_S_COUNT; id++) {
-			if (!kr_setting_defs[id].name || strcmp(kr_setting_defs[id].name, key->value))
+			if (!kr_setting_def_of(id)->name || strcmp(kr_setting_def_of(id)->name, key->value))
 				continue;
 			value *v = &s->v[id];
 			if (v->set)
 				break;
-			if (kr_setting_defs[id].type == KR_ST_LIST) {
+			if (kr_setting_def_of(id)->type == KR_ST_LIST) {
 				for (size_t j = 0; j < val->n; j++)
 					list_add(v, val->items[j]->value);
-			} else if (kr_setting_defs[id].type == KR_ST_MAP) {
+			} else if (kr_setting_def_of(id)->type == KR_ST_MAP) {
 				v->map = val;
 			} else {
 				v->text = kr_strdup(val->value);
@@ -580,9 +473,9 @@ int kr_settings_finish(kr_settings *s, kr_error *err)
 	}
 	for (int id = 0; id < KR_S_COUNT; id++) {
 		value *v = &s->v[id];
-		if (v->set || !kr_setting_defs[id].def)
+		if (v->set || !kr_setting_def_of(id)->def)
 			continue;
-		v->text = kr_strdup(kr_setting_defs[id].def);
+		v->text = kr_strdup(kr_setting_def_of(id)->def);
 		v->set = 1;
 		v->source = "default";
 	}
@@ -619,7 +512,7 @@ uint64_t kr_settings_u64(const kr_settings *s, kr_setting_id id)
 	int64_t i = 0;
 	if (!t)
 		return 0;
-	switch (kr_setting_defs[id].type) {
+	switch (kr_setting_def_of(id)->type) {
 	case KR_ST_DURATION: kr_parse_duration_ms(t, &u); return u;
 	case KR_ST_SIZE: kr_parse_size(t, &u); return u;
 	case KR_ST_INT: kr_parse_int64(t, &i); return i < 0 ? 0 : (uint64_t)i;
@@ -651,7 +544,7 @@ const char *kr_settings_source(const kr_settings *s, kr_setting_id id)
 void kr_settings_help(unsigned command, kr_buf *out)
 {
 	for (int id = 0; id < KR_S_COUNT; id++) {
-		const kr_setting_def *d = &kr_setting_defs[id];
+		const kr_setting_def *d = kr_setting_def_of(id);
 		if (!(d->commands & command) || (!d->flag && !d->env[0]))
 			continue;
 		char left[96];
@@ -680,18 +573,9 @@ int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err)
 	const char *file = kr_settings_get(s, KR_S_API_TOKEN_FILE);
 	char *token;
 	if (file && *file) {
-		size_t n = 0;
-		token = kr_read_file(file, 65536, &n, KR_EXIT_USAGE, "API token file", err);
+		token = kr_read_value_file(file, 65536, "API token file", err);
 		if (!token)
 			return -1;
-		while (n && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' '))
-			token[--n] = '\0';
-		if (n == 0 || strlen(token) != n) {
-			kr_error_set(err, KR_EXIT_USAGE, "API token file %s %s; put the token in it", file,
-			             n == 0 ? "is empty" : "holds a NUL byte");
-			free(token);
-			return -1;
-		}
 	} else {
 		const char *v = kr_settings_get(s, KR_S_API_TOKEN);
 		token = v ? kr_strdup(v) : NULL;
@@ -706,4 +590,16 @@ int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err)
 	}
 	*out = token;
 	return 0;
+}
+
+const char *kr_settings_status_name(const kr_settings *s, const char *which)
+{
+	const char *v = kr_settings_map_get(s, KR_S_STATUS_NAMES, which);
+	if (v && *v)
+		return v;
+	if (strcmp(which, "completed") == 0)
+		return "COMPLETED";
+	if (strcmp(which, "failed") == 0)
+		return "FAILED";
+	return "IN_PROGRESS";
 }

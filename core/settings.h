@@ -3,8 +3,9 @@
  *
  * Each setting is read, in order of precedence, from a command-line flag,
  * an environment variable, the pipeline file's `settings:` block, and a
- * built-in default.  The table in settings.c is the only place a default
- * is written down; --help is generated from it, and tests/man_options.sh
+ * built-in default.  The table in settings.c (and, for the launcher's
+ * commands, launcher/launcher_settings.c) is the only place a default is
+ * written down; --help is generated from it, and tests/man_options.sh
  * fails when doc/keruta-agent.1 misses one of its options.
  */
 #ifndef KR_SETTINGS_H
@@ -16,7 +17,11 @@
 #include "node.h"
 #include "util.h"
 
-typedef enum kr_setting_id {
+/* A row of the table: one of the core's ids below, or one a module
+ * contributes (an int, so that both kinds of id pass without a cast). */
+typedef int kr_setting_id;
+
+enum kr_core_setting_id {
 	KR_S_PIPELINE,
 	KR_S_BACKEND,
 	KR_S_TASK_ID,
@@ -54,42 +59,20 @@ typedef enum kr_setting_id {
 	KR_S_RUN_AS,
 	KR_S_FINAL_STATUS,
 	KR_S_GIT_CACHE,
-	/* ---- launcher (render, dispatch): launcher/ owns this section ---- */
-	KR_S_K8S_IMAGE,
-	KR_S_K8S_IMAGE_PULL_POLICY,
-	KR_S_K8S_AGENT_COMMAND,
-	KR_S_K8S_NAMESPACE,
-	KR_S_KUBECONFIG,
-	KR_S_K8S_CONTEXT,
-	KR_S_K8S_SERVICE_ACCOUNT,
-	KR_S_K8S_WORK_VOLUME,
-	KR_S_K8S_PVC_SIZE,
-	KR_S_K8S_PVC_ACCESS_MODE,
-	KR_S_K8S_STORAGE_CLASS,
-	KR_S_K8S_SINGLE_CONTAINER,
-	KR_S_K8S_OBJECTS,
-	KR_S_K8S_NODE_NAME,
-	KR_S_K8S_CLEANUP_JOB,
-	KR_S_K8S_CPU_REQUEST,
-	KR_S_K8S_MEMORY_REQUEST,
-	KR_S_K8S_CPU_LIMIT,
-	KR_S_K8S_MEMORY_LIMIT,
-	KR_S_K8S_NODE_SELECTOR,
-	KR_S_K8S_TOLERATIONS,
-	KR_S_K8S_BACKOFF_LIMIT,
-	KR_S_K8S_TTL_AFTER_FINISHED,
-	KR_S_K8S_ACTIVE_DEADLINE,
-	KR_S_K8S_CONCURRENCY,
-	KR_S_K8S_PENDING_INTERVAL,
-	KR_S_K8S_CRASHLOOP_AFTER,
-	KR_S_K8S_IMAGE_ERROR_AFTER,
-	KR_S_K8S_CONFIG_ERROR_AFTER,
-	KR_S_K8S_DELETE_PVC,
-	KR_S_K8S_ONCE,
-	KR_S_K8S_GIT_CACHE_VOLUME,
-	/* ---- end of the launcher section ---- */
-	KR_S_COUNT
-} kr_setting_id;
+	/* the rows that follow are contributed: launcher/launcher_settings.h */
+	KR_S_CORE_COUNT
+};
+
+/*
+ * The launcher's rows (render, dispatch) follow the core's, ids
+ * KR_S_CORE_COUNT on: launcher/launcher_settings.c owns them, and they
+ * are compiled into the executable because parsing and --help need them
+ * before launcher.so is loaded.  The core reserves their number (checked
+ * at build time there) so that KR_S_COUNT, the module stamp's row count,
+ * stays a constant every module agrees on.
+ */
+#define KR_S_LAUNCHER_ROWS 32
+#define KR_S_COUNT (KR_S_CORE_COUNT + KR_S_LAUNCHER_ROWS)
 
 typedef enum kr_setting_type {
 	KR_ST_STRING,
@@ -127,7 +110,11 @@ typedef struct kr_setting_def {
 	const char *help;
 } kr_setting_def;
 
-extern const kr_setting_def kr_setting_defs[KR_S_COUNT];
+/* The core's rows, and those the launcher contributes. */
+extern const kr_setting_def kr_setting_defs[KR_S_CORE_COUNT];
+extern const kr_setting_def kr_launcher_setting_rows[KR_S_LAUNCHER_ROWS];
+/* The row of any setting, core or contributed (id < KR_S_COUNT). */
+const kr_setting_def *kr_setting_def_of(int id);
 
 typedef struct kr_settings kr_settings;
 
@@ -156,6 +143,11 @@ const char *kr_settings_get(const kr_settings *s, kr_setting_id id);
  * 0 with *out the caller's copy (NULL: no token), or -1 with err set
  * (exit 2): an empty file, a NUL byte, a control character. */
 int kr_settings_api_token(const kr_settings *s, char **out, kr_error *err);
+/* The name keruta-api gives a status, `which` being in_progress, completed
+ * or failed: the `status_names` setting's, else IN_PROGRESS, COMPLETED,
+ * FAILED.  An empty name counts as none, so no status is ever sent or
+ * compared empty.  Static or the settings'. */
+const char *kr_settings_status_name(const kr_settings *s, const char *which);
 int kr_settings_bool(const kr_settings *s, kr_setting_id id);
 uint64_t kr_settings_u64(const kr_settings *s, kr_setting_id id); /* ms, bytes, int */
 size_t kr_settings_list_count(const kr_settings *s, kr_setting_id id);

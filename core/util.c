@@ -487,6 +487,23 @@ char *kr_read_file(const char *path, uint64_t max, size_t *len, int code, const 
 	return b.data;
 }
 
+char *kr_read_value_file(const char *path, uint64_t max, const char *what, kr_error *err)
+{
+	size_t n = 0;
+	char *text = kr_read_file(path, max, &n, KR_EXIT_USAGE, what, err);
+	if (!text)
+		return NULL;
+	while (n && strchr("\r\n \t", text[n - 1]))
+		text[--n] = '\0';
+	if (n == 0 || strlen(text) != n) {
+		kr_error_set(err, KR_EXIT_USAGE, "%s %s %s; write the value alone in it", what, path,
+		             n == 0 ? "is empty" : "holds a NUL byte");
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
 int kr_parse_bool(const char *s, int *out)
 {
 	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"};

@@ -90,6 +90,11 @@ int kr_parse_bool(const char *s, int *out);
 int kr_open_regular(const char *path, uint64_t max, int code, const char *what, kr_error *err);
 char *kr_read_file(const char *path, uint64_t max, size_t *len, int code, const char *what,
                    kr_error *err);
+/* A file holding one value (a token, a namespace): read as kr_read_file
+ * reads it, trailing white space cut.  The caller's string, or NULL with
+ * err set (exit 2) when it cannot be read, is empty or holds a NUL byte
+ * (a value cut at the NUL would be used as if whole). */
+char *kr_read_value_file(const char *path, uint64_t max, const char *what, kr_error *err);
 /*
  * An id (task, repository, document) that becomes one segment of a
  * keruta-api path: not empty, not "." or ".." (curl drops dot segments:

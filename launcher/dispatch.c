@@ -33,9 +33,14 @@
 
 #include <curl/curl.h>
 
+#include "k8s_names.h"
+#include "keruta_api.h"
 #include "kube.h"
 #include "launcher.h"
+#include "launcher_settings.h"
 #include "log.h"
+#include "manifest.h"
+#include "settings_check.h"
 
 #define SEL "labelSelector=app%%3Dkeruta" /* inside format strings */
 #define REPORTED "keruta.io/reported"
@@ -196,8 +201,8 @@ static const char *agent_reported(const dispatcher *d, const char *msg, char *bu
 {
 	json_object *o = msg && *msg == '{' ? json_tokener_parse(msg) : NULL;
 	const char *out = NULL;
-	const char *done = kr_launcher_status_name(d->s, "completed");
-	const char *failed = kr_launcher_status_name(d->s, "failed");
+	const char *done = kr_settings_status_name(d->s, "completed");
+	const char *failed = kr_settings_status_name(d->s, "failed");
 	json_object *rep;
 	if (o && json_object_is_type(o, json_type_object) &&
 	    json_object_object_get_ex(o, "reported", &rep)) {
@@ -253,7 +258,7 @@ static void take_owed(const dispatcher *d, track *t, json_object *job)
 		json_object *del = at(o, "deleteJob", NULL, NULL);
 		t->delete_job = del && json_object_get_boolean(del);
 		t->owed_noted = 1;
-		t->result = strcmp(st, kr_launcher_status_name(d->s, "failed")) == 0 ? KR_EXIT_TASK_FAILED
+		t->result = strcmp(st, kr_settings_status_name(d->s, "failed")) == 0 ? KR_EXIT_TASK_FAILED
 		                                                                      : KR_EXIT_OK;
 		t->st = T_SETTLE;
 	}
@@ -698,7 +703,7 @@ static int start(dispatcher *d, kr_ltask *lt, kr_error *err)
 				kr_log(KR_LOG_INFO, NULL, "task %s: its Job %s was already reported on (%s)",
 				       id, name, reported);
 				/* --task-id's exit status is the task's outcome, whoever reported it */
-				if (strcmp(reported, kr_launcher_status_name(d->s, "failed")) == 0) {
+				if (strcmp(reported, kr_settings_status_name(d->s, "failed")) == 0) {
 					t->result = KR_EXIT_TASK_FAILED;
 					d->failed++;
 				}
@@ -792,8 +797,8 @@ static int send_owed(dispatcher *d, track *t)
 		return 1;
 	/* a terminal status keruta-api already has stays: the agent sent it,
 	 * or a launcher that stopped before marking the Job did */
-	if (now && (strcmp(now, kr_launcher_status_name(d->s, "completed")) == 0 ||
-	            strcmp(now, kr_launcher_status_name(d->s, "failed")) == 0)) {
+	if (now && (strcmp(now, kr_settings_status_name(d->s, "completed")) == 0 ||
+	            strcmp(now, kr_settings_status_name(d->s, "failed")) == 0)) {
 		kr_log(KR_LOG_INFO, NULL, "task %s: keruta-api already has %s; %s not sent", t->id, now,
 		       t->owed_status);
 		free(now);
@@ -809,7 +814,7 @@ static int send_owed(dispatcher *d, track *t)
 		return 0;
 	}
 	api_result(d, &err);
-	kr_log(strcmp(t->owed_status, kr_launcher_status_name(d->s, "failed")) == 0 ? KR_LOG_WARN
+	kr_log(strcmp(t->owed_status, kr_settings_status_name(d->s, "failed")) == 0 ? KR_LOG_WARN
 	                                                                          : KR_LOG_INFO,
 	       NULL, "task %s: reported %s%s%s", t->id, t->owed_status, t->owed_msg ? ": " : "",
 	       t->owed_msg ? t->owed_msg : "");
@@ -885,8 +890,8 @@ static int mark_done(dispatcher *d, track *t)
 		const char *status = t->owed_status    ? t->owed_status
 		                     : t->cleanup_report ? t->cleanup_report
 		                     : t->agent_report   ? t->agent_report
-		                     : t->result == KR_EXIT_OK ? kr_launcher_status_name(d->s, "completed")
-		                                               : kr_launcher_status_name(d->s, "failed");
+		                     : t->result == KR_EXIT_OK ? kr_settings_status_name(d->s, "completed")
+		                                               : kr_settings_status_name(d->s, "failed");
 		json_object_object_add(ann, REPORTED, json_object_new_string(status));
 		if (t->owed_noted)
 			json_object_object_add(ann, OWED, NULL);
@@ -1044,7 +1049,7 @@ static int start_cleanup(dispatcher *d, track *t)
 /* What dispatch itself owes keruta-api, if anything. */
 static void owe(dispatcher *d, track *t, const char *which, const char *message)
 {
-	replace(&t->owed_status, kr_launcher_status_name(d->s, which));
+	replace(&t->owed_status, kr_settings_status_name(d->s, which));
 	replace(&t->owed_msg, message);
 }
 
@@ -1064,7 +1069,7 @@ static void late_failure(track *t, const char *what)
 /* The main Job finished.  0 on, 1 later. */
 static int conclude_main(dispatcher *d, track *t)
 {
-	const char *done = kr_launcher_status_name(d->s, "completed");
+	const char *done = kr_settings_status_name(d->s, "completed");
 	if (t->outcome > 0) {
 		t->result = KR_EXIT_OK;
 		if (cleanup_follows(d, t) && !(t->agent_report && strcmp(t->agent_report, done) != 0)) {
@@ -1106,7 +1111,7 @@ static int conclude_main(dispatcher *d, track *t)
 /* The cleanup Job finished (or went away). */
 static void conclude_cleanup(dispatcher *d, track *t)
 {
-	const char *done = kr_launcher_status_name(d->s, "completed");
+	const char *done = kr_settings_status_name(d->s, "completed");
 	int reported_done = (t->cleanup_report && strcmp(t->cleanup_report, done) == 0) ||
 	                    (t->agent_report && strcmp(t->agent_report, done) == 0);
 	if (t->cleanup_outcome < 0) {

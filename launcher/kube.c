@@ -14,6 +14,7 @@
 
 #include "kube.h"
 #include "http.h"
+#include "launcher_settings.h"
 #include "log.h"
 #include "node.h"
 #include "secret.h"
@@ -74,22 +75,6 @@ static int b64_decode(const char *in, kr_buf *out)
 		}
 	}
 	return out->len ? 0 : -1;
-}
-
-static char *read_small_file(const char *path, kr_error *err, const char *what)
-{
-	size_t n = 0;
-	char *text = kr_read_file(path, 1u << 20, &n, KR_EXIT_USAGE, what, err);
-	if (!text)
-		return NULL;
-	while (n && strchr("\r\n \t", text[n - 1]))
-		text[--n] = '\0';
-	if (!n) {
-		kr_error_set(err, KR_EXIT_USAGE, "%s %s is empty", what, path);
-		free(text);
-		return NULL;
-	}
-	return text;
 }
 
 /*
@@ -228,7 +213,7 @@ static int load_in_cluster(kr_kube *k, kr_error *err)
 	k->token_file = kr_strdup(SA_DIR "/token");
 	k->ca_file = kr_strdup(SA_DIR "/ca.crt");
 	kr_error nerr = {0};
-	char *ns = read_small_file(SA_DIR "/namespace", &nerr, "namespace file");
+	char *ns = kr_read_value_file(SA_DIR "/namespace", 1u << 20, "namespace file", &nerr);
 	if (ns)
 		k->ns = ns;
 	(void)err;
@@ -239,7 +224,7 @@ static int refresh_token(kr_kube *k, kr_error *err)
 {
 	if (!k->token_file || (k->token && kr_now_ms() - k->token_read_ms < TOKEN_REREAD_MS))
 		return 0;
-	char *t = read_small_file(k->token_file, err, "Kubernetes token file");
+	char *t = kr_read_value_file(k->token_file, 1u << 20, "Kubernetes token file", err);
 	if (t && kr_token_check("the Kubernetes token file", t, err)) {
 		free(t);
 		t = NULL;

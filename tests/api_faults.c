@@ -410,6 +410,21 @@ Test(api_faults, path_templates_are_configurable_and_escaped)
 	kt_result_free(&r);
 }
 
+/* An empty name in status_names counts as none: the agent sends the
+ * default, as the launcher compares with it, never an empty status. */
+Test(api_faults, empty_status_names_are_the_defaults)
+{
+	at_control(&C, "/_control/seed", "{\"scripts\":{\"t1\":{\"content\":\"true\"}}}");
+	at_pipeline(&C, "count: 1", "  status_names:\n    in_progress: ''\n    completed: ''\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, token_env, 30), 0, "stderr:\n%s", r.err);
+	json_object *st = at_get(&C, "/_control/state");
+	char buf[256];
+	cr_expect_str_eq(statuses(st, buf, sizeof(buf)), "IN_PROGRESS COMPLETED ");
+	json_object_put(st);
+	kt_result_free(&r);
+}
+
 /* Ids become one path segment each: ".", "..", "", "/" and control
  * characters are refused before any request (curl drops dot segments:
  * "--task-id .." sent the token to /api/v1/tasks/status). */

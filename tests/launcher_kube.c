@@ -110,6 +110,36 @@ Test(kube, a_kubeconfig_with_relative_token_file_and_chosen_context)
 	free(dir), free(tok), free(cfg);
 }
 
+/* A token file holding a NUL byte is refused before any call: the token
+ * cut at the NUL would be sent as if it were the whole one. */
+Test(kube, a_token_file_with_a_nul_byte_is_refused)
+{
+	char *dir = kt_path(kube.srv.dir, "cfg");
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	char *tok = kt_path(dir, "token"), *cfg = kt_path(dir, "kubeconfig");
+	FILE *f = fopen(tok, "w");
+	cr_assert(f);
+	cr_assert_eq(fwrite("kube-token\0tail\n", 1, 16, f), 16);
+	cr_assert_eq(fclose(f), 0);
+	char text[1024];
+	snprintf(text, sizeof(text),
+	         "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
+	         "clusters:\n- name: kubeapi\n  cluster:\n    server: %s\n"
+	         "users:\n- name: launcher\n  user:\n    tokenFile: token\n"
+	         "contexts:\n- name: test\n  context:\n    cluster: kubeapi\n    user: launcher\n",
+	         kube.srv.url);
+	kt_write_file(cfg, text);
+	seed_task("nul-1");
+	kt_result r;
+	const char *a[] = {"--kubeconfig", cfg, NULL};
+	run_task(&r, "nul-1", a, NULL);
+	cr_expect_eq(r.status, 2, "%s", r.err);
+	cr_expect(kt_contains(r.err, "holds a NUL byte"), "%s", r.err);
+	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-nul-1"), "a Job was created");
+	kt_result_free(&r);
+	free(dir), free(tok), free(cfg);
+}
+
 /* KUBECONFIG=a:b takes the first file that exists; without KUBECONFIG
  * and outside a cluster, ~/.kube/config. */
 Test(kube, kubeconfig_list_and_home_default)

@@ -1,11 +1,10 @@
 /*
- * render.h - the Kubernetes objects that run a task (PVC, Job, cleanup
- * Job) as json-c objects, the names they get, and a YAML writer that
- * quotes every string, so `keruta-agent render | kubectl apply -f -`
- * works whatever the task's id and text hold.
+ * ltask.h - a task as the launcher sees it: the context fields, plus what
+ * only the launcher reads from the record (image, resources, the volume),
+ * and the volume values it resolves to with the launcher's settings.
  */
-#ifndef KR_LAUNCHER_RENDER_H
-#define KR_LAUNCHER_RENDER_H
+#ifndef KR_LAUNCHER_LTASK_H
+#define KR_LAUNCHER_LTASK_H
 
 #include <json.h>
 
@@ -13,9 +12,6 @@
 #include "settings.h"
 #include "task.h"
 #include "util.h"
-
-/* Longest env value put in a manifest; longer ones are cut, marked. */
-#define KR_RENDER_MAX_ENV (64u << 10)
 
 /* The per-task volume fields, in the order of kr_ltask.pvc[]. */
 enum { KR_PVC_SIZE, KR_PVC_ACCESS_MODE, KR_PVC_STORAGE_CLASS, KR_PVC_NAME, KR_PVC_FIELDS };
@@ -55,42 +51,5 @@ void kr_ltask_warn_ignored(const kr_ltask *t);
 void kr_ltask_free(kr_ltask *t);
 const char *kr_ltask_id(const kr_ltask *t);
 const char *kr_ltask_parent(const kr_ltask *t);
-
-/* Check the launcher's settings (volume kind, quantities, selectors...). */
-int kr_render_check(const kr_settings *s, kr_error *err);
-
-/*
- * A valid DNS-1123 label `prefix` + the id mapped (lowercase, other
- * characters to '-'), at most 63 characters.  When the mapping changed or
- * cut the id, a hash of the original is appended, so two ids never get
- * one name.  kr_k8s_label_value does the same for a label value.
- */
-char *kr_k8s_name(const char *prefix, const char *id);
-char *kr_k8s_label_value(const char *id);
-
-char *kr_render_job_name(const char *task_id);
-char *kr_render_cleanup_name(const char *task_id);
-/* The claim the task mounts: its pvcName, else git-repo-pvc-ID (the
- * parent's id for a child). */
-char *kr_render_pvc_name(const kr_ltask *t);
-
-/* The PVC to create, or NULL (emptyDir, an existing claim, or a child
- * using its parent's). */
-json_object *kr_render_pvc(const kr_settings *s, const kr_ltask *t);
-/* node: where the parent's pod ran (ReadWriteOnce child), or NULL. */
-json_object *kr_render_job(const kr_settings *s, const kr_ltask *t, const char *node,
-                           kr_error *err);
-/* Whether a cleanup Job follows the Job: not with an emptyDir work
- * volume, which is gone with the pod; its main container runs
- * `run --final-status yes` instead, collecting and reporting the terminal status. */
-int kr_render_has_cleanup(const kr_settings *s);
-json_object *kr_render_cleanup_job(const kr_settings *s, const kr_ltask *t,
-                                   const char *source_pod, const char *node, kr_error *err);
-
-/* Append one YAML document ("---" first when `separator`). */
-void kr_yaml_emit(json_object *o, int separator, kr_buf *out);
-
-/* A json string from bytes that may not be UTF-8 (U+FFFD for bad bytes). */
-json_object *kr_json_str(const char *s);
 
 #endif

@@ -1,0 +1,48 @@
+/*
+ * launcher_settings.h - the launcher's settings (render, dispatch): rows
+ * of the one settings table (core/settings.h) that the launcher
+ * contributes after the core's, defined in launcher_settings.c.  Read
+ * them with kr_settings_get and its kin, like any other setting.
+ */
+#ifndef KR_LAUNCHER_SETTINGS_H
+#define KR_LAUNCHER_SETTINGS_H
+
+#include "settings.h"
+
+enum kr_launcher_setting_id {
+	KR_S_K8S_IMAGE = KR_S_CORE_COUNT,
+	KR_S_K8S_IMAGE_PULL_POLICY,
+	KR_S_K8S_AGENT_COMMAND,
+	KR_S_K8S_NAMESPACE,
+	KR_S_KUBECONFIG,
+	KR_S_K8S_CONTEXT,
+	KR_S_K8S_SERVICE_ACCOUNT,
+	KR_S_K8S_WORK_VOLUME,
+	KR_S_K8S_PVC_SIZE,
+	KR_S_K8S_PVC_ACCESS_MODE,
+	KR_S_K8S_STORAGE_CLASS,
+	KR_S_K8S_SINGLE_CONTAINER,
+	KR_S_K8S_OBJECTS,
+	KR_S_K8S_NODE_NAME,
+	KR_S_K8S_CLEANUP_JOB,
+	KR_S_K8S_CPU_REQUEST,
+	KR_S_K8S_MEMORY_REQUEST,
+	KR_S_K8S_CPU_LIMIT,
+	KR_S_K8S_MEMORY_LIMIT,
+	KR_S_K8S_NODE_SELECTOR,
+	KR_S_K8S_TOLERATIONS,
+	KR_S_K8S_BACKOFF_LIMIT,
+	KR_S_K8S_TTL_AFTER_FINISHED,
+	KR_S_K8S_ACTIVE_DEADLINE,
+	KR_S_K8S_CONCURRENCY,
+	KR_S_K8S_PENDING_INTERVAL,
+	KR_S_K8S_CRASHLOOP_AFTER,
+	KR_S_K8S_IMAGE_ERROR_AFTER,
+	KR_S_K8S_CONFIG_ERROR_AFTER,
+	KR_S_K8S_DELETE_PVC,
+	KR_S_K8S_ONCE,
+	KR_S_K8S_GIT_CACHE_VOLUME,
+	KR_S_LAUNCHER_END /* == KR_S_COUNT */
+};
+
+#endif
