@@ -241,6 +241,11 @@ const kr_setting_def kr_setting_defs[KR_S_COUNT] = {
 };
 #undef T
 
+const kr_setting_def *kr_setting_def_get(kr_setting_id id)
+{
+	return &kr_setting_defs[id];
+}
+
 typedef struct value {
 	int set;
 	const char *source; /* static text or owned_source */

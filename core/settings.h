@@ -128,6 +128,8 @@ typedef struct kr_setting_def {
 } kr_setting_def;
 
 extern const kr_setting_def kr_setting_defs[KR_S_COUNT];
+/* The row of one setting (the modules' way to the table: core/host.h). */
+const kr_setting_def *kr_setting_def_get(kr_setting_id id);
 
 typedef struct kr_settings kr_settings;
 

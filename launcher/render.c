@@ -522,7 +522,7 @@ int kr_render_check(const kr_settings *s, kr_error *err)
 		if (set(v) && !is_quantity(v)) {
 			kr_error_set(err, KR_EXIT_USAGE,
 			             "%s '%s' is not a Kubernetes quantity (e.g. 500m, 1.5, 256Mi, 2Gi)",
-			             kr_setting_defs[quantities[i]].flag, v);
+			             kr_setting_def_get(quantities[i])->flag, v);
 			return -1;
 		}
 	}
