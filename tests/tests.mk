@@ -30,6 +30,11 @@ EXTRA_DIST += tests/valgrind/run tests/valgrind/libraries.supp
 TESTS += tests/man_options.sh
 EXTRA_DIST += tests/man_options.sh
 
+# No import cycle between the product's files (the symbols their objects
+# define and use); tests/import_cycles.known lists the ones not yet broken.
+TESTS += tests/import_cycles.sh
+EXTRA_DIST += tests/import_cycles.sh tests/import_cycles.py tests/import_cycles.known
+
 # Test programs (and the agent they start) under valgrind: tests/README.md.
 check-valgrind: all
 	$(MAKE) $(AM_MAKEFLAGS) $(check_PROGRAMS) $(check_LTLIBRARIES)
