@@ -594,4 +594,4 @@ static void versions(kr_buf *out)
 }
 
 __attribute__((visibility("default"))) const kr_backend_module kr_backend_api_module = {
-        KR_MODULE_STAMP, create, versions};
+        KR_MODULE_HEAD, create, versions};

@@ -63,7 +63,7 @@ struct kr_backend {
 
 /* The api module exports this (symbol KR_BACKEND_SYMBOL). */
 typedef struct kr_backend_module {
-	kr_module_stamp stamp; /* KR_MODULE_STAMP */
+	kr_module_head head; /* KR_MODULE_HEAD */
 	kr_backend *(*create)(const struct kr_settings *s, kr_error *err);
 	void (*versions)(kr_buf *out); /* "libcurl 7.88.1\njson-c 0.16\n" */
 } kr_backend_module;

@@ -114,10 +114,18 @@ static const kr_plugin *open_plugin(const char *path, kr_error *err)
 	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
 		const char *why = dlerror();
-		kr_error_set(err, KR_EXIT_USAGE,
-		             "%s: cannot load plugin: %s (check it is a shared object built for this "
-		             "machine, and `ldd %s` for missing libraries)",
-		             path, why ? why : "unknown error", path);
+		if (why && strstr(why, "undefined symbol: kr_"))
+			/* the agent exports none of its own functions (core/host.h) */
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "%s: cannot load plugin: %s (a plugin calls the agent only through "
+			             "the kr_services table of <keruta/plugin.h>; rebuild it without "
+			             "calling the agent's internal functions)",
+			             path, why);
+		else
+			kr_error_set(err, KR_EXIT_USAGE,
+			             "%s: cannot load plugin: %s (check it is a shared object built for "
+			             "this machine, and `ldd %s` for missing libraries)",
+			             path, why ? why : "unknown error", path);
 		return NULL;
 	}
 	const kr_plugin *d = dlsym(h, KR_PLUGIN_SYMBOL);

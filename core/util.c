@@ -28,16 +28,13 @@ void kr_error_set(kr_error *err, int code, const char *fmt, ...)
 	va_end(ap);
 }
 
-int kr_error_wrap(kr_error *err, int code, const char *fmt, ...)
+int kr_error_vwrap(kr_error *err, int code, const char *fmt, va_list ap)
 {
 	if (!err)
 		return -1;
 	char context[sizeof(err->msg)], inner[sizeof(err->msg)];
 	snprintf(inner, sizeof(inner), "%s", err->msg);
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(context, sizeof(context), fmt, ap);
-	va_end(ap);
 	char *joined = kr_asprintf("%s: %s", context, inner);
 	snprintf(err->msg, sizeof(err->msg), "%s", joined); /* cut at the size */
 	free(joined);
@@ -46,6 +43,15 @@ int kr_error_wrap(kr_error *err, int code, const char *fmt, ...)
 	else if (!err->code)
 		err->code = KR_EXIT_INTERNAL;
 	return -1;
+}
+
+int kr_error_wrap(kr_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = kr_error_vwrap(err, code, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 void kr_error_clear(kr_error *err)
@@ -149,19 +155,25 @@ void kr_buf_addc(kr_buf *b, char c)
 	kr_buf_add(b, &c, 1);
 }
 
+void kr_buf_vaddf(kr_buf *b, const char *fmt, va_list ap)
+{
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n <= 0)
+		return;
+	buf_grow(b, (size_t)n);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
 void kr_buf_addf(kr_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	kr_buf_vaddf(b, fmt, ap);
 	va_end(ap);
-	if (n <= 0)
-		return;
-	buf_grow(b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
 }
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 if invalid. */

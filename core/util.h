@@ -38,6 +38,8 @@ void kr_error_clear(kr_error *err);
  * keruta-api answer is the API's fault, not a usage error).  Returns -1,
  * for `return kr_error_wrap(...)`. */
 int kr_error_wrap(kr_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int kr_error_vwrap(kr_error *err, int code, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
 
 /* Allocation: abort with a message on exhaustion (nothing sane to do). */
 void *kr_malloc(size_t n);
@@ -58,6 +60,7 @@ typedef struct kr_buf {
 void kr_buf_add(kr_buf *b, const void *data, size_t len);
 void kr_buf_adds(kr_buf *b, const char *s);
 void kr_buf_addf(kr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kr_buf_vaddf(kr_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void kr_buf_addc(kr_buf *b, char c);
 /* Append s as the inside of a JSON string (no quotes); bytes that are not
  * valid UTF-8 become U+FFFD so the output is always valid JSON. */

@@ -18,6 +18,6 @@ static int launcher_main(const char *command, kr_settings *s, kr_error *err)
 }
 
 __attribute__((visibility("default"))) const kr_launcher_desc kr_launcher_module = {
-        .stamp = KR_MODULE_STAMP,
+        .head = KR_MODULE_HEAD,
         .main = launcher_main,
 };

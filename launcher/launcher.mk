@@ -1,7 +1,8 @@
 # The launcher (render, dispatch): a module the executable dlopens only for
 # those commands, so the executable itself links libyaml alone.  It calls
-# back into the core (core/module.sym) and reuses the api backend's HTTP
-# layer (backends/http.c, compiled in again) for keruta-api.
+# back into the core through the table its init receives (core/host.h)
+# and reuses the api backend's HTTP layer (backends/http.c, compiled in
+# again) for keruta-api.
 pkglib_LTLIBRARIES += launcher.la
 launcher_la_SOURCES = \
 	launcher/launcher.c launcher/launcher.h \
@@ -15,10 +16,11 @@ launcher_la_SOURCES = \
 	launcher/k8s_names.c launcher/k8s_names.h \
 	launcher/yaml_out.c launcher/yaml_out.h \
 	launcher/utf8.c launcher/utf8.h \
-	backends/api_paths.c backends/api_paths.h backends/http.c backends/http.h
+	backends/api_paths.c backends/api_paths.h backends/http.c backends/http.h \
+	$(KR_MODULE_HOST)
 launcher_la_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JSONC_CFLAGS) -I$(srcdir)/backends \
 	-I$(srcdir)/launcher -fvisibility=hidden
-launcher_la_LDFLAGS = -module -avoid-version -shared \
+launcher_la_LDFLAGS = -module -avoid-version -shared -no-undefined \
 	-export-symbols-regex '^kr_launcher_module$$'
 launcher_la_LIBADD = $(CURL_LIBS) $(JSONC_LIBS) $(PTHREAD_LIBS)
 

@@ -143,20 +143,6 @@ static const char *lg2_msg(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
-char *clone_url_public(const char *url)
-{
-	const char *s = strstr(url, "://");
-	char *out = strdup(url);
-	if (!out || !s)
-		return out;
-	s += 3;
-	const char *slash = strchr(s, '/');
-	const char *at = strchr(s, '@');
-	if (at && (!slash || at < slash))
-		memmove(out + (s - url), out + (at + 1 - url), strlen(at + 1) + 1);
-	return out;
-}
-
 /* Same repository?  Ignores credentials, trailing slashes and ".git". */
 static int same_url(const char *a, const char *b)
 {

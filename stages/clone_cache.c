@@ -45,6 +45,22 @@ static const char *lg2_msg(void)
 	return e && e->message ? e->message : "unknown libgit2 error";
 }
 
+/* The two forms of a URL live here, with the mirror name built from one
+ * of them; clone.c logs the other. */
+char *clone_url_public(const char *url)
+{
+	const char *s = strstr(url, "://");
+	char *out = strdup(url);
+	if (!out || !s)
+		return out;
+	s += 3;
+	const char *slash = strchr(s, '/');
+	const char *at = strchr(s, '@');
+	if (at && (!slash || at < slash))
+		memmove(out + (s - url), out + (at + 1 - url), strlen(at + 1) + 1);
+	return out;
+}
+
 char *clone_url_key(const char *url)
 {
 	char *out = clone_url_public(url);

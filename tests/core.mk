@@ -5,7 +5,7 @@ check_LTLIBRARIES += tests/fixtures/fx_ok.la tests/fixtures/fx_major.la \
 	tests/fixtures/fx_minor.la tests/fixtures/fx_nodesc.la \
 	tests/fixtures/fx_initfail.la tests/fixtures/fx_norun.la \
 	tests/fixtures/fx_small.la tests/fixtures/fx_oldproc.la tests/fixtures/fx_opttype.la \
-	tests/fixtures/hello.la tests/fixtures/stale_module.la
+	tests/fixtures/hello.la tests/fixtures/stale_module.la tests/fixtures/fx_coreref.la
 KT_FX_CFLAGS = $(AM_CFLAGS) -fvisibility=hidden
 tests_fixtures_fx_ok_la_SOURCES = tests/fixtures/fx_ok.c
 tests_fixtures_fx_ok_la_CFLAGS = $(KT_FX_CFLAGS)
@@ -37,6 +37,10 @@ tests_fixtures_stale_module_la_LDFLAGS = $(KT_FIXTURE_LINK)
 tests_fixtures_fx_opttype_la_SOURCES = tests/fixtures/fx_bad.c
 tests_fixtures_fx_opttype_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=7 -DFX_NAME='"fx_opttype"'
 tests_fixtures_fx_opttype_la_LDFLAGS = $(KT_FIXTURE_LINK)
+# calls kr_log, which the executable does not export
+tests_fixtures_fx_coreref_la_SOURCES = tests/fixtures/fx_coreref.c
+tests_fixtures_fx_coreref_la_CFLAGS = $(KT_FX_CFLAGS)
+tests_fixtures_fx_coreref_la_LDFLAGS = $(KT_FIXTURE_LINK)
 # the SDK example, also built in tree so the in-tree tests can use it
 tests_fixtures_hello_la_SOURCES = plugins/example/hello.c
 tests_fixtures_hello_la_CFLAGS = $(KT_FX_CFLAGS)
@@ -67,6 +71,15 @@ tests_core_sdk_LDADD = $(KT_LIBS)
 tests_core_edges_SOURCES = tests/core_edges.c
 tests_core_edges_CFLAGS = $(KT_CFLAGS) $(JSONC_CFLAGS)
 tests_core_edges_LDADD = $(KT_LIBS) $(JSONC_LIBS)
+
+# The boundary around the core: what the executable exports, what its
+# modules and the stages import, a module's check of the core's table.
+check_PROGRAMS += tests/core_module_boundary
+TESTS += tests/core_module_boundary tests/core_exports.sh
+EXTRA_DIST += tests/core_exports.sh
+tests_core_module_boundary_SOURCES = tests/core_module_boundary.c
+tests_core_module_boundary_CFLAGS = $(KT_CFLAGS)
+tests_core_module_boundary_LDADD = $(KT_CORE_LIBS)
 
 # The seeds' init / run / cleanup flow against the API and a git server.
 check_PROGRAMS += tests/seed_flow

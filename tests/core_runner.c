@@ -178,9 +178,10 @@ Test(runner, a_plugin_with_older_smaller_process_structs_is_served_within_their_
 	run_free(&x);
 }
 
-/* The executable exports only the functions its own modules call
- * (core/module.sym); the runner, the pipeline reader and the task
- * context stay out of an operator plugin's reach. */
+/* The executable exports none of its functions (its own modules get
+ * them as a table, core/host.h): neither the runner and the pipeline
+ * reader nor what the modules call (settings, task, log) is in an
+ * operator plugin's reach. */
 Test(runner, a_plugin_cannot_resolve_the_cores_internals)
 {
 	run x = {0};
@@ -189,6 +190,9 @@ Test(runner, a_plugin_cannot_resolve_the_cores_internals)
 	cr_expect(kt_contains(x.r.err, "fx probe done"), "%s", x.r.err);
 	cr_expect(!kt_contains(x.r.err, "fx resolved core internal kr_runner_run"), "%s", x.r.err);
 	cr_expect(!kt_contains(x.r.err, "fx resolved core internal kr_pipeline_load"), "%s", x.r.err);
+	cr_expect(!kt_contains(x.r.err, "fx resolved core internal kr_settings_get"), "%s", x.r.err);
+	cr_expect(!kt_contains(x.r.err, "fx resolved core internal kr_task_set"), "%s", x.r.err);
+	cr_expect(!kt_contains(x.r.err, "fx resolved core internal kr_log"), "%s", x.r.err);
 	run_free(&x);
 }
 

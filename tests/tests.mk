@@ -35,6 +35,10 @@ EXTRA_DIST += tests/man_options.sh
 # tests/README.md's table is the one made from it.
 TESTS += tests/test_map.sh
 EXTRA_DIST += tests/test_map.sh
+# No import cycle between the product's files (the symbols their objects
+# define and use); tests/import_cycles.known lists the ones not yet broken.
+TESTS += tests/import_cycles.sh
+EXTRA_DIST += tests/import_cycles.sh tests/import_cycles.py tests/import_cycles.known
 
 # Test programs (and the agent they start) under valgrind: tests/README.md.
 check-valgrind: all
