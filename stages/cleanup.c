@@ -205,9 +205,9 @@ static int wipe_work_dir(const kr_services *svc, kr_task *t, const char *work, i
 static int cleanup_run(const kr_services *svc, void *state, kr_task *t)
 {
 	cleanup_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "cleanup: the task has no work dir; set --work-dir");
+	const char *work = kr_stage_work_dir(svc, t, "cleanup");
+	if (!work)
+		return KR_FAILED;
 	int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (wfd < 0) {
 		if (errno == ENOENT) {

@@ -981,9 +981,9 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		         "KERUTA_REPOSITORY_URL); nothing to clone");
 		return KR_SKIPPED;
 	}
-	const char *wd = svc->task_get(task, KR_TASK_WORK_DIR);
-	if (!wd || !*wd)
-		return svc->fail(task, "clone: the task has no work dir; set --work-dir");
+	const char *wd = kr_stage_work_dir(svc, task, "clone");
+	if (!wd)
+		return KR_FAILED;
 	if (strlen(url) > 4096 || strchr(url, '\n'))
 		return svc->fail(task, "clone: the repository URL is too long or holds a newline");
 

@@ -356,9 +356,9 @@ static int source_pod_check(const kr_services *svc, kr_task *t, const char *work
 static int collect_run(const kr_services *svc, void *state, kr_task *t)
 {
 	collect_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "collect: the task has no work dir; set --work-dir");
+	const char *work = kr_stage_work_dir(svc, t, "collect");
+	if (!work)
+		return KR_FAILED;
 	const char *pod = svc->task_get(t, "cleanup.source_pod");
 	if (pod && *pod)
 		svc->log(t, KR_LOG_INFO,

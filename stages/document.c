@@ -257,9 +257,9 @@ static int document_run(const kr_services *svc, void *state, kr_task *t)
 		svc->log(t, KR_LOG_INFO, "the task has no documents; nothing to do");
 		return KR_SKIPPED;
 	}
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "document: the task has no work dir; set --work-dir");
+	const char *work = kr_stage_work_dir(svc, t, "document");
+	if (!work)
+		return KR_FAILED;
 	/* The task's own documents/ (.keruta/tasks/<id>/documents), shown to
 	 * its scripts as .keruta/documents: another task's never mix in. */
 	int rc = KR_OK;

@@ -203,11 +203,8 @@ static int judge(const kr_services *svc, kr_task *t, const execute_state *s,
 static int execute_run(const kr_services *svc, void *state, kr_task *t)
 {
 	execute_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "execute: the task has no work dir; set --work-dir");
-	/* The task's own area; .keruta/doc now shows its own doc/. */
-	char *area = svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW);
+	const char *work;
+	char *area = kr_stage_task_area(svc, t, "execute", &work);
 	if (!area)
 		return KR_FAILED;
 

@@ -164,9 +164,9 @@ static int line_eq(const char *line, size_t len, const char *want)
 static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 {
 	ex_state *s = state;
-	const char *wd = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!wd || !*wd)
-		return svc->fail(t, "git-exclude: the task has no work dir; set --work-dir");
+	const char *wd = kr_stage_work_dir(svc, t, "git-exclude");
+	if (!wd)
+		return KR_FAILED;
 	char *common = NULL;
 	int found = find_common_dir(svc, t, wd, &common);
 	if (found < 0)

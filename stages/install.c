@@ -71,12 +71,8 @@ static int script_is_empty(const kr_services *svc, kr_task *t, const char *path,
 static int install_run(const kr_services *svc, void *state, kr_task *t)
 {
 	install_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "install: the task has no work dir; set --work-dir");
-	/* The task's own area, with .keruta/doc shown as its own: the
-	 * script may write there. */
-	char *area = svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW);
+	const char *work;
+	char *area = kr_stage_task_area(svc, t, "install", &work);
 	if (!area)
 		return KR_FAILED;
 	char *path = NULL;

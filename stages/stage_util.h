@@ -82,6 +82,28 @@ static inline void *kr_stage_new_state(const kr_services *svc, const kr_config *
 }
 
 
+/* The task's work dir, or NULL after svc->fail() naming the stage. */
+static inline const char *kr_stage_work_dir(const kr_services *svc, kr_task *t, const char *stage)
+{
+	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
+	if (!work || !*work) {
+		svc->fail(t, "%s: the task has no work dir; set --work-dir", stage);
+		return NULL;
+	}
+	return work;
+}
+
+/* Before a stage starts task code: the work dir in *work, and the path of
+ * the task's own area, created, with .keruta/doc and .keruta/documents
+ * showing this task's own (KR_AREA_SHOW), for the script to write in.
+ * The path is the caller's (svc->free); NULL after svc->fail(). */
+static inline char *kr_stage_task_area(const kr_services *svc, kr_task *t, const char *stage,
+                                       const char **work)
+{
+	*work = kr_stage_work_dir(svc, t, stage);
+	return *work ? svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW) : NULL;
+}
+
 /* Default longest environment value (the execute stage's env_max). */
 #define KR_STAGE_ENV_MAX (32 * 1024)
 
