@@ -52,13 +52,9 @@ void kr_loader_add_path_list(kr_loader *l, const char *list)
 	}
 }
 
+/* as `keruta-agent plugins -v` names them */
 static const char *const type_names[] = {"", "string", "int", "bool", "duration", "size",
                                           "list", "map"};
-
-const char *kr_option_type_name(kr_option_type type)
-{
-	return type >= KR_OPT_STRING && type <= KR_OPT_MAP ? type_names[type] : "unknown";
-}
 
 /* The size a bound member of each option type has (plugin.h's table). */
 static size_t field_size_of(kr_option_type type)
@@ -131,7 +127,7 @@ static int check_option(const kr_option *rows, size_t i, const char *plugin, con
 	if (o->field_size && o->field_size != field_size_of(o->type)) {
 		kr_error_set(err, KR_EXIT_USAGE,
 		             "%s: plugin '%s': option '%s' (%s) is bound to a member of %u bytes, but "
-		             "a %s option is written as %zu bytes (see kr_option in "
+		             "an option of type %s is written as %zu bytes (see kr_option in "
 		             "keruta/plugin.h); %s",
 		             path, plugin, o->name, type_names[o->type], o->field_size,
 		             type_names[o->type], field_size_of(o->type), fix);

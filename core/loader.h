@@ -54,9 +54,6 @@ void kr_loader_free(kr_loader *l);
  * and for `keruta-agent plugins`. */
 int kr_loader_check_descriptor(const kr_plugin *d, const char *path, kr_error *err);
 
-/* "string", "int", ...: an option type as the option table names it. */
-const char *kr_option_type_name(kr_option_type type);
-
 struct kr_config;
 /* Build cfg->arrays, the NULL-ended arrays opt_bind hands out for list and
  * map options, from cfg->with; kr_loader_config_release frees them. */

@@ -160,8 +160,8 @@ Test(rows, an_option_table_that_cannot_work_is_refused_naming_the_option)
 	        "option 'a' is declared twice (rows 1 and 2)");
 	refused((const kr_option[]){{.name = "small", .type = KR_OPT_INT, KR_OPT_FIELD(st, small)},
 	                            {0}},
-	        "option 'small' (int) is bound to a member of 4 bytes, but a int option is written "
-	        "as 8 bytes");
+	        "option 'small' (int) is bound to a member of 4 bytes, but an option of type int is "
+	        "written as 8 bytes");
 }
 
 Test(rows, a_row_size_below_the_first_layout_is_refused)

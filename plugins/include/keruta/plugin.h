@@ -88,9 +88,9 @@ typedef enum kr_option_type {
  * plugin's init runs: unknown keys, wrong types and missing required
  * options are configuration errors reported with file, line and column.
  *
- * Write rows with designated initializers (or KR_OPT_FIELD below): rows
- * grow at the end within a major, and positional initializers would leave
- * new members out.
+ * Write rows with designated initializers, as in the example at
+ * KR_OPT_FIELD below: rows grow at the end within a major (the 1.0 row
+ * ended at `help`), and a positional initializer leaves new members out.
  */
 typedef struct kr_option {
 	const char *name;
@@ -114,7 +114,9 @@ typedef struct kr_option {
 	 *   KR_OPT_MAP       const char *const *  (key, value, key, value, ...,
 	 *                                          NULL-ended)
 	 *
-	 * Lists and maps live as long as the agent, too.
+	 * Lists and maps live as long as the agent, too.  A list or map the
+	 * stage did not set leaves its member alone, like any unset option
+	 * without a default (see opt_bind).
 	 */
 	size_t offset;
 	uint32_t field_size;
