@@ -16,10 +16,19 @@
 #include "keruta/plugin.h"
 #include "util.h"
 
+/*
+ * A loaded plugin.  The agent never reads the plugin's descriptor or
+ * option rows in place: they are copied at load, each struct up to
+ * min(the plugin's size, the agent's) with what the plugin lacks zeroed,
+ * so the rest of the agent reads this major's current layout whatever
+ * minor the plugin was built for.
+ */
 typedef struct kr_loaded {
 	char *name;             /* owned                                  */
 	char *path;             /* owned: the file it came from           */
-	const kr_plugin *desc;  /* inside the mapped object               */
+	const kr_plugin *desc;  /* owned copy; desc->options is `options`  */
+	kr_option *options;     /* owned copy of the rows, {0}-ended;
+	                           NULL when the plugin has none           */
 } kr_loaded;
 
 typedef struct kr_loader {
@@ -40,8 +49,18 @@ const kr_loaded *kr_loader_load(kr_loader *l, const char *name, kr_error *err);
 const kr_loaded *kr_loader_load_file(kr_loader *l, const char *path, kr_error *err);
 void kr_loader_free(kr_loader *l);
 
-/* Check a descriptor: ABI version, size, mandatory members.  Exposed for
- * tests and for `keruta-agent plugins`. */
+/* Check a descriptor: ABI version, sizes, mandatory members and the
+ * option table (names, types, defaults, bound fields).  Exposed for tests
+ * and for `keruta-agent plugins`. */
 int kr_loader_check_descriptor(const kr_plugin *d, const char *path, kr_error *err);
+
+struct kr_config;
+/* Build cfg->arrays, the NULL-ended arrays opt_bind hands out for list and
+ * map options, from cfg->with; kr_loader_config_release frees them. */
+void kr_loader_config_prepare(struct kr_config *cfg);
+void kr_loader_config_release(struct kr_config *cfg);
+/* svc->opt_bind: write every bound option of cfg into state (size bytes),
+ * all or nothing.  -1 and err set when a bound member lies past size. */
+int kr_loader_bind(const struct kr_config *cfg, void *state, size_t size, kr_error *err);
 
 #endif

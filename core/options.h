@@ -13,6 +13,9 @@ struct kr_config {
 	const char *stage;         /* stage name, for messages              */
 	const kr_option *options;  /* the plugin's table (may be NULL)      */
 	const kr_node *with;       /* the validated mapping, or NULL        */
+	/* owned (kr_loader_config_release): per option row, the list or map
+	 * option's value as a NULL-ended array for opt_bind; NULL elsewhere */
+	const char ***arrays;
 };
 
 /* Check `with` against `options`; errors name file, line and column.

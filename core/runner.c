@@ -30,6 +30,7 @@ int kr_runner_load(kr_runner *r, const kr_pipeline *p, const kr_phase *phase, kr
 		run->cfg.stage = d->name;
 		run->cfg.options = run->plugin->desc->options;
 		run->cfg.with = d->with;
+		kr_loader_config_prepare(&run->cfg);
 		r->n++;
 	}
 	return 0;
@@ -187,6 +188,7 @@ void kr_runner_fini(kr_runner *r)
 		if (run->inited && run->plugin->desc->fini)
 			run->plugin->desc->fini(&kr_services_table, run->state);
 		run->inited = 0;
+		kr_loader_config_release(&run->cfg);
 	}
 	free(r->runs);
 	memset(r, 0, sizeof(*r));

@@ -250,6 +250,14 @@ static char *svc_read_file(kr_task *t, const char *path, uint64_t max, size_t *l
 	return data;
 }
 
+static int svc_opt_bind(const kr_config *cfg, void *state, size_t size)
+{
+	kr_error err = {0};
+	if (kr_loader_bind(cfg, state, size, &err))
+		return svc_fail(NULL, "%s", err.msg);
+	return KR_OK;
+}
+
 const kr_services kr_services_table = {
         .size = sizeof(kr_services),
         .abi_major = KR_ABI_MAJOR,
@@ -285,4 +293,5 @@ const kr_services kr_services_table = {
         .area_open = svc_area_open,
         .area_path = svc_area_path,
         .read_file = svc_read_file,
+        .opt_bind = svc_opt_bind,
 };

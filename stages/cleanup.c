@@ -28,25 +28,28 @@
 
 #include "keruta/plugin.h"
 
+#include "stage_util.h"
+
 /* Temporary files of the built-in stages, relative to the task's area
  * (.keruta/tasks/<task id>/).  The
  * document stage's partial downloads are hidden ".fetch-*.tmp" files: a
  * document's own name never starts with a dot, so this cannot match one. */
 static const char *const builtin_temp[] = {"install.sh", "execute.sh", "documents/.*.tmp", "env/*", NULL};
 
-static const kr_option cleanup_options[] = {
-        {"remove", KR_OPT_LIST, NULL, 0,
-         "more files to remove, relative to the task's area .keruta/tasks/<task id>/ (the "
-         "last part may be a glob)"},
-        {"remove_work_dir", KR_OPT_BOOL, "false", 0,
-         "remove the whole content of the work dir (never when it is /)"},
-        {NULL, 0, NULL, 0, NULL}};
-
 typedef struct cleanup_state {
-	const kr_services *svc;
-	const kr_config *cfg;
+	const char *const *remove; /* with: remove (NULL-ended), or NULL */
 	int remove_work_dir;
 } cleanup_state;
+
+static const kr_option cleanup_options[] = {
+        {.name = "remove", .type = KR_OPT_LIST,
+         .help = "more files to remove, relative to the task's area .keruta/tasks/<task id>/ "
+                 "(the last part may be a glob)",
+         KR_OPT_FIELD(cleanup_state, remove)},
+        {.name = "remove_work_dir", .type = KR_OPT_BOOL, .default_value = "false",
+         .help = "remove the whole content of the work dir (never when it is /)",
+         KR_OPT_FIELD(cleanup_state, remove_work_dir)},
+        {0}};
 
 /* A pattern must stay inside .keruta: relative, no "..". */
 static int pattern_ok(const char *p)
@@ -66,19 +69,17 @@ static int pattern_ok(const char *p)
 
 static int cleanup_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
-	for (size_t i = 0; i < svc->opt_list_count(cfg, "remove"); i++) {
-		const char *p = svc->opt_list_item(cfg, "remove", i);
-		if (!p || !pattern_ok(p))
-			return svc->fail(NULL, "cleanup: `remove:` entry '%s' must be a path relative "
-			                       "to .keruta/ without '..'",
-			                 p ? p : "");
-	}
-	cleanup_state *s = calloc(1, sizeof(*s));
+	cleanup_state *s = kr_stage_new_state(svc, cfg, sizeof(*s), "cleanup");
 	if (!s)
-		return svc->fail(NULL, "cleanup: out of memory");
-	s->svc = svc;
-	s->cfg = cfg;
-	svc->opt_bool(cfg, "remove_work_dir", &s->remove_work_dir);
+		return KR_FAILED;
+	for (const char *const *p = s->remove; p && *p; p++)
+		if (!pattern_ok(*p)) {
+			svc->fail(NULL, "cleanup: `remove:` entry '%s' must be a path relative to "
+			                "the task's area, without '..'",
+			          *p);
+			free(s);
+			return KR_FAILED;
+		}
 	*state = s;
 	return KR_OK;
 }
@@ -204,9 +205,9 @@ static int wipe_work_dir(const kr_services *svc, kr_task *t, const char *work, i
 static int cleanup_run(const kr_services *svc, void *state, kr_task *t)
 {
 	cleanup_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "cleanup: the task has no work dir; set --work-dir");
+	const char *work = kr_stage_work_dir(svc, t, "cleanup");
+	if (!work)
+		return KR_FAILED;
 	int wfd = open(work, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (wfd < 0) {
 		if (errno == ENOENT) {
@@ -234,8 +235,8 @@ static int cleanup_run(const kr_services *svc, void *state, kr_task *t)
 	size_t removed = 0;
 	for (const char *const *p = builtin_temp; *p; p++)
 		removed += remove_pattern(svc, t, *p);
-	for (size_t i = 0; i < svc->opt_list_count(s->cfg, "remove"); i++)
-		removed += remove_pattern(svc, t, svc->opt_list_item(s->cfg, "remove", i));
+	for (const char *const *p = s->remove; p && *p; p++)
+		removed += remove_pattern(svc, t, *p);
 	svc->log(t, KR_LOG_INFO,
 	         "removed %zu temporary file%s from %s/.keruta/tasks/%s; the repository, the "
 	         "task's doc/ and documents/ and its upload record are kept for child tasks",

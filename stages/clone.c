@@ -41,87 +41,95 @@
 #include "clone.h"
 #include "stage_util.h"
 
+#define CLONE_FIELD(member) KR_OPT_FIELD(clone_cfg, member)
+
 static const kr_option clone_options[] = {
-        {"url", KR_OPT_STRING, NULL, 0,
-         "repository URL; overrides the task's repository and KERUTA_REPOSITORY_URL"},
-        {"ref", KR_OPT_STRING, NULL, 0,
-         "branch, tag or commit to check out; overrides the task's (default: remote HEAD)"},
-        {"ca_file", KR_OPT_STRING, NULL, 0,
-         "CA certificates for https remotes (else env KERUTA_CA_FILE, else the system's)"},
-        {"insecure", KR_OPT_BOOL, "false", 0,
-         "do not verify https certificates (warns on every run)"},
-        {"token_file", KR_OPT_STRING, NULL, 0,
-         "file holding an https token (else env KERUTA_GIT_TOKEN_FILE or KERUTA_GIT_TOKEN); "
-         "sent as the password of `username` (default x-access-token)"},
-        {"token_type", KR_OPT_STRING, "basic", 0,
-         "basic: token as a password; bearer: sent as 'Authorization: Bearer TOKEN'"},
-        {"username", KR_OPT_STRING, NULL, 0,
-         "user name for https or ssh (else env KERUTA_GIT_USERNAME, else the URL's)"},
-        {"password_file", KR_OPT_STRING, NULL, 0,
-         "file holding the https password (else env KERUTA_GIT_PASSWORD_FILE or "
-         "KERUTA_GIT_PASSWORD)"},
-        {"ssh_key_file", KR_OPT_STRING, NULL, 0,
-         "private key for ssh remotes (else env KERUTA_GIT_SSH_KEY_FILE)"},
-        {"ssh_passphrase_file", KR_OPT_STRING, NULL, 0,
-         "file holding the key's passphrase (else env KERUTA_GIT_SSH_PASSPHRASE_FILE)"},
-        {"known_hosts", KR_OPT_STRING, NULL, 0,
-         "known_hosts file for ssh host keys, plain host names only (else env "
-         "KERUTA_GIT_KNOWN_HOSTS, else ~/.ssh/known_hosts)"},
-        {"ssh_insecure_host", KR_OPT_BOOL, "false", 0,
-         "accept any ssh host key (warns on every run)"},
-        {"retries", KR_OPT_INT, "3", 0, "retries of a transfer that broke off"},
-        {"retry_delay", KR_OPT_DURATION, "2s", 0,
-         "wait before the first retry; doubles each time, at most 30s"},
-        {"io_timeout", KR_OPT_DURATION, "60s", 0,
-         "give up a connection that sends nothing for this long (http and git://)"},
-        {"submodules", KR_OPT_BOOL, "false", 0, "also check out submodules, recursively"},
-        {"depth", KR_OPT_INT, "0", 0,
-         "shallow clone depth; libgit2 1.5 cannot: a full clone is made, with a warning"},
-        {"git_cache", KR_OPT_STRING, NULL, 0,
-         "repository cache dir shared by tasks (else the git_cache setting, "
-         "--git-cache or KERUTA_GIT_CACHE): a new clone takes what it has and fetches "
-         "only what is new"},
-        {"nodelay", KR_OPT_BOOL, "true", 0,
-         "use the stage's own sockets for http and git:// (TCP_NODELAY, io_timeout)"},
-        {NULL, 0, NULL, 0, NULL}};
+        {.name = "url", .type = KR_OPT_STRING,
+         .help = "repository URL; overrides the task's repository and KERUTA_REPOSITORY_URL",
+         CLONE_FIELD(url)},
+        {.name = "ref", .type = KR_OPT_STRING,
+         .help = "branch, tag or commit to check out; overrides the task's (default: remote "
+                 "HEAD)",
+         CLONE_FIELD(ref)},
+        {.name = "ca_file", .type = KR_OPT_STRING,
+         .help = "CA certificates for https remotes (else env KERUTA_CA_FILE, else the "
+                 "system's)",
+         CLONE_FIELD(ca_file)},
+        {.name = "insecure", .type = KR_OPT_BOOL, .default_value = "false",
+         .help = "do not verify https certificates (warns on every run)", CLONE_FIELD(insecure)},
+        {.name = "token_file", .type = KR_OPT_STRING,
+         .help = "file holding an https token (else env KERUTA_GIT_TOKEN_FILE or "
+                 "KERUTA_GIT_TOKEN); sent as the password of `username` (default "
+                 "x-access-token)",
+         CLONE_FIELD(token_file)},
+        {.name = "token_type", .type = KR_OPT_STRING, .default_value = "basic",
+         .help = "basic: token as a password; bearer: sent as 'Authorization: Bearer TOKEN'",
+         CLONE_FIELD(token_type)},
+        {.name = "username", .type = KR_OPT_STRING,
+         .help = "user name for https or ssh (else env KERUTA_GIT_USERNAME, else the URL's)",
+         CLONE_FIELD(username)},
+        {.name = "password_file", .type = KR_OPT_STRING,
+         .help = "file holding the https password (else env KERUTA_GIT_PASSWORD_FILE or "
+                 "KERUTA_GIT_PASSWORD)",
+         CLONE_FIELD(password_file)},
+        {.name = "ssh_key_file", .type = KR_OPT_STRING,
+         .help = "private key for ssh remotes (else env KERUTA_GIT_SSH_KEY_FILE)",
+         CLONE_FIELD(ssh_key_file)},
+        {.name = "ssh_passphrase_file", .type = KR_OPT_STRING,
+         .help = "file holding the key's passphrase (else env KERUTA_GIT_SSH_PASSPHRASE_FILE)",
+         CLONE_FIELD(ssh_passphrase_file)},
+        {.name = "known_hosts", .type = KR_OPT_STRING,
+         .help = "known_hosts file for ssh host keys, plain host names only (else env "
+                 "KERUTA_GIT_KNOWN_HOSTS, else ~/.ssh/known_hosts)",
+         CLONE_FIELD(known_hosts)},
+        {.name = "ssh_insecure_host", .type = KR_OPT_BOOL, .default_value = "false",
+         .help = "accept any ssh host key (warns on every run)", CLONE_FIELD(ssh_insecure_host)},
+        {.name = "retries", .type = KR_OPT_INT, .default_value = "3",
+         .help = "retries of a transfer that broke off", CLONE_FIELD(retries)},
+        {.name = "retry_delay", .type = KR_OPT_DURATION, .default_value = "2s",
+         .help = "wait before the first retry; doubles each time, at most 30s",
+         CLONE_FIELD(retry_delay_ms)},
+        {.name = "io_timeout", .type = KR_OPT_DURATION, .default_value = "60s",
+         .help = "give up a connection that sends nothing for this long (http and git://)",
+         CLONE_FIELD(io_timeout_ms)},
+        {.name = "submodules", .type = KR_OPT_BOOL, .default_value = "false",
+         .help = "also check out submodules, recursively", CLONE_FIELD(submodules)},
+        {.name = "depth", .type = KR_OPT_INT, .default_value = "0",
+         .help = "shallow clone depth; libgit2 1.5 cannot: a full clone is made, with a warning",
+         CLONE_FIELD(depth)},
+        {.name = "git_cache", .type = KR_OPT_STRING,
+         .help = "repository cache dir shared by tasks (else the git_cache setting, "
+                 "--git-cache or KERUTA_GIT_CACHE): a new clone takes what it has and fetches "
+                 "only what is new",
+         CLONE_FIELD(git_cache)},
+        {.name = "nodelay", .type = KR_OPT_BOOL, .default_value = "true",
+         .help = "use the stage's own sockets for http and git:// (TCP_NODELAY, io_timeout)",
+         CLONE_FIELD(nodelay)},
+        {0}};
 
 static int lg2_users; /* git_libgit2_init calls not yet shut down */
 
 static int clone_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
-	clone_cfg *c = calloc(1, sizeof *c);
+	clone_cfg *c = kr_stage_new_state(svc, cfg, sizeof(*c), "clone");
 	if (!c)
-		return svc->fail(NULL, "out of memory");
-	c->url = svc->opt_string(cfg, "url");
-	c->ref = svc->opt_string(cfg, "ref");
-	c->ca_file = svc->opt_string(cfg, "ca_file");
-	c->token_file = svc->opt_string(cfg, "token_file");
-	c->username = svc->opt_string(cfg, "username");
-	c->password_file = svc->opt_string(cfg, "password_file");
-	c->ssh_key_file = svc->opt_string(cfg, "ssh_key_file");
-	c->ssh_passphrase_file = svc->opt_string(cfg, "ssh_passphrase_file");
-	c->known_hosts = svc->opt_string(cfg, "known_hosts");
-	c->git_cache = svc->opt_string(cfg, "git_cache");
-	const char *tt = svc->opt_string(cfg, "token_type");
-	svc->opt_bool(cfg, "insecure", &c->insecure);
-	svc->opt_bool(cfg, "ssh_insecure_host", &c->ssh_insecure_host);
-	svc->opt_int(cfg, "retries", &c->retries);
-	svc->opt_duration_ms(cfg, "retry_delay", &c->retry_delay_ms);
-	svc->opt_duration_ms(cfg, "io_timeout", &c->io_timeout_ms);
-	svc->opt_bool(cfg, "submodules", &c->submodules);
-	svc->opt_int(cfg, "depth", &c->depth);
-	svc->opt_bool(cfg, "nodelay", &c->nodelay);
+		return KR_FAILED;
+	const char *tt = c->token_type;
+	c->token_bearer = tt && strcmp(tt, "bearer") == 0;
+	char why[160] = "";
+	if (tt && !c->token_bearer && strcmp(tt, "basic") != 0)
+		snprintf(why, sizeof(why), "token_type must be basic or bearer, not '%.64s'", tt);
+	else if (c->retries < 0 || c->retries > 100)
+		snprintf(why, sizeof(why), "retries must be between 0 and 100, not %lld",
+		         (long long)c->retries);
+	else if (c->depth < 0)
+		snprintf(why, sizeof(why), "depth must be 0 (full) or more, not %lld",
+		         (long long)c->depth);
+	if (*why) {
+		free(c);
+		return svc->fail(NULL, "clone: %s", why);
+	}
 	*state = c;
-	if (tt && strcmp(tt, "bearer") == 0)
-		c->token_bearer = 1;
-	else if (tt && strcmp(tt, "basic") != 0)
-		return svc->fail(NULL, "clone: token_type must be basic or bearer, not '%s'", tt);
-	if (c->retries < 0 || c->retries > 100)
-		return svc->fail(NULL, "clone: retries must be between 0 and 100, not %lld",
-		                 (long long)c->retries);
-	if (c->depth < 0)
-		return svc->fail(NULL, "clone: depth must be 0 (full) or more, not %lld",
-		                 (long long)c->depth);
 	return KR_OK;
 }
 
@@ -959,9 +967,9 @@ static int clone_run_stage(const kr_services *svc, void *state, kr_task *task)
 		         "KERUTA_REPOSITORY_URL); nothing to clone");
 		return KR_SKIPPED;
 	}
-	const char *wd = svc->task_get(task, KR_TASK_WORK_DIR);
-	if (!wd || !*wd)
-		return svc->fail(task, "clone: the task has no work dir; set --work-dir");
+	const char *wd = kr_stage_work_dir(svc, task, "clone");
+	if (!wd)
+		return KR_FAILED;
 	if (strlen(url) > 4096 || strchr(url, '\n'))
 		return svc->fail(task, "clone: the repository URL is too long or holds a newline");
 

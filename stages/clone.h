@@ -18,6 +18,7 @@ typedef struct clone_cfg {
 	const char *token_file, *username, *password_file;
 	const char *ssh_key_file, *ssh_passphrase_file, *known_hosts;
 	const char *git_cache;
+	const char *token_type; /* "basic" or "bearer" (token_bearer) */
 	int ssh_insecure_host;
 	int64_t retries;
 	uint64_t retry_delay_ms, io_timeout_ms;

@@ -31,18 +31,21 @@
 #define MAX_SKIP_LINES 100
 #define MAX_FAILED_NAMES 10
 
-static const kr_option collect_options[] = {
-        {"dir", KR_OPT_STRING, NULL, 0,
-         "directory to collect (relative to the work dir; default the task's own "
-         ".keruta/tasks/<task id>/doc, and /.keruta/doc when it exists)"},
-        {"max_file_size", KR_OPT_SIZE, "100MB", 0, "larger files are skipped"},
-        {"max_total_size", KR_OPT_SIZE, "1GB", 0, "stop uploading beyond this many bytes"},
-        {NULL, 0, NULL, 0, NULL}};
-
 typedef struct collect_state {
-	const char *dir;
+	const char *dir; /* with: dir; NULL or "": the task's doc directory */
 	uint64_t max_file, max_total;
 } collect_state;
+
+static const kr_option collect_options[] = {
+        {.name = "dir", .type = KR_OPT_STRING,
+         .help = "directory to collect (relative to the work dir; default the task's own "
+                 ".keruta/tasks/<task id>/doc, and /.keruta/doc when it exists)",
+         KR_OPT_FIELD(collect_state, dir)},
+        {.name = "max_file_size", .type = KR_OPT_SIZE, .default_value = "100MB",
+         .help = "larger files are skipped", KR_OPT_FIELD(collect_state, max_file)},
+        {.name = "max_total_size", .type = KR_OPT_SIZE, .default_value = "1GB",
+         .help = "stop uploading beyond this many bytes", KR_OPT_FIELD(collect_state, max_total)},
+        {0}};
 
 enum skip_reason { SK_SYMLINK, SK_SPECIAL, SK_FILE_LIMIT, SK_TOTAL_LIMIT, SK_NAME, SK_DEPTH,
 	           SK_UNREADABLE, SK_COUNT };
@@ -65,14 +68,11 @@ typedef struct walk {
 
 static int collect_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
-	collect_state *s = calloc(1, sizeof(*s));
+	collect_state *s = kr_stage_new_state(svc, cfg, sizeof(*s), "collect");
 	if (!s)
-		return svc->fail(NULL, "collect: out of memory");
-	s->dir = svc->opt_string(cfg, "dir");
+		return KR_FAILED;
 	if (s->dir && !*s->dir)
 		s->dir = NULL;
-	svc->opt_size(cfg, "max_file_size", &s->max_file);
-	svc->opt_size(cfg, "max_total_size", &s->max_total);
 	*state = s;
 	return KR_OK;
 }
@@ -356,9 +356,9 @@ static int source_pod_check(const kr_services *svc, kr_task *t, const char *work
 static int collect_run(const kr_services *svc, void *state, kr_task *t)
 {
 	collect_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "collect: the task has no work dir; set --work-dir");
+	const char *work = kr_stage_work_dir(svc, t, "collect");
+	if (!work)
+		return KR_FAILED;
 	const char *pod = svc->task_get(t, "cleanup.source_pod");
 	if (pod && *pod)
 		svc->log(t, KR_LOG_INFO,

@@ -23,23 +23,25 @@
 
 #include "keruta/plugin.h"
 
+#include "stage_util.h"
+
 #define NAME_MAX_BYTES 200
 #define EXT_MAX_BYTES 32
-
-static const kr_option document_options[] = {
-        {"max_size", KR_OPT_SIZE, "100MB", 0, "largest document accepted"},
-        {NULL, 0, NULL, 0, NULL}};
 
 typedef struct document_state {
 	uint64_t max_size;
 } document_state;
 
+static const kr_option document_options[] = {
+        {.name = "max_size", .type = KR_OPT_SIZE, .default_value = "100MB",
+         .help = "largest document accepted", KR_OPT_FIELD(document_state, max_size)},
+        {0}};
+
 static int document_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
-	document_state *s = calloc(1, sizeof(*s));
+	document_state *s = kr_stage_new_state(svc, cfg, sizeof(*s), "document");
 	if (!s)
-		return svc->fail(NULL, "document: out of memory");
-	svc->opt_size(cfg, "max_size", &s->max_size);
+		return KR_FAILED;
 	*state = s;
 	return KR_OK;
 }
@@ -255,9 +257,9 @@ static int document_run(const kr_services *svc, void *state, kr_task *t)
 		svc->log(t, KR_LOG_INFO, "the task has no documents; nothing to do");
 		return KR_SKIPPED;
 	}
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "document: the task has no work dir; set --work-dir");
+	const char *work = kr_stage_work_dir(svc, t, "document");
+	if (!work)
+		return KR_FAILED;
 	/* The task's own documents/ (.keruta/tasks/<id>/documents), shown to
 	 * its scripts as .keruta/documents: another task's never mix in. */
 	int rc = KR_OK;

@@ -15,9 +15,9 @@
  * The process runner passes its output through and ships it, masks
  * secrets, enforces timeouts and reaps everything the command started.
  *
- * The task's fields reach the command as KERUTA_TASK_* variables (seed
- * 001), with the task's own env entries; see task_env.c for values too
- * long for the environment.
+ * The task's fields reach the command as KERUTA_TASK_* variables, with
+ * the task's own env entries; see task_env.c for values too long for the
+ * environment.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,38 +34,41 @@
 
 #include "stage_util.h"
 
-static const kr_option execute_options[] = {
-        {"command", KR_OPT_STRING, NULL, 0, "command line run with the shell instead of the task's script"},
-        {"argv", KR_OPT_LIST, NULL, 0, "program and arguments run without a shell (wins over command)"},
-        {"shell", KR_OPT_STRING, "/bin/sh", 0, "shell (and its options) for command and script"},
-        {"timeout", KR_OPT_DURATION, NULL, 0, "longest the command may run (the stage's timeout: also applies)"},
-        {"env_max", KR_OPT_SIZE, "32KiB", 0, "longer environment values are cut; the full text goes to a file"},
-        {NULL, 0, NULL, 0, NULL}};
-
 typedef struct execute_state {
-	const kr_config *cfg;
 	const char *command;
+	const char *const *argv; /* NULL-ended, or NULL */
 	const char *shell;
-	uint64_t timeout_ms;
+	uint64_t timeout_ms;     /* 0: only the stage's timeout */
 	uint64_t env_max;
 } execute_state;
 
+static const kr_option execute_options[] = {
+        {.name = "command", .type = KR_OPT_STRING,
+         .help = "command line run with the shell instead of the task's script",
+         KR_OPT_FIELD(execute_state, command)},
+        {.name = "argv", .type = KR_OPT_LIST,
+         .help = "program and arguments run without a shell (wins over command)",
+         KR_OPT_FIELD(execute_state, argv)},
+        {.name = "shell", .type = KR_OPT_STRING, .default_value = "/bin/sh",
+         .help = "shell (and its options) for command and script",
+         KR_OPT_FIELD(execute_state, shell)},
+        {.name = "timeout", .type = KR_OPT_DURATION,
+         .help = "longest the command may run (the stage's timeout: also applies)",
+         KR_OPT_FIELD(execute_state, timeout_ms)},
+        {.name = "env_max", .type = KR_OPT_SIZE, .default_value = "32KiB",
+         .help = "longer environment values are cut; the full text goes to a file",
+         KR_OPT_FIELD(execute_state, env_max)},
+        {0}};
+
 static int execute_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
-	execute_state *s = calloc(1, sizeof(*s));
+	execute_state *s = kr_stage_new_state(svc, cfg, sizeof(*s), "execute");
 	if (!s)
-		return svc->fail(NULL, "execute: out of memory");
-	s->cfg = cfg;
-	s->command = svc->opt_string(cfg, "command");
-	s->shell = svc->opt_string(cfg, "shell");
+		return KR_FAILED;
 	if (!s->shell || !s->shell[strspn(s->shell, " \t")]) {
 		free(s);
 		return svc->fail(NULL, "execute: `with: shell:` is empty; give a shell such as /bin/sh");
 	}
-	if (svc->opt_duration_ms(cfg, "timeout", &s->timeout_ms) != KR_OK)
-		s->timeout_ms = 0;
-	if (svc->opt_size(cfg, "env_max", &s->env_max) != KR_OK)
-		s->env_max = KR_STAGE_ENV_MAX;
 	if (s->env_max < 64)
 		s->env_max = 64; /* room for the marker at least */
 	*state = s;
@@ -200,22 +203,21 @@ static int judge(const kr_services *svc, kr_task *t, const execute_state *s,
 static int execute_run(const kr_services *svc, void *state, kr_task *t)
 {
 	execute_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "execute: the task has no work dir; set --work-dir");
-	/* The task's own area; .keruta/doc now shows its own doc/. */
-	char *area = svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW);
+	const char *work;
+	char *area = kr_stage_task_area(svc, t, "execute", &work);
 	if (!area)
 		return KR_FAILED;
 
 	char *script = NULL, *words = NULL;
 	const char **argv = NULL;
 	int rc = KR_FAILED;
-	size_t n_list = svc->opt_list_count(s->cfg, "argv");
+	size_t n_list = 0;
+	while (s->argv && s->argv[n_list])
+		n_list++;
 	if (n_list) {
 		argv = calloc(n_list + 1, sizeof(*argv));
 		for (size_t i = 0; argv && i < n_list; i++)
-			argv[i] = svc->opt_list_item(s->cfg, "argv", i);
+			argv[i] = s->argv[i];
 		svc->log(t, KR_LOG_INFO, "running %s (argv, %zu argument%s) in %s", argv ? argv[0] : "?",
 		         n_list - 1, n_list == 2 ? "" : "s", work);
 	} else if (s->command && *s->command) {

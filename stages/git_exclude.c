@@ -20,32 +20,34 @@
 
 #include <keruta/plugin.h>
 
+#include "stage_util.h"
+
 #define MAX_FILE (1024 * 1024)
 
-static const kr_option exclude_options[] = {
-        {"patterns", KR_OPT_LIST, NULL, 0,
-         "more lines for info/exclude, besides /.keruta (gitignore syntax)"},
-        {NULL, 0, NULL, 0, NULL}};
-
 typedef struct ex_state {
-	const kr_config *cfg;
+	const char *const *patterns; /* with: patterns (NULL-ended), or NULL */
 } ex_state;
+
+static const kr_option exclude_options[] = {
+        {.name = "patterns", .type = KR_OPT_LIST,
+         .help = "more lines for info/exclude, besides /.keruta (gitignore syntax)",
+         KR_OPT_FIELD(ex_state, patterns)},
+        {0}};
 
 static int exclude_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
-	size_t n = svc->opt_list_count(cfg, "patterns");
-	for (size_t i = 0; i < n; i++) {
-		const char *p = svc->opt_list_item(cfg, "patterns", i);
-		if (!p || !*p || strpbrk(p, "\r\n"))
-			return svc->fail(NULL,
-			                 "git-exclude: pattern %zu is empty or holds a line break; give "
-			                 "one pattern per list item",
-			                 i + 1);
-	}
-	ex_state *s = calloc(1, sizeof *s);
+	ex_state *s = kr_stage_new_state(svc, cfg, sizeof(*s), "git-exclude");
 	if (!s)
-		return svc->fail(NULL, "out of memory");
-	s->cfg = cfg;
+		return KR_FAILED;
+	for (size_t i = 0; s->patterns && s->patterns[i]; i++)
+		if (!*s->patterns[i] || strpbrk(s->patterns[i], "\r\n")) {
+			svc->fail(NULL,
+			          "git-exclude: pattern %zu is empty or holds a line break; give one "
+			          "pattern per list item",
+			          i + 1);
+			free(s);
+			return KR_FAILED;
+		}
 	*state = s;
 	return KR_OK;
 }
@@ -162,9 +164,9 @@ static int line_eq(const char *line, size_t len, const char *want)
 static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 {
 	ex_state *s = state;
-	const char *wd = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!wd || !*wd)
-		return svc->fail(t, "git-exclude: the task has no work dir; set --work-dir");
+	const char *wd = kr_stage_work_dir(svc, t, "git-exclude");
+	if (!wd)
+		return KR_FAILED;
 	char *common = NULL;
 	int found = find_common_dir(svc, t, wd, &common);
 	if (found < 0)
@@ -174,7 +176,9 @@ static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 		return KR_SKIPPED;
 	}
 
-	size_t npat = svc->opt_list_count(s->cfg, "patterns");
+	size_t npat = 0;
+	while (s->patterns && s->patterns[npat])
+		npat++;
 	const char **want = calloc(npat + 2, sizeof *want);
 	int *seen = calloc(npat + 1, sizeof *seen);
 	char *info = NULL, *path = NULL, *tmp = NULL, *old = NULL;
@@ -187,7 +191,7 @@ static int exclude_run(const kr_services *svc, void *state, kr_task *t)
 	}
 	want[0] = "/.keruta";
 	for (size_t i = 0; i < npat; i++)
-		want[i + 1] = svc->opt_list_item(s->cfg, "patterns", i);
+		want[i + 1] = s->patterns[i];
 
 	if (mkdir(info, 0755) < 0 && errno != EEXIST) {
 		svc->fail(t, "git-exclude: cannot create %s: %s", info, strerror(errno));

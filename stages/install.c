@@ -20,23 +20,23 @@
 
 #include "stage_util.h"
 
-static const kr_option install_options[] = {
-        {"timeout", KR_OPT_DURATION, "30m", 0, "longest the install script may run"},
-        {"shell", KR_OPT_STRING, "/bin/sh", 0, "interpreter the script is run with"},
-        {NULL, 0, NULL, 0, NULL}};
-
 typedef struct install_state {
 	uint64_t timeout_ms;
 	const char *shell;
 } install_state;
 
+static const kr_option install_options[] = {
+        {.name = "timeout", .type = KR_OPT_DURATION, .default_value = "30m",
+         .help = "longest the install script may run", KR_OPT_FIELD(install_state, timeout_ms)},
+        {.name = "shell", .type = KR_OPT_STRING, .default_value = "/bin/sh",
+         .help = "interpreter the script is run with", KR_OPT_FIELD(install_state, shell)},
+        {0}};
+
 static int install_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
-	install_state *s = calloc(1, sizeof(*s));
+	install_state *s = kr_stage_new_state(svc, cfg, sizeof(*s), "install");
 	if (!s)
-		return svc->fail(NULL, "install: out of memory");
-	svc->opt_duration_ms(cfg, "timeout", &s->timeout_ms);
-	s->shell = svc->opt_string(cfg, "shell");
+		return KR_FAILED;
 	if (!s->shell || !*s->shell)
 		s->shell = "/bin/sh";
 	*state = s;
@@ -71,12 +71,8 @@ static int script_is_empty(const kr_services *svc, kr_task *t, const char *path,
 static int install_run(const kr_services *svc, void *state, kr_task *t)
 {
 	install_state *s = state;
-	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
-	if (!work || !*work)
-		return svc->fail(t, "install: the task has no work dir; set --work-dir");
-	/* The task's own area, with .keruta/doc shown as its own: the
-	 * script may write there. */
-	char *area = svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW);
+	const char *work;
+	char *area = kr_stage_task_area(svc, t, "install", &work);
 	if (!area)
 		return KR_FAILED;
 	char *path = NULL;

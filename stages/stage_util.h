@@ -11,9 +11,12 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include "keruta/plugin.h"
 
 /* A duration as an operator would write it in the pipeline: 2h, 90s, 250ms. */
 static inline void kr_stage_format_ms(uint64_t ms, char *out, size_t n)
@@ -59,8 +62,47 @@ static inline int kr_stage_new_file(int dir, const char *name, mode_t mode)
 	return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 }
 
-struct kr_services;
-struct kr_task;
+/* A stage's new state, `size` bytes, zeroed, with its bound options
+ * written in (svc->opt_bind): NULL after svc->fail().  The stage checks
+ * what it needs to and sets init's *state only when the state is good,
+ * freeing it otherwise (fini is not called after a failed init). */
+static inline void *kr_stage_new_state(const kr_services *svc, const kr_config *cfg, size_t size,
+                                       const char *stage)
+{
+	void *s = calloc(1, size);
+	if (!s) {
+		svc->fail(NULL, "%s: out of memory", stage);
+		return NULL;
+	}
+	if (svc->opt_bind(cfg, s, size) != KR_OK) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+
+/* The task's work dir, or NULL after svc->fail() naming the stage. */
+static inline const char *kr_stage_work_dir(const kr_services *svc, kr_task *t, const char *stage)
+{
+	const char *work = svc->task_get(t, KR_TASK_WORK_DIR);
+	if (!work || !*work) {
+		svc->fail(t, "%s: the task has no work dir; set --work-dir", stage);
+		return NULL;
+	}
+	return work;
+}
+
+/* Before a stage starts task code: the work dir in *work, and the path of
+ * the task's own area, created, with .keruta/doc and .keruta/documents
+ * showing this task's own (KR_AREA_SHOW), for the script to write in.
+ * The path is the caller's (svc->free); NULL after svc->fail(). */
+static inline char *kr_stage_task_area(const kr_services *svc, kr_task *t, const char *stage,
+                                       const char **work)
+{
+	*work = kr_stage_work_dir(svc, t, stage);
+	return *work ? svc->area_path(t, "", KR_AREA_CREATE | KR_AREA_SHOW) : NULL;
+}
 
 /* Default longest environment value (the execute stage's env_max). */
 #define KR_STAGE_ENV_MAX (32 * 1024)
@@ -70,7 +112,7 @@ struct kr_task;
  * strings, copied; may be NULL); a value over `max` bytes is cut and its
  * full text written under <area>/env/.  A NULL-terminated array the caller frees
  * with kr_stage_env_free(); NULL after svc->fail(). */
-char **kr_stage_task_env(const struct kr_services *svc, struct kr_task *t, const char *area,
+char **kr_stage_task_env(const kr_services *svc, kr_task *t, const char *area,
                          size_t max, const char *const *more);
 void kr_stage_env_free(char **env);
 

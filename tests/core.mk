@@ -46,12 +46,31 @@ tests_fixtures_hello_la_SOURCES = plugins/example/hello.c
 tests_fixtures_hello_la_CFLAGS = $(KT_FX_CFLAGS)
 tests_fixtures_hello_la_LDFLAGS = $(KT_FIXTURE_LINK)
 
+# Option rows across ABI minors (tests/core_loader_rows.c): rows of the
+# 1.0 layout, rows larger than the agent's, bound options, a bad default.
+check_LTLIBRARIES += tests/fixtures/fx_oldrows.la tests/fixtures/fx_bind.la \
+	tests/fixtures/fx_bigrows.la tests/fixtures/fx_baddefault.la
+tests_fixtures_fx_oldrows_la_SOURCES = tests/fixtures/fx_oldrows.c
+tests_fixtures_fx_oldrows_la_CFLAGS = $(KT_FX_CFLAGS)
+tests_fixtures_fx_oldrows_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_bind_la_SOURCES = tests/fixtures/fx_bind.c
+tests_fixtures_fx_bind_la_CFLAGS = $(KT_FX_CFLAGS)
+tests_fixtures_fx_bind_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_bigrows_la_SOURCES = tests/fixtures/fx_bind.c
+tests_fixtures_fx_bigrows_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_BIG
+tests_fixtures_fx_bigrows_la_LDFLAGS = $(KT_FIXTURE_LINK)
+tests_fixtures_fx_baddefault_la_SOURCES = tests/fixtures/fx_bad.c
+tests_fixtures_fx_baddefault_la_CFLAGS = $(KT_FX_CFLAGS) -DFX_CASE=8 -DFX_NAME='"fx_baddefault"'
+tests_fixtures_fx_baddefault_la_LDFLAGS = $(KT_FIXTURE_LINK)
+
 # Unit tests link the core's objects directly.
 KT_CORE_LIBS = libkrcore.la $(KT_LIBS)
 check_PROGRAMS += tests/core_pipeline tests/core_loader tests/core_runner \
 	tests/core_settings tests/core_sdk tests/core_edges
 TESTS += tests/core_pipeline tests/core_loader tests/core_runner \
 	tests/core_settings tests/core_sdk tests/core_edges
+check_PROGRAMS += tests/core_loader_rows tests/stages_init
+TESTS += tests/core_loader_rows tests/stages_init
 tests_core_pipeline_SOURCES = tests/core_pipeline.c
 tests_core_pipeline_CFLAGS = $(KT_CFLAGS) $(YAML_CFLAGS)
 tests_core_pipeline_LDADD = $(KT_CORE_LIBS)
@@ -64,6 +83,12 @@ tests_core_runner_LDADD = $(KT_LIBS)
 tests_core_settings_SOURCES = tests/core_settings.c
 tests_core_settings_CFLAGS = $(KT_CFLAGS)
 tests_core_settings_LDADD = $(KT_CORE_LIBS)
+tests_core_loader_rows_SOURCES = tests/core_loader_rows.c
+tests_core_loader_rows_CFLAGS = $(KT_CFLAGS)
+tests_core_loader_rows_LDADD = $(KT_CORE_LIBS)
+tests_stages_init_SOURCES = tests/stages_init.c
+tests_stages_init_CFLAGS = $(KT_CFLAGS)
+tests_stages_init_LDADD = $(KT_LIBS)
 tests_core_sdk_SOURCES = tests/core_sdk.c
 tests_core_sdk_CFLAGS = $(KT_CFLAGS)
 tests_core_sdk_LDADD = $(KT_LIBS)

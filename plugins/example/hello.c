@@ -19,8 +19,6 @@
  * with `--plugin-dir DIR` (or KERUTA_PLUGIN_PATH, or plugin_path in the
  * pipeline file) naming the directory that holds hello.so.
  */
-#define _POSIX_C_SOURCE 200809L /* strdup */
-
 #include <errno.h>
 #include <keruta/plugin.h>
 #include <stdio.h>
@@ -28,37 +26,46 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* The agent checks `with:` against this table: unknown keys and wrong
- * types are reported with file, line and column before anything runs. */
-static const kr_option hello_options[] = {
-        {"greeting", KR_OPT_STRING, "Hello", 0, "the word to greet the task with"},
-        {"file", KR_OPT_STRING, "hello.txt", 0, "file name under WORK_DIR/.keruta"},
-        {"repeat", KR_OPT_INT, "1", 0, "how many lines to write (1-100)"},
-        {NULL, 0, NULL, 0, NULL}};
-
+/* The stage's state: init makes one per stage that uses the plugin. */
 typedef struct hello {
-	char *greeting; /* owned */
-	char *file;     /* owned */
+	const char *greeting; /* the agent's, valid as long as it runs */
+	const char *file;
 	int64_t repeat;
 } hello;
+
+/* The agent checks `with:` against this table: unknown keys and wrong
+ * types are reported with file, line and column before anything runs.
+ * KR_OPT_FIELD names the member svc->opt_bind() writes each value to. */
+static const kr_option hello_options[] = {
+        {.name = "greeting", .type = KR_OPT_STRING, .default_value = "Hello",
+         .help = "the word to greet the task with", KR_OPT_FIELD(hello, greeting)},
+        {.name = "file", .type = KR_OPT_STRING, .default_value = "hello.txt",
+         .help = "file name under WORK_DIR/.keruta", KR_OPT_FIELD(hello, file)},
+        {.name = "repeat", .type = KR_OPT_INT, .default_value = "1",
+         .help = "how many lines to write (1-100)", KR_OPT_FIELD(hello, repeat)},
+        {0}};
 
 static int hello_init(const kr_services *svc, const kr_config *cfg, void **state)
 {
 	hello *h = calloc(1, sizeof(*h));
 	if (!h)
 		return svc->fail(NULL, "out of memory");
-	svc->opt_int(cfg, "repeat", &h->repeat);
+	/* every bound option at once; the types were checked already */
+	if (svc->opt_bind(cfg, h, sizeof(*h)) != KR_OK) {
+		free(h);
+		return KR_FAILED;
+	}
+	/* what the types cannot say; *state is set only when all is well,
+	 * because fini is not called after a failed init */
 	if (h->repeat < 1 || h->repeat > 100) {
 		free(h);
 		return svc->fail(NULL, "repeat must be between 1 and 100");
 	}
-	const char *file = svc->opt_string(cfg, "file");
-	if (strchr(file, '/') || strcmp(file, "..") == 0 || file[0] == '.') {
+	if (strchr(h->file, '/') || strcmp(h->file, "..") == 0 || h->file[0] == '.') {
+		svc->fail(NULL, "file must be a plain file name, not '%s'", h->file);
 		free(h);
-		return svc->fail(NULL, "file must be a plain file name, not '%s'", file);
+		return KR_FAILED;
 	}
-	h->greeting = strdup(svc->opt_string(cfg, "greeting"));
-	h->file = strdup(file);
 	*state = h;
 	return KR_OK;
 }
@@ -92,10 +99,7 @@ static int hello_run(const kr_services *svc, void *state, kr_task *task)
 static void hello_fini(const kr_services *svc, void *state)
 {
 	(void)svc;
-	hello *h = state;
-	free(h->greeting);
-	free(h->file);
-	free(h);
+	free(state);
 }
 
 KR_PLUGIN_DEFINE(.name = "hello",

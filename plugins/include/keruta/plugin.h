@@ -13,10 +13,15 @@
  * Versioning.  The ABI is versioned as MAJOR.MINOR.  The agent refuses a
  * plugin whose major differs from its own, and a plugin built against a
  * newer minor than the agent knows.  Structs in this header only ever grow
- * at the end within a major; each carries its size so both sides can tell
- * which members exist.  The agent reads and writes a plugin's struct only
- * up to the size the plugin set (members it lacks count as zero); a
- * plugin checks newer kr_services members with KR_SERVICES_HAS before use.
+ * at the end within a major, and each one's size travels with it: the
+ * descriptor's `size`, the option rows' `option_size` (kept in the
+ * descriptor), kr_process's and kr_process_result's `size`, kr_services's
+ * `size`.  Each side reads and writes the other's structs only up to
+ * min(its size, the other's); members a plugin's older structs lack count
+ * as zero, and bytes of a larger struct past what the agent knows are
+ * ignored.  A plugin checks newer kr_services members with
+ * KR_SERVICES_HAS before it calls them.  A plugin built against 1.0 still
+ * loads in every 1.x agent.
  *
  * Ownership.  The agent copies every string a plugin hands it.  A plugin
  * never frees memory it did not allocate, with one exception documented at
@@ -40,7 +45,7 @@ extern "C" {
 #endif
 
 #define KR_ABI_MAJOR 1
-#define KR_ABI_MINOR 2
+#define KR_ABI_MINOR 3
 
 /* Name of the one symbol a plugin exports. */
 #define KR_PLUGIN_SYMBOL "keruta_plugin"
@@ -74,10 +79,18 @@ typedef enum kr_option_type {
 
 /*
  * One row of a plugin's option table; the table ends with a row whose name
- * is NULL.  The agent checks every stage's `with:` block against the table
- * before any plugin's init runs: unknown keys, wrong types and missing
- * required options are configuration errors reported with file, line and
- * column.
+ * is NULL ({0}).  The agent checks the table when it loads the plugin: a
+ * name that is not letters, digits, '-', '_' and '.', a name used twice, an
+ * unknown type, a default that does not parse for its type, a default on a
+ * list, a map or a required option, or a bound field whose size does not
+ * fit its type refuses the plugin with a message naming the option.  It
+ * checks every stage's `with:` block against the table before any
+ * plugin's init runs: unknown keys, wrong types and missing required
+ * options are configuration errors reported with file, line and column.
+ *
+ * Write rows with designated initializers, as in the example at
+ * KR_OPT_FIELD below: rows grow at the end within a major (the 1.0 row
+ * ended at `help`), and a positional initializer leaves new members out.
  */
 typedef struct kr_option {
 	const char *name;
@@ -85,7 +98,35 @@ typedef struct kr_option {
 	const char *default_value; /* in YAML text form; NULL: no default   */
 	int required;              /* non-zero: the stage must set it        */
 	const char *help;          /* one line, shown by `keruta-agent plugins -v` */
+
+	/*
+	 * Since 1.3.  Where svc->opt_bind() writes the option's value in the
+	 * plugin's own state struct: offsetof and sizeof of its member, set
+	 * with KR_OPT_FIELD.  field_size 0: the option is not bound, read it
+	 * with the opt_* services.  The member's type follows the option's:
+	 *
+	 *   KR_OPT_STRING    const char *   (lives as long as the agent)
+	 *   KR_OPT_INT       int64_t
+	 *   KR_OPT_BOOL      int            (0 or 1)
+	 *   KR_OPT_DURATION  uint64_t       (milliseconds)
+	 *   KR_OPT_SIZE      uint64_t       (bytes)
+	 *   KR_OPT_LIST      const char *const *  (the items, NULL-ended)
+	 *   KR_OPT_MAP       const char *const *  (key, value, key, value, ...,
+	 *                                          NULL-ended)
+	 *
+	 * Lists and maps live as long as the agent, too.  A list or map the
+	 * stage did not set leaves its member alone, like any unset option
+	 * without a default (see opt_bind).
+	 */
+	size_t offset;
+	uint32_t field_size;
 } kr_option;
+
+/* Bind a row to MEMBER of the plugin's state struct TYPE:
+ *     {.name = "retries", .type = KR_OPT_INT, .default_value = "3",
+ *      .help = "...", KR_OPT_FIELD(my_state, retries)}, */
+#define KR_OPT_FIELD(type, member)                                             \
+	.offset = offsetof(type, member), .field_size = sizeof(((type *)0)->member)
 
 /* The task context: opaque, owned by the agent for the whole run. */
 typedef struct kr_task kr_task;
@@ -203,8 +244,10 @@ typedef struct kr_services {
 	int (*fail)(kr_task *task, const char *fmt, ...)
 	        __attribute__((format(printf, 2, 3)));
 
-	/* Options of the stage's `with:` block, defaults applied.  Strings live
-	 * as long as the agent; numbers are returned through *out. */
+	/* Options of the stage's `with:` block, defaults applied, one at a
+	 * time (opt_bind below fills them all at once).  Strings live as long
+	 * as the agent; numbers are returned through *out; KR_NOT_FOUND when
+	 * the option is unset and has no default. */
 	const char *(*opt_string)(const kr_config *cfg, const char *name);
 	int (*opt_int)(const kr_config *cfg, const char *name, int64_t *out);
 	int (*opt_bool)(const kr_config *cfg, const char *name, int *out);
@@ -306,6 +349,20 @@ typedef struct kr_services {
 	 */
 	char *(*read_file)(kr_task *task, const char *path, uint64_t max, size_t *len, char *why,
 	                   size_t why_size);
+
+	/*
+	 * Since 1.3.  Write the value of every bound option (a row with
+	 * KR_OPT_FIELD) into `state`, a struct of state_size bytes the plugin
+	 * made, as init's first step.  The values were checked against their
+	 * types before init was called; an option the stage did not set and
+	 * that has no default leaves its member as it was, so a calloc'ed
+	 * state reads 0 or NULL there.  Every row is checked before any
+	 * member is written: a row whose member lies past state_size writes
+	 * nothing and fails (fail() called, KR_FAILED returned).  Call it in
+	 * init only; the plugin then checks what it needs to and sets *state
+	 * once the whole state is good, freeing it otherwise.
+	 */
+	int (*opt_bind)(const kr_config *cfg, void *state, size_t state_size);
 } kr_services;
 
 #define KR_AREA_CREATE   0x1u
@@ -332,7 +389,10 @@ typedef struct kr_plugin {
 	 * Called once per pipeline stage that uses the plugin, after all
 	 * options of all stages were validated.  *state is the plugin's own;
 	 * it is handed to run and fini.  On failure call fail() and return
-	 * KR_FAILED: the agent stops before any stage runs.  May be NULL.
+	 * KR_FAILED: the agent stops before any stage runs, and fini is not
+	 * called for this stage, so init frees what it made and leaves
+	 * *state alone (set it last, once the state is complete).  May be
+	 * NULL.
 	 */
 	int (*init)(const kr_services *svc, const kr_config *cfg, void **state);
 
@@ -347,6 +407,11 @@ typedef struct kr_plugin {
 	 * for every stage whose init succeeded, also after failures.  May be
 	 * NULL.  The agent never unloads a plugin before it exits. */
 	void (*fini)(const kr_services *svc, void *state);
+
+	/* Since 1.3: sizeof(kr_option) as the plugin was built, the distance
+	 * between its option rows.  A descriptor too short to have this member
+	 * (or 0 here) has rows of the 1.0 layout, which ends at `help`. */
+	uint32_t option_size;
 } kr_plugin;
 
 /*
@@ -398,6 +463,7 @@ static inline void kr_safe_file_name(const char *given, const char *fallback, ch
 	        .abi_major = KR_ABI_MAJOR,                                         \
 	        .abi_minor = KR_ABI_MINOR,                                         \
 	        .size = sizeof(kr_plugin),                                         \
+	        .option_size = sizeof(kr_option),                                  \
 	        __VA_ARGS__}
 
 #ifdef __cplusplus
