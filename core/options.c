@@ -175,6 +175,9 @@ int kr_config_size(const kr_config *cfg, const char *name, uint64_t *out)
 	return typed(cfg, name, KR_OPT_SIZE, out);
 }
 
+/* A list or map option's entries (keys when key is set), as the plugin
+ * gave them; a missing option, another node type or i past the end reads
+ * as nothing. */
 static const kr_node *collection(const kr_config *cfg, const char *name, kr_node_type type)
 {
 	if (!find_option(cfg, name))
@@ -183,32 +186,40 @@ static const kr_node *collection(const kr_config *cfg, const char *name, kr_node
 	return v && v->type == type ? v : NULL;
 }
 
+static size_t count_of(const kr_config *cfg, const char *name, kr_node_type type)
+{
+	const kr_node *v = collection(cfg, name, type);
+	return v ? v->n : 0;
+}
+
+static const char *entry_of(const kr_config *cfg, const char *name, kr_node_type type, size_t i,
+                            int key)
+{
+	const kr_node *v = collection(cfg, name, type);
+	return v && i < v->n ? (key ? v->keys[i] : v->items[i])->value : NULL;
+}
+
 size_t kr_config_list_count(const kr_config *cfg, const char *name)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_SEQ);
-	return v ? v->n : 0;
+	return count_of(cfg, name, KR_NODE_SEQ);
 }
 
 const char *kr_config_list_item(const kr_config *cfg, const char *name, size_t i)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_SEQ);
-	return v && i < v->n ? v->items[i]->value : NULL;
+	return entry_of(cfg, name, KR_NODE_SEQ, i, 0);
 }
 
 size_t kr_config_map_count(const kr_config *cfg, const char *name)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_MAP);
-	return v ? v->n : 0;
+	return count_of(cfg, name, KR_NODE_MAP);
 }
 
 const char *kr_config_map_key(const kr_config *cfg, const char *name, size_t i)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_MAP);
-	return v && i < v->n ? v->keys[i]->value : NULL;
+	return entry_of(cfg, name, KR_NODE_MAP, i, 1);
 }
 
 const char *kr_config_map_value(const kr_config *cfg, const char *name, size_t i)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_MAP);
-	return v && i < v->n ? v->items[i]->value : NULL;
+	return entry_of(cfg, name, KR_NODE_MAP, i, 0);
 }
