@@ -29,6 +29,7 @@
 #include "agent.h"
 #include "chan.h"
 #include "log.h"
+#include "logline.h"
 #include "secret.h"
 #include "supervise.h"
 
@@ -39,15 +40,6 @@
 /* Measured: a 1 MiB pipe moves 30-45 % more than the default 64 KiB. */
 /* After the child is gone, how long stray writers may keep its pipes. */
 #define DRAIN_MS 2000
-
-/* What one shipped line costs beyond its text: the JSON record around it
- * in events.jsonl, the spool and the /logs body (time, type, stream, task,
- * quotes).  The log budget counts it, so a flood of empty lines is bounded
- * like a flood of long ones. */
-#define LINE_COST 80
-
-#define SPLIT_MARK " [line continues]"
-#define CONT_MARK "[continued] "
 
 static const char *const stream_names[] = {"stdout", "stderr"};
 
@@ -123,7 +115,7 @@ typedef struct stream {
 	int id;       /* index into stream_names */
 	kr_buf hold;  /* raw bytes that may begin a secret */
 	kr_buf line;  /* masked start of a line not ended yet */
-	int split;    /* parts of the current line were shipped already */
+	kr_logline_cutter parts; /* log_max_line: the current line cut */
 	int cut;      /* some of its tail was dropped */
 	int resync;   /* its kept tail starts inside a line: skip to \n */
 } stream;
@@ -131,7 +123,6 @@ typedef struct stream {
 typedef struct capture {
 	stream s[2];
 	kr_backend *b;
-	size_t max_line;
 	uint64_t head_budget;
 	uint64_t shipped; /* bytes of output shipped live */
 	int tail_mode;
@@ -139,10 +130,15 @@ typedef struct capture {
 	size_t tail_cap;  /* budget of both rings together */
 	uint64_t seq;     /* of the next chunk pushed */
 	uint64_t cut_lines, cut_bytes;
-	kr_buf scratch;
 	kr_buf masked;
 	char *buf; /* HOLD_ROOM + READ_SIZE bytes: read() fills the second part */
 } capture;
+
+/* Where a part of a line goes. */
+typedef struct capture_ctx {
+	capture *c;
+	stream *st;
+} capture_ctx;
 
 /* Bytes of a stream that will never be shipped. */
 static void note_cut(capture *c, stream *st, size_t bytes, size_t lines, int ends_line)
@@ -227,54 +223,30 @@ static void ship(capture *c, int id, const char *data, size_t len)
 		c->b->ops->ship_log(c->b, stream_names[id], data, len);
 }
 
-/* A cut that does not land inside a UTF-8 sequence, when one is near. */
-static size_t utf8_cut(const char *p, size_t max)
+static void ship_part(void *ctx, const char *data, size_t len)
 {
-	size_t cut = max;
-	for (int i = 0; i < 3 && cut > 1 && ((unsigned char)p[cut] & 0xC0) == 0x80; i++)
-		cut--;
-	return ((unsigned char)p[cut] & 0xC0) == 0x80 ? max : cut;
+	capture_ctx *x = ctx;
+	ship(x->c, x->st->id, data, len);
 }
 
-static void part(capture *c, stream *st, const char *data, size_t len, int more)
+/* The next bytes of the current line; `ends`: the line ends with them.
+ * What is not shipped (the start of a last part) is left to the caller. */
+static size_t cut_line(capture *c, stream *st, const char *data, size_t len, int ends)
 {
-	if (!st->split && !more) {
-		ship(c, st->id, data, len);
-		return;
-	}
-	kr_buf *b = &c->scratch;
-	kr_buf_reset(b);
-	if (st->split)
-		kr_buf_adds(b, CONT_MARK);
-	kr_buf_add(b, data, len);
-	if (more)
-		kr_buf_adds(b, SPLIT_MARK);
-	ship(c, st->id, b->data, b->len);
-	st->split = more;
+	capture_ctx x = {c, st};
+	return kr_logline_cut(&st->parts, data, len, ends, ship_part, &x);
 }
 
 /* A complete line (without its newline). */
 static void emit_line(capture *c, stream *st, const char *data, size_t len)
 {
-	size_t max = c->max_line;
-	while (len > max) {
-		size_t cut = utf8_cut(data, max);
-		part(c, st, data, cut, 1);
-		data += cut;
-		len -= cut;
-	}
-	part(c, st, data, len, 0);
+	cut_line(c, st, data, len, 1);
 }
 
 /* The pending start of a line grew past the limit: ship whole parts. */
 static void flush_long(capture *c, stream *st)
 {
-	size_t max = c->max_line, off = 0;
-	while (st->line.len - off > max) {
-		size_t cut = utf8_cut(st->line.data + off, max);
-		part(c, st, st->line.data + off, cut, 1);
-		off += cut;
-	}
+	size_t off = cut_line(c, st, st->line.data, st->line.len, 0);
 	memmove(st->line.data, st->line.data + off, st->line.len - off);
 	st->line.len -= off;
 	st->line.data[st->line.len] = '\0';
@@ -286,7 +258,7 @@ static void feed_lines(capture *c, stream *st, const char *p, size_t n)
 		const char *nl = memchr(p, '\n', n);
 		if (!nl) {
 			kr_buf_add(&st->line, p, n);
-			if (st->line.len > c->max_line)
+			if (st->line.len > st->parts.max)
 				flush_long(c, st);
 			return;
 		}
@@ -328,7 +300,7 @@ static void pass_through(stream *st, const char *p, size_t n)
 static void emit_output(capture *c, stream *st, const char *out, size_t outn)
 {
 	pass_through(st, out, outn);
-	uint64_t cost = c->tail_mode ? 0 : outn + (uint64_t)LINE_COST * count_nl(out, outn);
+	uint64_t cost = c->tail_mode ? 0 : outn + (uint64_t)KR_LOGLINE_COST * count_nl(out, outn);
 	if (!c->tail_mode && c->shipped + cost <= c->head_budget) {
 		c->shipped += cost;
 		feed_lines(c, st, out, outn);
@@ -340,7 +312,7 @@ static void emit_output(capture *c, stream *st, const char *out, size_t outn)
 		size_t live = 0;
 		for (const char *p = out, *nl; (nl = memchr(p, '\n', outn - (size_t)(p - out)));
 		     p = nl + 1) {
-			uint64_t line = (uint64_t)(nl + 1 - p) + LINE_COST;
+			uint64_t line = (uint64_t)(nl + 1 - p) + KR_LOGLINE_COST;
 			if (line > room)
 				break;
 			room -= line;
@@ -421,7 +393,7 @@ static void front_chunk(const ring *r, rec_hdr *h, size_t *lines)
 	*lines = count_nl(r->data + at, first) + count_nl(r->data, h->len - first);
 }
 
-/* The tail ring is bounded in bytes; its lines also cost LINE_COST each.
+/* The tail ring is bounded in bytes; its lines also cost KR_LOGLINE_COST each.
  * Drop whole lines from the oldest end until the tail's records fit in
  * the tail budget. */
 static void tail_fit(capture *c)
@@ -435,7 +407,7 @@ static void tail_fit(capture *c)
 			rec_hdr h;
 			size_t lines;
 			front_chunk(&tmp, &h, &lines);
-			cost[i] += h.len + (uint64_t)LINE_COST * lines;
+			cost[i] += h.len + (uint64_t)KR_LOGLINE_COST * lines;
 			pos = (pos + sizeof(h) + h.len) % r->cap;
 			left -= sizeof(h) + h.len;
 		}
@@ -461,7 +433,7 @@ static void tail_fit(capture *c)
 				n++;
 			int whole = k + n < h.len;
 			n += whole; /* with its newline */
-			cost[i] -= n + (whole ? LINE_COST : 0);
+			cost[i] -= n + (whole ? KR_LOGLINE_COST : 0);
 			k += n;
 			dropped += whole;
 		}
@@ -477,17 +449,14 @@ static void capture_end(capture *c)
 		tail_fit(c);
 		if (c->cut_bytes) {
 			char msg[256];
-			snprintf(msg, sizeof(msg),
-			         "[keruta-agent: %llu lines (%llu bytes) of output cut here: the log keeps "
-			         "the first %llu and the last %zu bytes]",
-			         (unsigned long long)c->cut_lines, (unsigned long long)c->cut_bytes,
-			         (unsigned long long)c->shipped, c->tail[0].used + c->tail[1].used);
-			c->b->ops->ship_log(c->b, "agent", msg, strlen(msg));
+			size_t n = kr_logline_notice(msg, sizeof(msg), c->cut_lines, c->cut_bytes,
+			                             c->shipped, c->tail[0].used + c->tail[1].used);
+			c->b->ops->ship_log(c->b, "agent", msg, n);
 		}
 		for (int i = 0; i < 2; i++) {
 			if (c->s[i].cut) { /* what it held was continued in dropped output */
 				kr_buf_reset(&c->s[i].line);
-				c->s[i].split = 0;
+				kr_logline_forget(&c->s[i].parts);
 			}
 		}
 		char *tmp = kr_malloc(c->tail[0].used > c->tail[1].used ? c->tail[0].used + 1
@@ -515,9 +484,10 @@ static void capture_end(capture *c)
 	}
 	for (int i = 0; i < 2; i++) {
 		stream *st = &c->s[i];
-		if (st->line.len || st->split)
+		if (st->line.len || st->parts.split)
 			emit_line(c, st, st->line.data ? st->line.data : "", st->line.len);
 		kr_buf_free(&st->line);
+		kr_logline_cutter_free(&st->parts);
 	}
 }
 
@@ -592,24 +562,19 @@ void kr_proc_capture(struct kr_agent *a, int out_fd, int err_fd, pid_t pid)
 	c.b = a ? a->backend : NULL;
 	uint64_t max_line = a ? kr_settings_u64(a->settings, KR_S_LOG_MAX_LINE) : 16384;
 	uint64_t max_total = a ? kr_settings_u64(a->settings, KR_S_LOG_MAX_TOTAL) : 64 << 20;
-	if (max_line < 64)
-		max_line = 64;
+	if (max_line < KR_LOGLINE_MIN)
+		max_line = KR_LOGLINE_MIN;
 	if (max_line > READ_SIZE)
 		max_line = READ_SIZE;
-	/* the tail is where the error is: keep a quarter, at most 8 MiB,
-	 * and room for the longest line whatever the settings say */
-	uint64_t tail = max_total / 4 > (8u << 20) ? (8u << 20) : max_total / 4;
-	if (tail < max_line + 1024)
-		tail = max_line + 1024;
-	c.max_line = (size_t)max_line;
+	uint64_t tail;
+	kr_logline_budget(max_total, max_line, &c.head_budget, &tail);
+	c.s[0].parts.max = c.s[1].parts.max = (size_t)max_line;
 	c.tail_cap = c.tail[0].cap = c.tail[1].cap = (size_t)tail;
-	c.head_budget = max_total > tail ? max_total - tail : 0;
 	c.buf = kr_malloc(HOLD_ROOM + READ_SIZE);
 	capture_run(&c, pid, a ? a->chan : NULL);
 	capture_end(&c);
 	free(c.buf);
 	free(c.tail[0].data);
 	free(c.tail[1].data);
-	kr_buf_free(&c.scratch);
 	kr_buf_free(&c.masked);
 }
