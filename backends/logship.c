@@ -62,7 +62,7 @@ struct kr_logship {
 	char *task_id;
 	uint64_t batch_lines, batch_bytes, interval_ms, max_line, max_total;
 	size_t mem_max_lines, mem_max_bytes;
-	uint64_t head_max, tail_max; /* max_total split (kr_logline_budget) */
+	uint64_t head_max, tail_max; /* see kr_logship_new */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* to the shipper */
@@ -745,7 +745,14 @@ kr_logship *kr_logship_new(const kr_logship_opts *o, kr_error *err)
 	ls->max_total = o->max_total;
 	ls->mem_max_lines = (size_t)ls->batch_lines * 4;
 	ls->mem_max_bytes = (size_t)ls->batch_bytes * 4;
-	kr_logline_budget(ls->max_total, ls->max_line, &ls->head_max, &ls->tail_max);
+	/* The whole task's log, where the runner cut each child's output to
+	 * log_max_total already: all of it is head here, so one child's
+	 * output plus the agent's own lines is not cut a second time; the
+	 * tail (sized as the runner's) is for more than that (several
+	 * children, plugins' lines). */
+	uint64_t child_head;
+	kr_logline_budget(ls->max_total, ls->max_line, &child_head, &ls->tail_max);
+	ls->head_max = ls->max_total;
 	ls->retry_after_ms = -1;
 	ls->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 	pthread_mutex_init(&ls->lock, NULL);

@@ -310,6 +310,40 @@ Test(api_logs, long_line_of_a_child_is_cut_once)
 	kt_result_free(&r);
 }
 
+/* A child's output past log_max_total is cut once, by the process runner:
+ * the log shipper, whose budget is the whole task's log, passes the head,
+ * the line saying what was cut and the tail as they are. */
+Test(api_logs, output_past_log_max_total_is_cut_once)
+{
+	kt_write_file(C.pipeline,
+	              "version: 1\nphases:\n  execute: [run]\nstages:\n  run:\n"
+	              "    plugin: execute\n    with:\n"
+	              "      argv: [python3, -c, \"[print('line-%05d' % i) for i in "
+	              "range(1, 2001)]\"]\n"
+	              "settings:\n  log_max_total: 64KiB\n  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	json_object *st = at_get(&C, "/_control/state"), *logs, *t1, *l;
+	json_object_object_get_ex(st, "logs", &logs);
+	cr_assert(json_object_object_get_ex(logs, "t1", &t1));
+	size_t notices = 0, first = 0, last = 0;
+	for (size_t i = 0; i < json_object_array_length(t1); i++) {
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "line", &l);
+		const char *s = json_object_get_string(l);
+		notices += kt_contains(s, "cut here") != 0;
+		if (strncmp(s, "line-", 5) == 0) {
+			if (!first)
+				first = (size_t)atoi(s + 5);
+			last = (size_t)atoi(s + 5);
+		}
+	}
+	cr_expect_eq(notices, 1, "one line says what was cut, not %zu", notices);
+	cr_expect_eq(first, 1, "the head is kept");
+	cr_expect_eq(last, 2000, "the tail is kept");
+	json_object_put(st);
+	kt_result_free(&r);
+}
+
 Test(api_logs, token_never_reaches_the_spool_nor_the_debug_log)
 {
 	const char *token = "Tk-spool-CANARY-91377";
@@ -550,9 +584,7 @@ Test(api_logs, batches_refused_with_401_are_not_taken_for_an_outage)
 
 Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
 {
-	/* the tail has room for the longest line: a short log_max_line leaves
-	 * a head in 2 KiB */
-	at_pipeline(&C, "count: 10000", "  log_max_total: 2KiB\n  log_max_line: 256\n");
+	at_pipeline(&C, "count: 10000", "  log_max_total: 2KiB\n");
 	kt_result r;
 	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
 	json_object *st = at_get(&C, "/_control/state"), *logs, *t1, *l;
