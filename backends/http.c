@@ -61,23 +61,6 @@ typedef struct xfer {
 	uint64_t progress_ms; /* an upload's last progress line (0: not begun) */
 } xfer;
 
-/* Format, mask every secret, store: no message leaves this file with the
- * token in it, whatever a server echoes back. */
-static void set_error(kr_error *err, int code, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-static void set_error(kr_error *err, int code, const char *fmt, ...)
-{
-	char raw[sizeof(err->msg)];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	kr_buf masked = {0};
-	kr_secret_mask(raw, strlen(raw), &masked);
-	kr_error_set(err, code, "%s", masked.data ? masked.data : "");
-	kr_buf_free(&masked);
-}
-
 static int aborted(const kr_http *h)
 {
 	return h->abort_flag && *h->abort_flag;
@@ -106,10 +89,10 @@ kr_http *kr_http_new(const kr_http_opts *o, kr_error *err)
 		return NULL;
 	if (!o->base_url || (strncmp(o->base_url, "http://", 7) != 0 &&
 	                     strncmp(o->base_url, "https://", 8) != 0)) {
-		set_error(err, KR_EXIT_USAGE,
-		          "API URL '%s' must start with http:// or https://; fix --api-url or "
-		          "KERUTA_API_URL",
-		          o->base_url ? o->base_url : "");
+		kr_secret_error_set(err, KR_EXIT_USAGE,
+		                    "API URL '%s' must start with http:// or https://; fix --api-url or "
+		                    "KERUTA_API_URL",
+		                    o->base_url ? o->base_url : "");
 		return NULL;
 	}
 	if (o->ca_file) {
@@ -117,7 +100,8 @@ kr_http *kr_http_new(const kr_http_opts *o, kr_error *err)
 		kr_error cerr = {0};
 		int fd = kr_open_regular(o->ca_file, 64u << 20, KR_EXIT_USAGE, "CA file", &cerr);
 		if (fd < 0) {
-			set_error(err, KR_EXIT_USAGE, "%s; fix --ca-file or KERUTA_CA_FILE", cerr.msg);
+			kr_secret_error_set(
+			        err, KR_EXIT_USAGE, "%s; fix --ca-file or KERUTA_CA_FILE", cerr.msg);
 			return NULL;
 		}
 		close(fd);
@@ -126,7 +110,8 @@ kr_http *kr_http_new(const kr_http_opts *o, kr_error *err)
 		return NULL;
 	CURL *c = curl_easy_init();
 	if (!c) {
-		set_error(err, KR_EXIT_INTERNAL, "cannot create a libcurl handle (out of memory?)");
+		kr_secret_error_set(
+		        err, KR_EXIT_INTERNAL, "cannot create a libcurl handle (out of memory?)");
 		return NULL;
 	}
 	kr_http *h = kr_calloc(1, sizeof(*h));
@@ -580,8 +565,8 @@ static enum outcome attempt(kr_http *h, xfer *x, const char *url, struct curl_sl
 		curl_mime_type(part, "application/octet-stream");
 		if (mrc != CURLE_OK) {
 			curl_mime_free(mime);
-			set_error(err, KR_EXIT_TASK_FAILED, "cannot read %s for upload: %s",
-			          rq->upload_path, curl_easy_strerror(mrc));
+			kr_secret_error_set(err, KR_EXIT_TASK_FAILED, "cannot read %s for upload: %s",
+			                    rq->upload_path, curl_easy_strerror(mrc));
 			return DONE_FINAL;
 		}
 	}
@@ -611,56 +596,60 @@ static enum outcome attempt(kr_http *h, xfer *x, const char *url, struct curl_sl
 	if (x->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
 		if (downloading)
 			unlink(rq->dest);
-		set_error(err, KR_EXIT_TASK_FAILED,
-		          "%s %s (%s): the answer is larger than the limit of %llu bytes; the transfer "
-		          "was stopped%s (%s)",
-		          rq->method, url, what, (unsigned long long)rq->max_bytes,
-		          rq->dest ? " and the partial file removed" : "",
-		          rq->limit_fix ? rq->limit_fix
-		                        : "a fixed limit for JSON answers: check that api_url and "
-		                          "api_paths name keruta-api's endpoints");
+		kr_secret_error_set(
+		        err, KR_EXIT_TASK_FAILED,
+		        "%s %s (%s): the answer is larger than the limit of %llu bytes; the transfer "
+		        "was stopped%s (%s)",
+		        rq->method, url, what, (unsigned long long)rq->max_bytes,
+		        rq->dest ? " and the partial file removed" : "",
+		        rq->limit_fix ? rq->limit_fix
+		                      : "a fixed limit for JSON answers: check that api_url and "
+		                        "api_paths name keruta-api's endpoints");
 		return DONE_FINAL;
 	}
 	if (x->write_errno) {
 		if (rq->dest)
 			unlink(rq->dest);
-		set_error(err, KR_EXIT_TASK_FAILED, "%s %s (%s): cannot write %s: %s", rq->method, url,
-		          what, or_dash(rq->dest), strerror(x->write_errno));
+		kr_secret_error_set(
+		        err, KR_EXIT_TASK_FAILED, "%s %s (%s): cannot write %s: %s", rq->method, url,
+		        what, or_dash(rq->dest), strerror(x->write_errno));
 		return DONE_FINAL;
 	}
 	if (rc != CURLE_OK) {
 		if (downloading)
 			unlink(rq->dest);
 		if (rc == CURLE_ABORTED_BY_CALLBACK) {
-			set_error(err, KR_EXIT_API, "%s %s (%s): interrupted (the agent is stopping)",
-			          rq->method, url, what);
+			kr_secret_error_set(err, KR_EXIT_API, "%s %s (%s): interrupted (the agent is stopping)",
+			                    rq->method, url, what);
 			return DONE_FINAL;
 		}
 		if (tls_failure(rc)) {
-			set_error(err, KR_EXIT_API,
-			          "%s %s (%s): TLS verification failed: %s; give the CA that signed the "
-			          "server's certificate with --ca-file (KERUTA_CA_FILE)",
-			          rq->method, url, what, why);
+			kr_secret_error_set(
+			        err, KR_EXIT_API,
+			        "%s %s (%s): TLS verification failed: %s; give the CA that signed the "
+			        "server's certificate with --ca-file (KERUTA_CA_FILE)",
+			        rq->method, url, what, why);
 			return DONE_FINAL;
 		}
 		if (rc == CURLE_OPERATION_TIMEDOUT)
-			set_error(err, KR_EXIT_API,
-			          "%s %s (%s): no complete answer within %llu ms (%s); raise --api-timeout "
-			          "or check keruta-api",
-			          rq->method, url, what, (unsigned long long)h->timeout_ms, why);
+			kr_secret_error_set(
+			        err, KR_EXIT_API,
+			        "%s %s (%s): no complete answer within %llu ms (%s); raise --api-timeout "
+			        "or check keruta-api",
+			        rq->method, url, what, (unsigned long long)h->timeout_ms, why);
 		else
-			set_error(err, KR_EXIT_API,
-			          "cannot reach keruta-api: %s %s (%s): %s; check --api-url and that "
-			          "keruta-api is up",
-			          rq->method, url, what, why);
+			kr_secret_error_set(err, KR_EXIT_API,
+			                    "cannot reach keruta-api: %s %s (%s): %s; check --api-url and that "
+			                    "keruta-api is up",
+			                    rq->method, url, what, why);
 		return transport_retryable(rc) ? DONE_RETRY : DONE_FINAL;
 	}
 	if (code >= 200 && code < 300) {
 		if (rq->dest && x->sink == SINK_UNDECIDED) { /* empty body: still a file */
 			FILE *f = fopen(rq->dest, "wbe");
 			if (!f || fclose(f) != 0) {
-				set_error(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", rq->dest,
-				          strerror(errno));
+				kr_secret_error_set(err, KR_EXIT_TASK_FAILED, "cannot write %s: %s", rq->dest,
+				                    strerror(errno));
 				return DONE_FINAL;
 			}
 		}
@@ -680,28 +669,32 @@ static enum outcome attempt(kr_http *h, xfer *x, const char *url, struct curl_sl
 	if (code == 408 || code == 429 || code >= 500) {
 		if (x->retry_after)
 			*retry_after_ms = kr_http_retry_after_ms(x->retry_after, (int64_t)time(NULL));
-		set_error(err, KR_EXIT_API, "%s %s (%s): keruta-api answered %ld%s", rq->method, url,
-		          what, code, d);
+		kr_secret_error_set(
+		        err, KR_EXIT_API, "%s %s (%s): keruta-api answered %ld%s", rq->method, url,
+		        what, code, d);
 		out = DONE_RETRY;
 	} else if (code == 401 || code == 403) {
 		/* exit 3 as documented: keruta-api refused the agent */
-		set_error(err, KR_EXIT_API,
-		          "%s %s (%s): keruta-api refused the request with %ld%s; check the API token "
-		          "(KERUTA_API_TOKEN or --api-token-file)",
-		          rq->method, url, what, code, d);
+		kr_secret_error_set(
+		        err, KR_EXIT_API,
+		        "%s %s (%s): keruta-api refused the request with %ld%s; check the API token "
+		        "(KERUTA_API_TOKEN or --api-token-file)",
+		        rq->method, url, what, code, d);
 	} else if (code == 404) {
-		set_error(err, KR_EXIT_USAGE,
-		          "%s %s (%s): keruta-api answered 404%s; check the id and the api_paths "
-		          "setting",
-		          rq->method, url, what, d);
+		kr_secret_error_set(err, KR_EXIT_USAGE,
+		                    "%s %s (%s): keruta-api answered 404%s; check the id and the api_paths "
+		                    "setting",
+		                    rq->method, url, what, d);
 	} else if (code >= 300 && code < 400) {
-		set_error(err, KR_EXIT_USAGE,
-		          "%s %s (%s): keruta-api answered %ld (a redirect, not followed); set --api-url "
-		          "to the final address",
-		          rq->method, url, what, code);
+		kr_secret_error_set(
+		        err, KR_EXIT_USAGE,
+		        "%s %s (%s): keruta-api answered %ld (a redirect, not followed); set --api-url "
+		        "to the final address",
+		        rq->method, url, what, code);
 	} else {
-		set_error(err, KR_EXIT_USAGE, "%s %s (%s): keruta-api refused the request with %ld%s",
-		          rq->method, url, what, code, d);
+		kr_secret_error_set(
+		        err, KR_EXIT_USAGE, "%s %s (%s): keruta-api refused the request with %ld%s",
+		        rq->method, url, what, code, d);
 	}
 	kr_buf_free(&detail);
 	return out;

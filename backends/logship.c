@@ -27,6 +27,7 @@
 
 #include "area.h"
 #include "log.h"
+#include "logline.h"
 #include "logship.h"
 
 typedef struct item {
@@ -60,7 +61,8 @@ struct kr_logship {
 	char *spool_path;
 	char *task_id;
 	uint64_t batch_lines, batch_bytes, interval_ms, max_line, max_total;
-	size_t mem_max_lines, mem_max_bytes, tail_max_bytes;
+	size_t mem_max_lines, mem_max_bytes;
+	uint64_t head_max, tail_max; /* see kr_logship_new */
 
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* to the shipper */
@@ -79,7 +81,7 @@ struct kr_logship {
 	uint64_t lost_lines;   /* could be neither queued nor spooled */
 	kr_buf rec;            /* one spool record, reused (lock held) */
 
-	uint64_t total_bytes;  /* head budget used (max_total) */
+	uint64_t total_bytes;  /* head budget used (kr_logline_cost) */
 	queue tail;            /* the last lines past max_total */
 	uint64_t omitted_lines, omitted_bytes;
 
@@ -621,10 +623,12 @@ static void start(kr_logship *ls)
 /* One line (no newline, at most max_line bytes) into memory or the spool. */
 static void enqueue(kr_logship *ls, const char *stream, const char *line, size_t len)
 {
-	if (ls->max_total && ls->total_bytes + len > ls->max_total) {
+	uint64_t cost = kr_logline_cost(len);
+	if (ls->max_total && ls->total_bytes + cost > ls->head_max) {
 		/* past the budget: keep only a tail, reported at flush */
 		q_push(&ls->tail, item_new(ls->task_id, stream, line, len));
-		while (ls->tail.bytes > ls->tail_max_bytes && ls->tail.lines > 1) {
+		while (ls->tail.bytes + (uint64_t)KR_LOGLINE_COST * ls->tail.lines > ls->tail_max &&
+		       ls->tail.lines > 1) {
 			item *old = q_pop(&ls->tail);
 			ls->omitted_lines++;
 			ls->omitted_bytes += old->len;
@@ -632,7 +636,7 @@ static void enqueue(kr_logship *ls, const char *stream, const char *line, size_t
 		}
 		return;
 	}
-	ls->total_bytes += len;
+	ls->total_bytes += cost;
 	if (ls->spooling || ls->mem.lines >= ls->mem_max_lines || ls->mem.bytes >= ls->mem_max_bytes) {
 		int was = ls->spooling;
 		spool_add(ls, ls->task_id, stream, line, len);
@@ -650,37 +654,16 @@ static void enqueue(kr_logship *ls, const char *stream, const char *line, size_t
 		pthread_cond_signal(&ls->wake);
 }
 
-/* A line cut into parts of at most max_line bytes, not inside a UTF-8
- * sequence, each part but the last marked at its end and each but the
- * first at its start. */
-static void split_long(kr_logship *ls, const char *stream, const char *line, size_t len)
+/* Where the parts of a long line go (lock held). */
+typedef struct part_to {
+	kr_logship *ls;
+	const char *stream;
+} part_to;
+
+static void enqueue_part(void *ctx, const char *part, size_t len)
 {
-	size_t head = sizeof(KR_LOGSHIP_CONT_HEAD) - 1, tail = sizeof(KR_LOGSHIP_CONT_TAIL) - 1;
-	size_t room = ls->max_line > head + tail + 8 ? ls->max_line - head - tail : 8;
-	size_t off = 0;
-	kr_buf part = {0};
-	while (off < len) {
-		size_t n = len - off;
-		int last = n + (off ? head : 0) <= ls->max_line;
-		if (!last) {
-			n = room;
-			size_t back = 0;
-			while (back < 3 && n - back > 1 &&
-			       ((unsigned char)line[off + n - back] & 0xC0) == 0x80)
-				back++;
-			if (((unsigned char)line[off + n - back] & 0xC0) != 0x80)
-				n -= back;
-		}
-		kr_buf_reset(&part);
-		if (off)
-			kr_buf_adds(&part, KR_LOGSHIP_CONT_HEAD);
-		kr_buf_add(&part, line + off, n);
-		if (!last)
-			kr_buf_adds(&part, KR_LOGSHIP_CONT_TAIL);
-		enqueue(ls, stream, part.data, part.len);
-		off += n;
-	}
-	kr_buf_free(&part);
+	part_to *to = ctx;
+	enqueue(to->ls, to->stream, part, len);
 }
 
 void kr_logship_line(kr_logship *ls, const char *stream, const char *line, size_t len)
@@ -696,10 +679,14 @@ void kr_logship_line(kr_logship *ls, const char *stream, const char *line, size_
 	for (;;) {
 		const char *nl = memchr(line, '\n', len);
 		size_t n = nl ? (size_t)(nl - line) : len;
-		if (ls->max_line && n > ls->max_line)
-			split_long(ls, stream, line, n);
-		else
+		if (ls->max_line && n > ls->max_line) {
+			kr_logline_cutter c = {.max = (size_t)ls->max_line};
+			part_to to = {ls, stream};
+			kr_logline_cut(&c, line, n, 1, enqueue_part, &to);
+			kr_logline_cutter_free(&c);
+		} else {
 			enqueue(ls, stream, line, n);
+		}
 		if (!nl)
 			break;
 		line += n + 1;
@@ -717,12 +704,9 @@ static void release_tail(kr_logship *ls)
 	ls->max_total = 0;
 	if (ls->omitted_lines) {
 		char msg[256];
-		int n = snprintf(msg, sizeof(msg),
-		                 "[keruta-agent: %llu log lines (%llu bytes) omitted here: the log is "
-		                 "larger than log_max_total]",
-		                 (unsigned long long)ls->omitted_lines,
-		                 (unsigned long long)ls->omitted_bytes);
-		enqueue(ls, "agent", msg, (size_t)n);
+		size_t n = kr_logline_notice(msg, sizeof(msg), ls->omitted_lines, ls->omitted_bytes,
+		                             ls->total_bytes, ls->tail.bytes);
+		enqueue(ls, "agent", msg, n);
 		ls->omitted_lines = ls->omitted_bytes = 0;
 	}
 	item *it;
@@ -754,14 +738,21 @@ kr_logship *kr_logship_new(const kr_logship_opts *o, kr_error *err)
 	ls->batch_bytes = o->batch_bytes > 1024 ? o->batch_bytes : 1024;
 	ls->interval_ms = o->interval_ms ? o->interval_ms : 1000;
 	ls->max_line = o->max_line;
-	if (ls->max_line && ls->max_line < 64)
-		ls->max_line = 64;
+	if (ls->max_line && ls->max_line < KR_LOGLINE_MIN)
+		ls->max_line = KR_LOGLINE_MIN;
 	if (ls->max_line && ls->max_line > ls->batch_bytes)
 		ls->batch_bytes = ls->max_line + 1;
 	ls->max_total = o->max_total;
 	ls->mem_max_lines = (size_t)ls->batch_lines * 4;
 	ls->mem_max_bytes = (size_t)ls->batch_bytes * 4;
-	ls->tail_max_bytes = ls->max_total / 16 > 65536 ? (size_t)(ls->max_total / 16) : 65536;
+	/* The whole task's log, where the runner cut each child's output to
+	 * log_max_total already: all of it is head here, so one child's
+	 * output plus the agent's own lines is not cut a second time; the
+	 * tail (sized as the runner's) is for more than that (several
+	 * children, plugins' lines). */
+	uint64_t child_head;
+	kr_logline_budget(ls->max_total, ls->max_line, &child_head, &ls->tail_max);
+	ls->head_max = ls->max_total;
 	ls->retry_after_ms = -1;
 	ls->seed = (unsigned)time(NULL) ^ (unsigned)getpid();
 	pthread_mutex_init(&ls->lock, NULL);

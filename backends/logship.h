@@ -30,6 +30,7 @@ typedef struct kr_logship_opts {
 	const char *spool_path;
 	const char *task_id;   /* lines are shipped to this task; NULL: dropped */
 	uint64_t batch_lines, batch_bytes, interval_ms;
+	/* Cut as core/logline.h says (marks, head and tail, notice): */
 	uint64_t max_line;     /* longer lines are split, marked              */
 	uint64_t max_total;    /* beyond this, keep head and tail (0: no cap)  */
 } kr_logship_opts;
@@ -42,9 +43,5 @@ void kr_logship_line(kr_logship *ls, const char *stream, const char *line, size_
 int kr_logship_flush(kr_logship *ls, uint64_t timeout_ms, kr_error *err);
 /* Stop the thread; whatever is undelivered is written to the spool. */
 void kr_logship_free(kr_logship *ls);
-
-/* Marks on the parts of a line longer than max_line. */
-#define KR_LOGSHIP_CONT_TAIL " [...]"
-#define KR_LOGSHIP_CONT_HEAD "[...] "
 
 #endif

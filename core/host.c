@@ -62,6 +62,11 @@ static const kr_host host = {
         .task_fill_from_node = kr_task_fill_from_node,
         .task_fill_repository = kr_task_fill_repository,
         .taskfile_load = kr_taskfile_load,
+        .secret_error_vset = kr_secret_error_vset,
+        .logline_cut = kr_logline_cut,
+        .logline_cutter_free = kr_logline_cutter_free,
+        .logline_budget = kr_logline_budget,
+        .logline_notice = kr_logline_notice,
 };
 
 const kr_host *kr_host_get(void)

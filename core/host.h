@@ -24,6 +24,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "logline.h"
 #include "node.h"
 #include "settings.h"
 #include "task.h"
@@ -102,6 +103,16 @@ typedef struct kr_host {
 	int (*task_fill_repository)(kr_task *t, const kr_node *repo, const char *name,
 	                            kr_error *err);
 	int (*taskfile_load)(const char *file, kr_node **out, kr_error *err);
+
+	/* secret.h, logline.h: masked errors, the shipped log's cuts */
+	void (*secret_error_vset)(kr_error *err, int code, const char *fmt, va_list ap);
+	size_t (*logline_cut)(kr_logline_cutter *c, const char *data, size_t len, int ends,
+	                      kr_logline_emit *emit, void *ctx);
+	void (*logline_cutter_free)(kr_logline_cutter *c);
+	void (*logline_budget)(uint64_t max_total, uint64_t max_line, uint64_t *head,
+	                       uint64_t *tail);
+	size_t (*logline_notice)(char *buf, size_t n, uint64_t lines, uint64_t bytes,
+	                         uint64_t head, uint64_t tail);
 } kr_host;
 
 /* The executable's table (core/host.c); lives as long as the process. */

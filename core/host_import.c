@@ -355,3 +355,34 @@ int kr_taskfile_load(const char *file, kr_node **out, kr_error *err)
 {
 	return host->taskfile_load(file, out, err);
 }
+
+/* secret.h, logline.h */
+void kr_secret_error_set(kr_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	host->secret_error_vset(err, code, fmt, ap);
+	va_end(ap);
+}
+
+size_t kr_logline_cut(kr_logline_cutter *c, const char *data, size_t len, int ends,
+                      kr_logline_emit *emit, void *ctx)
+{
+	return host->logline_cut(c, data, len, ends, emit, ctx);
+}
+
+void kr_logline_cutter_free(kr_logline_cutter *c)
+{
+	host->logline_cutter_free(c);
+}
+
+void kr_logline_budget(uint64_t max_total, uint64_t max_line, uint64_t *head, uint64_t *tail)
+{
+	host->logline_budget(max_total, max_line, head, tail);
+}
+
+size_t kr_logline_notice(char *buf, size_t n, uint64_t lines, uint64_t bytes, uint64_t head,
+                         uint64_t tail)
+{
+	return host->logline_notice(buf, n, lines, bytes, head, tail);
+}

@@ -13,21 +13,35 @@ static const char *const type_names[] = {"", "a string", "an integer", "true or 
                                           "a size such as 512KiB or 100MB",
                                           "a list of strings", "a mapping of strings"};
 
-static int check_scalar(const kr_option *o, const kr_node *v)
+/* How an option's text becomes its value, for every scalar type: out
+ * points to the type's C value (int64_t, int or uint64_t), or is NULL
+ * to check the text only. */
+static int parse_as(kr_option_type type, const char *text, void *out)
 {
-	int64_t i;
-	int b;
-	uint64_t u;
-	if (v->type != KR_NODE_SCALAR)
-		return -1;
-	switch (o->type) {
+	union {
+		int64_t i;
+		int b;
+		uint64_t u;
+	} scratch;
+	void *to = out ? out : &scratch;
+	switch (type) {
 	case KR_OPT_STRING: return 0;
-	case KR_OPT_INT: return kr_parse_int64(v->value, &i);
-	case KR_OPT_BOOL: return v->plain ? kr_parse_bool(v->value, &b) : -1;
-	case KR_OPT_DURATION: return kr_parse_duration_ms(v->value, &u);
-	case KR_OPT_SIZE: return kr_parse_size(v->value, &u);
+	case KR_OPT_INT: return kr_parse_int64(text, to);
+	case KR_OPT_BOOL: return kr_parse_bool(text, to);
+	case KR_OPT_DURATION: return kr_parse_duration_ms(text, to);
+	case KR_OPT_SIZE: return kr_parse_size(text, to);
 	default: return -1;
 	}
+}
+
+static int check_scalar(const kr_option *o, const kr_node *v)
+{
+	if (v->type != KR_NODE_SCALAR)
+		return -1;
+	/* a quoted "true" is a string, not a bool */
+	if (o->type == KR_OPT_BOOL && !v->plain)
+		return -1;
+	return parse_as(o->type, v->value, NULL);
 }
 
 static int check_value(const char *file, const char *stage, const kr_option *o,
@@ -133,30 +147,37 @@ const char *kr_config_string(const kr_config *cfg, const char *name)
 	return scalar_text(cfg, name);
 }
 
-int kr_config_int(const kr_config *cfg, const char *name, int64_t *out)
+/* The option's value as the getter's type (not necessarily the declared
+ * one: a string option read as an integer is parsed as one). */
+static int typed(const kr_config *cfg, const char *name, kr_option_type as, void *out)
 {
 	const char *s = scalar_text(cfg, name);
-	return s && out && kr_parse_int64(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return s && out && parse_as(as, s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+}
+
+int kr_config_int(const kr_config *cfg, const char *name, int64_t *out)
+{
+	return typed(cfg, name, KR_OPT_INT, out);
 }
 
 int kr_config_bool(const kr_config *cfg, const char *name, int *out)
 {
-	const char *s = scalar_text(cfg, name);
-	return s && out && kr_parse_bool(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return typed(cfg, name, KR_OPT_BOOL, out);
 }
 
 int kr_config_duration_ms(const kr_config *cfg, const char *name, uint64_t *out)
 {
-	const char *s = scalar_text(cfg, name);
-	return s && out && kr_parse_duration_ms(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return typed(cfg, name, KR_OPT_DURATION, out);
 }
 
 int kr_config_size(const kr_config *cfg, const char *name, uint64_t *out)
 {
-	const char *s = scalar_text(cfg, name);
-	return s && out && kr_parse_size(s, out) == 0 ? KR_OK : KR_NOT_FOUND;
+	return typed(cfg, name, KR_OPT_SIZE, out);
 }
 
+/* A list or map option's entries (keys when key is set), as the plugin
+ * gave them; a missing option, another node type or i past the end reads
+ * as nothing. */
 static const kr_node *collection(const kr_config *cfg, const char *name, kr_node_type type)
 {
 	if (!find_option(cfg, name))
@@ -165,32 +186,40 @@ static const kr_node *collection(const kr_config *cfg, const char *name, kr_node
 	return v && v->type == type ? v : NULL;
 }
 
+static size_t count_of(const kr_config *cfg, const char *name, kr_node_type type)
+{
+	const kr_node *v = collection(cfg, name, type);
+	return v ? v->n : 0;
+}
+
+static const char *entry_of(const kr_config *cfg, const char *name, kr_node_type type, size_t i,
+                            int key)
+{
+	const kr_node *v = collection(cfg, name, type);
+	return v && i < v->n ? (key ? v->keys[i] : v->items[i])->value : NULL;
+}
+
 size_t kr_config_list_count(const kr_config *cfg, const char *name)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_SEQ);
-	return v ? v->n : 0;
+	return count_of(cfg, name, KR_NODE_SEQ);
 }
 
 const char *kr_config_list_item(const kr_config *cfg, const char *name, size_t i)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_SEQ);
-	return v && i < v->n ? v->items[i]->value : NULL;
+	return entry_of(cfg, name, KR_NODE_SEQ, i, 0);
 }
 
 size_t kr_config_map_count(const kr_config *cfg, const char *name)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_MAP);
-	return v ? v->n : 0;
+	return count_of(cfg, name, KR_NODE_MAP);
 }
 
 const char *kr_config_map_key(const kr_config *cfg, const char *name, size_t i)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_MAP);
-	return v && i < v->n ? v->keys[i]->value : NULL;
+	return entry_of(cfg, name, KR_NODE_MAP, i, 1);
 }
 
 const char *kr_config_map_value(const kr_config *cfg, const char *name, size_t i)
 {
-	const kr_node *v = collection(cfg, name, KR_NODE_MAP);
-	return v && i < v->n ? v->items[i]->value : NULL;
+	return entry_of(cfg, name, KR_NODE_MAP, i, 0);
 }

@@ -6,12 +6,11 @@
  * KR_PROC_CAPTURE its stdout and stderr are passed through to the agent's
  * own stdout and stderr (they are the pod log) and shipped line by line
  * to the backend, secrets masked, long lines split with a marker.  The
- * child never waits on the backend: shipping only queues.
+ * child never waits on the backend: shipping only queues.  The parts are
+ * in proc_*.c, each saying at its top what it does.
  */
 #ifndef KR_PROC_H
 #define KR_PROC_H
-
-#include <stdint.h>
 
 #include "keruta/plugin.h"
 #include "util.h"
@@ -33,12 +32,5 @@ struct kr_agent;
  */
 int kr_proc_run(struct kr_agent *a, kr_task *t, const kr_process *p, kr_process_result *r);
 
-/*
- * The OOM killer's counter for the agent's cgroup ("oom_kill" in cgroup
- * v2 memory.events, or v1 memory.oom_control), -1 when unavailable.  The
- * environment variable KERUTA_CGROUP_MEMORY_EVENTS names another file of
- * the same format (a cgroup mounted elsewhere; tests).
- */
-int64_t kr_proc_oom_kills(void);
 
 #endif

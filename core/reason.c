@@ -20,16 +20,12 @@ void kr_reason_init(kr_reason *r)
 
 void kr_reason_vset(kr_reason *r, const char *fmt, va_list ap)
 {
-	/* masked whole, then cut: a secret across the cut would keep its start */
-	char *raw = kr_vasprintf(fmt, ap);
-	kr_buf masked = {0};
-	kr_secret_mask(raw, strlen(raw), &masked);
-	free(raw);
+	char *msg = kr_secret_vformat(fmt, ap);
 	pthread_mutex_lock(&r->lock);
-	snprintf(r->text, sizeof(r->text), "%s", masked.data ? masked.data : "");
+	snprintf(r->text, sizeof(r->text), "%s", msg);
 	r->set = 1;
 	pthread_mutex_unlock(&r->lock);
-	kr_buf_free(&masked);
+	free(msg);
 }
 
 int kr_reason_take(kr_reason *r, char *out, size_t n)

@@ -1,4 +1,5 @@
-/* secret.c - see secret.h. */
+/* secret.c - see secret.h: the one owner of masking secrets in lines and
+ * messages. */
 #define _GNU_SOURCE /* memmem */
 #include "secret.h"
 
@@ -170,4 +171,30 @@ void kr_secret_reset(void)
 	lens = NULL;
 	count = max_len = 0;
 	pthread_mutex_unlock(&lock);
+}
+
+char *kr_secret_vformat(const char *fmt, va_list ap)
+{
+	char *raw = kr_vasprintf(fmt, ap);
+	kr_buf masked = {0};
+	kr_secret_mask(raw, strlen(raw), &masked);
+	free(raw);
+	return masked.data ? masked.data : kr_strdup(""); /* the buffer's data is the caller's */
+}
+
+void kr_secret_error_vset(kr_error *err, int code, const char *fmt, va_list ap)
+{
+	if (!err || err->code)
+		return; /* the first error stays; nothing to format */
+	char *msg = kr_secret_vformat(fmt, ap);
+	kr_error_set(err, code, "%s", msg);
+	free(msg);
+}
+
+void kr_secret_error_set(kr_error *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	kr_secret_error_vset(err, code, fmt, ap);
+	va_end(ap);
 }

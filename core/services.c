@@ -1,6 +1,8 @@
 /*
  * services.c - the kr_services table: how plugins reach the core.  Each
- * service finds the agent through the task it is given.
+ * service finds the agent through the task it is given.  Also owns the
+ * stage's failure reason (kr_reason): set under its lock, whichever thread
+ * fails, its text made by kr_secret_vformat.
  */
 #include <errno.h>
 #include <fcntl.h>

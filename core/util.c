@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 void kr_error_vset(kr_error *err, int code, const char *fmt, va_list ap)
 {
@@ -208,6 +211,30 @@ static size_t utf8_seq(const unsigned char *s, size_t avail)
 	return n;
 }
 
+/* The end of the run of bytes from p[i] that JSON takes as they are
+ * (printable ASCII but '"' and '\\').  Every shipped log byte passes
+ * here, so it looks at 16 bytes at a time where it can. */
+static size_t plain_run(const unsigned char *p, size_t i, size_t len)
+{
+#ifdef __SSE2__
+	const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7F);
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	while (len - i >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+		/* signed: bytes from 0x80 up are negative, so below 0x20 too */
+		__m128i bad = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, space), _mm_cmpeq_epi8(x, del)),
+		                           _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)));
+		unsigned m = (unsigned)_mm_movemask_epi8(bad);
+		if (m)
+			return i + (size_t)__builtin_ctz(m);
+		i += 16;
+	}
+#endif
+	while (i < len && p[i] >= 0x20 && p[i] < 0x7F && p[i] != '"' && p[i] != '\\')
+		i++;
+	return i;
+}
+
 void kr_buf_add_json_str(kr_buf *b, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -217,9 +244,7 @@ void kr_buf_add_json_str(kr_buf *b, const char *s, size_t len)
 	while (i < len) {
 		/* copy the longest run of bytes that need no escaping at once:
 		 * this is on the path of every shipped log line */
-		size_t run = i;
-		while (run < len && p[run] >= 0x20 && p[run] < 0x7F && p[run] != '"' && p[run] != '\\')
-			run++;
+		size_t run = plain_run(p, i, len);
 		if (run > i) {
 			kr_buf_add(b, p + i, run - i);
 			i = run;

@@ -241,11 +241,10 @@ Test(api_logs, spooled_lines_keep_every_byte)
 	kt_result_free(&r);
 }
 
-Test(api_logs, long_line_is_split_with_visible_marks)
+/* The stdout lines keruta-api received for t1 are one 2500-byte line of
+ * 'a'..'z' repeated, in three parts of at most 1 KiB, each marked once. */
+static void expect_three_marked_parts(void)
 {
-	at_pipeline(&C, "long_line: 2500", "  log_max_line: 1KiB\n");
-	kt_result r;
-	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
 	json_object *st = at_get(&C, "/_control/state"), *logs, *t1;
 	json_object_object_get_ex(st, "logs", &logs);
 	cr_assert(json_object_object_get_ex(logs, "t1", &t1));
@@ -258,29 +257,89 @@ Test(api_logs, long_line_is_split_with_visible_marks)
 		if (strcmp(json_object_get_string(stream), "stdout") == 0)
 			parts[n++] = json_object_get_string(l);
 	}
-	cr_assert_eq(n, 3, "2500 bytes in parts of at most 1 KiB");
+	cr_assert_eq(n, 3, "2500 bytes in parts of at most 1 KiB, not %zu", n);
 	char whole[4096] = "";
 	for (size_t i = 0; i < n; i++) {
 		const char *s = parts[i];
 		size_t len = strlen(s);
 		cr_expect_leq(len, 1024);
 		if (i > 0) {
-			cr_expect(strncmp(s, "[...] ", 6) == 0, "part %zu has no leading mark", i + 1);
-			s += 6, len -= 6;
+			cr_expect(strncmp(s, "[continued] ", 12) == 0, "part %zu has no leading mark",
+			          i + 1);
+			s += 12, len -= 12;
 		}
 		if (i < n - 1) {
-			cr_expect(len > 6 && strcmp(s + len - 6, " [...]") == 0, "part %zu: no end mark",
-			          i + 1);
-			len -= 6;
+			cr_expect(len > 17 && strcmp(s + len - 17, " [line continues]") == 0,
+			          "part %zu: no end mark", i + 1);
+			len -= 17;
 		}
 		strncat(whole, s, len);
 	}
 	cr_expect_eq(strlen(whole), 2500);
 	for (size_t i = 0; i < strlen(whole); i++)
 		if (whole[i] != (char)('a' + i % 26)) {
-			cr_expect_fail("byte %zu differs after joining the parts", i);
+			cr_expect_fail("byte %zu differs after joining the parts: %s", i, whole);
 			break;
 		}
+	json_object_put(st);
+}
+
+Test(api_logs, long_line_is_split_with_visible_marks)
+{
+	at_pipeline(&C, "long_line: 2500", "  log_max_line: 1KiB\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	expect_three_marked_parts();
+	kt_result_free(&r);
+}
+
+/* A child's long line is cut by the process runner and then passes the
+ * log shipper: cut once, not again (parts of at most log_max_line, marks
+ * included, each marked once). */
+Test(api_logs, long_line_of_a_child_is_cut_once)
+{
+	kt_write_file(C.pipeline,
+	              "version: 1\nphases:\n  execute: [run]\nstages:\n  run:\n"
+	              "    plugin: execute\n    with:\n"
+	              "      argv: [python3, -c, \"print(''.join(chr(97 + i % 26) for i in "
+	              "range(2500)))\"]\n"
+	              "settings:\n  log_max_line: 1KiB\n  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	expect_three_marked_parts();
+	kt_result_free(&r);
+}
+
+/* A child's output past log_max_total is cut once, by the process runner:
+ * the log shipper, whose budget is the whole task's log, passes the head,
+ * the line saying what was cut and the tail as they are. */
+Test(api_logs, output_past_log_max_total_is_cut_once)
+{
+	kt_write_file(C.pipeline,
+	              "version: 1\nphases:\n  execute: [run]\nstages:\n  run:\n"
+	              "    plugin: execute\n    with:\n"
+	              "      argv: [python3, -c, \"[print('line-%05d' % i) for i in "
+	              "range(1, 2001)]\"]\n"
+	              "settings:\n  log_max_total: 64KiB\n  log_batch_interval: 50ms\n");
+	kt_result r;
+	cr_assert_eq(at_agent(&C, &r, NULL, NULL, 60), 0, "stderr:\n%s", r.err);
+	json_object *st = at_get(&C, "/_control/state"), *logs, *t1, *l;
+	json_object_object_get_ex(st, "logs", &logs);
+	cr_assert(json_object_object_get_ex(logs, "t1", &t1));
+	size_t notices = 0, first = 0, last = 0;
+	for (size_t i = 0; i < json_object_array_length(t1); i++) {
+		json_object_object_get_ex(json_object_array_get_idx(t1, i), "line", &l);
+		const char *s = json_object_get_string(l);
+		notices += kt_contains(s, "cut here") != 0;
+		if (strncmp(s, "line-", 5) == 0) {
+			if (!first)
+				first = (size_t)atoi(s + 5);
+			last = (size_t)atoi(s + 5);
+		}
+	}
+	cr_expect_eq(notices, 1, "one line says what was cut, not %zu", notices);
+	cr_expect_eq(first, 1, "the head is kept");
+	cr_expect_eq(last, 2000, "the tail is kept");
 	json_object_put(st);
 	kt_result_free(&r);
 }
@@ -535,7 +594,7 @@ Test(api_logs, past_log_max_total_only_head_and_tail_are_shipped)
 	for (size_t i = 0; i < n; i++) {
 		json_object_object_get_ex(json_object_array_get_idx(t1, i), "line", &l);
 		const char *s = json_object_get_string(l);
-		if (strstr(s, "omitted here") && strstr(s, "log_max_total"))
+		if (strstr(s, "of output cut here") && strstr(s, "log_max_total"))
 			marker = i + 1;
 		if (strncmp(s, "line-", 5) == 0) {
 			count++;

@@ -425,3 +425,33 @@ Test(pipeline, reading_a_file_ends_at_its_end_whatever_errno_held, .timeout = 10
 	cr_expect_str_eq(text, "three\nlines\nhere\n");
 	free(text);
 }
+
+/* JSON string escaping (the events file, spool records and /logs bodies
+ * carry every shipped byte through it): one byte that needs escaping, or
+ * a UTF-8 sequence, at every offset of a 40-byte plain text, so both the
+ * 16-byte scan and the byte loop after it meet it. */
+Test(pipeline, json_strings_escape_each_byte_at_every_offset)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	        {"\"", "\\\""},       {"\\", "\\\\"},           {"\n", "\\n"},
+	        {"\t", "\\t"},        {"\x01", "\\u0001"},      {"\x1f", "\\u001f"},
+	        {"\x7f", "\\u007f"},  {"\xc3\xa9", "\xc3\xa9"}, {"\xff", "\\ufffd"},
+	        {"~", "~"},           {" ", " "},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		size_t il = strlen(cases[c].in);
+		for (size_t k = 0; k + il <= 40; k++) {
+			char in[64], want[128];
+			memset(in, 'a', 40);
+			memcpy(in + k, cases[c].in, il);
+			snprintf(want, sizeof(want), "%.*s%s%.*s", (int)k, in, cases[c].out,
+			         (int)(40 - k - il), in + k + il);
+			kr_buf b = {0};
+			kr_buf_add_json_str(&b, in, 40);
+			cr_expect_str_eq(b.data, want, "case %zu at offset %zu", c, k);
+			kr_buf_free(&b);
+		}
+	}
+}

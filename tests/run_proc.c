@@ -20,6 +20,7 @@
 #include "agent.h"
 #include "krtest.h"
 #include "proc.h"
+#include "proc_oom.h"
 #include "supervise.h"
 
 static kr_agent A;
