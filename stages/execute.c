@@ -296,16 +296,8 @@ static int execute_run(const kr_services *svc, void *state, kr_task *t)
 	char **env = kr_stage_task_env(svc, t, area, (size_t)s->env_max, NULL);
 	if (!env)
 		goto out;
-	kr_process p = {.size = sizeof(p),
-	                .argv = argv,
-	                .cwd = work,
-	                .env = (const char *const *)env,
-	                .timeout_ms = s->timeout_ms,
-	                .flags = KR_PROC_CAPTURE,
-	                .label = "execute"};
-	kr_process_result r = {.size = sizeof(r)};
-	rc = svc->run_process(t, &p, &r);
-	kr_stage_env_free(env);
+	kr_process_result r;
+	rc = kr_stage_run_script(svc, t, argv, work, env, s->timeout_ms, "execute", &r);
 	if (rc == KR_OK)
 		rc = judge(svc, t, s, &r);
 	else

@@ -143,16 +143,8 @@ static int install_run(const kr_services *svc, void *state, kr_task *t)
 		svc->free(area);
 		return KR_FAILED;
 	}
-	kr_process p = {.size = sizeof(p),
-	                .argv = argv,
-	                .cwd = work,
-	                .env = (const char *const *)env,
-	                .timeout_ms = s->timeout_ms,
-	                .flags = KR_PROC_CAPTURE,
-	                .label = "install"};
-	kr_process_result r = {.size = sizeof(r)};
-	rc = svc->run_process(t, &p, &r);
-	kr_stage_env_free(env);
+	kr_process_result r;
+	rc = kr_stage_run_script(svc, t, argv, work, env, s->timeout_ms, "install", &r);
 	free(path);
 	svc->free(area);
 	if (rc != KR_OK)

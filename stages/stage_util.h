@@ -116,4 +116,11 @@ char **kr_stage_task_env(const kr_services *svc, kr_task *t, const char *area,
                          size_t max, const char *const *more);
 void kr_stage_env_free(char **env);
 
+/* Run a task's script (task_env.c): argv in work with env, its output
+ * captured into the task's log under label; frees env.  What
+ * svc->run_process returns; *r holds the result when it is KR_OK. */
+int kr_stage_run_script(const kr_services *svc, kr_task *t, const char *const *argv,
+                        const char *work, char **env, uint64_t timeout_ms, const char *label,
+                        kr_process_result *r);
+
 #endif

@@ -164,3 +164,20 @@ void kr_stage_env_free(char **env)
 		free(*e);
 	free(env);
 }
+
+int kr_stage_run_script(const kr_services *svc, kr_task *t, const char *const *argv,
+                        const char *work, char **env, uint64_t timeout_ms, const char *label,
+                        kr_process_result *r)
+{
+	kr_process p = {.size = sizeof(p),
+	                .argv = argv,
+	                .cwd = work,
+	                .env = (const char *const *)env,
+	                .timeout_ms = timeout_ms,
+	                .flags = KR_PROC_CAPTURE,
+	                .label = label};
+	*r = (kr_process_result){.size = sizeof(*r)};
+	int rc = svc->run_process(t, &p, r);
+	kr_stage_env_free(env);
+	return rc;
+}
