@@ -52,9 +52,13 @@ void kr_loader_add_path_list(kr_loader *l, const char *list)
 	}
 }
 
-/* as `keruta-agent plugins -v` names them */
 static const char *const type_names[] = {"", "string", "int", "bool", "duration", "size",
                                           "list", "map"};
+
+const char *kr_loader_type_name(kr_option_type type)
+{
+	return type >= KR_OPT_STRING && type <= KR_OPT_MAP ? type_names[type] : "?";
+}
 
 /* The size a bound member of each option type has (plugin.h's table). */
 static size_t field_size_of(kr_option_type type)

@@ -48,6 +48,8 @@ const kr_loaded *kr_loader_load(kr_loader *l, const char *name, kr_error *err);
 /* Load a plugin from an exact file path (used by `plugins`). */
 const kr_loaded *kr_loader_load_file(kr_loader *l, const char *path, kr_error *err);
 void kr_loader_free(kr_loader *l);
+/* An option type's name as `plugins -v` and the load-time checks show it. */
+const char *kr_loader_type_name(kr_option_type type);
 
 /* Check a descriptor: ABI version, sizes, mandatory members and the
  * option table (names, types, defaults, bound fields).  Exposed for tests

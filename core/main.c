@@ -277,8 +277,6 @@ static int ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static const char *const type_names[] = {"", "string", "int", "bool", "duration", "size", "list", "map"};
-
 static int cmd_plugins(const command *c, int argc, char **argv)
 {
 	kr_error err = {0};
@@ -327,8 +325,9 @@ static int cmd_plugins(const command *c, int argc, char **argv)
 					       dsc->abi_minor, dsc->version ? dsc->version : "-",
 					       dsc->description ? dsc->description : "", path);
 					for (const kr_option *o = dsc->options; verbose && o && o->name; o++)
-						printf("    with %-16s %-8s %s%s%s%s%s\n", o->name, type_names[o->type],
-						       o->help ? o->help : "", o->default_value ? " (default " : "",
+						printf("    with %-16s %-8s %s%s%s%s%s\n", o->name,
+						       kr_loader_type_name(o->type), o->help ? o->help : "",
+						       o->default_value ? " (default " : "",
 						       o->default_value ? o->default_value : "",
 						       o->default_value ? ")" : "", o->required ? " (required)" : "");
 				} else {

@@ -366,6 +366,8 @@ Test(loader_cli, plugins_lists_good_and_bad)
 	snprintf(hello, sizeof(hello), "hello            %s", agent_abi());
 	cr_expect(kt_contains(r.out, fx_ok), "%s", r.out);
 	cr_expect(kt_contains(r.out, "with trace"), "options are listed with -v: %s", r.out);
+	cr_expect(kt_contains(r.out, "with trace            string   "), "with their type: %s",
+	          r.out);
 	cr_expect(kt_contains(r.out, "fx_major.so      INVALID"), "%s", r.out);
 	cr_expect(kt_contains(r.out, hello), "%s", r.out);
 	kt_result_free(&r);
