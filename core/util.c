@@ -530,7 +530,8 @@ char *kr_read_value_file(const char *path, uint64_t max, const char *what, kr_er
 	char *text = kr_read_file(path, max, &n, KR_EXIT_USAGE, what, err);
 	if (!text)
 		return NULL;
-	while (n && strchr("\r\n \t", text[n - 1]))
+	/* strchr finds the terminator too: a trailing NUL is no white space */
+	while (n && text[n - 1] && strchr("\r\n \t", text[n - 1]))
 		text[--n] = '\0';
 	if (n == 0 || strlen(text) != n) {
 		kr_error_set(err, KR_EXIT_USAGE, "%s %s %s; write the value alone in it", what, path,

@@ -112,15 +112,17 @@ Test(kube, a_kubeconfig_with_relative_token_file_and_chosen_context)
 
 /* A token file holding a NUL byte is refused before any call: the token
  * cut at the NUL would be sent as if it were the whole one. */
+/* A NUL inside the token or at its end (where trimming must not treat
+ * it as white space) is refused, never sent cut short. */
 Test(kube, a_token_file_with_a_nul_byte_is_refused)
 {
+	static const struct {
+		const char *id, *bytes;
+		size_t n;
+	} cases[] = {{"nul-1", "kube-token\0tail\n", 16}, {"nul-2", "kube-token\0\n", 12}};
 	char *dir = kt_path(kube.srv.dir, "cfg");
 	cr_assert_eq(mkdir(dir, 0700), 0);
 	char *tok = kt_path(dir, "token"), *cfg = kt_path(dir, "kubeconfig");
-	FILE *f = fopen(tok, "w");
-	cr_assert(f);
-	cr_assert_eq(fwrite("kube-token\0tail\n", 1, 16, f), 16);
-	cr_assert_eq(fclose(f), 0);
 	char text[1024];
 	snprintf(text, sizeof(text),
 	         "apiVersion: v1\nkind: Config\ncurrent-context: test\n"
@@ -129,14 +131,22 @@ Test(kube, a_token_file_with_a_nul_byte_is_refused)
 	         "contexts:\n- name: test\n  context:\n    cluster: kubeapi\n    user: launcher\n",
 	         kube.srv.url);
 	kt_write_file(cfg, text);
-	seed_task("nul-1");
-	kt_result r;
-	const char *a[] = {"--kubeconfig", cfg, NULL};
-	run_task(&r, "nul-1", a, NULL);
-	cr_expect_eq(r.status, 2, "%s", r.err);
-	cr_expect(kt_contains(r.err, "holds a NUL byte"), "%s", r.err);
-	cr_expect(!kt_kube_exists(&kube, "jobs", "keruta-job-nul-1"), "a Job was created");
-	kt_result_free(&r);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		FILE *f = fopen(tok, "w");
+		cr_assert(f);
+		cr_assert_eq(fwrite(cases[i].bytes, 1, cases[i].n, f), cases[i].n);
+		cr_assert_eq(fclose(f), 0);
+		seed_task(cases[i].id);
+		kt_result r;
+		const char *a[] = {"--kubeconfig", cfg, NULL};
+		run_task(&r, cases[i].id, a, NULL);
+		cr_expect_eq(r.status, 2, "%s: %s", cases[i].id, r.err);
+		cr_expect(kt_contains(r.err, "holds a NUL byte"), "%s: %s", cases[i].id, r.err);
+		char job[64];
+		snprintf(job, sizeof(job), "keruta-job-%s", cases[i].id);
+		cr_expect(!kt_kube_exists(&kube, "jobs", job), "%s: a Job was created", cases[i].id);
+		kt_result_free(&r);
+	}
 	free(dir), free(tok), free(cfg);
 }
 
