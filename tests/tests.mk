@@ -20,7 +20,8 @@ AM_TESTS_ENVIRONMENT = \
 	KERUTA_PLUGIN_PATH='$(abs_top_builddir)/stages/.libs'; export KERUTA_PLUGIN_PATH; \
 	KERUTA_API_MODULE='$(abs_top_builddir)/.libs/backend-api.so'; export KERUTA_API_MODULE; \
 	MAKE='$(MAKE)'; export MAKE; \
-	CRITERION_NO_EARLY_EXIT=1; export CRITERION_NO_EARLY_EXIT;
+	CRITERION_NO_EARLY_EXIT=1; export CRITERION_NO_EARLY_EXIT; \
+	CRITERION_VERBOSITY_LEVEL=1; export CRITERION_VERBOSITY_LEVEL;
 
 EXTRA_DIST += tests/refapi tests/reference tests/schema/node-modules.sh \
 	tests/mutation/run tests/mutation/map tests/mutation/equivalent tests/README.md
