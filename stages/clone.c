@@ -502,8 +502,8 @@ static int checkout(attempt *a, const git_oid *oid)
 		return r->svc->fail(r->task, "clone: cannot read the commit's tree: %s", lg2_msg());
 	}
 	int has_area = git_tree_entry_byname(tree, ".keruta") != NULL;
-	git_tree_free(tree);
 	if (has_area) {
+		git_tree_free(tree);
 		git_commit_free(commit);
 		char *pub = clone_url_public(a->url);
 		r->svc->fail(r->task,
@@ -522,7 +522,14 @@ static int checkout(attempt *a, const git_oid *oid)
 	co.notify_flags = GIT_CHECKOUT_NOTIFY_CONFLICT;
 	co.notify_cb = notify_conflict;
 	co.notify_payload = &conflict;
-	int rc = git_checkout_tree(a->repo, (git_object *)commit, &co);
+	int rc = a->fresh ? clone_checkout_fresh(r, a->repo, tree, a->wd) : CLONE_CHECKOUT_LIBGIT2;
+	git_tree_free(tree);
+	if (rc < 0) {
+		git_commit_free(commit);
+		return -1;
+	}
+	if (rc == CLONE_CHECKOUT_LIBGIT2)
+		rc = git_checkout_tree(a->repo, (git_object *)commit, &co);
 	git_commit_free(commit);
 	if (rc < 0) {
 		/* a forced checkout (a fresh clone) overwrites nothing: no local

@@ -91,6 +91,16 @@ void clone_cache_unlock(int fd);
 int clone_load_credentials(clone_run *r);
 void clone_free_credentials(clone_run *r);
 
+/* ---- the check-out of a fresh clone (clone_checkout.c) ---- */
+
+/* Write tree into the fresh work dir wd (nothing in it but .git and
+ * .keruta) with several threads, and the index.  0 done; -1 failed
+ * (r->svc->fail called; what was written is the caller's to remove);
+ * CLONE_CHECKOUT_LIBGIT2: nothing written, the tree or the settings need
+ * git_checkout_tree() (logged at debug level). */
+#define CLONE_CHECKOUT_LIBGIT2 1
+int clone_checkout_fresh(clone_run *r, git_repository *repo, git_tree *tree, const char *wd);
+
 /* Log the final progress line of a transfer (if any was made). */
 void clone_progress_done(clone_run *r, const git_indexer_progress *p);
 

@@ -4,7 +4,8 @@
 
 # clone is the only part of keruta-agent that links libgit2.
 stage_LTLIBRARIES += stages/clone.la
-stages_clone_la_SOURCES = stages/clone.c stages/clone_net.c stages/clone_cache.c stages/clone.h \
+stages_clone_la_SOURCES = stages/clone.c stages/clone_net.c stages/clone_cache.c \
+	stages/clone_checkout.c stages/clone.h \
 	stages/stage_util.h
 stages_clone_la_CFLAGS = $(KR_PLUGIN_COMPILE) $(GIT2_CFLAGS)
 stages_clone_la_LDFLAGS = $(KR_PLUGIN_LINK)

@@ -1,0 +1,224 @@
+/*
+ * git_checkout.c - the check-out of a fresh clone (stages/clone_checkout.c):
+ * the files, modes, links and index are what `git clone` makes of the same
+ * repository, attributes and eol settings still apply, and hostile trees
+ * write nothing outside the work dir.  Repositories are made with the git
+ * CLI (git mktree for trees git itself would not make) and cloned from a
+ * local path by the real agent.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "git_helpers.h"
+
+static char *base, *wd;
+
+static void setup(void)
+{
+	umask(022); /* git clone and the stage then agree on every mode */
+	base = kt_tmpdir();
+	wd = kt_path(base, "work");
+}
+
+static void teardown(void)
+{
+	gt_free_all();
+	kt_rmrf(base);
+	free(base);
+	free(wd);
+}
+
+TestSuite(git_checkout, .init = setup, .fini = teardown, .timeout = 120);
+
+static int clone_path(kt_result *r, const char *src, const char *const *env)
+{
+	char *task = NULL;
+	cr_assert(asprintf(&task, "id: t1\nrepository: { url: \"%s\", ref: main }\n", src) > 0);
+	int rc = gt_agent(r, "execute", wd, task, "[clone]", "  clone: { plugin: clone }", env);
+	free(task);
+	return rc;
+}
+
+/* base/srv.git: a bare repository whose main is the commit of tree (a
+ * `git mktree` answer) */
+static char *bare_with_tree(const char *script)
+{
+	free(gt_sh(base, "git init -q --bare -b main srv.git && cd srv.git && %s && "
+	                 "c=$(git commit-tree -m t \"$t\") && git update-ref refs/heads/main \"$c\"",
+	           script));
+	return kt_path(base, "srv.git");
+}
+
+static int dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+Test(git_checkout, a_fresh_clone_is_what_git_clone_makes)
+{
+	/* enough files for several writer threads; every kind of entry */
+	free(gt_sh(base,
+	           "git init -q -b main src && cd src\n"
+	           "for d in $(seq 1 24); do mkdir -p d$d/sub; for f in $(seq 1 12); do\n"
+	           "  printf 'file %%s/%%s\\n' $d $f > d$d/f$f.txt; done\n"
+	           "  head -c 3000 /dev/urandom > d$d/sub/blob.bin; done\n"
+	           "printf '#!/bin/sh\\necho hi\\n' > run.sh && chmod +x run.sh\n"
+	           ": > empty && printf 'caf\\303\\251\\n' > \"$(printf 'donn\\303\\251es et espaces.txt')\"\n"
+	           "ln -s d1/f1.txt link-to-file && ln -s d2 link-to-dir && ln -s nowhere dangling\n"
+	           "printf '*.o\\n' > .gitignore && mkdir .github && echo ci > .github/ci.yml\n"
+	           "git add -A && git commit -qm one\n"
+	           "git update-index --add --cacheinfo 160000,$(git rev-parse HEAD),vendor/sub\n"
+	           "git commit -qm submodule\n"
+	           "echo changed >> d3/f3.txt && git commit -qam two\n"
+	           "cd .. && git clone -q --bare src srv.git && git clone -q srv.git ref\n"));
+	char *url = kt_path(base, "srv.git");
+	kt_result r;
+	clone_path(&r, url, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 0, "%s", all);
+	/* the stage's own check-out ran, not libgit2's */
+	cr_assert(kt_contains(all, "checked out 320 files"), "%s", all);
+	const char *list = "find . -path ./.git -prune -o -path ./.keruta -prune -o "
+	                   "-printf '%p %y %m %s %l\\n' | LC_ALL=C sort";
+	cr_assert_str_eq(gt_q(wd, list), gt_q(kt_path(base, "ref"), list));
+	cr_assert_str_eq(gt_q(base, "diff -r --no-dereference -x .git -x .keruta ref work && "
+	                            "echo same"),
+	                 "same");
+	/* the index is the commit's, and matches the files by their stat data */
+	cr_assert_str_eq(gt_q(wd, "git ls-files -s"), gt_q(kt_path(base, "ref"), "git ls-files -s"));
+	cr_assert_str_eq(gt_q(wd, "git diff-index --cached --quiet HEAD && git diff-files --quiet "
+	                          "&& echo clean"),
+	                 "clean");
+	cr_assert_str_eq(gt_q(wd, "git status --porcelain | grep -v '^?? .keruta/$' | wc -l"), "0");
+	cr_assert_str_eq(gt_q(wd, "git ls-files --debug run.sh | grep -c 'size: 18\\s'"), "1");
+	cr_assert_eq(dir_entries(gt_path(wd, "vendor/sub")), 0);
+	free(all);
+	free(url);
+	kt_result_free(&r);
+}
+
+/* Attributes choose filters the stage does not run itself: such a tree
+ * or such settings are checked out by libgit2, filters applied. */
+Test(git_checkout, attributes_and_autocrlf_still_apply)
+{
+	free(gt_sh(base,
+	           "git init -q -b main src && cd src\n"
+	           "printf '*.crlf eol=crlf\\nid.txt ident\\n' > .gitattributes\n"
+	           "printf 'a\\nb\\n' > x.crlf && printf '$Id$\\n' > id.txt && printf 'a\\nb\\n' > plain\n"
+	           "git add -A && git commit -qm one\n"
+	           "git init -q -b main ../src2 && cd ../src2 && printf 'a\\nb\\n' > a.txt\n"
+	           "git add -A && git commit -qm one\n"
+	           "mkdir ../home && printf '[core]\\n\\tautocrlf = true\\n' > ../home/.gitconfig\n"));
+	char *src = kt_path(base, "src");
+	kt_result r;
+	clone_path(&r, src, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 0, "%s", all);
+	char *t = kt_read_file(gt_path(wd, "x.crlf"), NULL);
+	cr_assert_str_eq(t, "a\r\nb\r\n");
+	free(t);
+	t = kt_read_file(gt_path(wd, "id.txt"), NULL);
+	cr_assert(t && strncmp(t, "$Id: ", 5) == 0 && strlen(t) == 48, "%s", t ? t : "(none)");
+	free(t);
+	t = kt_read_file(gt_path(wd, "plain"), NULL);
+	cr_assert_str_eq(t, "a\nb\n");
+	free(t);
+	free(all);
+	kt_result_free(&r);
+
+	/* core.autocrlf from the user's global configuration */
+	kt_rmrf(wd);
+	char *home = NULL;
+	cr_assert(asprintf(&home, "HOME=%s/home", base) > 0);
+	const char *env[] = {home, "XDG_CONFIG_HOME", NULL};
+	char *src2 = kt_path(base, "src2");
+	clone_path(&r, src2, env);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 0, "%s", all);
+	t = kt_read_file(gt_path(wd, "a.txt"), NULL);
+	cr_assert_str_eq(t, "a\r\nb\r\n", "%s", all);
+	free(t);
+	free(all);
+	free(home);
+	free(src);
+	free(src2);
+	kt_result_free(&r);
+}
+
+/* A tree naming one path twice, a link to a directory outside and a
+ * directory: written one after the other, the second would put the
+ * directory's files outside.  The clone fails naming the path, nothing
+ * lands outside, and the partial clone is removed. */
+Test(git_checkout, a_path_named_twice_writes_nothing_outside)
+{
+	char *outside = kt_path(base, "outside");
+	cr_assert_eq(mkdir(outside, 0755), 0);
+	char *script = NULL;
+	cr_assert(asprintf(&script,
+	                   "o=$(printf 'x\\n' | git hash-object -w --stdin) && "
+	                   "l=$(printf '%%s' '%s' | git hash-object -w --stdin) && "
+	                   "s=$(printf '100644 blob %%s\\tx\\n' $o | git mktree) && "
+	                   "t=$(printf '120000 blob %%s\\ta\\n040000 tree %%s\\ta\\n"
+	                   "100644 blob %%s\\tb\\n040000 tree %%s\\tb\\n' $l $s $o $s | git mktree)",
+	                   outside) > 0);
+	char *url = bare_with_tree(script);
+	kt_result r;
+	clone_path(&r, url, NULL);
+	char *all = gt_output(&r);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "names it twice"), "%s", all);
+	cr_assert_eq(dir_entries(outside), 0, "written outside the work dir:\n%s", all);
+	struct stat st;
+	cr_assert(lstat(gt_path(wd, "a"), &st) != 0, "the partial clone is left:\n%s", all);
+	cr_assert(lstat(gt_path(wd, ".git"), &st) != 0, "the partial clone is left:\n%s", all);
+	free(all);
+	free(script);
+	free(url);
+	free(outside);
+	kt_result_free(&r);
+}
+
+/* Names some file system reads as .git or as a way out go to libgit2's
+ * path rules, which refuse them: nothing is checked out. */
+Test(git_checkout, names_libgit2_refuses_are_refused)
+{
+	const char *trees[] = {
+	        "t=$(printf '040000 tree %s\\t.GIT\\n' $s | git mktree)",
+	        "t=$(printf '100644 blob %s\\t..\\n' $o | git mktree)",
+	        "t=$(printf '040000 tree %s\\tgit~1\\n' $s | git mktree)",
+	        "t=$(printf '040000 tree %s\\t.git.\\n' $s | git mktree)",
+	};
+	for (size_t i = 0; i < sizeof trees / sizeof trees[0]; i++) {
+		kt_rmrf(wd);
+		char *d = kt_path(base, "srv.git");
+		kt_rmrf(d);
+		free(d);
+		char *script = NULL;
+		cr_assert(asprintf(&script,
+		                   "o=$(printf 'x\\n' | git hash-object -w --stdin) && "
+		                   "s=$(printf '100644 blob %%s\\tconfig\\n' $o | git mktree) && %s",
+		                   trees[i]) > 0);
+		char *url = bare_with_tree(script);
+		kt_result r;
+		clone_path(&r, url, NULL);
+		char *all = gt_output(&r);
+		cr_assert_eq(r.status, 1, "tree %zu checked out:\n%s", i, all);
+		cr_assert(kt_contains(all, "cannot check out"), "tree %zu:\n%s", i, all);
+		cr_assert(!kt_contains(all, "checked out 1 files"), "tree %zu:\n%s", i, all);
+		free(all);
+		free(script);
+		free(url);
+		kt_result_free(&r);
+	}
+}
