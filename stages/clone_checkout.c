@@ -51,6 +51,11 @@
 #define MAX_WORKERS 8
 #define FILES_PER_WORKER 128 /* fewer: not worth a thread */
 #define CLAIM 8              /* entries a worker takes at a time */
+/* Blobs this large are read one at a time, whatever the number of
+ * workers: each is held whole in memory while it is written (as in
+ * libgit2's own check-out), and a repository of large assets must not
+ * need eight of them at once in a pod's memory limit. */
+#define BIG_BLOB ((size_t)16 << 20)
 
 typedef struct co_entry {
 	char *path; /* relative to the work dir (owned by the list) */
@@ -75,6 +80,7 @@ typedef struct co_job {
 	int failed;      /* a worker failed: the others stop (atomic) */
 	uint64_t bytes;  /* written (atomic) */
 	pthread_mutex_t lock;
+	pthread_mutex_t big; /* held while a blob over BIG_BLOB is in memory */
 	char why[512];   /* the first failure, under lock */
 } co_job;
 
@@ -242,9 +248,16 @@ static int write_all(int fd, const char *p, size_t n)
 static void write_entry(co_job *j, git_odb *odb, co_entry *e)
 {
 	git_odb_object *obj = NULL;
+	size_t len = 0;
+	git_object_t type;
+	int big = git_odb_read_header(&len, &type, odb, &e->id) == 0 && len > BIG_BLOB;
+	if (big)
+		pthread_mutex_lock(&j->big);
 	if (git_odb_read(&obj, odb, &e->id) < 0) {
 		const git_error *ge = git_error_last();
 		job_fail(j, e->path, "cannot read the blob of", ge && ge->message ? ge->message : "?");
+		if (big)
+			pthread_mutex_unlock(&j->big);
 		return;
 	}
 	const char *data = git_odb_object_data(obj);
@@ -279,6 +292,8 @@ static void write_entry(co_job *j, git_odb *odb, co_entry *e)
 		}
 	}
 	git_odb_object_free(obj);
+	if (big)
+		pthread_mutex_unlock(&j->big);
 }
 
 static void *worker(void *arg)
@@ -406,6 +421,7 @@ int clone_checkout_fresh(clone_run *r, git_repository *repo, git_tree *tree, con
 	j.e = l.e;
 	j.n = l.n;
 	pthread_mutex_init(&j.lock, NULL);
+	pthread_mutex_init(&j.big, NULL);
 	long want = 1 + (long)(l.files / FILES_PER_WORKER), cpus = online_cpus();
 	if (want > cpus)
 		want = cpus;
@@ -420,6 +436,7 @@ int clone_checkout_fresh(clone_run *r, git_repository *repo, git_tree *tree, con
 	for (long i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&j.lock);
+	pthread_mutex_destroy(&j.big);
 	if (j.failed) {
 		r->svc->fail(r->task, "clone: check-out in %s: %s", wd, j.why);
 		goto out;
