@@ -33,7 +33,8 @@
  *
  * Threading: the workers touch only their own odb handle, the entries
  * handed to them (each entry written by exactly one worker) and the job's
- * atomic counters; they never call the agent's services.
+ * atomic counters; only the calling thread, which writes too, calls the
+ * agent's services (cancelled(), between entries).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,12 +73,14 @@ typedef struct co_list {
 } co_list;
 
 typedef struct co_job {
+	clone_run *r;        /* for cancelled(), asked by the calling thread only */
 	const char *objects; /* the repository's objects dir */
 	int wdfd;
 	co_entry *e;
 	size_t n;
 	size_t next;     /* the next unclaimed entry (atomic) */
 	int failed;      /* a worker failed: the others stop (atomic) */
+	int cancelled;   /* the agent was asked to stop (calling thread only) */
 	uint64_t bytes;  /* written (atomic) */
 	pthread_mutex_t lock;
 	pthread_mutex_t big; /* held while a blob over BIG_BLOB is in memory */
@@ -296,16 +299,23 @@ static void write_entry(co_job *j, git_odb *odb, co_entry *e)
 		pthread_mutex_unlock(&j->big);
 }
 
-static void *worker(void *arg)
+/* Take entries until none is left or a worker failed.  The calling
+ * thread (caller set) also asks the agent whether to stop: SIGTERM
+ * during the check-out of a large tree stops it within a few files. */
+static void work(co_job *j, int caller)
 {
-	co_job *j = arg;
 	git_odb *odb = NULL;
 	if (git_odb_open(&odb, j->objects) < 0) {
 		const git_error *ge = git_error_last();
 		job_fail(j, j->objects, "cannot open", ge && ge->message ? ge->message : "?");
-		return NULL;
+		return;
 	}
 	for (;;) {
+		if (caller && j->r->svc->cancelled(j->r->task)) {
+			j->cancelled = 1;
+			__atomic_store_n(&j->failed, 1, __ATOMIC_RELAXED);
+			break;
+		}
 		size_t i = __atomic_fetch_add(&j->next, CLAIM, __ATOMIC_RELAXED);
 		if (i >= j->n)
 			break;
@@ -319,6 +329,11 @@ static void *worker(void *arg)
 			break;
 	}
 	git_odb_free(odb);
+}
+
+static void *worker(void *arg)
+{
+	work(arg, 0);
 	return NULL;
 }
 
@@ -417,6 +432,7 @@ int clone_checkout_fresh(clone_run *r, git_repository *repo, git_tree *tree, con
 			goto out;
 		}
 	}
+	j.r = r;
 	j.objects = objects;
 	j.e = l.e;
 	j.n = l.n;
@@ -432,11 +448,16 @@ int clone_checkout_fresh(clone_run *r, git_repository *repo, git_tree *tree, con
 	for (; started < want - 1; started++)
 		if (pthread_create(&th[started], NULL, worker, &j) != 0)
 			break; /* fewer threads, same result */
-	worker(&j);
+	work(&j, 1);
 	for (long i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	pthread_mutex_destroy(&j.lock);
 	pthread_mutex_destroy(&j.big);
+	if (j.cancelled) {
+		r->cancelled = 1;
+		r->svc->fail(r->task, "clone: stopped during the check-out in %s", wd);
+		goto out;
+	}
 	if (j.failed) {
 		r->svc->fail(r->task, "clone: check-out in %s: %s", wd, j.why);
 		goto out;

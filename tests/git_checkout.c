@@ -8,6 +8,8 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,4 +282,58 @@ Test(git_checkout, large_files_are_written_whole_one_at_a_time)
 	cr_assert_lt(maxrss_kib, 80 * 1024, "peak RSS %ld KiB: large blobs were held together",
 	             maxrss_kib);
 	free(src);
+}
+
+/* SIGTERM while the files are written: the check-out stops within a few
+ * files (not when the whole tree is out), the task ends terminated, and
+ * no partial clone is left. */
+Test(git_checkout, sigterm_stops_the_check_out)
+{
+	const char *pre = getenv("LD_PRELOAD");
+	if (pre && strstr(pre, "vgpreload"))
+		cr_skip_test("10,000 files under valgrind: minutes; the plain run checks this");
+	/* 10,000 loose objects: no background `git gc --auto` may pack
+	 * them while the clone takes them */
+	free(gt_sh(base, "git init -q -b main src && cd src\n"
+	                 "for d in $(seq 1 100); do mkdir d$d; for f in $(seq 1 100); do "
+	                 "echo $d.$f > d$d/f$f; done; done\n"
+	                 "git add -A && git -c gc.auto=0 commit -qm many\n"));
+	char *src = kt_path(base, "src");
+	char *task = NULL, *dir = NULL;
+	cr_assert(asprintf(&task, "id: t1\nrepository: { url: \"%s\", ref: main }\n", src) > 0);
+	int out_fd, err_fd;
+	pid_t pid = gt_agent_spawn("execute", wd, task, "[clone]", "  clone: { plugin: clone }",
+	                           NULL, &out_fd, &err_fd, &dir);
+	cr_assert_gt(pid, 0);
+	/* the object files are taken just before the check-out */
+	char seen[65536];
+	size_t n = 0;
+	seen[0] = '\0';
+	for (int i = 0; i < 600 && !strstr(seen, "object files") && n < sizeof seen - 1; i++) {
+		struct pollfd p = {err_fd, POLLIN, 0};
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		ssize_t got = read(err_fd, seen + n, sizeof seen - 1 - n);
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		seen[n] = '\0';
+	}
+	kill(pid, SIGTERM);
+	kt_result r;
+	kt_wait(&r, pid, out_fd, err_fd, 60);
+	char *all = NULL;
+	cr_assert(asprintf(&all, "%s%s", seen, r.err ? r.err : "") >= 0);
+	cr_assert(strstr(seen, "object files"), "the objects were never taken: %s", all);
+	cr_assert_eq(r.status, 1, "%s", all);
+	cr_assert(kt_contains(all, "terminated by SIGTERM: clone: stopped during the check-out"),
+	          "%s", all);
+	cr_assert_str_eq(gt_q(base, "ls -A work | grep -vx .keruta | wc -l"), "0",
+	                 "a partial clone is left: %s", all);
+	kt_rmrf(dir);
+	free(dir);
+	free(all);
+	free(task);
+	free(src);
+	kt_result_free(&r);
 }
