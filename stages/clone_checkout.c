@@ -15,7 +15,8 @@
  *   - any source of attributes (a .gitattributes in the tree,
  *     info/attributes, core.attributesFile, the XDG or system attributes
  *     file): attributes choose filters (eol, ident, working-tree-encoding);
- *   - core.autocrlf other than false, core.eol crlf, core.symlinks false;
+ *   - core.autocrlf other than false, core.eol crlf, core.symlinks false,
+ *     core.ignorecase true;
  *   - a name some file system treats specially, which libgit2 checks
  *     against its core.protectNTFS/protectHFS rules: .git in any spelling,
  *     a '~', '\\' or ':', a control character, a trailing dot or space, a
@@ -40,6 +41,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,12 @@ static const char *unusual_settings(git_repository *repo)
 	ce = NULL;
 	if (!why && git_config_get_entry(&ce, cfg, "core.attributesfile") == 0)
 		why = "core.attributesFile is set";
+	git_config_entry_free(ce);
+	ce = NULL;
+	/* two names differing in case are one file there: libgit2 decides */
+	if (!why && git_config_get_entry(&ce, cfg, "core.ignorecase") == 0 &&
+	    (git_config_parse_bool(&b, ce->value) < 0 || b))
+		why = "core.ignorecase is set";
 	git_config_entry_free(ce);
 	git_config_free(cfg);
 	if (!why) {
@@ -382,9 +390,13 @@ static int write_index(clone_run *r, git_repository *repo, git_tree *tree, co_li
 	return rc < 0 ? -1 : 0;
 }
 
-static long online_cpus(void)
+/* The CPUs this process may run on (a container's cpuset), not the
+ * machine's. */
+static long usable_cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long n = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+	                                                     : sysconf(_SC_NPROCESSORS_ONLN);
 	return n < 1 ? 1 : n;
 }
 
@@ -438,7 +450,7 @@ int clone_checkout_fresh(clone_run *r, git_repository *repo, git_tree *tree, con
 	j.n = l.n;
 	pthread_mutex_init(&j.lock, NULL);
 	pthread_mutex_init(&j.big, NULL);
-	long want = 1 + (long)(l.files / FILES_PER_WORKER), cpus = online_cpus();
+	long want = 1 + (long)(l.files / FILES_PER_WORKER), cpus = usable_cpus();
 	if (want > cpus)
 		want = cpus;
 	if (want > MAX_WORKERS)

@@ -154,6 +154,21 @@ Test(git_checkout, attributes_and_autocrlf_still_apply)
 	cr_assert_str_eq(t, "a\r\nb\r\n", "%s", all);
 	free(t);
 	free(all);
+	kt_result_free(&r);
+
+	/* core.ignorecase: two names differing in case are one file there,
+	 * which libgit2's check-out handles */
+	kt_rmrf(wd);
+	free(gt_sh(base, "printf '[core]\\n\\tignorecase = true\\n' > home/.gitconfig"));
+	const char *env2[] = {home, "XDG_CONFIG_HOME", "KERUTA_LOG_LEVEL=debug", NULL};
+	clone_path(&r, src2, env2);
+	all = gt_output(&r);
+	cr_assert_eq(r.status, 0, "%s", all);
+	cr_assert(kt_contains(all, "checking out with libgit2: core.ignorecase is set"), "%s", all);
+	t = kt_read_file(gt_path(wd, "a.txt"), NULL);
+	cr_assert_str_eq(t, "a\nb\n", "%s", all);
+	free(t);
+	free(all);
 	free(home);
 	free(src);
 	free(src2);
